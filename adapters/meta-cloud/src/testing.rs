@@ -1,0 +1,717 @@
+//! Test doubles (feature `testing`): [`FakeGraph`], a fake Graph API on 127.0.0.1, and
+//! builders for signed webhook bodies.
+//!
+//! ```ignore
+//! let graph = FakeGraph::start().await;
+//! graph.add_number("106540352242922", "token");
+//! let meta = MetaCloud::new(graph.config());
+//! let acct = account("106540352242922", "+15550783881", "token", "secret", "verify");
+//! let receipt = meta.send(&acct, &msg).await?;
+//! assert_eq!(graph.requests()[0].bearer.as_deref(), Some("token"));
+//!
+//! let body = inbound_text("106540352242922", "15550783881", "16505551234", "wamid.1", "hi");
+//! let req = webhook_request(&body, Some("secret"));
+//! ```
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use switchboard_core::{AccountContext, Credentials, PhoneNumber, WebhookRequest};
+
+use crate::config::{
+    CRED_ACCESS_TOKEN, CRED_APP_SECRET, CRED_PHONE_NUMBER_ID, CRED_VERIFY_TOKEN, MetaConfig,
+};
+use crate::signature::{self, SIGNATURE_HEADER};
+
+/// The unix timestamp every builder stamps on its items (fixed, so bodies and their
+/// signatures are reproducible).
+pub const TIMESTAMP: &str = "1749416383";
+/// The WABA id the builders put in `entry[].id`.
+pub const WABA_ID: &str = "102290129340398";
+
+/// One request the fake received.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RecordedRequest {
+    pub method: String,
+    /// e.g. `/v25.0/106540352242922/messages`.
+    pub path: String,
+    pub query: Option<String>,
+    /// The token from `Authorization: Bearer …`.
+    pub bearer: Option<String>,
+    /// The body, when it was JSON.
+    pub body: Option<Value>,
+}
+
+#[derive(Default)]
+struct State {
+    numbers: HashMap<String, String>,
+    wa_ids: HashMap<String, String>,
+    scripted: VecDeque<(u16, Value)>,
+    delay: Duration,
+    health: Option<Value>,
+    requests: Vec<RecordedRequest>,
+    media: HashMap<String, FakeMedia>,
+    gone_media: Vec<String>,
+    media_failures: VecDeque<u16>,
+    uploads: Vec<Upload>,
+}
+
+/// A media object the fake serves: `GET /{version}/{id}` then `GET /fake-media/{id}`.
+#[derive(Clone)]
+struct FakeMedia {
+    bytes: Bytes,
+    mime_type: String,
+    token: String,
+}
+
+/// A file uploaded to `POST /{version}/{phone_number_id}/media`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Upload {
+    pub phone_number_id: String,
+    /// The id the fake answered (downloadable like any other media).
+    pub media_id: String,
+    /// The `type` field.
+    pub mime_type: String,
+    /// The `file` part's `Content-Type` and filename.
+    pub file_mime_type: Option<String>,
+    pub filename: Option<String>,
+    pub bytes: Bytes,
+}
+
+impl std::fmt::Debug for Upload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upload")
+            .field("phone_number_id", &self.phone_number_id)
+            .field("media_id", &self.media_id)
+            .field("mime_type", &self.mime_type)
+            .field("len", &self.bytes.len())
+            .finish_non_exhaustive()
+    }
+}
+
+type Shared = Arc<Mutex<State>>;
+
+fn lock(state: &Shared) -> MutexGuard<'_, State> {
+    state.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A fake Graph API: `POST /{version}/{phone_number_id}/messages` (send and mark-as-read)
+/// and `GET /{version}/{phone_number_id}` (health fields). Stops when dropped.
+pub struct FakeGraph {
+    addr: SocketAddr,
+    state: Shared,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl FakeGraph {
+    /// Starts the server on an ephemeral port of 127.0.0.1.
+    ///
+    /// # Panics
+    /// If no loopback port can be bound (a broken test environment).
+    pub async fn start() -> Self {
+        let state: Shared = Arc::default();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1:0 for FakeGraph");
+        let addr = listener.local_addr().expect("FakeGraph local address");
+        let shared = state.clone();
+        let app = Router::new().fallback(move |method, uri, headers, body| {
+            handle(shared.clone(), method, uri, headers, body)
+        });
+        let task = tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::error!(error = %e, "FakeGraph stopped.");
+            }
+        });
+        Self { addr, state, task }
+    }
+
+    /// `http://127.0.0.1:{port}`, for [`MetaConfig::graph_base`].
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A [`MetaConfig`] pointing at this fake, with a 2 s request timeout.
+    pub fn config(&self) -> MetaConfig {
+        MetaConfig {
+            graph_base: self.base_url(),
+            request_timeout: Duration::from_secs(2),
+            ..MetaConfig::default()
+        }
+    }
+
+    /// Accepts `token` for `phone_number_id`. Requests for unknown numbers or with another
+    /// token get the code-190 `OAuthException`.
+    pub fn add_number(&self, phone_number_id: &str, token: &str) {
+        lock(&self.state)
+            .numbers
+            .insert(phone_number_id.to_owned(), token.to_owned());
+    }
+
+    /// Answers sends to `input` (digits, with or without `+`) with `wa_id` in
+    /// `contacts[].wa_id`, e.g. Brazil's ninth digit.
+    pub fn map_wa_id(&self, input: &str, wa_id: &str) {
+        lock(&self.state)
+            .wa_ids
+            .insert(input.trim_start_matches('+').to_owned(), wa_id.to_owned());
+    }
+
+    /// The next request (any endpoint) gets this answer instead of the normal one.
+    /// Queue several to script a sequence.
+    pub fn respond_next(&self, status: u16, body: Value) {
+        lock(&self.state).scripted.push_back((status, body));
+    }
+
+    /// Waits this long before answering each request (for timeouts and slow health).
+    pub fn set_delay(&self, delay: Duration) {
+        lock(&self.state).delay = delay;
+    }
+
+    /// The phone-number node returned by `GET /{version}/{id}` (an `id` field is added).
+    pub fn set_health(&self, node: Value) {
+        lock(&self.state).health = Some(node);
+    }
+
+    /// Every request so far, oldest first.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        lock(&self.state).requests.clone()
+    }
+
+    /// Forgets the recorded requests.
+    pub fn clear_requests(&self) {
+        lock(&self.state).requests.clear();
+    }
+
+    /// Serves `bytes` as media `media_id` to callers with `token`.
+    pub fn add_media(&self, media_id: &str, token: &str, bytes: &[u8], mime_type: &str) {
+        lock(&self.state).media.insert(
+            media_id.to_owned(),
+            FakeMedia {
+                bytes: Bytes::copy_from_slice(bytes),
+                mime_type: mime_type.to_owned(),
+                token: token.to_owned(),
+            },
+        );
+    }
+
+    /// `GET /{version}/{media_id}` answers 404 (code 100), as for an expired media id.
+    pub fn media_gone(&self, media_id: &str) {
+        lock(&self.state).gone_media.push(media_id.to_owned());
+    }
+
+    /// The next downloads (`GET /fake-media/…`) answer these statuses, in order.
+    pub fn fail_media_downloads(&self, statuses: &[u16]) {
+        lock(&self.state).media_failures.extend(statuses);
+    }
+
+    /// Every upload so far, oldest first.
+    pub fn uploads(&self) -> Vec<Upload> {
+        lock(&self.state).uploads.clone()
+    }
+
+    /// The base64 SHA-256 of `bytes`, as Meta writes it in webhooks.
+    pub fn sha256_base64(bytes: &[u8]) -> String {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(Sha256::digest(bytes))
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8], from: usize) -> Option<usize> {
+    if needle.is_empty() || haystack.len() < needle.len() {
+        return None;
+    }
+    (from..=haystack.len() - needle.len()).find(|&i| &haystack[i..i + needle.len()] == needle)
+}
+
+/// The parts of a `multipart/form-data` body: (headers text, content) each.
+fn multipart_parts(content_type: &str, body: &[u8]) -> Vec<(String, Bytes)> {
+    let Some(boundary) = content_type
+        .split(';')
+        .filter_map(|p| p.trim().strip_prefix("boundary="))
+        .next()
+    else {
+        return Vec::new();
+    };
+    let delim = format!("--{}", boundary.trim_matches('"'));
+    let mut parts = Vec::new();
+    let mut pos = match find(body, delim.as_bytes(), 0) {
+        Some(p) => p + delim.len(),
+        None => return parts,
+    };
+    loop {
+        if body[pos..].starts_with(b"--") {
+            break;
+        }
+        let start = pos + 2; // CRLF after the delimiter
+        let Some(next) = find(body, format!("\r\n{delim}").as_bytes(), start) else {
+            break;
+        };
+        let part = &body[start.min(next)..next];
+        if let Some(split) = find(part, b"\r\n\r\n", 0) {
+            parts.push((
+                String::from_utf8_lossy(&part[..split]).into_owned(),
+                Bytes::copy_from_slice(&part[split + 4..]),
+            ));
+        }
+        pos = next + 2 + delim.len();
+    }
+    parts
+}
+
+fn header_param(headers: &str, name: &str) -> Option<String> {
+    let key = format!("{name}=\"");
+    let i = headers.find(&key)? + key.len();
+    let end = headers[i..].find('"')?;
+    Some(headers[i..i + end].to_owned())
+}
+
+/// The media endpoints; `None` when the request is for something else.
+fn media_route(
+    state: &Shared,
+    method: &Method,
+    path: &str,
+    bearer: Option<&str>,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Option<Response> {
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let mut s = lock(state);
+    match (method, segments.as_slice()) {
+        (&Method::GET, ["fake-media", id]) => {
+            if let Some(status) = s.media_failures.pop_front() {
+                return Some(reply(status, json!({"error": "scripted media failure"})));
+            }
+            let m = s.media.get(*id)?.clone();
+            if bearer != Some(m.token.as_str()) {
+                return Some(reply(401, oauth_error()));
+            }
+            Some(([(axum::http::header::CONTENT_TYPE, m.mime_type)], m.bytes).into_response())
+        }
+        (&Method::GET, [version, id]) if version.starts_with('v') => {
+            if s.gone_media.iter().any(|g| g == id) {
+                return Some(reply(
+                    404,
+                    error_envelope(100, "Unsupported get request. Object does not exist"),
+                ));
+            }
+            let m = s.media.get(*id)?.clone();
+            if bearer != Some(m.token.as_str()) {
+                return Some(reply(401, oauth_error()));
+            }
+            let host = headers
+                .get(axum::http::header::HOST)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("127.0.0.1");
+            Some(reply(
+                200,
+                json!({
+                    "messaging_product": "whatsapp",
+                    "url": format!("http://{host}/fake-media/{id}"),
+                    "mime_type": m.mime_type,
+                    "sha256": hex::encode(Sha256::digest(&m.bytes)),
+                    "file_size": m.bytes.len(),
+                    "id": id,
+                }),
+            ))
+        }
+        (&Method::POST, [version, number, "media"]) if version.starts_with('v') => {
+            if s.numbers.get(*number).map(String::as_str) != bearer || bearer.is_none() {
+                return Some(reply(401, oauth_error()));
+            }
+            let content_type = headers
+                .get(axum::http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            let parts = multipart_parts(content_type, body);
+            let field = |name: &str| {
+                parts
+                    .iter()
+                    .find(|(h, _)| header_param(h, "name").as_deref() == Some(name))
+            };
+            let (Some((_, product)), Some((_, ty)), Some((file_headers, file))) =
+                (field("messaging_product"), field("type"), field("file"))
+            else {
+                return Some(reply(
+                    400,
+                    error_envelope(100, "Param file, type and messaging_product are required"),
+                ));
+            };
+            if product.as_ref() != b"whatsapp" {
+                return Some(reply(
+                    400,
+                    error_envelope(100, "Invalid parameter: messaging_product"),
+                ));
+            }
+            let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+            let media_id = format!("9{:015}", n);
+            let mime_type = String::from_utf8_lossy(ty).into_owned();
+            let file_mime_type = file_headers
+                .lines()
+                .find_map(|l| l.strip_prefix("Content-Type: "))
+                .map(str::to_owned);
+            let token = bearer.unwrap_or_default().to_owned();
+            s.media.insert(
+                media_id.clone(),
+                FakeMedia {
+                    bytes: file.clone(),
+                    mime_type: mime_type.clone(),
+                    token,
+                },
+            );
+            s.uploads.push(Upload {
+                phone_number_id: (*number).to_owned(),
+                media_id: media_id.clone(),
+                mime_type,
+                file_mime_type,
+                filename: header_param(file_headers, "filename"),
+                bytes: file.clone(),
+            });
+            Some(reply(200, json!({"id": media_id})))
+        }
+        _ => None,
+    }
+}
+
+impl Drop for FakeGraph {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A Graph error envelope as Meta sends it.
+pub fn error_envelope(code: u32, message: &str) -> Value {
+    json!({"error": {
+        "message": format!("(#{code}) {message}"),
+        "type": "OAuthException",
+        "code": code,
+        "error_data": {"messaging_product": "whatsapp", "details": message},
+        "fbtrace_id": "AFakeTraceId",
+    }})
+}
+
+fn oauth_error() -> Value {
+    json!({"error": {
+        "message": "Invalid OAuth access token - Cannot parse access token",
+        "type": "OAuthException",
+        "code": 190,
+        "fbtrace_id": "AFakeTraceId",
+    }})
+}
+
+fn reply(status: u16, body: Value) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, axum::Json(body)).into_response()
+}
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A fresh `wamid.` id (unique per process; not a real wamid encoding).
+fn new_wamid() -> String {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let digest = Sha256::digest(format!("{n}:{nanos}:{}", std::process::id()).as_bytes());
+    format!("wamid.{}", hex::encode(&digest[..16]))
+}
+
+async fn handle(
+    state: Shared,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let bearer = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_owned);
+    let json_body: Option<Value> = serde_json::from_slice(&body).ok();
+    let path = uri.path().to_owned();
+    let delay = {
+        let mut s = lock(&state);
+        s.requests.push(RecordedRequest {
+            method: method.to_string(),
+            path: path.clone(),
+            query: uri.query().map(str::to_owned),
+            bearer: bearer.clone(),
+            body: json_body.clone(),
+        });
+        s.delay
+    };
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    if let Some(resp) = media_route(&state, &method, &path, bearer.as_deref(), &headers, &body) {
+        return resp;
+    }
+    let (scripted, token_ok, wa_ids, health) = {
+        let mut s = lock(&state);
+        let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        let number = segments.get(1).copied().unwrap_or("");
+        let token_ok = match (s.numbers.get(number), &bearer) {
+            (Some(expected), Some(given)) => expected == given,
+            _ => false,
+        };
+        (
+            s.scripted.pop_front(),
+            token_ok,
+            s.wa_ids.clone(),
+            s.health.clone(),
+        )
+    };
+    if let Some((status, body)) = scripted {
+        return reply(status, body);
+    }
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let versioned = segments.first().is_some_and(|v| v.starts_with('v'));
+    match (method, segments.as_slice()) {
+        (_, [_, _, ..]) if !versioned => reply(
+            400,
+            error_envelope(2500, "Unknown path components: no API version"),
+        ),
+        (_, [_, _, ..]) if !token_ok => reply(401, oauth_error()),
+        (Method::POST, [_, _, "messages"]) => {
+            let Some(body) = json_body else {
+                return reply(
+                    400,
+                    error_envelope(100, "Invalid parameter: body is not JSON"),
+                );
+            };
+            if body["messaging_product"] != "whatsapp" {
+                return reply(
+                    400,
+                    error_envelope(100, "Invalid parameter: messaging_product must be whatsapp"),
+                );
+            }
+            if body["status"] == "read" {
+                return if body["message_id"].is_string() {
+                    reply(200, json!({"success": true}))
+                } else {
+                    reply(400, error_envelope(100, "Invalid parameter: message_id"))
+                };
+            }
+            let Some(to) = body["to"].as_str().filter(|t| !t.is_empty()) else {
+                return reply(
+                    400,
+                    error_envelope(131008, "Required parameter is missing: to"),
+                );
+            };
+            let digits = to.trim_start_matches('+');
+            let wa_id = wa_ids
+                .get(digits)
+                .cloned()
+                .unwrap_or_else(|| digits.to_owned());
+            reply(
+                200,
+                json!({
+                    "messaging_product": "whatsapp",
+                    "contacts": [{"input": to, "wa_id": wa_id}],
+                    "messages": [{"id": new_wamid()}],
+                }),
+            )
+        }
+        (Method::GET, [_, id]) => {
+            let mut node = health.unwrap_or_else(|| {
+                json!({
+                    "health_status": {"can_send_message": "AVAILABLE", "entities": [
+                        {"entity_type": "PHONE_NUMBER", "id": id, "can_send_message": "AVAILABLE"}
+                    ]},
+                    "quality_rating": "GREEN",
+                    "status": "CONNECTED",
+                    "name_status": "APPROVED",
+                    "throughput": {"level": "STANDARD"},
+                    "display_phone_number": "+1 555-078-3881",
+                    "verified_name": "Fake Business",
+                })
+            });
+            if let Some(obj) = node.as_object_mut() {
+                obj.insert("id".to_owned(), Value::from(*id));
+            }
+            reply(200, node)
+        }
+        _ => reply(
+            400,
+            error_envelope(100, "Unsupported request - method type or path"),
+        ),
+    }
+}
+
+/// The full `X-Hub-Signature-256` value (`sha256=…`) for `body`.
+pub fn sign(app_secret: &str, body: &[u8]) -> String {
+    signature::sign(app_secret.as_bytes(), body)
+}
+
+/// A signed POST as the router would receive it (`path` `/webhooks/meta-whatsapp`). Pass
+/// `None` to leave the signature header out.
+///
+/// # Panics
+/// Never for the values it builds (static header names, hex signatures).
+pub fn webhook_request(body: &str, app_secret: Option<&str>) -> WebhookRequest {
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        "content-type",
+        axum::http::HeaderValue::from_static("application/json"),
+    );
+    if let Some(secret) = app_secret
+        && let Ok(v) = sign(secret, body.as_bytes()).parse()
+    {
+        headers.insert(SIGNATURE_HEADER, v);
+    }
+    WebhookRequest {
+        method: Method::POST,
+        path: "/webhooks/meta-whatsapp".to_owned(),
+        query: None,
+        headers,
+        body: Bytes::copy_from_slice(body.as_bytes()),
+    }
+}
+
+/// The GET handshake Meta sends (values are percent-encoded here).
+pub fn handshake_request(mode: &str, verify_token: &str, challenge: &str) -> WebhookRequest {
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("hub.mode", mode)
+        .append_pair("hub.challenge", challenge)
+        .append_pair("hub.verify_token", verify_token)
+        .finish();
+    WebhookRequest {
+        method: Method::GET,
+        path: "/webhooks/meta-whatsapp".to_owned(),
+        query: Some(query),
+        headers: HeaderMap::new(),
+        body: Bytes::new(),
+    }
+}
+
+/// An account as the router would pass it in.
+///
+/// # Panics
+/// If `display_number` is not a valid phone number (a bug in the test).
+pub fn account(
+    phone_number_id: &str,
+    display_number: &str,
+    access_token: &str,
+    app_secret: &str,
+    verify_token: &str,
+) -> AccountContext {
+    let mut credentials = Credentials::default();
+    credentials.insert(CRED_PHONE_NUMBER_ID, phone_number_id);
+    credentials.insert(CRED_ACCESS_TOKEN, access_token);
+    credentials.insert(CRED_APP_SECRET, app_secret);
+    credentials.insert(CRED_VERIFY_TOKEN, verify_token);
+    AccountContext {
+        account_id: format!("acct_{phone_number_id}"),
+        tenant_id: "tenant_test".to_owned(),
+        address: PhoneNumber::parse(display_number).expect("test display number"),
+        routing_key: phone_number_id.to_owned(),
+        credentials,
+    }
+}
+
+/// Wraps change values into a compact envelope: `changes` is `(phone_number_id,
+/// display_number, field, value-without-metadata)`; each becomes its own entry.
+pub fn envelope(changes: &[(&str, &str, &str, Value)]) -> String {
+    let entries: Vec<Value> = changes
+        .iter()
+        .map(|(pnid, display, field, value)| {
+            let mut value = value.clone();
+            if let Some(obj) = value.as_object_mut() {
+                obj.insert("messaging_product".to_owned(), "whatsapp".into());
+                obj.insert(
+                    "metadata".to_owned(),
+                    json!({"display_phone_number": display, "phone_number_id": pnid}),
+                );
+            }
+            json!({"id": WABA_ID, "changes": [{"value": value, "field": field}]})
+        })
+        .collect();
+    json!({"object": "whatsapp_business_account", "entry": entries}).to_string()
+}
+
+/// An inbound text message from `from_wa_id` (digits, no `+`).
+pub fn inbound_text(
+    phone_number_id: &str,
+    display_number: &str,
+    from_wa_id: &str,
+    wamid: &str,
+    text: &str,
+) -> String {
+    let value = json!({
+        "contacts": [{"profile": {"name": "Test User"}, "wa_id": from_wa_id}],
+        "messages": [{
+            "from": from_wa_id, "id": wamid, "timestamp": TIMESTAMP,
+            "type": "text", "text": {"body": text},
+        }],
+    });
+    envelope(&[(phone_number_id, display_number, "messages", value)])
+}
+
+fn status_item(wamid: &str, status: &str, recipient: &str, error_code: Option<u32>) -> Value {
+    let mut item = json!({
+        "id": wamid, "status": status, "timestamp": TIMESTAMP, "recipient_id": recipient,
+    });
+    if let Some(code) = error_code {
+        item["errors"] = json!([{
+            "code": code,
+            "title": format!("Error {code}"),
+            "message": format!("Error {code}"),
+            "error_data": {"details": format!("Fake failure with code {code}")},
+        }]);
+    }
+    item
+}
+
+/// A status webhook for `wamid` (`sent`, `delivered`, `read`, `played`, `failed`),
+/// `recipient` a wa_id; `error_code` adds an `errors[]` item.
+pub fn status(
+    phone_number_id: &str,
+    wamid: &str,
+    status: &str,
+    recipient: &str,
+    error_code: Option<u32>,
+) -> String {
+    let value = json!({"statuses": [status_item(wamid, status, recipient, error_code)]});
+    envelope(&[(phone_number_id, "15550783881", "messages", value)])
+}
+
+/// Several statuses in one change: `(wamid, status, recipient wa_id)`.
+pub fn statuses(phone_number_id: &str, items: &[(&str, &str, &str)]) -> String {
+    let list: Vec<Value> = items
+        .iter()
+        .map(|(w, s, r)| status_item(w, s, r, None))
+        .collect();
+    envelope(&[(
+        phone_number_id,
+        "15550783881",
+        "messages",
+        json!({"statuses": list}),
+    )])
+}
+
+/// A coexistence echo: the business wrote `text` to `to_wa_id` from the WhatsApp Business
+/// app (`field = smb_message_echoes`).
+pub fn echo(
+    phone_number_id: &str,
+    display_number: &str,
+    to_wa_id: &str,
+    wamid: &str,
+    text: &str,
+) -> String {
+    let value = json!({
+        "message_echoes": [{
+            "from": display_number, "to": to_wa_id, "id": wamid, "timestamp": TIMESTAMP,
+            "type": "text", "text": {"body": text},
+        }],
+    });
+    envelope(&[(phone_number_id, display_number, "smb_message_echoes", value)])
+}

@@ -1,0 +1,713 @@
+//! The webhook path: routing keys, signature check, parsing, and the GET handshake.
+//!
+//! Parsing reads the envelope once into [`serde_json::Value`] and then each item (entry,
+//! change, message, status, error) on its own, so a malformed item becomes a
+//! [`ParseProblem`] and the rest of the batch still parses. Only a body that is not the
+//! `whatsapp_business_account` envelope at all is [`WebhookError::Malformed`].
+//!
+//! Fields other than `messages` and `smb_message_echoes` (`history`, `smb_app_state_sync`,
+//! `account_update`, template and quality updates, …) are ignored without an event or a
+//! problem: the router has nothing to do with them yet, and Meta would retry an error.
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use subtle::{Choice, ConstantTimeEq};
+use switchboard_core::{
+    AccountContext, Bsuid, ContactIdentity, Content, Direction, EventKind, Forwarded,
+    HandshakeReply, InboundEvent, InboundMessage, InteractiveKind, InteractiveReply, Location,
+    MediaItem, MediaKind, MessageStatus, ParseProblem, ParsedWebhook, PhoneNumber, ProviderError,
+    Reaction, Referral, SharedContact, StatusUpdate, SystemNotice, Unsupported, WebhookError,
+    WebhookRequest,
+};
+
+use crate::config::{CRED_APP_SECRET, CRED_VERIFY_TOKEN};
+use crate::signature;
+use crate::wire;
+
+/// The channel name used in [`WebhookError::Malformed`].
+pub(crate) const CHANNEL_NAME: &str = "meta-whatsapp";
+const OBJECT: &str = "whatsapp_business_account";
+/// Meta's challenges are short numbers; anything huge is not Meta.
+const MAX_CHALLENGE_LEN: usize = 1024;
+
+fn malformed(detail: impl Into<String>) -> WebhookError {
+    WebhookError::malformed(CHANNEL_NAME, detail)
+}
+
+fn read_envelope(body: &[u8]) -> Result<wire::Envelope, WebhookError> {
+    let env: wire::Envelope =
+        serde_json::from_slice(body).map_err(|e| malformed(format!("not a JSON envelope: {e}")))?;
+    match env.object.as_deref() {
+        Some(OBJECT) => Ok(env),
+        Some(other) => Err(malformed(format!(
+            "object is {other:?}, expected {OBJECT:?}"
+        ))),
+        None => Err(malformed("no \"object\" field")),
+    }
+}
+
+fn json_id(v: Option<&Value>) -> Option<String> {
+    match v? {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// Every distinct `entry[].changes[].value.metadata.phone_number_id`, in order of appearance.
+pub(crate) fn routing_keys(body: &[u8]) -> Result<Vec<String>, WebhookError> {
+    let env = read_envelope(body)?;
+    let mut keys: Vec<String> = Vec::new();
+    let changes = env
+        .entry
+        .iter()
+        .filter_map(|e| e.get("changes")?.as_array())
+        .flatten();
+    for change in changes {
+        let id = json_id(change.pointer("/value/metadata/phone_number_id"));
+        if let Some(id) = id
+            && !keys.contains(&id)
+        {
+            keys.push(id);
+        }
+    }
+    Ok(keys)
+}
+
+/// Checks `X-Hub-Signature-256` with the account's app secret.
+pub(crate) fn verify(
+    request: &WebhookRequest,
+    account: &AccountContext,
+) -> Result<(), WebhookError> {
+    let header = request.header(signature::SIGNATURE_HEADER);
+    let Some(secret) = account
+        .credentials
+        .get(CRED_APP_SECRET)
+        .filter(|s| !s.is_empty())
+    else {
+        // Without our secret nothing can be verified; refuse rather than trust.
+        tracing::warn!(
+            account_id = %account.account_id,
+            "Meta account has no app_secret; refusing webhook."
+        );
+        return Err(if header.is_none() {
+            WebhookError::MissingSignature
+        } else {
+            WebhookError::BadSignature
+        });
+    };
+    signature::verify(secret.as_bytes(), &request.body, header)
+}
+
+/// Answers Meta's `GET ?hub.mode=subscribe&hub.verify_token=…&hub.challenge=…`.
+pub(crate) fn handshake(request: &WebhookRequest, accounts: &[AccountContext]) -> HandshakeReply {
+    if request.method != http::Method::GET {
+        return HandshakeReply::Reject;
+    }
+    let query = request.query.as_deref().unwrap_or("");
+    let (mut mode, mut token, mut challenge) = (None, None, None);
+    for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
+        match k.as_ref() {
+            "hub.mode" => mode = Some(v.into_owned()),
+            "hub.verify_token" => token = Some(v.into_owned()),
+            "hub.challenge" => challenge = Some(v.into_owned()),
+            _ => {}
+        }
+    }
+    let (Some(mode), Some(token), Some(challenge)) = (mode, token, challenge) else {
+        return HandshakeReply::Reject;
+    };
+    if mode != "subscribe"
+        || token.is_empty()
+        || challenge.is_empty()
+        || challenge.len() > MAX_CHALLENGE_LEN
+    {
+        return HandshakeReply::Reject;
+    }
+    // Compare against every account without stopping early, so timing says nothing about
+    // which (or whether an earlier) account matched.
+    let mut matched = Choice::from(0);
+    for account in accounts {
+        if let Some(expected) = account
+            .credentials
+            .get(CRED_VERIFY_TOKEN)
+            .filter(|t| !t.is_empty())
+        {
+            matched |= expected.as_bytes().ct_eq(token.as_bytes());
+        }
+    }
+    if bool::from(matched) {
+        HandshakeReply::Accept(challenge)
+    } else {
+        HandshakeReply::Reject
+    }
+}
+
+/// Collects events and problems for one delivery.
+struct Out<'a> {
+    accounts: &'a [&'a AccountContext],
+    parsed: ParsedWebhook,
+}
+
+impl Out<'_> {
+    fn problem(&mut self, routing_key: Option<&str>, detail: String, raw: &Value) {
+        self.parsed.problems.push(ParseProblem {
+            routing_key: routing_key.map(str::to_owned),
+            detail,
+            raw: raw.clone(),
+        });
+    }
+
+    fn event(&mut self, routing_key: &str, event_key: String, kind: EventKind, raw: &Value) {
+        self.parsed.events.push(InboundEvent {
+            routing_key: routing_key.to_owned(),
+            event_key,
+            kind,
+            raw: raw.clone(),
+        });
+    }
+}
+
+/// Parses a verified delivery into events for `accounts`.
+pub(crate) fn parse(
+    body: &[u8],
+    accounts: &[&AccountContext],
+) -> Result<ParsedWebhook, WebhookError> {
+    let env = read_envelope(body)?;
+    let mut out = Out {
+        accounts,
+        parsed: ParsedWebhook::default(),
+    };
+    for entry_v in &env.entry {
+        let entry = match wire::Entry::deserialize(entry_v) {
+            Ok(e) => e,
+            Err(e) => {
+                out.problem(None, format!("unreadable entry: {e}"), entry_v);
+                continue;
+            }
+        };
+        for change_v in &entry.changes {
+            parse_change(entry.id.as_deref(), change_v, &mut out);
+        }
+    }
+    Ok(out.parsed)
+}
+
+fn parse_change(entry_id: Option<&str>, change_v: &Value, out: &mut Out<'_>) {
+    let change = match wire::Change::deserialize(change_v) {
+        Ok(c) => c,
+        Err(e) => return out.problem(None, format!("unreadable change: {e}"), change_v),
+    };
+    match change.field.as_deref() {
+        Some("messages" | "smb_message_echoes") => {}
+        // Other subscriptions carry nothing the router models (see the module docs).
+        _ => return,
+    }
+    let Some(value_v) = change.value.as_ref() else {
+        return out.problem(None, "change without a value".to_owned(), change_v);
+    };
+    let value = match wire::ChangeValue::deserialize(value_v) {
+        Ok(v) => v,
+        Err(e) => return out.problem(None, format!("unreadable change value: {e}"), change_v),
+    };
+    let Some(key) = value.metadata.and_then(|m| m.phone_number_id) else {
+        return out.problem(
+            None,
+            "change without metadata.phone_number_id".to_owned(),
+            change_v,
+        );
+    };
+    if !out.accounts.iter().any(|a| a.routing_key == key) {
+        return out.problem(
+            Some(&key),
+            format!("phone_number_id {key} is not a verified account of this delivery"),
+            change_v,
+        );
+    }
+    // contacts[] only adds names and ids; an unreadable one is skipped, the raw item keeps it.
+    let contacts: Vec<wire::Contact> = value
+        .contacts
+        .iter()
+        .filter_map(|c| wire::Contact::deserialize(c).ok())
+        .collect();
+
+    for (items, direction) in [
+        (&value.messages, Direction::Inbound),
+        (&value.message_echoes, Direction::Echo),
+    ] {
+        for item in items {
+            match parse_message(item, direction, &contacts) {
+                Ok(msg) => out.event(
+                    &key,
+                    msg.provider_message_id.clone(),
+                    EventKind::Message(msg),
+                    item,
+                ),
+                Err(detail) => out.problem(Some(&key), detail, item),
+            }
+        }
+    }
+    for item in &value.statuses {
+        match parse_status(item, &contacts) {
+            Ok(st) => {
+                let event_key = format!("{}:{}", st.provider_message_id, st.status);
+                out.event(&key, event_key, EventKind::Status(st), item);
+            }
+            Err(detail) => out.problem(Some(&key), detail, item),
+        }
+    }
+    for item in &value.errors {
+        match wire::Error::deserialize(item) {
+            Ok(err) => {
+                let event_key = error_event_key(item, entry_id, &key, err.timestamp.as_deref());
+                out.event(
+                    &key,
+                    event_key,
+                    EventKind::ProviderError(provider_error(&err)),
+                    item,
+                );
+            }
+            Err(e) => out.problem(Some(&key), format!("unreadable error item: {e}"), item),
+        }
+    }
+}
+
+/// A key that is the same for every redelivery of the same body, and differs between
+/// distinct errors (Meta gives account-level errors no id).
+fn error_event_key(
+    item: &Value,
+    entry_id: Option<&str>,
+    routing_key: &str,
+    timestamp: Option<&str>,
+) -> String {
+    let mut h = Sha256::new();
+    h.update(item.to_string().as_bytes());
+    for part in [entry_id.unwrap_or(""), routing_key, timestamp.unwrap_or("")] {
+        h.update(b"\x1f");
+        h.update(part.as_bytes());
+    }
+    format!("error:{}", hex::encode(h.finalize()))
+}
+
+fn provider_error(err: &wire::Error) -> ProviderError {
+    ProviderError {
+        code: err.code.clone().unwrap_or_else(|| "unknown".to_owned()),
+        message: err.title.clone().or_else(|| err.message.clone()),
+        details: err.error_data.as_ref().and_then(|d| d.details.clone()),
+    }
+}
+
+fn parse_timestamp(ts: Option<&str>) -> Result<DateTime<Utc>, String> {
+    let ts = ts.ok_or("no timestamp")?;
+    ts.trim()
+        .parse::<i64>()
+        .ok()
+        .and_then(|secs| DateTime::from_timestamp(secs, 0))
+        .ok_or_else(|| format!("timestamp {ts:?} is not unix seconds"))
+}
+
+fn non_empty(s: &Option<String>) -> Option<&str> {
+    s.as_deref().filter(|s| !s.trim().is_empty())
+}
+
+/// Who a message or status is about, from the item's own ids plus the matching `contacts[]`.
+fn identity(
+    phone: Option<&str>,
+    user_id: Option<&str>,
+    parent_user_id: Option<&str>,
+    contacts: &[wire::Contact],
+) -> Result<ContactIdentity, String> {
+    let mut id = ContactIdentity {
+        phone: phone
+            .map(|p| PhoneNumber::from_wa_id(p).map_err(|e| format!("phone {p:?}: {e}")))
+            .transpose()?,
+        ..ContactIdentity::default()
+    };
+    // A malformed user id only matters when it is the sole identity: the phone number
+    // still names the person, and the raw item keeps the odd value.
+    id.bsuid = match user_id.map(Bsuid::parse) {
+        Some(Err(e)) if id.phone.is_none() => return Err(e.to_string()),
+        Some(parsed) => parsed.ok(),
+        None => None,
+    };
+    id.parent_bsuid = parent_user_id.and_then(|p| Bsuid::parse(p).ok());
+    let matched = contacts.iter().find(|c| {
+        (phone.is_some() && c.wa_id.as_deref() == phone)
+            || (user_id.is_some() && c.user_id.as_deref() == user_id)
+    });
+    if let Some(c) = matched {
+        // Usually the same string as `from`; skip re-parsing it (phone parsing dominates).
+        let wa = match non_empty(&c.wa_id) {
+            Some(w) if Some(w) == phone => id.phone.clone(),
+            Some(w) => PhoneNumber::from_wa_id(w).ok(),
+            None => None,
+        };
+        if id.phone.is_none() {
+            id.phone = wa;
+        } else if wa.is_some() && wa != id.phone {
+            id.wa_id = wa;
+        }
+        if id.bsuid.is_none() {
+            id.bsuid = non_empty(&c.user_id).and_then(|u| Bsuid::parse(u).ok());
+        }
+        if id.parent_bsuid.is_none() {
+            id.parent_bsuid = non_empty(&c.parent_user_id).and_then(|u| Bsuid::parse(u).ok());
+        }
+        if let Some(profile) = &c.profile {
+            id.profile_name = profile.name.clone().filter(|n| !n.is_empty());
+            id.username = profile.username.clone().filter(|n| !n.is_empty());
+        }
+    }
+    Ok(id)
+}
+
+fn parse_message(
+    item: &Value,
+    direction: Direction,
+    contacts: &[wire::Contact],
+) -> Result<InboundMessage, String> {
+    let m = wire::Message::deserialize(item).map_err(|e| format!("unreadable message: {e}"))?;
+    let id = non_empty(&m.id).ok_or("message without an id")?.to_owned();
+    let at = |e: String| format!("message {id}: {e}");
+    let timestamp = parse_timestamp(m.timestamp.as_deref()).map_err(at)?;
+    let (phone, user_id, parent) = match direction {
+        Direction::Echo => (&m.to, &m.to_user_id, &m.to_parent_user_id),
+        _ => (&m.from, &m.from_user_id, &m.from_parent_user_id),
+    };
+    let contact = identity(
+        non_empty(phone),
+        non_empty(user_id),
+        non_empty(parent),
+        contacts,
+    )
+    .map_err(at)?;
+    if !contact.is_known() {
+        return Err(at("no phone number or user id for the person".to_owned()));
+    }
+    let content = content(&m).map_err(at)?;
+    let context = m.context.as_ref();
+    let forwarded = context.and_then(|c| {
+        if c.frequently_forwarded == Some(true) {
+            Some(Forwarded { frequently: true })
+        } else if c.forwarded == Some(true) {
+            Some(Forwarded { frequently: false })
+        } else {
+            None
+        }
+    });
+    Ok(InboundMessage {
+        provider_message_id: id,
+        direction,
+        contact,
+        timestamp,
+        content,
+        reply_to: context.and_then(|c| non_empty(&c.id)).map(str::to_owned),
+        forwarded,
+        referral: m.referral.as_ref().map(referral),
+    })
+}
+
+fn referral(r: &wire::Referral) -> Referral {
+    Referral {
+        source_type: r.source_type.clone(),
+        source_id: r.source_id.clone(),
+        source_url: r.source_url.clone(),
+        headline: r.headline.clone(),
+        body: r.body.clone(),
+        media_type: r.media_type.clone(),
+        media_url: r.image_url.clone().or_else(|| r.video_url.clone()),
+        ctwa_clid: r.ctwa_clid.clone(),
+    }
+}
+
+fn media_item(kind: MediaKind, m: &wire::Media) -> MediaItem {
+    MediaItem {
+        kind,
+        url: m.url.clone(),
+        provider_media_id: m.id.clone(),
+        mime_type: m.mime_type.clone(),
+        caption: m.caption.clone(),
+        filename: m.filename.clone(),
+        sha256: m.sha256.clone(),
+        voice: m.voice.unwrap_or(false),
+        animated: m.animated.unwrap_or(false),
+        media_id: None,
+    }
+}
+
+fn shared_contact(c: &wire::SharedContact) -> SharedContact {
+    let name = c.name.as_ref().and_then(|n| {
+        n.formatted_name
+            .clone()
+            .filter(|s| !s.is_empty())
+            .or_else(|| {
+                let joined = [n.first_name.as_deref(), n.last_name.as_deref()]
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                (!joined.is_empty()).then_some(joined)
+            })
+    });
+    SharedContact {
+        name,
+        phones: c
+            .phones
+            .iter()
+            .filter_map(|p| p.phone.clone().or_else(|| p.wa_id.clone()))
+            .collect(),
+        organization: c.org.as_ref().and_then(|o| o.company.clone()),
+    }
+}
+
+fn errors_detail(errors: &[wire::Error]) -> Option<String> {
+    let parts: Vec<String> = errors
+        .iter()
+        .map(|e| {
+            let mut s = format!("code {}", e.code.as_deref().unwrap_or("unknown"));
+            if let Some(t) = e.title.as_ref().or(e.message.as_ref()) {
+                s.push_str(": ");
+                s.push_str(t);
+            }
+            if let Some(d) = e.error_data.as_ref().and_then(|d| d.details.as_ref()) {
+                s.push_str(" (");
+                s.push_str(d);
+                s.push(')');
+            }
+            s
+        })
+        .collect();
+    (!parts.is_empty()).then(|| parts.join("; "))
+}
+
+/// The edit's new content plus `edit_of`, from an `edit` object.
+fn apply_edit(m: &wire::Message, c: &mut Content) -> Result<(), String> {
+    if let Some(edit) = &m.edit {
+        if let Some(inner) = edit.message.as_deref().filter(|i| i.kind.is_some()) {
+            *c = content(inner)?;
+        }
+        c.edit_of = non_empty(&edit.original_message_id).map(str::to_owned);
+    }
+    if c.edit_of.is_none() {
+        c.edit_of = m
+            .unsupported
+            .as_ref()
+            .and_then(|u| non_empty(&u.original_message_id))
+            .map(str::to_owned);
+    }
+    Ok(())
+}
+
+fn apply_revoke(m: &wire::Message, c: &mut Content) {
+    c.revoke_of = m
+        .revoke
+        .as_ref()
+        .and_then(|r| non_empty(&r.original_message_id))
+        .or_else(|| {
+            m.unsupported
+                .as_ref()
+                .and_then(|u| non_empty(&u.original_message_id))
+        })
+        .map(str::to_owned);
+}
+
+/// The canonical content of a message (inbound, echo, or an edit's new version).
+fn content(m: &wire::Message) -> Result<Content, String> {
+    let kind = non_empty(&m.kind).ok_or("message without a type")?;
+    let mut c = Content::default();
+    match kind {
+        "text" => {
+            let body = m.text.as_ref().and_then(|t| t.body.clone());
+            c.text = Some(body.ok_or("text message without text.body")?);
+        }
+        "image" | "video" | "audio" | "document" | "sticker" => {
+            let (mk, obj) = match kind {
+                "image" => (MediaKind::Image, &m.image),
+                "video" => (MediaKind::Video, &m.video),
+                "audio" => (MediaKind::Audio, &m.audio),
+                "document" => (MediaKind::Document, &m.document),
+                _ => (MediaKind::Sticker, &m.sticker),
+            };
+            let obj = obj
+                .as_ref()
+                .ok_or_else(|| format!("{kind} message without its {kind} object"))?;
+            if obj.id.is_none() && obj.url.is_none() {
+                return Err(format!("{kind} without an id or url"));
+            }
+            c.media.push(media_item(mk, obj));
+        }
+        "location" => {
+            let l = m
+                .location
+                .as_ref()
+                .ok_or("location message without location")?;
+            let (Some(latitude), Some(longitude)) = (l.latitude, l.longitude) else {
+                return Err("location without latitude and longitude".to_owned());
+            };
+            c.location = Some(Location {
+                latitude,
+                longitude,
+                name: l.name.clone(),
+                address: l.address.clone(),
+                url: l.url.clone(),
+            });
+        }
+        "contacts" => {
+            if m.contacts.is_empty() {
+                return Err("contacts message without contacts".to_owned());
+            }
+            c.contacts = m.contacts.iter().map(shared_contact).collect();
+        }
+        "interactive" => {
+            let i = m
+                .interactive
+                .as_ref()
+                .ok_or("interactive message without interactive")?;
+            let sub = i.kind.as_deref().unwrap_or("");
+            let choice = |kind, ch: &Option<wire::Choice>| {
+                let ch = ch
+                    .as_ref()
+                    .ok_or_else(|| format!("interactive {sub} without its {sub} object"))?;
+                Ok::<_, String>(InteractiveReply {
+                    kind,
+                    id: ch.id.clone(),
+                    title: ch.title.clone(),
+                    description: ch.description.clone(),
+                    data: None,
+                })
+            };
+            match sub {
+                "button_reply" => {
+                    c.interactive = Some(choice(InteractiveKind::ButtonReply, &i.button_reply)?);
+                }
+                "list_reply" => {
+                    c.interactive = Some(choice(InteractiveKind::ListReply, &i.list_reply)?);
+                }
+                "nfm_reply" => {
+                    let f = i.nfm_reply.as_ref().ok_or("nfm_reply without nfm_reply")?;
+                    // Keep the string when it is not JSON, rather than lose the answer.
+                    let data = f.response_json.as_ref().map(|s| {
+                        serde_json::from_str(s).unwrap_or_else(|_| Value::String(s.clone()))
+                    });
+                    c.interactive = Some(InteractiveReply {
+                        kind: InteractiveKind::FlowReply,
+                        id: None,
+                        title: f.name.clone(),
+                        description: f.body.clone(),
+                        data,
+                    });
+                }
+                other => {
+                    c.unsupported = Some(Unsupported {
+                        provider_type: format!("interactive.{other}"),
+                        detail: None,
+                    });
+                }
+            }
+        }
+        "button" => {
+            let b = m.button.as_ref().ok_or("button message without button")?;
+            c.interactive = Some(InteractiveReply {
+                kind: InteractiveKind::TemplateButton,
+                id: b.payload.clone(),
+                title: b.text.clone(),
+                description: None,
+                data: None,
+            });
+        }
+        "reaction" => {
+            let r = m
+                .reaction
+                .as_ref()
+                .ok_or("reaction message without reaction")?;
+            let message_id = non_empty(&r.message_id).ok_or("reaction without message_id")?;
+            c.reaction = Some(Reaction {
+                message_id: message_id.to_owned(),
+                // Meta omits the emoji, or sends "", when the reaction is removed.
+                emoji: non_empty(&r.emoji).map(str::to_owned),
+            });
+        }
+        "edit" => {
+            apply_edit(m, &mut c)?;
+            if c.edit_of.is_none() {
+                return Err("edit without original_message_id".to_owned());
+            }
+        }
+        "revoke" => {
+            apply_revoke(m, &mut c);
+            if c.revoke_of.is_none() {
+                return Err("revoke without original_message_id".to_owned());
+            }
+        }
+        "system" => {
+            let s = m.system.as_ref().ok_or("system message without system")?;
+            c.system = Some(SystemNotice {
+                kind: s.kind.clone().unwrap_or_else(|| "unknown".to_owned()),
+                body: s.body.clone(),
+                new_wa_id: s.new_wa_id.clone().or_else(|| s.wa_id.clone()),
+            });
+        }
+        "unsupported" => {
+            let sub = m
+                .unsupported
+                .as_ref()
+                .and_then(|u| non_empty(&u.kind))
+                .unwrap_or("unsupported");
+            // Edits and revokes may arrive this way; keep the original id when Meta names it.
+            match sub {
+                "edit" => apply_edit(m, &mut c)?,
+                "revoke" => apply_revoke(m, &mut c),
+                _ => {}
+            }
+            c.unsupported = Some(Unsupported {
+                provider_type: sub.to_owned(),
+                detail: errors_detail(&m.errors),
+            });
+        }
+        // `order` and anything Meta adds later: kept, with the raw item beside it.
+        other => {
+            c.unsupported = Some(Unsupported {
+                provider_type: other.to_owned(),
+                detail: errors_detail(&m.errors),
+            });
+        }
+    }
+    Ok(c)
+}
+
+fn parse_status(item: &Value, contacts: &[wire::Contact]) -> Result<StatusUpdate, String> {
+    let s = wire::Status::deserialize(item).map_err(|e| format!("unreadable status: {e}"))?;
+    let id = non_empty(&s.id).ok_or("status without an id")?.to_owned();
+    let status = match s.status.as_deref() {
+        Some("sent") => MessageStatus::Sent,
+        Some("delivered") => MessageStatus::Delivered,
+        Some("read") => MessageStatus::Read,
+        Some("played") => MessageStatus::Played,
+        Some("failed") => MessageStatus::Failed,
+        other => return Err(format!("status {id}: unknown status value {other:?}")),
+    };
+    let timestamp =
+        parse_timestamp(s.timestamp.as_deref()).map_err(|e| format!("status {id}: {e}"))?;
+    // The recipient only annotates the status (the raw item keeps it): an id that is not a
+    // phone number (a group, a future format) must not lose a delivery report.
+    let wa = non_empty(&s.recipient_id).filter(|_| s.recipient_type.as_deref() != Some("group"));
+    let user = non_empty(&s.recipient_user_id);
+    let mut recipient = identity(wa, user, non_empty(&s.parent_recipient_user_id), contacts)
+        .or_else(|_| identity(None, user, None, contacts))
+        .or_else(|_| identity(wa, None, None, contacts))
+        .unwrap_or_default();
+    // Meta reports the WhatsApp id it delivered to, which may differ from the number we sent.
+    if recipient.wa_id.is_none() {
+        recipient.wa_id = recipient.phone.take();
+    }
+    Ok(StatusUpdate {
+        provider_message_id: id,
+        message_ref: non_empty(&s.biz_opaque_callback_data).map(str::to_owned),
+        status,
+        timestamp,
+        error: s.errors.first().map(provider_error),
+        recipient: (recipient != ContactIdentity::default()).then_some(recipient),
+    })
+}

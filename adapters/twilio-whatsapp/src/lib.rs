@@ -1,0 +1,243 @@
+//! `switchboard-twilio-whatsapp`: the Twilio WhatsApp channel adapter.
+//!
+//! What it knows: Twilio's wire format for WhatsApp (see `shared/protocols/twilio.md`):
+//! - `X-Twilio-Signature` validation exactly as Twilio's SDKs do it ([`signature`]);
+//! - inbound-message and status-callback forms, parsed into canonical events ([`webhook`]);
+//! - the Messages API (`POST …/Messages.json`), form-encoded with basic auth ([`send`]);
+//! - Twilio's error codes and what each means for retrying ([`errors`]);
+//! - account health and message status look-ups ([`health`], `fetch_status`).
+//!
+//! What it does not know: databases, queues, retries, HTTP serving or routing. The router
+//! serves the webhook path, looks accounts up by [`routing key`](ChannelAdapter::routing_keys)
+//! (the business number in E.164), stores events and decides whether to retry by asking
+//! the returned [`ChannelError`]. The adapter holds no state but its configuration and one
+//! HTTP client; credentials (`account_sid`, `auth_token`) come with every call and never
+//! appear in logs, errors or stored exchanges.
+//!
+//! Feature `testing` adds [`testing::FakeTwilio`], a local fake of the Twilio REST API, and
+//! helpers that sign fake webhooks.
+
+pub mod client;
+pub mod config;
+pub mod errors;
+pub mod health;
+pub mod media;
+pub mod send;
+pub mod signature;
+#[cfg(feature = "testing")]
+pub mod testing;
+pub mod webhook;
+
+use async_trait::async_trait;
+use switchboard_core::{
+    AccountContext, AccountSetup, Capabilities, ChannelAdapter, ChannelError, ChannelId,
+    Credentials, FetchedMedia, MediaItem, MediaKind, MediaLimit, OutboundMessage, ParsedWebhook,
+    PhoneNumber, SendReceipt, StatusUpdate, WebhookError, WebhookReply, WebhookRequest,
+};
+
+pub use config::TwilioConfig;
+
+/// The channel id of this adapter.
+pub const CHANNEL: ChannelId = ChannelId::new_static("twilio-whatsapp");
+
+static MEDIA_KINDS: [MediaKind; 4] = [
+    MediaKind::Image,
+    MediaKind::Video,
+    MediaKind::Audio,
+    MediaKind::Document,
+];
+
+/// What Twilio WhatsApp carries (twilio.md §4 and §6).
+pub fn capabilities() -> Capabilities {
+    Capabilities {
+        max_text_chars: send::MAX_BODY_CHARS,
+        max_caption_chars: send::MAX_BODY_CHARS,
+        max_media_per_message: 1,
+        media_kinds: &MEDIA_KINDS,
+        templates: true,
+        reactions: false,
+        locations: true,
+        reply_context: false,
+        send_to_bsuid: true,
+        default_rate_per_second: 80,
+        recipient_pacing: None,
+    }
+}
+
+/// The Twilio WhatsApp adapter.
+#[derive(Clone, Debug)]
+pub struct TwilioWhatsApp {
+    config: TwilioConfig,
+    http: reqwest::Client,
+    channel: ChannelId,
+    capabilities: Capabilities,
+}
+
+impl TwilioWhatsApp {
+    /// An adapter with one HTTP client (timeouts from `config`, a User-Agent).
+    pub fn new(config: TwilioConfig) -> Self {
+        let http = client::build_client(&config);
+        Self {
+            config,
+            http,
+            channel: CHANNEL,
+            capabilities: capabilities(),
+        }
+    }
+
+    pub fn config(&self) -> &TwilioConfig {
+        &self.config
+    }
+}
+
+/// Checks Twilio credentials for shape: `account_sid` (`AC` + 32 letters and digits) and a
+/// non-empty `auth_token`. Returns them trimmed, other fields dropped.
+///
+/// # Errors
+/// `Invalid`, naming the field.
+pub fn check_credentials(credentials: &serde_json::Value) -> Result<Credentials, ChannelError> {
+    let given = Credentials::from_json(credentials).map_err(ChannelError::invalid)?;
+    let sid = given.require("account_sid")?.trim();
+    if !client::is_sid(sid, "AC") {
+        return Err(ChannelError::invalid(
+            "credential \"account_sid\" must be a Twilio account SID: AC followed by 32 letters and digits (34 characters)",
+        ));
+    }
+    let token = given.require("auth_token")?.trim();
+    let mut out = Credentials::default();
+    out.insert("account_sid", sid);
+    out.insert("auth_token", token);
+    Ok(out)
+}
+
+#[async_trait]
+impl ChannelAdapter for TwilioWhatsApp {
+    fn channel(&self) -> &ChannelId {
+        &self.channel
+    }
+
+    fn capabilities(&self) -> &Capabilities {
+        &self.capabilities
+    }
+
+    fn connect_account(
+        &self,
+        address: &PhoneNumber,
+        credentials: &serde_json::Value,
+    ) -> Result<AccountSetup, ChannelError> {
+        Ok(AccountSetup {
+            routing_key: address.to_string(),
+            credentials: check_credentials(credentials)?,
+        })
+    }
+
+    fn routing_keys(&self, request: &WebhookRequest) -> Result<Vec<String>, WebhookError> {
+        webhook::routing_keys(request)
+    }
+
+    fn verify_webhook(
+        &self,
+        request: &WebhookRequest,
+        account: &AccountContext,
+    ) -> Result<(), WebhookError> {
+        webhook::verify(&self.config, request, account)
+    }
+
+    fn parse_webhook(
+        &self,
+        request: &WebhookRequest,
+        accounts: &[&AccountContext],
+    ) -> Result<ParsedWebhook, WebhookError> {
+        webhook::parse(&self.config, request, accounts)
+    }
+
+    fn webhook_reply(&self) -> WebhookReply {
+        webhook::reply()
+    }
+
+    async fn send(
+        &self,
+        account: &AccountContext,
+        message: &OutboundMessage,
+    ) -> Result<SendReceipt, ChannelError> {
+        client::send(&self.http, &self.config, account, message).await
+    }
+
+    async fn check_health(&self, account: &AccountContext) -> switchboard_core::HealthReport {
+        health::check_health(&self.http, &self.config, account).await
+    }
+
+    async fn fetch_status(
+        &self,
+        account: &AccountContext,
+        provider_message_id: &str,
+    ) -> Result<Option<StatusUpdate>, ChannelError> {
+        client::fetch_status(&self.http, &self.config, account, provider_message_id).await
+    }
+
+    fn media_limit(&self, kind: MediaKind) -> MediaLimit {
+        media::media_limit(kind)
+    }
+
+    async fn fetch_media(
+        &self,
+        account: &AccountContext,
+        item: &MediaItem,
+        max_bytes: u64,
+    ) -> Result<FetchedMedia, ChannelError> {
+        media::fetch(&self.http, &self.config, account, item, max_bytes).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn adapter() -> TwilioWhatsApp {
+        TwilioWhatsApp::new(TwilioConfig::default())
+    }
+
+    #[test]
+    fn connect_account_checks_credentials() {
+        let addr = PhoneNumber::parse("+14155238886").unwrap();
+        let setup = adapter()
+            .connect_account(
+                &addr,
+                &json!({"account_sid": " AC00000000000000000000000000000001 ", "auth_token": "t", "x": "y"}),
+            )
+            .unwrap();
+        assert_eq!(setup.routing_key, "+14155238886");
+        assert_eq!(
+            setup.credentials.get("account_sid"),
+            Some("AC00000000000000000000000000000001")
+        );
+        assert_eq!(setup.credentials.get("auth_token"), Some("t"));
+        assert_eq!(setup.credentials.names().count(), 2);
+
+        for bad in [
+            json!({"auth_token": "t"}),
+            json!({"account_sid": "AC123", "auth_token": "t"}),
+            json!({"account_sid": "SM00000000000000000000000000000001", "auth_token": "t"}),
+            json!({"account_sid": "AC00000000000000000000000000000001"}),
+            json!({"account_sid": "AC00000000000000000000000000000001", "auth_token": " "}),
+            json!({"account_sid": 1, "auth_token": "t"}),
+            json!("nope"),
+        ] {
+            let e = adapter().connect_account(&addr, &bad).unwrap_err();
+            assert_eq!(e.kind(), switchboard_core::ErrorKind::Invalid, "{bad}");
+        }
+    }
+
+    #[test]
+    fn capabilities_and_channel() {
+        let a = adapter();
+        assert_eq!(a.channel().as_str(), "twilio-whatsapp");
+        let c = a.capabilities();
+        assert_eq!(c.max_text_chars, 1600);
+        assert_eq!(c.max_media_per_message, 1);
+        assert!(c.templates && c.locations && c.send_to_bsuid);
+        assert!(!c.reactions && !c.reply_context);
+        assert_eq!(c.default_rate_per_second, 80);
+    }
+}

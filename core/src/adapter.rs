@@ -1,0 +1,397 @@
+//! The [`ChannelAdapter`] trait: everything the router needs from a provider.
+//!
+//! Adapters are stateless apart from an HTTP client and their configuration (API base URL,
+//! public URL); per-account credentials are passed in with every call. The router drives the
+//! webhook path in this order, and trusts nothing before `verify_webhook` succeeded:
+//!
+//! 1. [`ChannelAdapter::routing_keys`]: which accounts the (untrusted) body names;
+//! 2. [`ChannelAdapter::verify_webhook`]: the signature, with that account's secret;
+//! 3. [`ChannelAdapter::parse_webhook`]: canonical events;
+//! 4. [`ChannelAdapter::webhook_reply`]: what the provider expects back.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+use crate::channel::ChannelId;
+use crate::content::{MediaItem, MediaKind};
+use crate::error::{ChannelError, WebhookError};
+use crate::event::{ParsedWebhook, StatusUpdate};
+use crate::media::{DEFAULT_MEDIA_LIMIT, FetchedMedia, MediaLimit};
+use crate::outbound::{OutboundMessage, SendReceipt};
+use crate::phone::PhoneNumber;
+
+/// A webhook request exactly as it arrived. Signatures are computed over these bytes, so
+/// nothing here is decoded or re-encoded.
+#[derive(Clone, Debug)]
+pub struct WebhookRequest {
+    pub method: http::Method,
+    /// The raw request path, percent-encoding kept (`/webhooks/twilio-whatsapp`).
+    pub path: String,
+    /// The raw query string without the `?`, as received.
+    pub query: Option<String>,
+    pub headers: http::HeaderMap,
+    pub body: Bytes,
+}
+
+impl WebhookRequest {
+    /// A header's value, when present and valid UTF-8 (names are case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The raw path and query, as the client requested them.
+    pub fn path_and_query(&self) -> String {
+        match &self.query {
+            Some(q) => format!("{}?{q}", self.path),
+            None => self.path.clone(),
+        }
+    }
+}
+
+/// Secret account credentials (tokens, app secrets) by name. Debug never shows values; the
+/// router stores them encrypted and passes them in decrypted for each call.
+#[derive(Clone, Default)]
+pub struct Credentials {
+    fields: BTreeMap<String, SecretString>,
+}
+
+impl Credentials {
+    /// Reads a flat JSON object of strings.
+    ///
+    /// # Errors
+    /// A message naming the first field that is not a string, or if `value` is not an object.
+    pub fn from_json(value: &serde_json::Value) -> Result<Self, String> {
+        let obj = value
+            .as_object()
+            .ok_or_else(|| "credentials must be a JSON object of strings".to_owned())?;
+        let mut fields = BTreeMap::new();
+        for (k, v) in obj {
+            let s = v
+                .as_str()
+                .ok_or_else(|| format!("credential {k:?} must be a string"))?;
+            fields.insert(k.clone(), SecretString::from(s.to_owned()));
+        }
+        Ok(Self { fields })
+    }
+
+    /// Adds or replaces one credential.
+    pub fn insert(&mut self, name: impl Into<String>, value: impl Into<String>) {
+        self.fields
+            .insert(name.into(), SecretString::from(value.into()));
+    }
+
+    /// A credential's value.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.fields.get(name).map(|s| s.expose_secret())
+    }
+
+    /// A credential that must be present and non-empty.
+    ///
+    /// # Errors
+    /// [`ChannelError`] of kind `Invalid` naming the missing field.
+    pub fn require(&self, name: &str) -> Result<&str, ChannelError> {
+        self.get(name)
+            .filter(|v| !v.trim().is_empty())
+            .ok_or_else(|| ChannelError::invalid(format!("credential {name:?} is required")))
+    }
+
+    /// The names present, never the values.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.fields.keys().map(String::as_str)
+    }
+
+    /// The plaintext JSON, for the router to encrypt. Handle with care.
+    pub fn expose_json(&self) -> serde_json::Value {
+        serde_json::Value::Object(
+            self.fields
+                .iter()
+                .map(|(k, v)| (k.clone(), serde_json::Value::from(v.expose_secret())))
+                .collect(),
+        )
+    }
+
+    /// Every secret value, for redacting them from text that is about to be stored or logged.
+    pub fn secret_values(&self) -> impl Iterator<Item = &str> {
+        self.fields.values().map(|v| v.expose_secret())
+    }
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map()
+            .entries(self.fields.keys().map(|k| (k, "[REDACTED]")))
+            .finish()
+    }
+}
+
+/// A connected provider account, as the router hands it to an adapter.
+#[derive(Clone, Debug)]
+pub struct AccountContext {
+    pub account_id: String,
+    pub tenant_id: String,
+    /// The business number.
+    pub address: PhoneNumber,
+    /// The key webhooks name this account by (see [`ChannelAdapter::routing_keys`]).
+    pub routing_key: String,
+    pub credentials: Credentials,
+}
+
+/// What an adapter makes of an operator's request to connect an account.
+#[derive(Clone, Debug)]
+pub struct AccountSetup {
+    pub routing_key: String,
+    /// The credentials to store, normalized.
+    pub credentials: Credentials,
+}
+
+/// The provider's subscription handshake, answered by the adapter.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HandshakeReply {
+    /// Answer 200 with this plain body.
+    Accept(String),
+    /// Answer 403.
+    Reject,
+    /// This channel has no handshake.
+    NotSupported,
+}
+
+/// What a provider expects back from an accepted webhook.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WebhookReply {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub body: Bytes,
+}
+
+/// Per-recipient pacing: at most one message per `interval` on average, bursts of `burst`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pacing {
+    pub interval: Duration,
+    pub burst: u32,
+}
+
+/// What a channel can carry and how fast.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Capabilities {
+    /// Longest text body, in characters (Unicode scalar values).
+    pub max_text_chars: usize,
+    /// Longest media caption, in characters.
+    pub max_caption_chars: usize,
+    /// Media items one provider message can carry; the router splits longer lists into
+    /// several messages, in order.
+    pub max_media_per_message: usize,
+    pub media_kinds: &'static [MediaKind],
+    pub templates: bool,
+    pub reactions: bool,
+    pub locations: bool,
+    pub reply_context: bool,
+    /// Whether a recipient may be addressed by BSUID alone.
+    pub send_to_bsuid: bool,
+    /// The provider's default per-sender throughput, messages per second.
+    pub default_rate_per_second: u32,
+    /// The provider's per-recipient pacing, when it has one.
+    pub recipient_pacing: Option<Pacing>,
+}
+
+/// How an account looks from the provider's side.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HealthStatus {
+    Up,
+    Degraded,
+    Down,
+}
+
+impl HealthStatus {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Up => "up",
+            Self::Degraded => "degraded",
+            Self::Down => "down",
+        }
+    }
+}
+
+/// The result of a health check against the provider.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HealthReport {
+    pub status: HealthStatus,
+    pub latency: Duration,
+    pub checked_at: DateTime<Utc>,
+    /// The provider's reason (account status, quality rating, error), never a secret.
+    pub detail: Option<String>,
+}
+
+/// A messaging provider, seen from the router.
+#[async_trait]
+pub trait ChannelAdapter: Send + Sync + 'static {
+    /// The channel this adapter serves.
+    fn channel(&self) -> &ChannelId;
+
+    /// What the channel can carry.
+    fn capabilities(&self) -> &Capabilities;
+
+    /// Checks an account's address and credentials for shape (no network) and derives the key
+    /// webhooks will name it by.
+    ///
+    /// # Errors
+    /// [`ChannelError`] of kind `Invalid` saying which field is missing or malformed.
+    fn connect_account(
+        &self,
+        address: &PhoneNumber,
+        credentials: &serde_json::Value,
+    ) -> Result<AccountSetup, ChannelError>;
+
+    /// The routing keys a webhook names, in order of preference. Untrusted: the body has
+    /// not been verified yet. Several keys are normal (Meta batches entries for several
+    /// numbers; Twilio names both `To` and `From`).
+    ///
+    /// # Errors
+    /// [`WebhookError::Malformed`] when the body is not this provider's format.
+    fn routing_keys(&self, request: &WebhookRequest) -> Result<Vec<String>, WebhookError>;
+
+    /// Verifies the signature with `account`'s secret, in constant time.
+    ///
+    /// # Errors
+    /// [`WebhookError::MissingSignature`] or [`WebhookError::BadSignature`].
+    fn verify_webhook(
+        &self,
+        request: &WebhookRequest,
+        account: &AccountContext,
+    ) -> Result<(), WebhookError>;
+
+    /// Parses a verified webhook into canonical events. `accounts` are the verified accounts
+    /// it names; every event's routing key is one of theirs. A malformed item becomes a
+    /// [`crate::ParseProblem`], not an error.
+    ///
+    /// # Errors
+    /// [`WebhookError::Malformed`] only when nothing in the body is readable.
+    fn parse_webhook(
+        &self,
+        request: &WebhookRequest,
+        accounts: &[&AccountContext],
+    ) -> Result<ParsedWebhook, WebhookError>;
+
+    /// The answer to an accepted (or duplicate) webhook.
+    fn webhook_reply(&self) -> WebhookReply;
+
+    /// Answers a subscription handshake (Meta's GET) against the channel's active accounts.
+    fn answer_handshake(
+        &self,
+        _request: &WebhookRequest,
+        _accounts: &[AccountContext],
+    ) -> HandshakeReply {
+        HandshakeReply::NotSupported
+    }
+
+    /// Sends one message.
+    ///
+    /// # Errors
+    /// [`ChannelError`]; its predicates say whether to retry, wait, or fail.
+    async fn send(
+        &self,
+        account: &AccountContext,
+        message: &OutboundMessage,
+    ) -> Result<SendReceipt, ChannelError>;
+
+    /// Checks the account against the provider (credentials valid, sender active, quality),
+    /// with latency. Never fails: a failure is a `Down` report with the reason.
+    async fn check_health(&self, account: &AccountContext) -> HealthReport;
+
+    /// Asks the provider for a message's current status (reconciliation).
+    ///
+    /// # Errors
+    /// [`ChannelError`]; `Unsupported` by default.
+    async fn fetch_status(
+        &self,
+        _account: &AccountContext,
+        _provider_message_id: &str,
+    ) -> Result<Option<StatusUpdate>, ChannelError> {
+        Err(ChannelError::unsupported(format!(
+            "{} cannot fetch message statuses",
+            self.channel()
+        )))
+    }
+
+    /// What this channel accepts for one media kind: the provider's documented size limit
+    /// and, for sending, its MIME types. Inbound downloads are checked for size only.
+    fn media_limit(&self, _kind: MediaKind) -> MediaLimit {
+        DEFAULT_MEDIA_LIMIT
+    }
+
+    /// Downloads an inbound media item with the account's credentials, reading at most
+    /// `max_bytes` (more is an error, not a truncation) and checking what the provider
+    /// declared (size, checksum).
+    ///
+    /// # Errors
+    /// [`ChannelError`]: transient ones are worth retrying; `Permanent` (gone, 404, checksum
+    /// mismatch, too large) is not. `Unsupported` by default.
+    async fn fetch_media(
+        &self,
+        _account: &AccountContext,
+        _item: &MediaItem,
+        _max_bytes: u64,
+    ) -> Result<FetchedMedia, ChannelError> {
+        Err(ChannelError::unsupported(format!(
+            "{} cannot download media",
+            self.channel()
+        )))
+    }
+
+    /// Uploads a file to the provider's media store and returns the provider's media id,
+    /// for channels that send media by id. Channels that fetch a public link instead keep
+    /// the default, and the router sends them a signed URL.
+    ///
+    /// # Errors
+    /// [`ChannelError`]; `Unsupported` by default.
+    async fn upload_media(
+        &self,
+        _account: &AccountContext,
+        _bytes: Bytes,
+        _mime_type: &str,
+        _filename: Option<&str>,
+    ) -> Result<String, ChannelError> {
+        Err(ChannelError::unsupported(format!(
+            "{} cannot upload media",
+            self.channel()
+        )))
+    }
+
+    /// Marks an inbound message as read at the provider.
+    ///
+    /// # Errors
+    /// [`ChannelError`]; `Unsupported` by default.
+    async fn mark_read(
+        &self,
+        _account: &AccountContext,
+        _provider_message_id: &str,
+    ) -> Result<(), ChannelError> {
+        Err(ChannelError::unsupported(format!(
+            "{} cannot mark messages as read",
+            self.channel()
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_never_debug_their_values() {
+        let c = Credentials::from_json(&serde_json::json!({"auth_token": "s3cr3t"})).unwrap();
+        let dbg = format!("{c:?}");
+        assert!(!dbg.contains("s3cr3t"), "{dbg}");
+        assert_eq!(c.get("auth_token"), Some("s3cr3t"));
+        assert!(c.require("missing").is_err());
+        assert!(Credentials::from_json(&serde_json::json!({"n": 1})).is_err());
+        assert!(Credentials::from_json(&serde_json::json!("x")).is_err());
+    }
+}

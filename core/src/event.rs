@@ -1,0 +1,166 @@
+//! Inbound events: what a verified webhook means, in canonical form.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::content::Content;
+use crate::identity::ContactIdentity;
+use crate::status::MessageStatus;
+
+/// What one verified webhook delivery carried: the events that parsed and the items that
+/// did not. A malformed item never loses the others (providers retry a failed delivery for
+/// days, and would keep re-sending the good items with the bad one).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ParsedWebhook {
+    pub events: Vec<InboundEvent>,
+    pub problems: Vec<ParseProblem>,
+}
+
+/// An item of a webhook that could not be understood; stored, counted, never fatal.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ParseProblem {
+    /// The account the item was addressed to, when that much was readable.
+    pub routing_key: Option<String>,
+    pub detail: String,
+    pub raw: serde_json::Value,
+}
+
+/// One event from a provider, addressed to one connected account.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct InboundEvent {
+    /// The account this event belongs to, in the adapter's routing-key terms (Twilio: the
+    /// business number in E.164; Meta: the `phone_number_id`).
+    pub routing_key: String,
+    /// Unique per channel for this event; a redelivery has the same key, so storing it
+    /// twice is a no-op (Twilio: `MessageSid`; Meta: the wamid, or wamid and status).
+    pub event_key: String,
+    pub kind: EventKind,
+    /// The provider's own payload for this item, kept beside the canonical form.
+    pub raw: serde_json::Value,
+}
+
+/// What happened.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+// Events are built once and moved, never stored in bulk: boxing would cost an allocation
+// per event for nothing.
+#[allow(clippy::large_enum_variant)]
+pub enum EventKind {
+    /// A message from a person, or an echo of one the business typed on its phone.
+    Message(InboundMessage),
+    /// A status update for an outbound message.
+    Status(StatusUpdate),
+    /// An account-level error the provider reported (Meta `value.errors[]`).
+    ProviderError(ProviderError),
+}
+
+/// Who wrote a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// From the person to the business.
+    Inbound,
+    /// From the business through Switchboard.
+    Outbound,
+    /// From the business, typed on its own phone app on the same number (coexistence).
+    /// Stored as outbound in the conversation; never treated as inbound (it does not open
+    /// the service window and does not trigger opt-out handling).
+    Echo,
+}
+
+impl Direction {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Inbound => "inbound",
+            Self::Outbound => "outbound",
+            Self::Echo => "echo",
+        }
+    }
+
+    /// Parses `inbound`, `outbound` or `echo`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "inbound" => Some(Self::Inbound),
+            "outbound" => Some(Self::Outbound),
+            "echo" => Some(Self::Echo),
+            _ => None,
+        }
+    }
+}
+
+/// A message a person sent, or an echo.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct InboundMessage {
+    pub provider_message_id: String,
+    pub direction: Direction,
+    /// The person: the sender of an inbound message, the recipient of an echo.
+    pub contact: ContactIdentity,
+    /// When the provider says it was sent.
+    pub timestamp: DateTime<Utc>,
+    pub content: Content,
+    /// The provider id of the message this one replies to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forwarded: Option<Forwarded>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub referral: Option<Referral>,
+}
+
+/// Forwarding flags.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Forwarded {
+    /// Forwarded more than five times.
+    pub frequently: bool,
+}
+
+/// Where a conversation started from a click-to-WhatsApp ad or post.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Referral {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub headline: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_url: Option<String>,
+    /// Click-to-WhatsApp click id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ctwa_clid: Option<String>,
+}
+
+/// A status update for an outbound message.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StatusUpdate {
+    pub provider_message_id: String,
+    /// Switchboard's own message id, when the provider echoed it back (Twilio: in the status
+    /// callback URL; Meta: `biz_opaque_callback_data`). Lets a status that arrives before the
+    /// send's response find its message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_ref: Option<String>,
+    pub status: MessageStatus,
+    pub timestamp: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ProviderError>,
+    /// The recipient as the provider reports it (may carry a different `wa_id` or a BSUID).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipient: Option<ContactIdentity>,
+}
+
+/// An error as the provider reported it: its code is kept verbatim.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderError {
+    pub code: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<String>,
+}

@@ -1,0 +1,44 @@
+//! `switchboard-core`: the vocabulary every other Switchboard crate speaks.
+//!
+//! It holds the canonical messaging model (contacts, content, inbound events, statuses,
+//! outbound messages), E.164 phone numbers, the [`ChannelAdapter`] trait that each provider
+//! crate implements, and one error taxonomy ([`ChannelError`]) whose predicates tell the
+//! router whether to retry, wait or give up.
+//!
+//! Architecture invariant: this crate does no I/O and knows nothing of axum, sea-orm, reqwest
+//! or any provider's wire format. Adapters convert provider payloads into these types
+//! explicitly; nothing here derives a provider's JSON.
+
+pub mod adapter;
+pub mod channel;
+pub mod content;
+pub mod error;
+pub mod event;
+pub mod identity;
+pub mod media;
+pub mod outbound;
+pub mod phone;
+pub mod status;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use adapter::{
+    AccountContext, AccountSetup, Capabilities, ChannelAdapter, Credentials, HandshakeReply,
+    HealthReport, HealthStatus, Pacing, WebhookReply, WebhookRequest,
+};
+pub use channel::ChannelId;
+pub use content::{
+    Content, InteractiveKind, InteractiveReply, Location, MediaItem, MediaKind, Reaction,
+    SharedContact, SystemNotice, Template, TemplateButton, Unsupported,
+};
+pub use error::{ChannelError, ErrorKind, Exchange, WebhookError};
+pub use event::{
+    Direction, EventKind, Forwarded, InboundEvent, InboundMessage, ParseProblem, ParsedWebhook,
+    ProviderError, Referral, StatusUpdate,
+};
+pub use identity::{Bsuid, ContactIdentity, IdentityError};
+pub use media::{FetchedMedia, MediaLimit};
+pub use outbound::{OutboundMessage, Recipient, SendReceipt};
+pub use phone::{PhoneError, PhoneNumber, PhoneParser};
+pub use secrecy;
+pub use status::MessageStatus;

@@ -1,0 +1,303 @@
+//! A fake channel for router tests (feature `testing`), in the style of lettre's
+//! `StubTransport`: it records what it was asked to send and can be told to fail.
+//!
+//! Its webhook format is canonical JSON: `{"routing_key": "...", "events": [InboundEvent…]}`,
+//! signed by putting the account's `secret` credential in `x-fake-signature`.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use chrono::Utc;
+
+use crate::adapter::{
+    AccountContext, AccountSetup, Capabilities, ChannelAdapter, Credentials, HandshakeReply,
+    HealthReport, HealthStatus, WebhookReply, WebhookRequest,
+};
+use crate::channel::ChannelId;
+use crate::content::MediaKind;
+use crate::error::{ChannelError, WebhookError};
+use crate::event::{InboundEvent, ParseProblem, ParsedWebhook, StatusUpdate};
+use crate::outbound::{OutboundMessage, SendReceipt};
+use crate::phone::PhoneNumber;
+use crate::status::MessageStatus;
+
+/// The header carrying the fake signature.
+pub const SIGNATURE_HEADER: &str = "x-fake-signature";
+
+#[derive(Default)]
+struct State {
+    sent: Vec<(String, OutboundMessage)>,
+    outcomes: VecDeque<Result<SendReceipt, ChannelError>>,
+    health: Option<HealthReport>,
+    statuses: Vec<(String, StatusUpdate)>,
+    counter: u64,
+}
+
+/// A channel adapter that talks to nobody.
+#[derive(Clone)]
+pub struct FakeAdapter {
+    channel: ChannelId,
+    capabilities: Capabilities,
+    send_delay: Duration,
+    state: Arc<Mutex<State>>,
+}
+
+impl FakeAdapter {
+    /// A fake channel named `fake`.
+    pub fn new() -> Self {
+        Self::named(ChannelId::new_static("fake"))
+    }
+
+    pub fn named(channel: ChannelId) -> Self {
+        Self {
+            channel,
+            capabilities: Capabilities {
+                max_text_chars: 4096,
+                max_caption_chars: 1024,
+                max_media_per_message: 1,
+                media_kinds: &[
+                    MediaKind::Image,
+                    MediaKind::Video,
+                    MediaKind::Audio,
+                    MediaKind::Document,
+                    MediaKind::Sticker,
+                ],
+                templates: true,
+                reactions: true,
+                locations: true,
+                reply_context: true,
+                send_to_bsuid: true,
+                default_rate_per_second: 80,
+                recipient_pacing: None,
+            },
+            send_delay: Duration::ZERO,
+            state: Arc::default(),
+        }
+    }
+
+    #[must_use]
+    pub fn with_capabilities(mut self, capabilities: Capabilities) -> Self {
+        self.capabilities = capabilities;
+        self
+    }
+
+    /// Every send takes this long (to test concurrency and timeouts).
+    #[must_use]
+    pub fn with_send_delay(mut self, delay: Duration) -> Self {
+        self.send_delay = delay;
+        self
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The next send answers with `error` (queued after earlier scripted outcomes).
+    pub fn fail_next(&self, error: ChannelError) {
+        self.state().outcomes.push_back(Err(error));
+    }
+
+    /// The next send answers with `receipt`.
+    pub fn succeed_next(&self, receipt: SendReceipt) {
+        self.state().outcomes.push_back(Ok(receipt));
+    }
+
+    /// What was sent, with the account id it was sent from, in order.
+    pub fn sent(&self) -> Vec<(String, OutboundMessage)> {
+        self.state().sent.clone()
+    }
+
+    /// Health checks answer `report` from now on.
+    pub fn set_health(&self, report: HealthReport) {
+        self.state().health = Some(report);
+    }
+
+    /// `fetch_status` answers `status` for `provider_message_id`.
+    pub fn set_provider_status(&self, provider_message_id: &str, status: StatusUpdate) {
+        self.state()
+            .statuses
+            .push((provider_message_id.to_owned(), status));
+    }
+
+    /// A webhook body carrying `events` for the account known by `routing_key`.
+    pub fn webhook_body(routing_key: &str, events: &[InboundEvent]) -> Bytes {
+        Bytes::from(
+            serde_json::to_vec(&serde_json::json!({
+                "routing_key": routing_key,
+                "events": events,
+            }))
+            .unwrap_or_default(),
+        )
+    }
+
+    /// Credentials for a fake account whose webhooks are signed with `secret`.
+    pub fn credentials(secret: &str) -> serde_json::Value {
+        serde_json::json!({ "secret": secret })
+    }
+}
+
+impl Default for FakeAdapter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn body_json(request: &WebhookRequest) -> Result<serde_json::Value, WebhookError> {
+    serde_json::from_slice(&request.body)
+        .map_err(|e| WebhookError::malformed("fake", format!("invalid JSON: {e}")))
+}
+
+#[async_trait]
+impl ChannelAdapter for FakeAdapter {
+    fn channel(&self) -> &ChannelId {
+        &self.channel
+    }
+
+    fn capabilities(&self) -> &Capabilities {
+        &self.capabilities
+    }
+
+    fn connect_account(
+        &self,
+        address: &PhoneNumber,
+        credentials: &serde_json::Value,
+    ) -> Result<AccountSetup, ChannelError> {
+        let credentials = Credentials::from_json(credentials).map_err(ChannelError::invalid)?;
+        credentials.require("secret")?;
+        Ok(AccountSetup {
+            routing_key: address.to_string(),
+            credentials,
+        })
+    }
+
+    fn routing_keys(&self, request: &WebhookRequest) -> Result<Vec<String>, WebhookError> {
+        let body = body_json(request)?;
+        let key = body
+            .get("routing_key")
+            .and_then(|k| k.as_str())
+            .ok_or_else(|| WebhookError::malformed("fake", "routing_key is missing"))?;
+        Ok(vec![key.to_owned()])
+    }
+
+    fn verify_webhook(
+        &self,
+        request: &WebhookRequest,
+        account: &AccountContext,
+    ) -> Result<(), WebhookError> {
+        let given = request
+            .header(SIGNATURE_HEADER)
+            .ok_or(WebhookError::MissingSignature)?;
+        // Test double: a plain comparison is fine here; real adapters compare in constant time.
+        if Some(given) == account.credentials.get("secret") {
+            Ok(())
+        } else {
+            Err(WebhookError::BadSignature)
+        }
+    }
+
+    fn parse_webhook(
+        &self,
+        request: &WebhookRequest,
+        accounts: &[&AccountContext],
+    ) -> Result<ParsedWebhook, WebhookError> {
+        let body = body_json(request)?;
+        let items = body
+            .get("events")
+            .and_then(|e| e.as_array())
+            .ok_or_else(|| WebhookError::malformed("fake", "events must be an array"))?;
+        let mut parsed = ParsedWebhook::default();
+        for item in items {
+            match serde_json::from_value::<InboundEvent>(item.clone()) {
+                Ok(ev) if accounts.iter().any(|a| a.routing_key == ev.routing_key) => {
+                    parsed.events.push(ev);
+                }
+                Ok(ev) => parsed.problems.push(ParseProblem {
+                    routing_key: Some(ev.routing_key),
+                    detail: "event for an account that did not verify".into(),
+                    raw: item.clone(),
+                }),
+                Err(e) => parsed.problems.push(ParseProblem {
+                    routing_key: None,
+                    detail: e.to_string(),
+                    raw: item.clone(),
+                }),
+            }
+        }
+        Ok(parsed)
+    }
+
+    fn webhook_reply(&self) -> WebhookReply {
+        WebhookReply {
+            status: 200,
+            content_type: "text/plain",
+            body: Bytes::from_static(b"ok"),
+        }
+    }
+
+    fn answer_handshake(
+        &self,
+        request: &WebhookRequest,
+        accounts: &[AccountContext],
+    ) -> HandshakeReply {
+        let query = request.query.as_deref().unwrap_or("");
+        let token = query.strip_prefix("token=").unwrap_or("");
+        if accounts
+            .iter()
+            .any(|a| a.credentials.get("secret") == Some(token))
+        {
+            HandshakeReply::Accept("challenge".into())
+        } else {
+            HandshakeReply::Reject
+        }
+    }
+
+    async fn send(
+        &self,
+        account: &AccountContext,
+        message: &OutboundMessage,
+    ) -> Result<SendReceipt, ChannelError> {
+        if !self.send_delay.is_zero() {
+            tokio::time::sleep(self.send_delay).await;
+        }
+        let mut state = self.state();
+        state
+            .sent
+            .push((account.account_id.clone(), message.clone()));
+        state.counter += 1;
+        let n = state.counter;
+        state.outcomes.pop_front().unwrap_or_else(|| {
+            Ok(SendReceipt {
+                provider_message_id: format!("fake-{n}"),
+                status: MessageStatus::Accepted,
+                recipient_wa_id: None,
+                exchange: None,
+            })
+        })
+    }
+
+    async fn check_health(&self, _account: &AccountContext) -> HealthReport {
+        self.state().health.clone().unwrap_or(HealthReport {
+            status: HealthStatus::Up,
+            latency: Duration::from_millis(1),
+            checked_at: Utc::now(),
+            detail: None,
+        })
+    }
+
+    async fn fetch_status(
+        &self,
+        _account: &AccountContext,
+        provider_message_id: &str,
+    ) -> Result<Option<StatusUpdate>, ChannelError> {
+        Ok(self
+            .state()
+            .statuses
+            .iter()
+            .rev()
+            .find(|(id, _)| id == provider_message_id)
+            .map(|(_, s)| s.clone()))
+    }
+}

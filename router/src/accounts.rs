@@ -1,0 +1,367 @@
+//! Connected provider accounts: connecting, listing, disconnecting, and resolving the
+//! account a webhook or an outbox entry belongs to (decrypted credentials, cached briefly).
+
+use std::collections::HashMap;
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::{Duration, Instant};
+
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use serde::Serialize;
+use switchboard_core::{AccountContext, Credentials, HealthReport, PhoneNumber};
+
+use crate::error::{Result, RouterError};
+use crate::ids::{self, now_ms};
+use crate::router::Router;
+use crate::store::entity::channel_accounts as accounts;
+use crate::store::is_unique_violation;
+
+/// How long a resolved account is trusted before it is read again, so a disconnect made by
+/// another process takes effect within this time.
+const CACHE_TTL: Duration = Duration::from_secs(10);
+
+/// An account as the API shows it: never its credentials.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AccountView {
+    pub id: String,
+    pub channel: String,
+    pub address: String,
+    pub active: bool,
+    /// Messages per second this sender may send (the channel's default when not set).
+    pub rate_per_second: Option<i32>,
+    /// Credential names present (values are never returned).
+    pub credential_names: Vec<String>,
+    pub created_at: String,
+    pub disconnected_at: Option<String>,
+}
+
+/// A resolved account: decrypted context plus what the router needs beside it.
+#[derive(Debug)]
+pub(crate) struct Account {
+    pub(crate) ctx: AccountContext,
+    pub(crate) channel: String,
+    pub(crate) rate_per_second: Option<i32>,
+}
+
+/// A cached look-up: the account (or its absence) and when it was read.
+type Cached<T> = (T, Instant);
+/// (channel, routing key).
+type RouteKey = (String, String);
+
+#[derive(Default)]
+pub(crate) struct AccountCache {
+    by_route: RwLock<HashMap<RouteKey, Cached<Option<Arc<Account>>>>>,
+    by_id: RwLock<HashMap<String, Cached<Arc<Account>>>>,
+}
+
+impl AccountCache {
+    fn route(&self, channel: &str, key: &str) -> Option<Option<Arc<Account>>> {
+        let map = self.by_route.read().unwrap_or_else(PoisonError::into_inner);
+        map.get(&(channel.to_owned(), key.to_owned()))
+            .filter(|(_, at)| at.elapsed() < CACHE_TTL)
+            .map(|(a, _)| a.clone())
+    }
+
+    fn put_route(&self, channel: &str, key: &str, account: Option<Arc<Account>>) {
+        let mut map = self
+            .by_route
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if map.len() > 100_000 {
+            map.retain(|_, (_, at)| at.elapsed() < CACHE_TTL);
+        }
+        map.insert(
+            (channel.to_owned(), key.to_owned()),
+            (account, Instant::now()),
+        );
+    }
+
+    fn id(&self, id: &str) -> Option<Arc<Account>> {
+        let map = self.by_id.read().unwrap_or_else(PoisonError::into_inner);
+        map.get(id)
+            .filter(|(_, at)| at.elapsed() < CACHE_TTL)
+            .map(|(a, _)| a.clone())
+    }
+
+    fn put_id(&self, account: Arc<Account>) {
+        let mut map = self.by_id.write().unwrap_or_else(PoisonError::into_inner);
+        map.insert(account.ctx.account_id.clone(), (account, Instant::now()));
+    }
+
+    pub(crate) fn clear(&self) {
+        self.by_route
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+        self.by_id
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+}
+
+fn aad(tenant_id: &str, account_id: &str, channel: &str) -> String {
+    format!("{tenant_id}|{account_id}|{channel}")
+}
+
+fn view(row: &accounts::Model, credential_names: Vec<String>) -> AccountView {
+    AccountView {
+        id: row.id.clone(),
+        channel: row.channel.clone(),
+        address: row.address.clone(),
+        active: row.active,
+        rate_per_second: row.rate_per_second,
+        credential_names,
+        created_at: ids::rfc3339(row.created_at),
+        disconnected_at: row.disconnected_at.map(ids::rfc3339),
+    }
+}
+
+impl Router {
+    /// Connects a provider account for `tenant_id`: validates the address and credentials
+    /// with the channel's adapter, stores the credentials encrypted.
+    ///
+    /// # Errors
+    /// `unknown_channel`, `invalid_address`, `invalid_credentials` (400), `account_exists`
+    /// (409) when the number is already connected, or a database error.
+    pub async fn connect_account(
+        &self,
+        tenant_id: &str,
+        channel: &str,
+        address: &str,
+        credentials: &serde_json::Value,
+        rate_per_second: Option<i32>,
+    ) -> Result<AccountView> {
+        let adapter = self.inner.adapters.get(channel).ok_or_else(|| {
+            RouterError::invalid("unknown_channel", format!("no channel named {channel:?}"))
+        })?;
+        let address = self
+            .inner
+            .phones
+            .parse(address)
+            .map_err(|e| RouterError::invalid("invalid_address", e.to_string()))?;
+        let setup = adapter
+            .connect_account(&address, credentials)
+            .map_err(|e| RouterError::invalid("invalid_credentials", e.message().to_owned()))?;
+        if let Some(rate) = rate_per_second
+            && !(1..=10_000).contains(&rate)
+        {
+            return Err(RouterError::invalid(
+                "invalid_rate",
+                "rate_per_second must be between 1 and 10000",
+            ));
+        }
+        let id = ids::new_id(ids::ACCOUNT);
+        let plaintext = serde_json::to_vec(&setup.credentials.expose_json()).unwrap_or_default();
+        let sealed = self
+            .inner
+            .cipher
+            .seal(&plaintext, &aad(tenant_id, &id, channel));
+        let row = accounts::ActiveModel {
+            id: Set(id),
+            tenant_id: Set(tenant_id.to_owned()),
+            channel: Set(channel.to_owned()),
+            address: Set(address.to_string()),
+            routing_key: Set(setup.routing_key),
+            credentials_enc: Set(sealed),
+            active: Set(true),
+            rate_per_second: Set(rate_per_second),
+            created_at: Set(now_ms()),
+            disconnected_at: Set(None),
+        };
+        let row = accounts::Entity::insert(row)
+            .exec_with_returning(self.inner.store.conn())
+            .await
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    RouterError::Conflict {
+                        code: "account_exists",
+                        message: format!(
+                            "{address} is already connected on {channel} (here or in another tenant)"
+                        ),
+                    }
+                } else {
+                    e.into()
+                }
+            })?;
+        self.inner.accounts.clear();
+        Ok(view(
+            &row,
+            setup.credentials.names().map(str::to_owned).collect(),
+        ))
+    }
+
+    /// The tenant's accounts, active and disconnected, oldest first.
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn list_accounts(&self, tenant_id: &str) -> Result<Vec<AccountView>> {
+        let rows = accounts::Entity::find()
+            .filter(accounts::Column::TenantId.eq(tenant_id))
+            .order_by_asc(accounts::Column::Id)
+            .all(self.inner.store.conn())
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let names = self
+                .decrypt(&row)
+                .map(|c| c.names().map(str::to_owned).collect())
+                .unwrap_or_default();
+            out.push(view(&row, names));
+        }
+        Ok(out)
+    }
+
+    /// Disconnects an account (soft: its history stays, webhooks for it answer 404).
+    ///
+    /// # Errors
+    /// `not_found` for another tenant's or an unknown id; a database error.
+    pub async fn disconnect_account(
+        &self,
+        tenant_id: &str,
+        account_id: &str,
+    ) -> Result<AccountView> {
+        let row = self.account_row(tenant_id, account_id).await?;
+        let mut am: accounts::ActiveModel = row.clone().into();
+        am.active = Set(false);
+        am.disconnected_at = Set(Some(row.disconnected_at.unwrap_or_else(now_ms)));
+        let row = sea_orm::ActiveModelTrait::update(am, self.inner.store.conn()).await?;
+        self.inner.accounts.clear();
+        Ok(view(&row, Vec::new()))
+    }
+
+    /// Checks an account's credentials against its provider.
+    ///
+    /// # Errors
+    /// `not_found`; a database or decryption error.
+    pub async fn verify_account(&self, tenant_id: &str, account_id: &str) -> Result<HealthReport> {
+        let row = self.account_row(tenant_id, account_id).await?;
+        let ctx = self.context(&row)?;
+        let adapter = self
+            .inner
+            .adapters
+            .get(&row.channel)
+            .ok_or(RouterError::NotFound("channel"))?;
+        Ok(adapter.check_health(&ctx).await)
+    }
+
+    pub(crate) async fn account_row(
+        &self,
+        tenant_id: &str,
+        account_id: &str,
+    ) -> Result<accounts::Model> {
+        accounts::Entity::find_by_id(account_id.to_owned())
+            .filter(accounts::Column::TenantId.eq(tenant_id))
+            .one(self.inner.store.conn())
+            .await?
+            .ok_or(RouterError::NotFound("account"))
+    }
+
+    fn decrypt(&self, row: &accounts::Model) -> Result<Credentials> {
+        let plain = self.inner.cipher.open(
+            &row.credentials_enc,
+            &aad(&row.tenant_id, &row.id, &row.channel),
+        )?;
+        let json: serde_json::Value =
+            serde_json::from_slice(&plain).map_err(|_| crate::crypto::CryptoError::Decrypt)?;
+        Credentials::from_json(&json).map_err(|_| crate::crypto::CryptoError::Decrypt.into())
+    }
+
+    pub(crate) fn context(&self, row: &accounts::Model) -> Result<AccountContext> {
+        Ok(AccountContext {
+            account_id: row.id.clone(),
+            tenant_id: row.tenant_id.clone(),
+            address: PhoneNumber::from_trusted_e164(row.address.clone()),
+            routing_key: row.routing_key.clone(),
+            credentials: self.decrypt(row)?,
+        })
+    }
+
+    fn resolved(&self, row: &accounts::Model) -> Result<Arc<Account>> {
+        Ok(Arc::new(Account {
+            ctx: self.context(row)?,
+            channel: row.channel.clone(),
+            rate_per_second: row.rate_per_second,
+        }))
+    }
+
+    /// The active account a webhook's routing key names, if any.
+    pub(crate) async fn resolve_route(
+        &self,
+        channel: &str,
+        routing_key: &str,
+    ) -> Result<Option<Arc<Account>>> {
+        if let Some(hit) = self.inner.accounts.route(channel, routing_key) {
+            return Ok(hit);
+        }
+        let row = accounts::Entity::find()
+            .filter(accounts::Column::Channel.eq(channel))
+            .filter(accounts::Column::RoutingKey.eq(routing_key))
+            .filter(accounts::Column::Active.eq(true))
+            .one(self.inner.store.conn())
+            .await?;
+        let account = match row {
+            Some(row) => Some(self.resolved(&row)?),
+            None => None,
+        };
+        self.inner
+            .accounts
+            .put_route(channel, routing_key, account.clone());
+        Ok(account)
+    }
+
+    /// An account by id (active or not), for delivering its outbox entries.
+    pub(crate) async fn account_by_id(&self, account_id: &str) -> Result<Arc<Account>> {
+        if let Some(hit) = self.inner.accounts.id(account_id) {
+            return Ok(hit);
+        }
+        let row = accounts::Entity::find_by_id(account_id.to_owned())
+            .one(self.inner.store.conn())
+            .await?
+            .ok_or(RouterError::NotFound("account"))?;
+        let account = self.resolved(&row)?;
+        self.inner.accounts.put_id(account.clone());
+        Ok(account)
+    }
+
+    /// Every active account of a channel (for the subscription handshake).
+    pub(crate) async fn active_accounts(&self, channel: &str) -> Result<Vec<AccountContext>> {
+        let rows = accounts::Entity::find()
+            .filter(accounts::Column::Channel.eq(channel))
+            .filter(accounts::Column::Active.eq(true))
+            .all(self.inner.store.conn())
+            .await?;
+        rows.iter().map(|r| self.context(r)).collect()
+    }
+}
+
+impl Router {
+    /// Checks every active account of every tenant against its provider, concurrently.
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn check_all_accounts(&self) -> Result<Vec<(AccountView, HealthReport)>> {
+        let rows = accounts::Entity::find()
+            .filter(accounts::Column::Active.eq(true))
+            .order_by_asc(accounts::Column::Id)
+            .all(self.inner.store.conn())
+            .await?;
+        let checks = rows.into_iter().map(|row| async move {
+            let report = match (self.context(&row), self.inner.adapters.get(&row.channel)) {
+                (Ok(ctx), Some(adapter)) => adapter.check_health(&ctx).await,
+                (Err(e), _) => down(e.to_string()),
+                (_, None) => down("the channel is not enabled in this build".into()),
+            };
+            (view(&row, Vec::new()), report)
+        });
+        Ok(futures::future::join_all(checks).await)
+    }
+}
+
+fn down(detail: String) -> HealthReport {
+    HealthReport {
+        status: switchboard_core::HealthStatus::Down,
+        latency: Duration::ZERO,
+        checked_at: chrono::Utc::now(),
+        detail: Some(detail),
+    }
+}

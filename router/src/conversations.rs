@@ -1,0 +1,111 @@
+//! Conversations: one per contact and business account (sender).
+
+use sea_orm::sea_query::Expr;
+use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
+
+use crate::ids::{self, now_ms};
+use crate::store::entity::conversations;
+
+/// The conversation of `contact_id` with `account_id`, created if new; its activity
+/// timestamps moved to `at` (and `last_inbound_at` too for inbound messages).
+pub(crate) async fn touch<C: ConnectionTrait>(
+    db: &C,
+    tenant_id: &str,
+    contact_id: &str,
+    account_id: &str,
+    channel: &str,
+    at: i64,
+    inbound: bool,
+) -> Result<conversations::Model, DbErr> {
+    // Most messages belong to an existing conversation: look first, insert only if absent
+    // (one statement fewer per message than insert-then-read).
+    let existing = find(db, tenant_id, contact_id, account_id).await?;
+    let row = match existing {
+        Some(row) => row,
+        None => create(db, tenant_id, contact_id, account_id, channel, at, inbound).await?,
+    };
+    let newer_message = at > row.last_message_at;
+    let newer_inbound = inbound && row.last_inbound_at.is_none_or(|t| at > t);
+    if !newer_message && !newer_inbound {
+        return Ok(row);
+    }
+    let mut update =
+        conversations::Entity::update_many().filter(conversations::Column::Id.eq(row.id.as_str()));
+    if newer_message {
+        update = update.col_expr(conversations::Column::LastMessageAt, Expr::value(at));
+    }
+    if newer_inbound {
+        update = update.col_expr(conversations::Column::LastInboundAt, Expr::value(at));
+    }
+    update.exec(db).await?;
+    Ok(conversations::Model {
+        last_message_at: row.last_message_at.max(at),
+        last_inbound_at: if newer_inbound {
+            Some(at)
+        } else {
+            row.last_inbound_at
+        },
+        ..row
+    })
+}
+
+async fn find<C: ConnectionTrait>(
+    db: &C,
+    tenant_id: &str,
+    contact_id: &str,
+    account_id: &str,
+) -> Result<Option<conversations::Model>, DbErr> {
+    conversations::Entity::find()
+        .filter(conversations::Column::TenantId.eq(tenant_id))
+        .filter(conversations::Column::ContactId.eq(contact_id))
+        .filter(conversations::Column::AccountId.eq(account_id))
+        .one(db)
+        .await
+}
+
+/// Inserts the conversation unless a concurrent writer did, then reads it back.
+async fn create<C: ConnectionTrait>(
+    db: &C,
+    tenant_id: &str,
+    contact_id: &str,
+    account_id: &str,
+    channel: &str,
+    at: i64,
+    inbound: bool,
+) -> Result<conversations::Model, DbErr> {
+    conversations::Entity::insert(conversations::ActiveModel {
+        id: Set(ids::new_id(ids::CONVERSATION)),
+        tenant_id: Set(tenant_id.to_owned()),
+        contact_id: Set(contact_id.to_owned()),
+        account_id: Set(account_id.to_owned()),
+        channel: Set(channel.to_owned()),
+        last_message_at: Set(at),
+        last_inbound_at: Set(inbound.then_some(at)),
+        opted_out_at: Set(None),
+        created_at: Set(now_ms()),
+    })
+    .on_conflict_do_nothing_on([
+        conversations::Column::TenantId,
+        conversations::Column::ContactId,
+        conversations::Column::AccountId,
+    ])
+    .exec_without_returning(db)
+    .await?;
+    find(db, tenant_id, contact_id, account_id)
+        .await?
+        .ok_or_else(|| DbErr::RecordNotFound("conversation".into()))
+}
+
+/// Marks the conversation opted out (`Some(now)`) or back in (`None`).
+pub(crate) async fn set_opted_out<C: ConnectionTrait>(
+    db: &C,
+    conversation_id: &str,
+    opted_out_at: Option<i64>,
+) -> Result<(), DbErr> {
+    conversations::Entity::update_many()
+        .col_expr(conversations::Column::OptedOutAt, Expr::value(opted_out_at))
+        .filter(conversations::Column::Id.eq(conversation_id))
+        .exec(db)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,775 @@
+//! The delivery engine: workers claim due outbox entries with a lease, send them through
+//! the channel's adapter, and record the outcome and every attempt.
+//!
+//! - Claiming: PostgreSQL `FOR UPDATE SKIP LOCKED`; SQLite an IMMEDIATE transaction (one
+//!   writer). Either way the claim is a lease (`locked_by`, `locked_until`), so entries of
+//!   a process that died are taken over when the lease expires.
+//! - Order: an entry is claimable only when no older entry of the same conversation is
+//!   waiting, so messages to one contact leave in the order they were sent.
+//! - Outcomes: transient errors retry with exponential backoff and full jitter (or the
+//!   provider's retry-after) up to `max_attempts`; permanent errors fail at once with the
+//!   provider's code; ambiguous outcomes (the provider may have sent it) are never resent
+//!   blindly: the message fails visibly with code `delivery_unknown` and the attempt
+//!   history shows the exchange.
+//! - Crashes: delivery is at least once. A process that dies mid-round leaves its claimed
+//!   entries leased; they are claimed again when the lease (`DeliveryConfig::lease`,
+//!   `SWITCHBOARD_DELIVERY_LEASE_MS`) expires. An entry whose request reached the provider but
+//!   whose outcome was not committed before the crash is sent again: duplicates are bounded
+//!   by the sends in flight at the crash (at most `ROUNDS_IN_FLIGHT` claim batches), and only
+//!   happen on a crash. A live worker never sends an entry whose lease it lost (`keep_lease`).
+//! - Throughput: two claim rounds overlap, each round keeps one queue per sender, and the
+//!   outcomes of successful sends (attempt row, provider id, status, outbox removal) are
+//!   written many per transaction by the round's writer; a failed batch is rewritten one
+//!   outcome per transaction, so one bad outcome fails alone.
+//! - Rates: each sender is paced by an in-process limiter, and only the process holding the
+//!   sender's lease (`sender_leases`) delivers for it, so the limit holds across processes.
+//!   Per-recipient pacing (`pacing`) reschedules instead of waiting.
+
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use rand::Rng;
+use sea_orm::sea_query::{Expr, LockBehavior, LockType};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use switchboard_core::{
+    Bsuid, ChannelError, Content, MessageStatus, OutboundMessage, PhoneNumber, Recipient,
+    SendReceipt,
+};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::error::Result;
+use crate::ids::now_ms;
+use crate::router::Router;
+use crate::statuses::{self, Applied};
+use crate::store::entity::{
+    contacts as contact_rows, conversations, messages, outbox, send_attempts,
+};
+use crate::{contacts, conversations as convs};
+
+/// Claim rounds a process runs at once (see `delivery_loop`). At a crash, at most this many
+/// claim batches (`DeliveryConfig::batch`) are in flight.
+pub const ROUNDS_IN_FLIGHT: usize = 2;
+/// Sends of one sender in flight at once within a round (its limiter spaces them).
+const PER_SENDER_CONCURRENCY: usize = 64;
+/// Most successful outcomes written in one transaction.
+const OUTCOMES_PER_TXN: usize = 256;
+
+/// A successful send whose outcome waits for the round's writer.
+struct Sent {
+    entry: outbox::Model,
+    message: messages::Model,
+    receipt: SendReceipt,
+    attempt: send_attempts::ActiveModel,
+    /// Answered once the outcome is committed (or could not be).
+    done: oneshot::Sender<Result<()>>,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn attempt_row(
+    message_id: &str,
+    attempt: i32,
+    started: i64,
+    latency: Duration,
+    outcome: &str,
+    err: Option<&ChannelError>,
+    exchange: Option<&switchboard_core::Exchange>,
+) -> send_attempts::ActiveModel {
+    send_attempts::ActiveModel {
+        message_id: Set(message_id.to_owned()),
+        attempt: Set(attempt),
+        started_at: Set(started),
+        latency_ms: Set(i32::try_from(latency.as_millis()).unwrap_or(i32::MAX)),
+        outcome: Set(outcome.to_owned()),
+        http_status: Set(exchange.and_then(|x| x.http_status).map(i32::from)),
+        error_code: Set(err.and_then(|e| e.provider_code().map(str::to_owned))),
+        error_message: Set(err.map(ToString::to_string)),
+        request: Set(exchange
+            .and_then(|x| x.request.as_ref())
+            .map(ToString::to_string)),
+        response: Set(exchange
+            .and_then(|x| x.response.as_ref())
+            .map(ToString::to_string)),
+        ..Default::default()
+    }
+}
+
+/// Per-sender rate limiters, created on first use with the account's configured rate.
+#[derive(Default)]
+pub(crate) struct SenderLimits {
+    limiters: Mutex<HashMap<String, Arc<DefaultDirectRateLimiter>>>,
+}
+
+impl SenderLimits {
+    fn get(&self, account_id: &str, per_second: u32) -> Arc<DefaultDirectRateLimiter> {
+        let mut map = self.limiters.lock().unwrap_or_else(PoisonError::into_inner);
+        map.entry(account_id.to_owned())
+            .or_insert_with(|| {
+                let rate = NonZeroU32::new(per_second.max(1)).unwrap_or(NonZeroU32::MIN);
+                // Burst of one: messages leave evenly spaced, never above the rate.
+                Arc::new(RateLimiter::direct(
+                    Quota::per_second(rate).allow_burst(NonZeroU32::MIN),
+                ))
+            })
+            .clone()
+    }
+}
+
+impl Router {
+    /// Runs the delivery engine (and status reconciliation, see `reconcile`) until
+    /// `shutdown` turns true. In-flight sends finish first.
+    pub async fn run_delivery(&self, shutdown: watch::Receiver<bool>) {
+        tokio::join!(
+            self.delivery_loop(shutdown.clone()),
+            self.reconcile_loop(shutdown.clone()),
+            self.notify_loop(shutdown.clone()),
+            self.media_loop(shutdown)
+        );
+    }
+
+    async fn notify_loop(&self, mut shutdown: watch::Receiver<bool>) {
+        while !*shutdown.borrow() {
+            let claimed = match self.deliver_notifications().await {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::warn!(error = %e, "Notification round failed.");
+                    0
+                }
+            };
+            if claimed == 0 {
+                tokio::select! {
+                    () = tokio::time::sleep(self.inner.delivery.poll_interval) => {}
+                    changed = shutdown.changed() => if changed.is_err() { break },
+                }
+            }
+        }
+    }
+
+    async fn reconcile_loop(&self, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(self.inner.delivery.reconcile_every) => {}
+                changed = shutdown.changed() => if changed.is_err() { break },
+            }
+            if *shutdown.borrow() {
+                break;
+            }
+            match self.reconcile().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(
+                    advanced = n,
+                    "Reconciled message statuses with the providers."
+                ),
+                Err(e) => tracing::warn!(error = %e, "Status reconciliation failed."),
+            }
+        }
+    }
+
+    async fn delivery_loop(&self, shutdown: watch::Receiver<bool>) {
+        // Rounds overlap: while one round's last sends wait for their senders' rates, the
+        // next one claims and starts, so a sender's limiter is never idle while work is due.
+        // Both share the per-sender limiters, so the rate holds.
+        let rounds = (0..ROUNDS_IN_FLIGHT).map(|_| self.round_loop(shutdown.clone()));
+        futures::future::join_all(rounds).await;
+        // Another process may take this one's senders after the cool-down, not a lease later.
+        if let Err(e) = self.release_senders().await {
+            tracing::warn!(error = %e, "Could not release sender leases.");
+        }
+    }
+
+    async fn round_loop(&self, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            let claimed = match self.deliver_due().await {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::warn!(error = %e, "Delivery round failed.");
+                    0
+                }
+            };
+            if claimed == 0 {
+                tokio::select! {
+                    () = self.inner.wake_delivery.notified() => {}
+                    () = tokio::time::sleep(self.inner.delivery.poll_interval) => {}
+                    _ = shutdown.changed() => {}
+                }
+            }
+        }
+    }
+
+    /// Claims due outbox entries and delivers them; returns how many were claimed.
+    ///
+    /// # Errors
+    /// A database error while claiming.
+    pub async fn deliver_due(&self) -> Result<usize> {
+        let senders = self.hold_senders().await?;
+        if senders.is_empty() {
+            return Ok(0);
+        }
+        let entries = self.claim(&senders).await?;
+        let n = entries.len();
+        // One queue per sender, in claim order: a sender waiting for its rate never takes
+        // the concurrency another sender could use.
+        let mut queues: Vec<(String, Vec<outbox::Model>)> = Vec::new();
+        for entry in entries {
+            match queues.iter_mut().find(|(a, _)| *a == entry.account_id) {
+                Some((_, q)) => q.push(entry),
+                None => queues.push((entry.account_id.clone(), vec![entry])),
+            }
+        }
+        // The outcomes of this round's sends are written in shared transactions.
+        let (outcomes, written) = mpsc::unbounded_channel();
+        let mut senders_work = Vec::with_capacity(queues.len());
+        for (_, queue) in queues {
+            let outcomes = outcomes.clone();
+            senders_work.push(async move {
+                let outcomes = &outcomes;
+                futures::stream::iter(queue)
+                    .for_each_concurrent(PER_SENDER_CONCURRENCY, |entry| async move {
+                        let id = entry.message_id.clone();
+                        if let Err(e) = self.deliver_one(entry, outcomes).await {
+                            // The lease expires and another round retries it.
+                            tracing::warn!(message_id = %id, error = %e, "Delivery attempt could not be recorded.");
+                        }
+                    })
+                    .await;
+            });
+        }
+        drop(outcomes);
+        let work = async {
+            tokio::join!(
+                futures::future::join_all(senders_work),
+                self.outcome_writer(written)
+            );
+        };
+        // A round slowed down by a low rate must not outlive the sender leases it relies on.
+        let renew = async {
+            loop {
+                tokio::time::sleep(self.inner.delivery.lease / 3).await;
+                if let Err(e) = self.renew_senders().await {
+                    tracing::warn!(error = %e, "Could not renew sender leases.");
+                }
+            }
+        };
+        tokio::select! {
+            () = work => {}
+            _ = renew => {}
+        }
+        Ok(n)
+    }
+
+    async fn claim(&self, senders: &[String]) -> Result<Vec<outbox::Model>> {
+        let cfg = &self.inner.delivery;
+        let now = now_ms();
+        let txn = self.inner.store.write_txn().await?;
+        let due = outbox::Entity::find()
+            .filter(outbox::Column::NextAttemptAt.lte(now))
+            .filter(outbox::Column::AccountId.is_in(senders.iter().cloned()))
+            .filter(
+                sea_orm::Condition::any()
+                    .add(outbox::Column::LockedUntil.is_null())
+                    .add(outbox::Column::LockedUntil.lt(now)),
+            )
+            .filter(Expr::cust(
+                "NOT EXISTS (SELECT 1 FROM outbox older WHERE older.conversation_id = outbox.conversation_id AND older.message_id < outbox.message_id)",
+            ))
+            .order_by_asc(outbox::Column::MessageId)
+            .limit(cfg.batch)
+            .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
+            .all(&txn)
+            .await?;
+        if due.is_empty() {
+            txn.commit().await?;
+            return Ok(due);
+        }
+        let until = now + i64::try_from(cfg.lease.as_millis()).unwrap_or(i64::MAX / 2);
+        outbox::Entity::update_many()
+            .col_expr(
+                outbox::Column::LockedBy,
+                Expr::value(self.inner.worker_id.as_str()),
+            )
+            .col_expr(outbox::Column::LockedUntil, Expr::value(until))
+            .filter(outbox::Column::MessageId.is_in(due.iter().map(|e| e.message_id.clone())))
+            .exec(&txn)
+            .await?;
+        txn.commit().await?;
+        // The lease just taken is this worker's fencing token (see `keep_lease`).
+        Ok(due
+            .into_iter()
+            .map(|e| outbox::Model {
+                locked_by: Some(self.inner.worker_id.clone()),
+                locked_until: Some(until),
+                ..e
+            })
+            .collect())
+    }
+
+    /// Moves a paced entry to when its recipient is ready: lease released, no attempt counted.
+    async fn reschedule(&self, entry: &outbox::Model, wait: Duration) -> Result<()> {
+        let next = now_ms() + i64::try_from(wait.as_millis()).unwrap_or(i64::MAX / 4);
+        outbox::Entity::update_many()
+            .col_expr(outbox::Column::NextAttemptAt, Expr::value(next))
+            .col_expr(
+                outbox::Column::LockedBy,
+                Expr::value(Option::<String>::None),
+            )
+            .col_expr(
+                outbox::Column::LockedUntil,
+                Expr::value(Option::<i64>::None),
+            )
+            .filter(outbox::Column::MessageId.eq(entry.message_id.as_str()))
+            .filter(outbox::Column::LockedBy.eq(self.inner.worker_id.as_str()))
+            .exec(self.inner.store.conn())
+            .await?;
+        Ok(())
+    }
+
+    /// Called right before sending: true when this worker still holds the entry's lease.
+    ///
+    /// A long wait for the sender's rate could outlast the lease, and another process may
+    /// then have claimed the entry; sending anyway would send it twice. When less than half
+    /// the lease is left it is extended, conditionally on still being ours.
+    async fn keep_lease(&self, entry: &mut outbox::Model) -> Result<bool> {
+        let lease = i64::try_from(self.inner.delivery.lease.as_millis()).unwrap_or(i64::MAX / 4);
+        let now = now_ms();
+        let Some(until) = entry.locked_until else {
+            return Ok(false);
+        };
+        if until - now > lease / 2 {
+            return Ok(true);
+        }
+        let renewed = now + lease;
+        let res = outbox::Entity::update_many()
+            .col_expr(outbox::Column::LockedUntil, Expr::value(renewed))
+            .filter(outbox::Column::MessageId.eq(entry.message_id.as_str()))
+            .filter(outbox::Column::LockedBy.eq(self.inner.worker_id.as_str()))
+            .filter(outbox::Column::LockedUntil.eq(until))
+            .exec(self.inner.store.conn())
+            .await?;
+        if res.rows_affected == 1 {
+            entry.locked_until = Some(renewed);
+            Ok(true)
+        } else {
+            Ok(false)
+        }
+    }
+
+    async fn deliver_one(
+        &self,
+        mut entry: outbox::Model,
+        outcomes: &mpsc::UnboundedSender<Sent>,
+    ) -> Result<()> {
+        let db = self.inner.store.conn();
+        let Some(message) = messages::Entity::find_by_id(entry.message_id.clone())
+            .one(db)
+            .await?
+        else {
+            outbox::Entity::delete_by_id(entry.message_id)
+                .exec(db)
+                .await?;
+            return Ok(());
+        };
+        let account = self.account_by_id(&entry.account_id).await?;
+        let Some(adapter) = self.inner.adapters.get(&account.channel).cloned() else {
+            self.fail(
+                &entry,
+                &message,
+                "unknown_channel",
+                "the channel of this account is not enabled in this build",
+            )
+            .await?;
+            return Ok(());
+        };
+        if let Some(pacing) = adapter.capabilities().recipient_pacing
+            && let Some(wait) = self.inner.pacer.check(pacing, &entry.conversation_id)
+        {
+            metrics::counter!("switchboard_recipient_paced_total", "channel" => account.channel.clone()).increment(1);
+            return self.reschedule(&entry, wait).await;
+        }
+        let to = self.recipient_of(&entry.conversation_id).await?;
+        let content: Content = serde_json::from_str(&message.content).unwrap_or_default();
+        let mut outbound = OutboundMessage {
+            id: message.id.clone(),
+            to,
+            content,
+            reply_to: message.reply_to.clone(),
+        };
+        // Uploaded media becomes a provider media id or a signed URL; a failure counts as
+        // an attempt and is retried or failed like a send.
+        if let Err(err) = self
+            .prepare_outbound_media(&account.ctx, adapter.as_ref(), &mut outbound.content)
+            .await?
+        {
+            let attempt = entry.attempts + 1;
+            let outcome = err.kind().as_str();
+            self.record_attempt(
+                &message.id,
+                attempt,
+                now_ms(),
+                Duration::ZERO,
+                outcome,
+                Some(&err),
+                err.exchange(),
+            )
+            .await?;
+            return self.handle_failure(&entry, &message, attempt, err).await;
+        }
+        let rate = account
+            .rate_per_second
+            .and_then(|r| u32::try_from(r).ok())
+            .unwrap_or(adapter.capabilities().default_rate_per_second);
+        let limiter = self.inner.limits.get(&account.ctx.account_id, rate);
+        // Nothing with a variable latency (a database round trip) may stand between the
+        // limiter's token and the send, or sends bunch up and a sender exceeds its rate in
+        // some second. Right after a token, the lease is checked in memory (nobody can
+        // claim the entry before `locked_until`); only when less than half of it is left is
+        // it renewed in the database, and then a fresh token is taken.
+        let lease_ms = i64::try_from(self.inner.delivery.lease.as_millis()).unwrap_or(i64::MAX / 4);
+        let wait_started = Instant::now();
+        loop {
+            limiter.until_ready().await;
+            if entry
+                .locked_until
+                .is_some_and(|until| until - now_ms() > lease_ms / 2)
+            {
+                break;
+            }
+            if !self.keep_lease(&mut entry).await? {
+                tracing::warn!(message_id = %entry.message_id, "Lease lost while waiting for the sender's rate; another worker delivers it.");
+                return Ok(());
+            }
+        }
+        if wait_started.elapsed() > Duration::from_millis(1) {
+            metrics::counter!("switchboard_rate_limit_waits_total", "channel" => account.channel.clone()).increment(1);
+        }
+
+        let started = now_ms();
+        let clock = Instant::now();
+        let result = adapter.send(&account.ctx, &outbound).await;
+        let latency = clock.elapsed();
+        metrics::histogram!("switchboard_send_latency_seconds", "channel" => account.channel.clone()).record(latency.as_secs_f64());
+        let attempt = entry.attempts + 1;
+        match result {
+            Ok(mut receipt) => {
+                metrics::counter!("switchboard_messages_sent_total", "channel" => account.channel.clone()).increment(1);
+                let exchange = receipt.exchange.take();
+                let attempt = attempt_row(
+                    &message.id,
+                    attempt,
+                    started,
+                    latency,
+                    "sent",
+                    None,
+                    exchange.as_ref(),
+                );
+                let (done, recorded) = oneshot::channel();
+                let sent = Sent {
+                    entry,
+                    message,
+                    receipt,
+                    attempt,
+                    done,
+                };
+                if let Err(mpsc::error::SendError(sent)) = outcomes.send(sent) {
+                    // No writer (cannot happen within a round): record it alone.
+                    return self.write_sent_one(&sent).await;
+                }
+                recorded.await.unwrap_or_else(|_| {
+                    Err(sea_orm::DbErr::Custom("the outcome writer stopped".into()).into())
+                })
+            }
+            Err(mut err) => {
+                let exchange = err.take_exchange();
+                let outcome = err.kind().as_str();
+                self.record_attempt(
+                    &message.id,
+                    attempt,
+                    started,
+                    latency,
+                    outcome,
+                    Some(&err),
+                    exchange.as_ref(),
+                )
+                .await?;
+                self.handle_failure(&entry, &message, attempt, err).await
+            }
+        }
+    }
+
+    async fn recipient_of(&self, conversation_id: &str) -> Result<Recipient> {
+        let db = self.inner.store.conn();
+        let conv = conversations::Entity::find_by_id(conversation_id.to_owned())
+            .one(db)
+            .await?
+            .ok_or(crate::error::RouterError::NotFound("conversation"))?;
+        let contact = contact_rows::Entity::find_by_id(conv.contact_id)
+            .one(db)
+            .await?
+            .ok_or(crate::error::RouterError::NotFound("contact"))?;
+        Ok(Recipient {
+            phone: contact.e164.map(PhoneNumber::from_trusted_e164),
+            bsuid: contact.bsuid.and_then(|b| Bsuid::parse(&b).ok()),
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn record_attempt(
+        &self,
+        message_id: &str,
+        attempt: i32,
+        started: i64,
+        latency: Duration,
+        outcome: &str,
+        err: Option<&ChannelError>,
+        exchange: Option<&switchboard_core::Exchange>,
+    ) -> Result<()> {
+        send_attempts::Entity::insert(attempt_row(
+            message_id, attempt, started, latency, outcome, err, exchange,
+        ))
+        .exec_without_returning(self.inner.store.conn())
+        .await?;
+        Ok(())
+    }
+
+    /// Writes the outcomes of successful sends as they come, everything queued (up to
+    /// `OUTCOMES_PER_TXN`) in one transaction: each message's attempt row, provider id,
+    /// status and outbox removal. Nothing waits for a batch to fill. If the transaction
+    /// fails, each outcome is written again in its own, so one bad outcome fails alone.
+    async fn outcome_writer(&self, mut queue: mpsc::UnboundedReceiver<Sent>) {
+        let mut batch = Vec::new();
+        while queue.recv_many(&mut batch, OUTCOMES_PER_TXN).await > 0 {
+            let outcomes = std::mem::take(&mut batch);
+            match self.write_sent(&outcomes).await {
+                Ok(events) => {
+                    self.publish(events);
+                    for o in outcomes {
+                        // An error only means the send's task is gone (its round ended).
+                        o.done.send(Ok(())).ok();
+                    }
+                }
+                Err(e) => {
+                    if outcomes.len() > 1 {
+                        tracing::warn!(error = %e, n = outcomes.len(), "A batch of delivery outcomes failed; writing them one by one.");
+                    }
+                    for o in outcomes {
+                        let res = self.write_sent_one(&o).await;
+                        o.done.send(res).ok();
+                    }
+                }
+            }
+        }
+    }
+
+    async fn write_sent(&self, outcomes: &[Sent]) -> Result<Vec<crate::events::RouterEvent>> {
+        let txn = self.inner.store.write_txn().await?;
+        send_attempts::Entity::insert_many(outcomes.iter().map(|o| o.attempt.clone()))
+            .exec_without_returning(&txn)
+            .await?;
+        let mut events = Vec::new();
+        for o in outcomes {
+            events.extend(
+                self.delivered(&txn, &o.entry, &o.message, &o.receipt)
+                    .await?,
+            );
+        }
+        crate::notify::enqueue(&txn, &events).await?;
+        txn.commit().await?;
+        Ok(events)
+    }
+
+    async fn write_sent_one(&self, o: &Sent) -> Result<()> {
+        let events = self.write_sent(std::slice::from_ref(o)).await?;
+        self.publish(events);
+        Ok(())
+    }
+
+    /// Records a successful send in `txn`; returns the events to notify and publish.
+    async fn delivered(
+        &self,
+        txn: &sea_orm::DatabaseTransaction,
+        entry: &outbox::Model,
+        message: &messages::Model,
+        receipt: &SendReceipt,
+    ) -> Result<Vec<crate::events::RouterEvent>> {
+        messages::Entity::update_many()
+            .col_expr(
+                messages::Column::ProviderMessageId,
+                Expr::value(receipt.provider_message_id.as_str()),
+            )
+            .col_expr(messages::Column::UpdatedAt, Expr::value(now_ms()))
+            .filter(messages::Column::Id.eq(message.id.as_str()))
+            .exec(txn)
+            .await?;
+        let message = &messages::Model {
+            provider_message_id: Some(receipt.provider_message_id.clone()),
+            ..message.clone()
+        };
+        let mut events = Vec::new();
+        let status = if receipt.status.rank() > MessageStatus::Queued.rank() {
+            receipt.status
+        } else {
+            MessageStatus::Accepted
+        };
+        if let Applied::Advanced(ev) =
+            statuses::record(txn, message, status, None, &serde_json::Value::Null, None).await?
+        {
+            events.push(ev);
+        }
+        events.extend(statuses::apply_pending(txn, message).await?);
+        if let Some(wa_id) = &receipt.recipient_wa_id {
+            // The provider resolved the number to another WhatsApp id (Brazil, Mexico): the
+            // reply will come from that id, so it must name the same contact.
+            let conv = conversations::Entity::find_by_id(entry.conversation_id.clone())
+                .one(txn)
+                .await?;
+            if let Some(conv) = conv {
+                let contact = contact_rows::Entity::find_by_id(conv.contact_id)
+                    .one(txn)
+                    .await?;
+                if let Some(contact) = contact {
+                    let mut ident = switchboard_core::ContactIdentity {
+                        wa_id: Some(wa_id.clone()),
+                        ..Default::default()
+                    };
+                    ident.phone = contact.e164.map(PhoneNumber::from_trusted_e164);
+                    contacts::upsert(txn, &entry.tenant_id, &ident).await?;
+                }
+            }
+        }
+        outbox::Entity::delete_by_id(entry.message_id.clone())
+            .exec(txn)
+            .await?;
+        Ok(events)
+    }
+
+    async fn handle_failure(
+        &self,
+        entry: &outbox::Model,
+        message: &messages::Model,
+        attempt: i32,
+        err: ChannelError,
+    ) -> Result<()> {
+        let channel = message.channel.clone();
+        if err.is_transient() {
+            if attempt >= self.inner.delivery.max_attempts {
+                metrics::counter!("switchboard_messages_failed_total", "channel" => channel)
+                    .increment(1);
+                let code = err
+                    .provider_code()
+                    .unwrap_or(err.kind().as_str())
+                    .to_owned();
+                return self
+                    .fail(
+                        entry,
+                        message,
+                        &code,
+                        &format!("gave up after {attempt} attempts: {err}"),
+                    )
+                    .await;
+            }
+            metrics::counter!("switchboard_messages_retried_total", "channel" => channel)
+                .increment(1);
+            let delay = err.retry_after().unwrap_or_else(|| self.backoff(attempt));
+            let next = now_ms() + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 4);
+            outbox::Entity::update_many()
+                .col_expr(outbox::Column::Attempts, Expr::value(attempt))
+                .col_expr(outbox::Column::NextAttemptAt, Expr::value(next))
+                .col_expr(
+                    outbox::Column::LockedBy,
+                    Expr::value(Option::<String>::None),
+                )
+                .col_expr(
+                    outbox::Column::LockedUntil,
+                    Expr::value(Option::<i64>::None),
+                )
+                .filter(outbox::Column::MessageId.eq(entry.message_id.as_str()))
+                .exec(self.inner.store.conn())
+                .await?;
+            return Ok(());
+        }
+        metrics::counter!("switchboard_messages_failed_total", "channel" => channel).increment(1);
+        if err.is_ambiguous() {
+            let code = err
+                .provider_code()
+                .map_or_else(|| "delivery_unknown".to_owned(), str::to_owned);
+            return self
+                .fail(entry, message, &code, &format!("the provider may have accepted this message; it was not resent automatically: {err}"))
+                .await;
+        }
+        if err.is_opted_out() {
+            convs::set_opted_out(
+                self.inner.store.conn(),
+                &entry.conversation_id,
+                Some(now_ms()),
+            )
+            .await?;
+        }
+        let code = err
+            .provider_code()
+            .unwrap_or(err.kind().as_str())
+            .to_owned();
+        self.fail(entry, message, &code, &err.to_string()).await
+    }
+
+    /// Exponential backoff with full jitter: uniform in [0, min(max, base·2^(attempt-1))].
+    pub(crate) fn backoff(&self, attempt: i32) -> Duration {
+        let cfg = &self.inner.delivery;
+        let exp = cfg
+            .base_backoff
+            .saturating_mul(1u32 << u32::try_from(attempt.clamp(1, 20) - 1).unwrap_or(0));
+        let cap = exp.min(cfg.max_backoff);
+        let millis = u64::try_from(cap.as_millis()).unwrap_or(u64::MAX);
+        Duration::from_millis(rand::rng().random_range(0..=millis))
+    }
+
+    async fn fail(
+        &self,
+        entry: &outbox::Model,
+        message: &messages::Model,
+        code: &str,
+        text: &str,
+    ) -> Result<()> {
+        let txn = self.inner.store.write_txn().await?;
+        let error = switchboard_core::ProviderError {
+            code: code.to_owned(),
+            message: Some(text.to_owned()),
+            details: None,
+        };
+        let applied = statuses::record(
+            &txn,
+            message,
+            MessageStatus::Failed,
+            Some(&error),
+            &serde_json::Value::Null,
+            None,
+        )
+        .await?;
+        outbox::Entity::delete_by_id(entry.message_id.clone())
+            .exec(&txn)
+            .await?;
+        let events: Vec<_> = match applied {
+            Applied::Advanced(ev) => vec![ev],
+            _ => Vec::new(),
+        };
+        crate::notify::enqueue(&txn, &events).await?;
+        txn.commit().await?;
+        self.publish(events);
+        Ok(())
+    }
+
+    /// Outbox entries waiting, for the queue-depth gauge.
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn queue_depth(&self) -> Result<u64> {
+        use sea_orm::PaginatorTrait;
+        Ok(outbox::Entity::find()
+            .count(self.inner.store.conn())
+            .await?)
+    }
+}

@@ -1,0 +1,248 @@
+//! `POST /v1/messages` (send) and `GET /v1/messages/{id}`.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use serde::Deserialize;
+use switchboard_core::{Content, Location, MediaItem, MediaKind, Reaction, Template};
+
+use super::{ApiJson, ApiResult, Auth};
+use crate::error::RouterError;
+use crate::http::AppState;
+use crate::queries::MessageView;
+use crate::send::{SendAccepted, SendRequest};
+
+/// The body of `POST /v1/messages`. Unknown fields are refused, so a typo (`txt`) is a 400
+/// rather than a silently empty message.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SendBody {
+    to: String,
+    text: Option<String>,
+    channel: Option<String>,
+    from: Option<String>,
+    #[serde(default)]
+    media: Vec<MediaBody>,
+    template: Option<TemplateBody>,
+    location: Option<Location>,
+    reaction: Option<ReactionBody>,
+    reply_to: Option<String>,
+    idempotency_key: Option<String>,
+}
+
+/// A reaction to one of the tenant's messages, named by its Switchboard id; `emoji` absent
+/// or empty removes an earlier reaction.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReactionBody {
+    message_id: String,
+    emoji: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MediaBody {
+    url: Option<String>,
+    /// An upload (`POST /v1/media`) of this tenant, instead of `url`.
+    media_id: Option<String>,
+    kind: Option<String>,
+    caption: Option<String>,
+    filename: Option<String>,
+    mime_type: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TemplateBody {
+    name: String,
+    language: Option<String>,
+    #[serde(default)]
+    variables: BTreeMap<String, String>,
+}
+
+/// The media kind a URL's file extension suggests; an image when it suggests nothing.
+fn kind_from_url(url: &str) -> MediaKind {
+    let path = url.split(['?', '#']).next().unwrap_or("");
+    let file = path.rsplit('/').next().unwrap_or("");
+    let ext = file
+        .rsplit_once('.')
+        .map(|(_, e)| e.to_ascii_lowercase())
+        .unwrap_or_default();
+    match ext.as_str() {
+        "mp4" | "3gp" | "3gpp" | "mov" | "m4v" => MediaKind::Video,
+        "mp3" | "ogg" | "opus" | "oga" | "amr" | "m4a" | "aac" | "wav" => MediaKind::Audio,
+        "pdf" | "doc" | "docx" | "xls" | "xlsx" | "ppt" | "pptx" | "txt" | "csv" | "zip"
+        | "rtf" | "odt" => MediaKind::Document,
+        _ => MediaKind::Image,
+    }
+}
+
+fn media_item(m: MediaBody) -> Result<MediaItem, RouterError> {
+    if let Some(id) = m.media_id.filter(|id| !id.trim().is_empty()) {
+        if m.url.is_some() {
+            return Err(RouterError::invalid(
+                "invalid_media",
+                "a media item has a url or a media_id, not both",
+            ));
+        }
+        // Kind and MIME type come from the stored upload (checked by `send`).
+        let mut item = MediaItem::from_url(MediaKind::Document, String::new());
+        item.url = None;
+        item.media_id = Some(id);
+        item.caption = m.caption;
+        item.filename = m.filename;
+        return Ok(item);
+    }
+    let url = m.url.unwrap_or_default();
+    if url.trim().is_empty() {
+        return Err(RouterError::invalid(
+            "invalid_media",
+            "each media item needs a url or a media_id",
+        ));
+    }
+    let kind = match m.kind.as_deref() {
+        Some(k) => MediaKind::parse(k).ok_or_else(|| {
+            RouterError::invalid(
+                "invalid_media_kind",
+                "kind must be image, video, audio, document or sticker",
+            )
+        })?,
+        None => kind_from_url(&url),
+    };
+    let mut item = MediaItem::from_url(kind, url);
+    item.caption = m.caption;
+    item.filename = m.filename;
+    item.mime_type = m.mime_type;
+    Ok(item)
+}
+
+/// The request as `Router::send` takes it; `header_key` is the `Idempotency-Key` header and
+/// `reaction` the body's reaction with the provider id of the message reacted to.
+fn send_request(
+    body: SendBody,
+    header_key: Option<String>,
+    reaction: Option<Reaction>,
+) -> Result<SendRequest, RouterError> {
+    let idempotency_key = match (body.idempotency_key, header_key) {
+        (Some(b), Some(h)) if b != h => {
+            return Err(RouterError::invalid(
+                "idempotency_key_mismatch",
+                "the Idempotency-Key header and the idempotency_key field differ",
+            ));
+        }
+        (b, h) => b.or(h),
+    };
+    let content = Content {
+        text: body.text,
+        media: body
+            .media
+            .into_iter()
+            .map(media_item)
+            .collect::<Result<_, _>>()?,
+        template: body.template.map(|t| Template {
+            name: t.name,
+            language: t.language,
+            variables: t.variables,
+            ..Template::default()
+        }),
+        location: body.location,
+        reaction,
+        ..Content::default()
+    };
+    Ok(SendRequest {
+        to: body.to,
+        channel: body.channel,
+        from: body.from,
+        content,
+        reply_to: body.reply_to,
+        idempotency_key,
+    })
+}
+
+pub(super) async fn send(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    headers: HeaderMap,
+    ApiJson(mut body): ApiJson<SendBody>,
+) -> ApiResult<(StatusCode, Json<SendAccepted>)> {
+    let header_key = match headers.get("idempotency-key") {
+        Some(v) => Some(
+            v.to_str()
+                .map_err(|_| {
+                    RouterError::invalid(
+                        "invalid_idempotency_key",
+                        "Idempotency-Key must be visible ASCII",
+                    )
+                })?
+                .to_owned(),
+        ),
+        None => None,
+    };
+    let reaction = match body.reaction.take() {
+        Some(r) => Some(Reaction {
+            message_id: state
+                .router
+                .provider_message_id(&p.tenant_id, &r.message_id)
+                .await?,
+            emoji: r.emoji.filter(|e| !e.is_empty()),
+        }),
+        None => None,
+    };
+    let request = send_request(body, header_key, reaction)?;
+    let accepted = state.router.send(&p.tenant_id, request).await?;
+    Ok((StatusCode::ACCEPTED, Json(accepted)))
+}
+
+pub(super) async fn get(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<MessageView>> {
+    Ok(Json(state.router.get_message(&p.tenant_id, &id).await?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn media_kind_defaults_from_the_url_extension() {
+        assert_eq!(
+            kind_from_url("https://x.test/a/clip.MP4?sig=1"),
+            MediaKind::Video
+        );
+        assert_eq!(
+            kind_from_url("https://x.test/invoice.pdf#p2"),
+            MediaKind::Document
+        );
+        assert_eq!(kind_from_url("https://x.test/note.ogg"), MediaKind::Audio);
+        assert_eq!(kind_from_url("https://x.test/photo"), MediaKind::Image);
+        assert_eq!(kind_from_url("https://x.test.pdf/"), MediaKind::Image);
+    }
+
+    #[test]
+    fn the_idempotency_key_comes_from_the_body_or_the_header_but_they_must_agree() {
+        let body = |key: Option<&str>| SendBody {
+            to: "+31612345678".into(),
+            text: Some("hi".into()),
+            channel: None,
+            from: None,
+            media: Vec::new(),
+            template: None,
+            location: None,
+            reaction: None,
+            reply_to: None,
+            idempotency_key: key.map(str::to_owned),
+        };
+        let from_header = send_request(body(None), Some("h".into()), None).unwrap();
+        assert_eq!(from_header.idempotency_key.as_deref(), Some("h"));
+        let same = send_request(body(Some("k")), Some("k".into()), None).unwrap();
+        assert_eq!(same.idempotency_key.as_deref(), Some("k"));
+        let err = send_request(body(Some("k")), Some("other".into()), None)
+            .err()
+            .unwrap();
+        assert_eq!(err.code(), "idempotency_key_mismatch");
+    }
+}

@@ -1,0 +1,95 @@
+//! The HTTP surface (axum): provider webhooks, monitors, the product API.
+//!
+//! Every route is bounded: bodies over 1 MiB answer 413, requests time out, panics become
+//! 500s, and `Authorization` and signature headers are marked sensitive so access logs
+//! never show them.
+
+mod api;
+mod health;
+mod webhooks;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Router as AxumRouter;
+use axum::http::{HeaderName, StatusCode, header};
+use metrics_exporter_prometheus::PrometheusHandle;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::router::Router;
+
+/// Largest accepted request body.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// Shared state of the HTTP handlers.
+#[derive(Clone)]
+pub struct AppState {
+    pub router: Router,
+    pub metrics: Option<PrometheusHandle>,
+    pub(crate) health_cache: health::ChannelHealthCache,
+}
+
+impl AppState {
+    pub fn new(router: Router, metrics: Option<PrometheusHandle>) -> Self {
+        Self {
+            router,
+            metrics,
+            health_cache: health::ChannelHealthCache::default(),
+        }
+    }
+}
+
+/// The whole application.
+pub fn app(state: AppState) -> AxumRouter {
+    let request_id = HeaderName::from_static("x-request-id");
+    // The 1 MiB limit wraps every route but media uploads, which bound themselves.
+    let limited = AxumRouter::new()
+        .merge(health::routes())
+        .merge(webhooks::routes())
+        .merge(api::routes())
+        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES));
+    AxumRouter::new()
+        .merge(api::upload_routes())
+        .merge(limited)
+        .with_state(state)
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(30),
+        ))
+        .layer(CatchPanicLayer::new())
+        // Log the path only: query strings carry secrets (Meta's hub.verify_token) and
+        // personal data (?phone=).
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<axum::body::Body>| {
+            tracing::info_span!("request", method = %req.method(), path = %req.uri().path())
+        }))
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .layer(SetSensitiveRequestHeadersLayer::new([
+            header::AUTHORIZATION,
+            header::COOKIE,
+            HeaderName::from_static("x-twilio-signature"),
+            HeaderName::from_static("x-hub-signature-256"),
+        ]))
+}
+
+/// Serves `app` on `listener` until `shutdown` completes, then finishes in-flight requests.
+///
+/// # Errors
+/// The I/O error of the listener.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: AxumRouter,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}

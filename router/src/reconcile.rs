@@ -1,0 +1,131 @@
+//! Reconciliation: status callbacks get lost (the product's endpoint was down, a provider
+//! gave up retrying). Outbound messages that were handed to the provider but have no
+//! delivery outcome after `DeliveryConfig::reconcile_after` are asked about with
+//! `ChannelAdapter::fetch_status`, and the answer goes through the same forward-only
+//! `statuses::record` as a webhook. Channels that cannot answer (`Unsupported`) are skipped.
+//!
+//! Each message is asked about at most once per `reconcile_after` (its `updated_at` is
+//! touched first), and only within a week of being sent: providers forget older messages.
+//! With several processes two may ask about the same message; the answer is applied once
+//! because statuses only move forward.
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+use futures::StreamExt;
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use switchboard_core::{ErrorKind, MessageStatus};
+
+use crate::error::Result;
+use crate::ids::now_ms;
+use crate::router::Router;
+use crate::statuses::{self, Applied};
+use crate::store::entity::messages;
+
+const MAX_AGE_MS: i64 = 7 * 24 * 60 * 60 * 1000;
+const PER_PASS: u64 = 200;
+
+impl Router {
+    /// Asks providers about outbound messages stuck without an outcome; returns how many
+    /// moved forward.
+    ///
+    /// # Errors
+    /// A database error while selecting the messages (per-message failures are logged).
+    pub async fn reconcile(&self) -> Result<usize> {
+        let db = self.inner.store.conn();
+        let now = now_ms();
+        let after =
+            i64::try_from(self.inner.delivery.reconcile_after.as_millis()).unwrap_or(i64::MAX / 4);
+        let stuck = messages::Entity::find()
+            .filter(messages::Column::Direction.eq("outbound"))
+            .filter(messages::Column::ProviderMessageId.is_not_null())
+            .filter(messages::Column::StatusRank.gte(MessageStatus::Accepted.rank()))
+            .filter(messages::Column::StatusRank.lte(MessageStatus::Sent.rank()))
+            .filter(messages::Column::UpdatedAt.lte(now - after))
+            .filter(messages::Column::CreatedAt.gt(now - MAX_AGE_MS))
+            .order_by_asc(messages::Column::UpdatedAt)
+            .limit(PER_PASS)
+            .all(db)
+            .await?;
+        if stuck.is_empty() {
+            return Ok(0);
+        }
+        messages::Entity::update_many()
+            .col_expr(messages::Column::UpdatedAt, Expr::value(now))
+            .filter(messages::Column::Id.is_in(stuck.iter().map(|m| m.id.clone())))
+            .exec(db)
+            .await?;
+        let unsupported = Mutex::new(HashSet::new());
+        let advanced = futures::stream::iter(stuck)
+            .map(|m| {
+                let unsupported = &unsupported;
+                async move {
+                    match self.reconcile_one(&m, unsupported).await {
+                        Ok(advanced) => usize::from(advanced),
+                        Err(e) => {
+                            tracing::warn!(message_id = %m.id, error = %e, "Could not reconcile a message's status.");
+                            0
+                        }
+                    }
+                }
+            })
+            .buffer_unordered(8)
+            .fold(0, |acc, n| async move { acc + n })
+            .await;
+        Ok(advanced)
+    }
+
+    async fn reconcile_one(
+        &self,
+        message: &messages::Model,
+        unsupported: &Mutex<HashSet<String>>,
+    ) -> Result<bool> {
+        let skip = unsupported
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(&message.channel);
+        let (Some(adapter), Some(provider_id), false) = (
+            self.inner.adapters.get(&message.channel).cloned(),
+            message.provider_message_id.as_deref(),
+            skip,
+        ) else {
+            return Ok(false);
+        };
+        let account = self.account_by_id(&message.account_id).await?;
+        let update = match adapter.fetch_status(&account.ctx, provider_id).await {
+            Ok(Some(update)) => update,
+            Ok(None) => return Ok(false),
+            Err(e) if e.kind() == ErrorKind::Unsupported => {
+                unsupported
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .insert(message.channel.clone());
+                return Ok(false);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let txn = self.inner.store.write_txn().await?;
+        let applied = statuses::record(
+            &txn,
+            message,
+            update.status,
+            update.error.as_ref(),
+            &serde_json::json!({"source": "fetch_status"}),
+            Some(update.timestamp.timestamp_millis()),
+        )
+        .await?;
+        let events: Vec<_> = match applied {
+            Applied::Advanced(ev) => vec![ev],
+            _ => Vec::new(),
+        };
+        crate::notify::enqueue(&txn, &events).await?;
+        txn.commit().await?;
+        if events.is_empty() {
+            return Ok(false);
+        }
+        metrics::counter!("switchboard_statuses_reconciled_total", "channel" => message.channel.clone()).increment(1);
+        self.publish(events);
+        Ok(true)
+    }
+}

@@ -1,0 +1,448 @@
+//! `send()`: the product's entry point. Validate and normalize, pick the sender, enforce the
+//! 24-hour window and opt-outs, then write the message and its outbox entry in one
+//! transaction and return at once; the delivery engine does the rest.
+
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+};
+use serde::Serialize;
+use switchboard_core::{Bsuid, Capabilities, ContactIdentity, Content, MessageStatus};
+
+use crate::accounts::Account;
+use crate::error::{Result, RouterError};
+use crate::ids::{self, now_ms};
+use crate::router::Router;
+use crate::store::entity::{channel_accounts, conversations, messages, outbox};
+use crate::{contacts, conversations as convs};
+
+/// The 24-hour customer-service window.
+pub const SERVICE_WINDOW_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// A message the product wants sent.
+#[derive(Clone, Debug, Default)]
+pub struct SendRequest {
+    /// The recipient: a phone number in any spelling, or a BSUID.
+    pub to: String,
+    /// The channel to send on; when absent, the channel the contact last wrote to.
+    pub channel: Option<String>,
+    /// The business number to send from; when absent, the one the contact last wrote to.
+    pub from: Option<String>,
+    pub content: Content,
+    /// Switchboard id of the message this one replies to.
+    pub reply_to: Option<String>,
+    /// Makes a repeated request return the first message instead of sending again.
+    pub idempotency_key: Option<String>,
+}
+
+/// What `send()` accepted.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SendAccepted {
+    pub id: String,
+    pub status: String,
+    pub channel: String,
+    pub conversation_id: String,
+    /// When the channel carries fewer media items per message than were given, the further
+    /// messages the request was split into, in the order they will be delivered.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<String>,
+}
+
+impl Router {
+    /// Accepts a message for delivery.
+    ///
+    /// # Errors
+    /// 400-class [`RouterError::Invalid`] for bad input, `OutsideServiceWindow` and
+    /// `OptedOut` (422), `not_found` for an unknown `from`/`reply_to`, a database error.
+    pub async fn send(&self, tenant_id: &str, mut request: SendRequest) -> Result<SendAccepted> {
+        if let Some(key) = &request.idempotency_key {
+            if key.is_empty() || key.len() > 200 {
+                return Err(RouterError::invalid(
+                    "invalid_idempotency_key",
+                    "idempotency_key must have 1 to 200 characters",
+                ));
+            }
+            if let Some(existing) = self.find_idempotent(tenant_id, key).await? {
+                return Ok(existing);
+            }
+        }
+        let recipient = self.recipient(&request.to)?;
+        let account = self.choose_sender(tenant_id, &request, &recipient).await?;
+        let adapter = self
+            .inner
+            .adapters
+            .get(&account.channel)
+            .ok_or(RouterError::NotFound("channel"))?
+            .clone();
+        self.resolve_media_refs(tenant_id, adapter.as_ref(), &mut request.content)
+            .await?;
+        let parts = split(&request.content, adapter.capabilities())?;
+
+        let txn = self.inner.store.write_txn().await?;
+        let contact_id = contacts::upsert(&txn, tenant_id, &recipient)
+            .await?
+            .ok_or_else(|| {
+                RouterError::invalid(
+                    "invalid_recipient",
+                    "the recipient names no phone number or BSUID",
+                )
+            })?;
+        let now = now_ms();
+        let conv = convs::touch(
+            &txn,
+            tenant_id,
+            &contact_id,
+            &account.ctx.account_id,
+            &account.channel,
+            now,
+            false,
+        )
+        .await?;
+        if conv.opted_out_at.is_some() {
+            return Err(RouterError::OptedOut);
+        }
+        let in_window = conv
+            .last_inbound_at
+            .is_some_and(|t| now - t < SERVICE_WINDOW_MS);
+        if request.content.is_free_form() && !in_window {
+            return Err(RouterError::OutsideServiceWindow);
+        }
+        let reply_to = match &request.reply_to {
+            Some(id) => Some(
+                messages::Entity::find_by_id(id.clone())
+                    .filter(messages::Column::TenantId.eq(tenant_id))
+                    .one(&txn)
+                    .await?
+                    .ok_or(RouterError::NotFound("reply_to message"))?
+                    .provider_message_id
+                    .ok_or_else(|| {
+                        RouterError::invalid(
+                            "invalid_reply_to",
+                            "the message replied to has no provider id yet",
+                        )
+                    })?,
+            ),
+            None => None,
+        };
+
+        let mut ids_out = Vec::with_capacity(parts.len());
+        for (i, content) in parts.iter().enumerate() {
+            let id = ids::new_id(ids::MESSAGE);
+            // Only the first part carries the key; the others are found through it.
+            let idempotency_key = if i == 0 {
+                request.idempotency_key.clone()
+            } else {
+                None
+            };
+            let inserted = messages::Entity::insert(messages::ActiveModel {
+                id: Set(id.clone()),
+                tenant_id: Set(tenant_id.to_owned()),
+                conversation_id: Set(conv.id.clone()),
+                account_id: Set(account.ctx.account_id.clone()),
+                channel: Set(account.channel.clone()),
+                direction: Set("outbound".into()),
+                status: Set(MessageStatus::Queued.as_str().to_owned()),
+                status_rank: Set(MessageStatus::Queued.rank()),
+                provider_message_id: Set(None),
+                content: Set(serde_json::to_string(content).unwrap_or_else(|_| "{}".into())),
+                reply_to: Set(if i == 0 { reply_to.clone() } else { None }),
+                error_code: Set(None),
+                error_message: Set(None),
+                raw: Set(None),
+                idempotency_key: Set(idempotency_key),
+                provider_timestamp: Set(None),
+                created_at: Set(now),
+                updated_at: Set(now),
+            })
+            .on_conflict_do_nothing_on([
+                messages::Column::TenantId,
+                messages::Column::IdempotencyKey,
+            ])
+            .exec_without_returning(&txn)
+            .await?;
+            if crate::inbound::conflicted(&inserted) {
+                // A concurrent request with the same key won: answer with its message.
+                drop(txn);
+                let key = request.idempotency_key.as_deref().unwrap_or_default();
+                return self.find_idempotent(tenant_id, key).await?.ok_or_else(|| {
+                    RouterError::Conflict {
+                        code: "idempotency_conflict",
+                        message: "a concurrent request with this idempotency key failed".into(),
+                    }
+                });
+            }
+            outbox::Entity::insert(outbox::ActiveModel {
+                message_id: Set(id.clone()),
+                tenant_id: Set(tenant_id.to_owned()),
+                account_id: Set(account.ctx.account_id.clone()),
+                conversation_id: Set(conv.id.clone()),
+                attempts: Set(0),
+                next_attempt_at: Set(now),
+                locked_by: Set(None),
+                locked_until: Set(None),
+                ambiguous: Set(false),
+                created_at: Set(now),
+            })
+            .exec_without_returning(&txn)
+            .await?;
+            ids_out.push(id);
+        }
+        txn.commit().await?;
+        self.inner.wake_delivery.notify_one();
+        let mut ids_iter = ids_out.into_iter();
+        Ok(SendAccepted {
+            id: ids_iter.next().unwrap_or_default(),
+            status: MessageStatus::Queued.as_str().to_owned(),
+            channel: account.channel.clone(),
+            conversation_id: conv.id,
+            parts: ids_iter.collect(),
+        })
+    }
+
+    async fn find_idempotent(&self, tenant_id: &str, key: &str) -> Result<Option<SendAccepted>> {
+        let db = self.inner.store.conn();
+        let Some(first) = messages::Entity::find()
+            .filter(messages::Column::TenantId.eq(tenant_id))
+            .filter(messages::Column::IdempotencyKey.eq(key))
+            .one(db)
+            .await?
+        else {
+            return Ok(None);
+        };
+        // Parts were written in the same transaction right after the first.
+        let parts = messages::Entity::find()
+            .filter(messages::Column::ConversationId.eq(first.conversation_id.as_str()))
+            .filter(messages::Column::CreatedAt.eq(first.created_at))
+            .filter(messages::Column::Direction.eq("outbound"))
+            .filter(messages::Column::Id.gt(first.id.as_str()))
+            .filter(messages::Column::IdempotencyKey.is_null())
+            .order_by_asc(messages::Column::Id)
+            .all(db)
+            .await?;
+        Ok(Some(SendAccepted {
+            id: first.id,
+            status: first.status,
+            channel: first.channel,
+            conversation_id: first.conversation_id,
+            parts: parts.into_iter().map(|m| m.id).collect(),
+        }))
+    }
+
+    fn recipient(&self, to: &str) -> Result<ContactIdentity> {
+        if Bsuid::looks_like(to) {
+            let bsuid = Bsuid::parse(to)
+                .map_err(|e| RouterError::invalid("invalid_recipient", e.to_string()))?;
+            return Ok(ContactIdentity {
+                bsuid: Some(bsuid),
+                ..Default::default()
+            });
+        }
+        let phone = self
+            .inner
+            .phones
+            .parse(to)
+            .map_err(|e| RouterError::invalid("invalid_recipient", e.to_string()))?;
+        Ok(ContactIdentity::from_phone(phone))
+    }
+
+    /// The sending account: `from` (and `channel`) when given, otherwise the account the
+    /// contact last wrote to, otherwise the tenant's only active account on the channel.
+    async fn choose_sender(
+        &self,
+        tenant_id: &str,
+        request: &SendRequest,
+        recipient: &ContactIdentity,
+    ) -> Result<std::sync::Arc<Account>> {
+        let db = self.inner.store.conn();
+        let mut query = channel_accounts::Entity::find()
+            .filter(channel_accounts::Column::TenantId.eq(tenant_id))
+            .filter(channel_accounts::Column::Active.eq(true));
+        if let Some(channel) = &request.channel {
+            if self.inner.adapters.get(channel).is_none() {
+                return Err(RouterError::invalid(
+                    "unknown_channel",
+                    format!("no channel named {channel:?}"),
+                ));
+            }
+            query = query.filter(channel_accounts::Column::Channel.eq(channel.as_str()));
+        }
+        if let Some(from) = &request.from {
+            let from = self
+                .inner
+                .phones
+                .parse(from)
+                .map_err(|e| RouterError::invalid("invalid_from", e.to_string()))?;
+            query = query.filter(channel_accounts::Column::Address.eq(from.as_str()));
+        }
+        let candidates = query
+            .order_by_asc(channel_accounts::Column::Id)
+            .all(db)
+            .await?;
+        if candidates.is_empty() {
+            return Err(RouterError::invalid(
+                "no_sender",
+                "no active account matches: connect one, or check `channel` and `from`",
+            ));
+        }
+        let chosen = if candidates.len() == 1 {
+            candidates[0].id.clone()
+        } else {
+            self.last_written_to(db, tenant_id, recipient, &candidates)
+                .await?
+                .ok_or_else(|| RouterError::invalid("sender_ambiguous", "several accounts could send this and the contact has written to none of them: give `channel` or `from`"))?
+        };
+        self.account_by_id(&chosen).await
+    }
+
+    async fn last_written_to<C: ConnectionTrait>(
+        &self,
+        db: &C,
+        tenant_id: &str,
+        recipient: &ContactIdentity,
+        candidates: &[channel_accounts::Model],
+    ) -> Result<Option<String>> {
+        let mut contact = None;
+        for phone in recipient.phones() {
+            contact =
+                contacts::find_by_identity(db, tenant_id, contacts::PHONE, phone.as_str()).await?;
+            if contact.is_some() {
+                break;
+            }
+        }
+        if contact.is_none()
+            && let Some(b) = &recipient.bsuid
+        {
+            contact =
+                contacts::find_by_identity(db, tenant_id, contacts::BSUID, b.as_str()).await?;
+        }
+        let Some(contact_id) = contact else {
+            return Ok(None);
+        };
+        let conv = conversations::Entity::find()
+            .filter(conversations::Column::ContactId.eq(contact_id))
+            .filter(conversations::Column::AccountId.is_in(candidates.iter().map(|c| c.id.clone())))
+            .filter(conversations::Column::LastInboundAt.is_not_null())
+            .order_by_desc(conversations::Column::LastInboundAt)
+            .one(db)
+            .await?;
+        Ok(conv.map(|c| c.account_id))
+    }
+}
+
+/// Validates content against the channel and splits it when the channel carries fewer media
+/// items per message than were given: the first message keeps the text and the first items.
+fn split(content: &Content, caps: &Capabilities) -> Result<Vec<Content>> {
+    if content.is_empty() {
+        return Err(RouterError::invalid(
+            "empty_message",
+            "a message needs text, media, a location, a template or a reaction",
+        ));
+    }
+    if let Some(text) = &content.text
+        && text.chars().count() > caps.max_text_chars
+    {
+        return Err(RouterError::invalid(
+            "text_too_long",
+            format!(
+                "text has {} characters; this channel allows {}",
+                text.chars().count(),
+                caps.max_text_chars
+            ),
+        ));
+    }
+    for m in &content.media {
+        if !caps.media_kinds.contains(&m.kind) {
+            return Err(RouterError::invalid(
+                "unsupported_media",
+                format!("this channel cannot send {} media", m.kind.as_str()),
+            ));
+        }
+        if m.url.is_none() && m.provider_media_id.is_none() && m.media_id.is_none() {
+            return Err(RouterError::invalid(
+                "invalid_media",
+                "each media item needs a url",
+            ));
+        }
+        if m.caption
+            .as_ref()
+            .is_some_and(|c| c.chars().count() > caps.max_caption_chars)
+        {
+            return Err(RouterError::invalid(
+                "caption_too_long",
+                format!(
+                    "a caption may have at most {} characters",
+                    caps.max_caption_chars
+                ),
+            ));
+        }
+    }
+    if content.template.is_some() && !caps.templates {
+        return Err(RouterError::invalid(
+            "unsupported_content",
+            "this channel cannot send templates",
+        ));
+    }
+    if content.reaction.is_some() && !caps.reactions {
+        return Err(RouterError::invalid(
+            "unsupported_content",
+            "this channel cannot send reactions",
+        ));
+    }
+    if content.location.is_some() && !caps.locations {
+        return Err(RouterError::invalid(
+            "unsupported_content",
+            "this channel cannot send locations",
+        ));
+    }
+    let per = caps.max_media_per_message.max(1);
+    if content.media.len() <= per {
+        return Ok(vec![content.clone()]);
+    }
+    let mut chunks = content.media.chunks(per);
+    let mut first = content.clone();
+    first.media = chunks.next().map(<[_]>::to_vec).unwrap_or_default();
+    let mut parts = vec![first];
+    parts.extend(chunks.map(|c| Content {
+        media: c.to_vec(),
+        ..Content::default()
+    }));
+    Ok(parts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchboard_core::{ChannelAdapter as _, MediaItem, MediaKind};
+
+    fn caps() -> Capabilities {
+        switchboard_core::testing::FakeAdapter::new()
+            .capabilities()
+            .clone()
+    }
+
+    #[test]
+    fn media_beyond_the_channel_limit_become_further_messages_in_order() {
+        let content = Content {
+            text: Some("three photos".into()),
+            media: (0..3)
+                .map(|i| MediaItem::from_url(MediaKind::Image, format!("https://x/{i}.jpg")))
+                .collect(),
+            ..Default::default()
+        };
+        let parts = split(&content, &caps()).unwrap();
+        assert_eq!(parts.len(), 3);
+        assert_eq!(parts[0].text.as_deref(), Some("three photos"));
+        assert_eq!(parts[0].media[0].url.as_deref(), Some("https://x/0.jpg"));
+        assert_eq!(parts[2].media[0].url.as_deref(), Some("https://x/2.jpg"));
+        assert!(parts[1].text.is_none());
+    }
+
+    #[test]
+    fn invalid_content_is_refused_with_a_code() {
+        let long = Content::text("x".repeat(4097));
+        assert_eq!(split(&long, &caps()).unwrap_err().code(), "text_too_long");
+        assert_eq!(
+            split(&Content::default(), &caps()).unwrap_err().code(),
+            "empty_message"
+        );
+    }
+}

@@ -1,0 +1,201 @@
+//! Status truth: outbound statuses only move forward, whatever order and however often
+//! providers report them, and every report is kept in the message's history.
+
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
+};
+use switchboard_core::{MessageStatus, StatusUpdate};
+
+use crate::events::RouterEvent;
+use crate::ids::now_ms;
+use crate::store::entity::{message_status_events, messages, pending_statuses};
+
+/// What became of a status report.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Applied {
+    /// The message moved to this status.
+    Advanced(RouterEvent),
+    /// Kept in the history; the message already had this status or a later one.
+    Stale,
+    /// The message is not known yet; kept until its provider id is recorded.
+    Pending,
+}
+
+fn raw_text(raw: &serde_json::Value) -> Option<String> {
+    (!raw.is_null()).then(|| raw.to_string())
+}
+
+/// Applies `update` (reported on `channel`) to its message.
+pub(crate) async fn apply<C: ConnectionTrait>(
+    db: &C,
+    channel: &str,
+    update: &StatusUpdate,
+    raw: &serde_json::Value,
+) -> Result<Applied, DbErr> {
+    let by_ref = match &update.message_ref {
+        Some(id) => {
+            messages::Entity::find_by_id(id.clone())
+                .filter(messages::Column::Channel.eq(channel))
+                .one(db)
+                .await?
+        }
+        None => None,
+    };
+    let message = match by_ref {
+        Some(m) => Some(m),
+        None => {
+            messages::Entity::find()
+                .filter(messages::Column::Channel.eq(channel))
+                .filter(messages::Column::ProviderMessageId.eq(update.provider_message_id.as_str()))
+                .one(db)
+                .await?
+        }
+    };
+    let Some(message) = message else {
+        pending_statuses::Entity::insert(pending_statuses::ActiveModel {
+            channel: Set(channel.to_owned()),
+            provider_message_id: Set(update.provider_message_id.clone()),
+            status: Set(update.status.as_str().to_owned()),
+            error_code: Set(update.error.as_ref().map(|e| e.code.clone())),
+            error_message: Set(update.error.as_ref().and_then(error_text)),
+            raw: Set(raw_text(raw)),
+            provider_timestamp: Set(Some(update.timestamp.timestamp_millis())),
+            received_at: Set(now_ms()),
+            ..Default::default()
+        })
+        .exec_without_returning(db)
+        .await?;
+        return Ok(Applied::Pending);
+    };
+    if message.provider_message_id.is_none() {
+        // The status beat the send's response here (it carried our id): record the
+        // provider id now so later reports find the message directly.
+        messages::Entity::update_many()
+            .col_expr(
+                messages::Column::ProviderMessageId,
+                Expr::value(update.provider_message_id.as_str()),
+            )
+            .filter(messages::Column::Id.eq(message.id.as_str()))
+            .filter(messages::Column::ProviderMessageId.is_null())
+            .exec(db)
+            .await?;
+    }
+    record(
+        db,
+        &message,
+        update.status,
+        update.error.as_ref(),
+        raw,
+        Some(update.timestamp.timestamp_millis()),
+    )
+    .await
+}
+
+fn error_text(e: &switchboard_core::ProviderError) -> Option<String> {
+    match (&e.message, &e.details) {
+        (Some(m), Some(d)) if m != d => Some(format!("{m}: {d}")),
+        (Some(m), _) => Some(m.clone()),
+        (None, d) => d.clone(),
+    }
+}
+
+/// Records a status in the history and moves the message forward if it advances.
+pub(crate) async fn record<C: ConnectionTrait>(
+    db: &C,
+    message: &messages::Model,
+    status: MessageStatus,
+    error: Option<&switchboard_core::ProviderError>,
+    raw: &serde_json::Value,
+    provider_timestamp: Option<i64>,
+) -> Result<Applied, DbErr> {
+    let now = now_ms();
+    message_status_events::Entity::insert(message_status_events::ActiveModel {
+        message_id: Set(message.id.clone()),
+        status: Set(status.as_str().to_owned()),
+        error_code: Set(error.map(|e| e.code.clone())),
+        error_message: Set(error.and_then(error_text)),
+        raw: Set(raw_text(raw)),
+        provider_timestamp: Set(provider_timestamp),
+        received_at: Set(now),
+        ..Default::default()
+    })
+    .exec_without_returning(db)
+    .await?;
+    let rank = status.rank();
+    let mut update = messages::Entity::update_many()
+        .col_expr(messages::Column::Status, Expr::value(status.as_str()))
+        .col_expr(messages::Column::StatusRank, Expr::value(rank))
+        .col_expr(messages::Column::UpdatedAt, Expr::value(now));
+    if let Some(e) = error.filter(|_| status.is_failure()) {
+        update = update
+            .col_expr(messages::Column::ErrorCode, Expr::value(e.code.as_str()))
+            .col_expr(messages::Column::ErrorMessage, Expr::value(error_text(e)));
+    }
+    // The guard is in the statement, so concurrent reports cannot regress a status.
+    let res = update
+        .filter(messages::Column::Id.eq(message.id.as_str()))
+        .filter(messages::Column::StatusRank.lt(rank))
+        .exec(db)
+        .await?;
+    if res.rows_affected == 0 {
+        return Ok(Applied::Stale);
+    }
+    Ok(Applied::Advanced(RouterEvent::StatusChanged {
+        tenant_id: message.tenant_id.clone(),
+        message_id: message.id.clone(),
+        conversation_id: message.conversation_id.clone(),
+        status,
+    }))
+}
+
+/// Applies statuses that arrived before `message` had its provider id.
+pub(crate) async fn apply_pending<C: ConnectionTrait>(
+    db: &C,
+    message: &messages::Model,
+) -> Result<Vec<RouterEvent>, DbErr> {
+    let Some(provider_id) = &message.provider_message_id else {
+        return Ok(Vec::new());
+    };
+    let pending = pending_statuses::Entity::find()
+        .filter(pending_statuses::Column::Channel.eq(message.channel.as_str()))
+        .filter(pending_statuses::Column::ProviderMessageId.eq(provider_id.as_str()))
+        .order_by_asc(pending_statuses::Column::Id)
+        .all(db)
+        .await?;
+    let mut events = Vec::new();
+    for p in pending {
+        let Ok(status) = p.status.parse::<MessageStatus>() else {
+            continue;
+        };
+        let error = p
+            .error_code
+            .clone()
+            .map(|code| switchboard_core::ProviderError {
+                code,
+                message: p.error_message.clone(),
+                details: None,
+            });
+        let raw = p
+            .raw
+            .as_deref()
+            .and_then(|r| serde_json::from_str(r).ok())
+            .unwrap_or(serde_json::Value::Null);
+        if let Applied::Advanced(ev) = record(
+            db,
+            message,
+            status,
+            error.as_ref(),
+            &raw,
+            p.provider_timestamp,
+        )
+        .await?
+        {
+            events.push(ev);
+        }
+        pending_statuses::Entity::delete_by_id(p.id)
+            .exec(db)
+            .await?;
+    }
+    Ok(events)
+}

@@ -1,0 +1,140 @@
+//! Persistence over sea-orm: one codebase for SQLite (the embedded default) and PostgreSQL.
+//!
+//! Durability: every webhook and every `send()` is committed before it is acknowledged.
+//! SQLite runs in WAL mode with `synchronous=FULL` by default, so an acknowledged write
+//! survives a process crash *and* a power loss (the WAL is fsynced at each commit);
+//! `SWITCHBOARD_SQLITE_SYNCHRONOUS=normal` trades the power-loss guarantee (the last
+//! commits before the outage may roll back) for fewer fsyncs. PostgreSQL's durability is
+//! its own (`synchronous_commit=on` by default).
+
+pub mod entity;
+
+use std::time::Duration;
+
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection,
+    DatabaseTransaction, DbErr, SqlErr, SqliteTransactionMode, TransactionOptions,
+    TransactionTrait,
+};
+use switchboard_migrations::{Migrator, MigratorTrait};
+
+/// An arbitrary constant: the PostgreSQL advisory lock that serializes migrations.
+const MIGRATION_LOCK_KEY: i64 = 0x5357_4254_4348; // "SWBTCH"
+
+/// How hard SQLite syncs to disk at commit.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SqliteSync {
+    /// fsync the WAL at every commit: acknowledged writes survive a power loss.
+    #[default]
+    Full,
+    /// fsync at checkpoints only: acknowledged writes survive a process crash.
+    Normal,
+}
+
+/// The database handle. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    db: DatabaseConnection,
+}
+
+impl Store {
+    /// Connects to `url` (`sqlite://file.db?mode=rwc`, `sqlite::memory:` or `postgres://…`).
+    ///
+    /// # Errors
+    /// The database error when the connection cannot be made.
+    pub async fn connect(url: &str, sqlite_sync: SqliteSync) -> Result<Self, DbErr> {
+        let mut opts = ConnectOptions::new(url.to_owned());
+        // SQL text can contain phone numbers: keep it out of logs and spans.
+        opts.sqlx_logging(false)
+            .record_stmt_in_spans(false)
+            .connect_timeout(Duration::from_secs(5))
+            .acquire_timeout(Duration::from_secs(10));
+        if url.starts_with("sqlite:") {
+            let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+            // WAL: many readers, one writer; every write transaction is IMMEDIATE.
+            opts.max_connections(if in_memory { 1 } else { 8 })
+                .min_connections(1)
+                .map_sqlx_sqlite_opts(move |o| {
+                    let o = o
+                        .busy_timeout(Duration::from_secs(10))
+                        .foreign_keys(true)
+                        .synchronous(match sqlite_sync {
+                            SqliteSync::Full => SqliteSynchronous::Full,
+                            SqliteSync::Normal => SqliteSynchronous::Normal,
+                        });
+                    if in_memory {
+                        o
+                    } else {
+                        o.journal_mode(SqliteJournalMode::Wal)
+                    }
+                });
+        } else {
+            opts.max_connections(16).min_connections(1);
+        }
+        let db = Database::connect(opts).await?;
+        Ok(Self { db })
+    }
+
+    /// Applies pending migrations. On PostgreSQL several processes may start at once: an
+    /// advisory lock held for the migration transaction makes the others wait, then find
+    /// nothing to do.
+    ///
+    /// # Errors
+    /// The database error of the failing migration; nothing of it is applied.
+    pub async fn migrate(&self) -> Result<(), DbErr> {
+        match self.backend() {
+            DatabaseBackend::Postgres => {
+                let txn = self.db.begin().await?;
+                txn.execute_unprepared(&format!(
+                    "SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})"
+                ))
+                .await?;
+                Migrator::up(&txn, None).await?;
+                txn.commit().await
+            }
+            _ => Migrator::up(&self.db, None).await,
+        }
+    }
+
+    pub fn backend(&self) -> DatabaseBackend {
+        self.db.get_database_backend()
+    }
+
+    /// The connection, for reads.
+    pub fn conn(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// Begins a read-write transaction: IMMEDIATE on SQLite, so it takes the write lock
+    /// up front instead of failing with SQLITE_BUSY when a read upgrades to a write.
+    ///
+    /// # Errors
+    /// The database error when the transaction cannot begin.
+    pub async fn write_txn(&self) -> Result<DatabaseTransaction, DbErr> {
+        self.db
+            .begin_with_options(TransactionOptions {
+                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                ..Default::default()
+            })
+            .await
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> bool {
+        self.db.ping().await.is_ok()
+    }
+
+    /// Closes the pool (checkpointing SQLite's WAL).
+    ///
+    /// # Errors
+    /// The database error while closing.
+    pub async fn close(self) -> Result<(), DbErr> {
+        self.db.close().await
+    }
+}
+
+/// Whether `err` is a unique-constraint violation, on either backend.
+pub fn is_unique_violation(err: &DbErr) -> bool {
+    matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
+}

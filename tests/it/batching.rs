@@ -1,0 +1,237 @@
+//! Issue 7: the group commit's batch path (per-batch statements) gives the same result as
+//! storing the webhooks one by one. Webhooks sent concurrently from one task are all queued
+//! before the writer task runs, so they are stored as one batch.
+
+use std::sync::Arc;
+
+use futures::future::join_all;
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+use switchboard_core::testing::FakeAdapter;
+use switchboard_core::{Bsuid, ContactIdentity, InboundEvent, PhoneParser};
+use switchboard_router::crypto::CredentialCipher;
+use switchboard_router::store::entity::{contacts, conversations, messages, webhook_events};
+use switchboard_router::{Router, WebhookAck};
+
+use crate::support::fake::{BUSINESS, SECRET, inbound, phone, signed};
+use crate::support::{TestDb, on_each_backend};
+
+async fn setup(db: &TestDb) -> (Router, String) {
+    let fake = FakeAdapter::new();
+    let cipher = CredentialCipher::from_base64(&CredentialCipher::generate_key()).unwrap();
+    let router = Router::builder(db.store().await, cipher)
+        .adapter(Arc::new(fake))
+        .phone_parser(PhoneParser::with_region("NL").unwrap())
+        .build();
+    let tenant = router.create_tenant("acme").await.unwrap().tenant_id;
+    router
+        .connect_account(
+            &tenant,
+            "fake",
+            BUSINESS,
+            &FakeAdapter::credentials(SECRET),
+            None,
+        )
+        .await
+        .unwrap();
+    (router, tenant)
+}
+
+/// Sends every webhook at once; all must be acknowledged.
+async fn send_all(router: &Router, webhooks: Vec<Vec<InboundEvent>>) -> Vec<WebhookAck> {
+    join_all(
+        webhooks
+            .iter()
+            .map(|events| router.receive_webhook("fake", signed(events))),
+    )
+    .await
+    .into_iter()
+    .map(|r| r.expect("every webhook of the batch is acknowledged"))
+    .collect()
+}
+
+async fn count<E>(router: &Router) -> u64
+where
+    E: EntityTrait,
+    E::Model: Sync,
+{
+    E::find().count(router.store().conn()).await.unwrap()
+}
+
+fn totals(acks: &[WebhookAck]) -> (usize, usize) {
+    acks.iter()
+        .fold((0, 0), |(s, d), a| (s + a.stored, d + a.duplicates))
+}
+
+#[tokio::test]
+async fn duplicates_inside_one_batch_are_stored_once_and_all_acknowledged() {
+    on_each_backend(|db| async move {
+        let (router, _tenant) = setup(&db).await;
+        // Warm the account cache with a first webhook of its own.
+        send_all(
+            &router,
+            vec![vec![inbound("W0", phone("+31612345600"), "0")]],
+        )
+        .await;
+        let mut batch = Vec::new();
+        for i in 0..20 {
+            let ev = inbound(&format!("E{i}"), phone(&format!("+316123456{i:02}")), "hi");
+            batch.push(vec![ev.clone()]);
+            if i % 4 == 0 {
+                // The same bytes again, inside the batch.
+                batch.push(vec![ev]);
+            }
+        }
+        // One webhook carrying an event twice, and one redelivering the warm-up webhook.
+        let twice = inbound("T1", phone("+31612345699"), "twice");
+        batch.push(vec![twice.clone(), twice]);
+        batch.push(vec![inbound("W0", phone("+31612345600"), "0")]);
+        let acks = send_all(&router, batch).await;
+        assert_eq!(totals(&acks), (21, 7));
+        assert_eq!(count::<messages::Entity>(&router).await, 22);
+        assert_eq!(count::<webhook_events::Entity>(&router).await, 22);
+        assert_eq!(count::<contacts::Entity>(&router).await, 21);
+        assert_eq!(count::<conversations::Entity>(&router).await, 21);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_batch_mixing_new_and_known_contacts_keeps_one_contact_and_conversation_each() {
+    on_each_backend(|db| async move {
+        let (router, tenant) = setup(&db).await;
+        let number = |i: usize| format!("+316123457{i:02}");
+        // Contacts 0..5 are known before the batch.
+        for i in 0..5 {
+            send_all(
+                &router,
+                vec![vec![inbound(&format!("K{i}"), phone(&number(i)), "a")]],
+            )
+            .await;
+        }
+        // The batch: contacts 0..10, each twice (a new contact's second message finds the
+        // contact its first one created), under distinct event and provider ids.
+        let batch: Vec<Vec<InboundEvent>> = (0..20)
+            .map(|n| vec![inbound(&format!("B{n}"), phone(&number(n % 10)), "b")])
+            .collect();
+        let acks = send_all(&router, batch).await;
+        assert_eq!(totals(&acks), (20, 0));
+        assert_eq!(count::<contacts::Entity>(&router).await, 10);
+        assert_eq!(count::<conversations::Entity>(&router).await, 10);
+        assert_eq!(count::<messages::Entity>(&router).await, 25);
+        for i in 0..10 {
+            let c = router.find_contact(&tenant, &number(i)).await.unwrap();
+            let convs = conversations::Entity::find()
+                .filter(conversations::Column::ContactId.eq(c.id.as_str()))
+                .all(router.store().conn())
+                .await
+                .unwrap();
+            assert_eq!(convs.len(), 1);
+            let in_conv = messages::Entity::find()
+                .filter(messages::Column::ConversationId.eq(convs[0].id.as_str()))
+                .count(router.store().conn())
+                .await
+                .unwrap();
+            assert_eq!(in_conv, if i < 5 { 3 } else { 2 });
+            assert!(convs[0].last_inbound_at.is_some());
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_merge_inside_a_batch_leaves_no_message_on_a_merged_away_contact() {
+    on_each_backend(|db| async move {
+        let (router, tenant) = setup(&db).await;
+        let bsuid = Bsuid::parse("BR.4242").unwrap();
+        let by_bsuid = ContactIdentity {
+            bsuid: Some(bsuid.clone()),
+            ..Default::default()
+        };
+        let number = "+5511912345678";
+        let both = ContactIdentity {
+            bsuid: Some(bsuid),
+            ..phone(number)
+        };
+        // Two contacts, known before the batch.
+        send_all(&router, vec![vec![inbound("M1", by_bsuid.clone(), "1")]]).await;
+        send_all(&router, vec![vec![inbound("M2", phone(number), "2")]]).await;
+        assert_eq!(count::<contacts::Entity>(&router).await, 2);
+        // The batch reads both as known, then one webhook merges them, then more messages
+        // name each old identity alone.
+        let batch = vec![
+            vec![inbound("M3", by_bsuid.clone(), "3")],
+            vec![inbound("M4", phone(number), "4")],
+            vec![inbound("M5", both, "5")],
+            vec![inbound("M6", by_bsuid, "6")],
+            vec![inbound("M7", phone(number), "7")],
+        ];
+        let acks = send_all(&router, batch).await;
+        assert_eq!(totals(&acks), (5, 0));
+        assert_eq!(count::<contacts::Entity>(&router).await, 1, "merged");
+        assert_eq!(count::<conversations::Entity>(&router).await, 1);
+        let c = router.find_contact(&tenant, "BR.4242").await.unwrap();
+        assert_eq!(c.phone.as_deref(), Some(number));
+        let conv = conversations::Entity::find()
+            .one(router.store().conn())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(conv.contact_id, c.id);
+        let in_conv = messages::Entity::find()
+            .filter(messages::Column::ConversationId.eq(conv.id.as_str()))
+            .count(router.store().conn())
+            .await
+            .unwrap();
+        assert_eq!(
+            in_conv, 7,
+            "every message on the kept contact's conversation"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn stop_then_another_message_in_one_batch_opts_back_in() {
+    on_each_backend(|db| async move {
+        let (router, _tenant) = setup(&db).await;
+        let who = phone("+31612345800");
+        send_all(&router, vec![vec![inbound("S0", who.clone(), "hello")]]).await;
+        send_all(
+            &router,
+            vec![
+                vec![inbound("S1", who.clone(), "STOP")],
+                vec![inbound("S2", phone("+31612345801"), "STOP")],
+            ],
+        )
+        .await;
+        let opted = |router: Router| async move {
+            let mut rows = conversations::Entity::find()
+                .all(router.store().conn())
+                .await
+                .unwrap();
+            rows.sort_by_key(|c| c.created_at);
+            rows.iter()
+                .map(|c| c.opted_out_at.is_some())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(opted(router.clone()).await, vec![true, true]);
+        send_all(
+            &router,
+            vec![
+                vec![inbound("S3", who.clone(), "STOP")],
+                vec![inbound("S4", who, "actually, hi")],
+            ],
+        )
+        .await;
+        let rows = conversations::Entity::find()
+            .all(router.store().conn())
+            .await
+            .unwrap();
+        assert_eq!(
+            rows.iter().filter(|c| c.opted_out_at.is_some()).count(),
+            1,
+            "the later message opted the first person back in"
+        );
+    })
+    .await;
+}

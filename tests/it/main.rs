@@ -1,0 +1,12 @@
+//! Switchboard's end-to-end tests: one test binary (see ripgrep, matklad's "delete cargo
+//! integration tests"), real databases, fake providers on loopback.
+
+mod support;
+
+mod api;
+mod batching;
+mod delivery;
+mod e2e;
+mod foundation;
+mod media;
+mod providers;

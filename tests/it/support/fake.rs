@@ -1,0 +1,85 @@
+//! Canonical events and signed webhooks for the fake channel (`FakeAdapter`).
+
+use chrono::Utc;
+use switchboard_core::testing::{FakeAdapter, SIGNATURE_HEADER};
+use switchboard_core::{
+    ContactIdentity, Content, Direction, EventKind, InboundEvent, InboundMessage, MessageStatus,
+    PhoneNumber, StatusUpdate, WebhookRequest,
+};
+
+/// The fake account's webhook secret.
+pub const SECRET: &str = "fake-webhook-secret";
+/// The fake account's business number (its routing key).
+pub const BUSINESS: &str = "+14155238886";
+
+/// An inbound text from `contact`, keyed (and provider-id'd) by `key`.
+pub fn inbound(key: &str, contact: ContactIdentity, text: &str) -> InboundEvent {
+    InboundEvent {
+        routing_key: BUSINESS.into(),
+        event_key: key.into(),
+        kind: EventKind::Message(InboundMessage {
+            provider_message_id: key.into(),
+            direction: Direction::Inbound,
+            contact,
+            timestamp: Utc::now(),
+            content: Content::text(text),
+            reply_to: None,
+            forwarded: None,
+            referral: None,
+        }),
+        raw: serde_json::json!({"id": key}),
+    }
+}
+
+/// An inbound text from the phone number `from`.
+pub fn inbound_from(key: &str, from: &str, text: &str) -> InboundEvent {
+    inbound(key, phone(from), text)
+}
+
+/// A contact known by a phone number.
+pub fn phone(number: &str) -> ContactIdentity {
+    ContactIdentity::from_phone(PhoneNumber::parse(number).unwrap())
+}
+
+/// A status report for the provider id `provider_id` (and our id, when the provider
+/// echoed it back).
+pub fn status(
+    key: &str,
+    provider_id: &str,
+    message_ref: Option<&str>,
+    status: MessageStatus,
+) -> InboundEvent {
+    InboundEvent {
+        routing_key: BUSINESS.into(),
+        event_key: key.into(),
+        kind: EventKind::Status(StatusUpdate {
+            provider_message_id: provider_id.into(),
+            message_ref: message_ref.map(str::to_owned),
+            status,
+            timestamp: Utc::now(),
+            error: None,
+            recipient: None,
+        }),
+        raw: serde_json::json!({"status": status.as_str()}),
+    }
+}
+
+/// A webhook carrying `events`, with `signature` in the signature header (none: unsigned).
+pub fn webhook(events: &[InboundEvent], signature: Option<&str>) -> WebhookRequest {
+    let mut headers = http::HeaderMap::new();
+    if let Some(sig) = signature {
+        headers.insert(SIGNATURE_HEADER, sig.parse().unwrap());
+    }
+    WebhookRequest {
+        method: http::Method::POST,
+        path: "/webhooks/fake".into(),
+        query: None,
+        headers,
+        body: FakeAdapter::webhook_body(BUSINESS, events),
+    }
+}
+
+/// A webhook carrying `events`, correctly signed.
+pub fn signed(events: &[InboundEvent]) -> WebhookRequest {
+    webhook(events, Some(SECRET))
+}

@@ -1,0 +1,1 @@
+//! Switchboard end-to-end tests live in `it/`; this library is empty on purpose.
