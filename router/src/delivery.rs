@@ -23,6 +23,7 @@
 //!   outcome per transaction, so one bad outcome fails alone.
 //! - Rates: each sender is paced by an in-process limiter, and only the process holding the
 //!   sender's lease (`sender_leases`) delivers for it, so the limit holds across processes.
+//!   A process claims for a sender no more than its rate sends in half a lease (`Claimed`).
 //!   Per-recipient pacing (`pacing`) reschedules instead of waiting.
 
 use std::collections::HashMap;
@@ -55,6 +56,8 @@ use crate::{contacts, conversations as convs};
 pub const ROUNDS_IN_FLIGHT: usize = 2;
 /// Sends of one sender in flight at once within a round (its limiter spaces them).
 const PER_SENDER_CONCURRENCY: usize = 64;
+/// How often an entry waiting for its sender's rate checks that the sender is still held.
+const HOLD_CHECK_EVERY: Duration = Duration::from_millis(100);
 /// Most successful outcomes written in one transaction.
 const OUTCOMES_PER_TXN: usize = 256;
 
@@ -115,6 +118,73 @@ impl SenderLimits {
                 ))
             })
             .clone()
+    }
+}
+
+/// Outbox entries this process has claimed and not finished.
+///
+/// A process claims for a sender at most what the sender's rate lets it send in half a
+/// lease (`Router::claim_cap`), so a claimed entry is sent before its lease needs renewing.
+/// And it never claims an entry it is still delivering: if a slow outcome write outlasts
+/// the lease, the other round must not send the entry a second time.
+#[derive(Default)]
+pub(crate) struct Claimed {
+    state: Mutex<ClaimedState>,
+}
+
+#[derive(Default)]
+struct ClaimedState {
+    per_sender: HashMap<String, usize>,
+    entries: std::collections::HashSet<String>,
+}
+
+impl Claimed {
+    fn state(&self) -> std::sync::MutexGuard<'_, ClaimedState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Reserves up to `cap` minus what is claimed already; returns the reservation.
+    fn reserve(&self, account_id: &str, cap: usize) -> usize {
+        let mut state = self.state();
+        let n = state.per_sender.entry(account_id.to_owned()).or_default();
+        let room = cap.saturating_sub(*n);
+        *n += room;
+        room
+    }
+
+    fn give_back(&self, account_id: &str, n: usize) {
+        let mut state = self.state();
+        if let Some(c) = state.per_sender.get_mut(account_id) {
+            *c = c.saturating_sub(n);
+            if *c == 0 {
+                state.per_sender.remove(account_id);
+            }
+        }
+    }
+
+    fn in_flight(&self, message_id: &str) -> bool {
+        self.state().entries.contains(message_id)
+    }
+
+    fn track(&self, entries: &[outbox::Model]) {
+        let mut state = self.state();
+        state
+            .entries
+            .extend(entries.iter().map(|e| e.message_id.clone()));
+    }
+}
+
+/// Gives an entry's place in `Claimed` back when its delivery ends, however it ends.
+struct ClaimedEntry<'a> {
+    claimed: &'a Claimed,
+    account_id: String,
+    message_id: String,
+}
+
+impl Drop for ClaimedEntry<'_> {
+    fn drop(&mut self) {
+        self.claimed.give_back(&self.account_id, 1);
+        self.claimed.state().entries.remove(&self.message_id);
     }
 }
 
@@ -215,11 +285,11 @@ impl Router {
         let n = entries.len();
         // One queue per sender, in claim order: a sender waiting for its rate never takes
         // the concurrency another sender could use.
-        let mut queues: Vec<(String, Vec<outbox::Model>)> = Vec::new();
-        for entry in entries {
+        let mut queues: Vec<(String, Vec<(outbox::Model, ClaimedEntry<'_>)>)> = Vec::new();
+        for (entry, claimed) in entries {
             match queues.iter_mut().find(|(a, _)| *a == entry.account_id) {
-                Some((_, q)) => q.push(entry),
-                None => queues.push((entry.account_id.clone(), vec![entry])),
+                Some((_, q)) => q.push((entry, claimed)),
+                None => queues.push((entry.account_id.clone(), vec![(entry, claimed)])),
             }
         }
         // The outcomes of this round's sends are written in shared transactions.
@@ -230,7 +300,7 @@ impl Router {
             senders_work.push(async move {
                 let outcomes = &outcomes;
                 futures::stream::iter(queue)
-                    .for_each_concurrent(PER_SENDER_CONCURRENCY, |entry| async move {
+                    .for_each_concurrent(PER_SENDER_CONCURRENCY, |(entry, _claimed)| async move {
                         let id = entry.message_id.clone();
                         if let Err(e) = self.deliver_one(entry, outcomes).await {
                             // The lease expires and another round retries it.
@@ -263,13 +333,83 @@ impl Router {
         Ok(n)
     }
 
-    async fn claim(&self, senders: &[String]) -> Result<Vec<outbox::Model>> {
+    /// The sender's rate: the account's own, or its channel's default.
+    fn sender_rate(&self, account: &crate::accounts::Account) -> u32 {
+        let default = self
+            .inner
+            .adapters
+            .get(&account.channel)
+            .map_or(1, |a| a.capabilities().default_rate_per_second);
+        account
+            .rate_per_second
+            .and_then(|r| u32::try_from(r).ok())
+            .unwrap_or(default)
+            .max(1)
+    }
+
+    /// Most entries of one sender this process holds claimed: what its rate sends in half
+    /// a lease (see `Claimed`), at least one.
+    async fn claim_cap(&self, account_id: &str) -> Result<usize> {
+        let account = self.account_by_id(account_id).await?;
+        let rate = u64::from(self.sender_rate(&account));
+        let half_lease_ms =
+            u64::try_from(self.inner.delivery.lease.as_millis() / 2).unwrap_or(u64::MAX);
+        let cap = rate.saturating_mul(half_lease_ms) / 1_000;
+        Ok(usize::try_from(cap.clamp(1, self.inner.delivery.batch.max(1))).unwrap_or(1))
+    }
+
+    /// Claims due entries of `senders`; each comes with its place in `Claimed`.
+    async fn claim(&self, senders: &[String]) -> Result<Vec<(outbox::Model, ClaimedEntry<'_>)>> {
+        let mut rooms: HashMap<String, usize> = HashMap::new();
+        for account in senders {
+            let cap = match self.claim_cap(account).await {
+                Ok(cap) => cap,
+                Err(e) => {
+                    self.give_back_rooms(&rooms);
+                    return Err(e);
+                }
+            };
+            let room = self.inner.claimed.reserve(account, cap);
+            if room > 0 {
+                rooms.insert(account.clone(), room);
+            }
+        }
+        if rooms.is_empty() {
+            return Ok(Vec::new());
+        }
+        let claimed = self.claim_within(&mut rooms).await;
+        // What is left of the reservations was not claimed.
+        self.give_back_rooms(&rooms);
+        let claimed = claimed?;
+        self.inner.claimed.track(&claimed);
+        Ok(claimed
+            .into_iter()
+            .map(|entry| {
+                let place = ClaimedEntry {
+                    claimed: &self.inner.claimed,
+                    account_id: entry.account_id.clone(),
+                    message_id: entry.message_id.clone(),
+                };
+                (entry, place)
+            })
+            .collect())
+    }
+
+    fn give_back_rooms(&self, rooms: &HashMap<String, usize>) {
+        for (account, n) in rooms {
+            self.inner.claimed.give_back(account, *n);
+        }
+    }
+
+    /// Claims due entries of the senders in `rooms`, no more than each one's room, and
+    /// takes what it claims out of `rooms`.
+    async fn claim_within(&self, rooms: &mut HashMap<String, usize>) -> Result<Vec<outbox::Model>> {
         let cfg = &self.inner.delivery;
         let now = now_ms();
         let txn = self.inner.store.write_txn().await?;
-        let due = outbox::Entity::find()
+        let mut due = outbox::Entity::find()
             .filter(outbox::Column::NextAttemptAt.lte(now))
-            .filter(outbox::Column::AccountId.is_in(senders.iter().cloned()))
+            .filter(outbox::Column::AccountId.is_in(rooms.keys().cloned()))
             .filter(
                 sea_orm::Condition::any()
                     .add(outbox::Column::LockedUntil.is_null())
@@ -283,6 +423,14 @@ impl Router {
             .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
             .all(&txn)
             .await?;
+        due.retain(|e| match rooms.get_mut(&e.account_id) {
+            _ if self.inner.claimed.in_flight(&e.message_id) => false,
+            Some(room) if *room > 0 => {
+                *room -= 1;
+                true
+            }
+            _ => false,
+        });
         if due.is_empty() {
             txn.commit().await?;
             return Ok(due);
@@ -309,11 +457,20 @@ impl Router {
             .collect())
     }
 
+    /// Gives a claimed entry back untouched, for whoever holds its sender next.
+    async fn unclaim(&self, entry: &outbox::Model) -> Result<()> {
+        self.release_entry(entry, None).await
+    }
+
     /// Moves a paced entry to when its recipient is ready: lease released, no attempt counted.
     async fn reschedule(&self, entry: &outbox::Model, wait: Duration) -> Result<()> {
         let next = now_ms() + i64::try_from(wait.as_millis()).unwrap_or(i64::MAX / 4);
-        outbox::Entity::update_many()
-            .col_expr(outbox::Column::NextAttemptAt, Expr::value(next))
+        self.release_entry(entry, Some(next)).await
+    }
+
+    /// Releases this worker's lease on an entry, optionally moving when it is due.
+    async fn release_entry(&self, entry: &outbox::Model, due_at: Option<i64>) -> Result<()> {
+        let mut update = outbox::Entity::update_many()
             .col_expr(
                 outbox::Column::LockedBy,
                 Expr::value(Option::<String>::None),
@@ -321,7 +478,11 @@ impl Router {
             .col_expr(
                 outbox::Column::LockedUntil,
                 Expr::value(Option::<i64>::None),
-            )
+            );
+        if let Some(at) = due_at {
+            update = update.col_expr(outbox::Column::NextAttemptAt, Expr::value(at));
+        }
+        update
             .filter(outbox::Column::MessageId.eq(entry.message_id.as_str()))
             .filter(outbox::Column::LockedBy.eq(self.inner.worker_id.as_str()))
             .exec(self.inner.store.conn())
@@ -419,10 +580,7 @@ impl Router {
             .await?;
             return self.handle_failure(&entry, &message, attempt, err).await;
         }
-        let rate = account
-            .rate_per_second
-            .and_then(|r| u32::try_from(r).ok())
-            .unwrap_or(adapter.capabilities().default_rate_per_second);
+        let rate = self.sender_rate(&account);
         let limiter = self.inner.limits.get(&account.ctx.account_id, rate);
         // Nothing with a variable latency (a database round trip) may stand between the
         // limiter's token and the send, or sends bunch up and a sender exceeds its rate in
@@ -432,7 +590,21 @@ impl Router {
         let lease_ms = i64::try_from(self.inner.delivery.lease.as_millis()).unwrap_or(i64::MAX / 4);
         let wait_started = Instant::now();
         loop {
-            limiter.until_ready().await;
+            // The sender may go to another process while this waits for its rate; then
+            // the entry goes back at once rather than when it would have had its turn.
+            let hold_lost = async {
+                while self.inner.holds.may_send(&entry.account_id, now_ms()) {
+                    tokio::time::sleep(HOLD_CHECK_EVERY).await;
+                }
+            };
+            tokio::select! {
+                () = limiter.until_ready() => {}
+                () = hold_lost => {}
+            }
+            if !self.inner.holds.may_send(&entry.account_id, now_ms()) {
+                // The sender is another process's now (or about to be): it sends this.
+                return self.unclaim(&entry).await;
+            }
             if entry
                 .locked_until
                 .is_some_and(|until| until - now_ms() > lease_ms / 2)

@@ -59,6 +59,10 @@ pub(crate) struct Inner {
     pub(crate) delivery: DeliveryConfig,
     pub(crate) wake_delivery: Notify,
     pub(crate) limits: crate::delivery::SenderLimits,
+    /// The senders this process may deliver for (see `sender_leases`).
+    pub(crate) holds: crate::sender_leases::SenderHolds,
+    /// Outbox entries claimed and not finished, per sender.
+    pub(crate) claimed: crate::delivery::Claimed,
     /// Group commit of inbound webhooks.
     pub(crate) batcher: crate::inbound::Batcher,
     pub(crate) pacer: crate::pacing::RecipientPacer,
@@ -179,6 +183,8 @@ impl RouterBuilder {
                 delivery: self.delivery,
                 wake_delivery: Notify::new(),
                 limits: crate::delivery::SenderLimits::default(),
+                holds: crate::sender_leases::SenderHolds::default(),
+                claimed: crate::delivery::Claimed::default(),
                 batcher: crate::inbound::Batcher::default(),
                 pacer: crate::pacing::RecipientPacer::default(),
                 media_signer,

@@ -9,10 +9,18 @@
 //! cannot add a burst to the old holder's last second. A crashed process's leases expire
 //! after one lease period (`DeliveryConfig::lease`).
 //!
+//! The check between a rate token and a send is in memory (`SenderHolds`), so no round
+//! trip stands between them: a process sends for a sender only until one cool-down before
+//! its lease expires, and forgets a sender before it releases it. So a send already
+//! claimed never leaves after its sender changed hands, and the old and the new holder are
+//! always at least a cool-down apart. Taking, renewing and releasing are serialized in the
+//! process, so a renewal cannot revive a lease that is being released.
+//!
 //! Taking a lease is one conditional upsert (`ON CONFLICT DO UPDATE … WHERE the holder is
 //! me or the lease expired`), atomic on both PostgreSQL and SQLite.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Mutex, PoisonError};
 
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
@@ -28,6 +36,51 @@ use crate::store::entity::outbox;
 const RELEASE_COOLDOWN_MS: i64 = 1_000;
 /// The holder name of a released lease.
 const RELEASED: &str = "";
+
+/// The senders this process may send for, and until when (milliseconds since the epoch).
+#[derive(Default)]
+pub(crate) struct SenderHolds {
+    /// Serializes taking, renewing and releasing leases.
+    ops: tokio::sync::Mutex<()>,
+    send_until: Mutex<HashMap<String, i64>>,
+}
+
+impl SenderHolds {
+    /// True when this process holds the sender's lease with a cool-down to spare at `now`.
+    pub(crate) fn may_send(&self, account_id: &str, now: i64) -> bool {
+        self.map().get(account_id).is_some_and(|until| now < *until)
+    }
+
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, i64>> {
+        self.send_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Exactly these senders are held, each until `until`.
+    fn hold_only(&self, accounts: &[String], until: i64) {
+        let mut map = self.map();
+        map.clear();
+        map.extend(accounts.iter().map(|a| (a.clone(), until)));
+    }
+
+    /// Extends senders still held; never adds one (it may be being released).
+    fn extend(&self, accounts: &[String], until: i64) {
+        let mut map = self.map();
+        for a in accounts {
+            if let Some(u) = map.get_mut(a) {
+                *u = std::cmp::max(*u, until);
+            }
+        }
+    }
+
+    fn forget(&self, accounts: &[String]) {
+        let mut map = self.map();
+        for a in accounts {
+            map.remove(a);
+        }
+    }
+}
 
 pub(crate) mod lease_rows {
     use sea_orm::entity::prelude::*;
@@ -69,8 +122,15 @@ impl Router {
         i64::try_from(self.inner.delivery.lease.as_millis()).unwrap_or(i64::MAX / 4)
     }
 
+    /// How long before a sender lease expires this process stops sending for it: the
+    /// cool-down, or a third of a (very short) lease.
+    fn send_margin_ms(&self) -> i64 {
+        std::cmp::min(RELEASE_COOLDOWN_MS, self.lease_ms() / 3)
+    }
+
     /// Heartbeats, rebalances and returns the accounts this process may deliver for now.
     pub(crate) async fn hold_senders(&self) -> Result<Vec<String>> {
+        let _ops = self.inner.holds.ops.lock().await;
         let db = self.inner.store.conn();
         let me = self.inner.worker_id.as_str();
         let now = now_ms();
@@ -124,12 +184,14 @@ impl Router {
         let share = senders.div_ceil(usize::try_from(live).unwrap_or(1)).max(1);
 
         if !mine.is_empty() {
-            self.renew_senders().await?;
+            self.renew_held().await?;
         }
         if mine.len() > share {
             // Give up idle senders first.
             mine.sort_by_key(|a| due.contains(a));
             let extra: Vec<String> = mine.drain(..mine.len() - share).collect();
+            // Stop sending before anyone else may start.
+            self.inner.holds.forget(&extra);
             lease_rows::Entity::update_many()
                 .col_expr(lease_rows::Column::Holder, Expr::value(RELEASED))
                 .col_expr(
@@ -170,24 +232,49 @@ impl Router {
                 mine.push(account.clone());
             }
         }
+        // Every lease in `mine` now expires at `now + ttl` or later.
+        self.inner
+            .holds
+            .hold_only(&mine, now + ttl - self.send_margin_ms());
         Ok(mine)
     }
 
-    /// Extends every lease this process holds by one lease period.
+    /// Extends every lease this process still holds by one lease period.
     pub(crate) async fn renew_senders(&self) -> Result<()> {
+        let _ops = self.inner.holds.ops.lock().await;
+        self.renew_held().await
+    }
+
+    async fn renew_held(&self) -> Result<()> {
+        let db = self.inner.store.conn();
+        let me = self.inner.worker_id.as_str();
+        let now = now_ms();
+        let until = now + self.lease_ms();
+        // An expired lease is not renewed: another process may hold it by now.
         lease_rows::Entity::update_many()
-            .col_expr(
-                lease_rows::Column::ExpiresAt,
-                Expr::value(now_ms() + self.lease_ms()),
-            )
-            .filter(lease_rows::Column::Holder.eq(self.inner.worker_id.as_str()))
-            .exec(self.inner.store.conn())
+            .col_expr(lease_rows::Column::ExpiresAt, Expr::value(until))
+            .filter(lease_rows::Column::Holder.eq(me))
+            .filter(lease_rows::Column::ExpiresAt.gt(now))
+            .exec(db)
             .await?;
+        let held: Vec<String> = lease_rows::Entity::find()
+            .select_only()
+            .column(lease_rows::Column::AccountId)
+            .filter(lease_rows::Column::Holder.eq(me))
+            .filter(lease_rows::Column::ExpiresAt.eq(until))
+            .into_tuple::<String>()
+            .all(db)
+            .await?;
+        self.inner
+            .holds
+            .extend(&held, until - self.send_margin_ms());
         Ok(())
     }
 
     /// Gives up this process's leases at once (clean shutdown), after the cool-down.
     pub(crate) async fn release_senders(&self) -> Result<()> {
+        let _ops = self.inner.holds.ops.lock().await;
+        self.inner.holds.hold_only(&[], 0);
         lease_rows::Entity::update_many()
             .col_expr(lease_rows::Column::Holder, Expr::value(RELEASED))
             .col_expr(
