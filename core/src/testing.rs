@@ -34,6 +34,8 @@ struct State {
     health: Option<HealthReport>,
     statuses: Vec<(String, StatusUpdate)>,
     counter: u64,
+    in_flight: usize,
+    most_in_flight: usize,
 }
 
 /// A channel adapter that talks to nobody.
@@ -103,6 +105,11 @@ impl FakeAdapter {
     /// The next send answers with `receipt`.
     pub fn succeed_next(&self, receipt: SendReceipt) {
         self.state().outcomes.push_back(Ok(receipt));
+    }
+
+    /// The most sends that were in progress at the same moment.
+    pub fn most_concurrent_sends(&self) -> usize {
+        self.state().most_in_flight
     }
 
     /// What was sent, with the account id it was sent from, in order.
@@ -260,7 +267,13 @@ impl ChannelAdapter for FakeAdapter {
         message: &OutboundMessage,
     ) -> Result<SendReceipt, ChannelError> {
         if !self.send_delay.is_zero() {
+            {
+                let mut state = self.state();
+                state.in_flight += 1;
+                state.most_in_flight = state.most_in_flight.max(state.in_flight);
+            }
             tokio::time::sleep(self.send_delay).await;
+            self.state().in_flight -= 1;
         }
         let mut state = self.state();
         state
