@@ -13,6 +13,12 @@ pub use sea_orm_migration::prelude::*;
 mod m20261120_000001_initial;
 mod m20261121_000001_delivery_engine;
 mod m20261121_000002_media;
+mod m20261121_000003_awaiting_outcome;
+
+/// Outbound messages handed to the provider (status `accepted` .. `sent`, ranks 20..40 of
+/// `MessageStatus::rank`) and not settled yet: the predicate of the partial index
+/// `ix_messages_awaiting_outcome`, used verbatim by the router's reconciliation query.
+pub const AWAITING_OUTCOME: &str = "direction = 'outbound' AND status_rank BETWEEN 20 AND 40";
 
 pub struct Migrator;
 
@@ -23,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261120_000001_initial::Migration),
             Box::new(m20261121_000001_delivery_engine::Migration),
             Box::new(m20261121_000002_media::Migration),
+            Box::new(m20261121_000003_awaiting_outcome::Migration),
         ]
     }
 }

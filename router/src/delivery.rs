@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use rand::Rng;
-use sea_orm::sea_query::{Expr, LockBehavior, LockType};
+use sea_orm::sea_query::{CaseStatement, Expr, LockBehavior, LockType};
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use switchboard_core::{
     Bsuid, ChannelError, Content, MessageStatus, OutboundMessage, PhoneNumber, Recipient,
@@ -60,6 +60,29 @@ const PER_SENDER_CONCURRENCY: usize = 64;
 const HOLD_CHECK_EVERY: Duration = Duration::from_millis(100);
 /// Most successful outcomes written in one transaction.
 const OUTCOMES_PER_TXN: usize = 256;
+/// Most ids in one `IN (…)` list (a round claims `DeliveryConfig::batch` entries).
+const IN_CHUNK: usize = 500;
+
+/// A claimed entry's recipient, or which of its rows is missing.
+type RecipientRow = std::result::Result<Recipient, &'static str>;
+
+/// What a round's entries need from the database, read once right after claiming: a
+/// constant number of queries per round, not a few per entry.
+struct RoundRows {
+    /// By message id.
+    messages: HashMap<String, messages::Model>,
+    /// By conversation id.
+    recipients: HashMap<String, RecipientRow>,
+}
+
+/// One claimed entry with what its delivery needs: its message (`None` when the row is
+/// gone), its recipient, and its place in `Claimed`.
+type RoundEntry<'a> = (
+    outbox::Model,
+    Option<messages::Model>,
+    RecipientRow,
+    ClaimedEntry<'a>,
+);
 
 /// A successful send whose outcome waits for the round's writer.
 struct Sent {
@@ -97,6 +120,14 @@ fn attempt_row(
             .and_then(|x| x.response.as_ref())
             .map(ToString::to_string)),
         ..Default::default()
+    }
+}
+
+/// Where a message to `contact` goes: its number, its BSUID, or both.
+fn recipient(contact: &contact_rows::Model) -> Recipient {
+    Recipient {
+        phone: contact.e164.clone().map(PhoneNumber::from_trusted_e164),
+        bsuid: contact.bsuid.as_deref().and_then(|b| Bsuid::parse(b).ok()),
     }
 }
 
@@ -275,7 +306,8 @@ impl Router {
     /// Claims due outbox entries and delivers them; returns how many were claimed.
     ///
     /// # Errors
-    /// A database error while claiming.
+    /// A database error while claiming, or while reading the claimed entries' messages
+    /// and recipients (the entries are then taken again when their leases expire).
     pub async fn deliver_due(&self) -> Result<usize> {
         let senders = self.hold_senders().await?;
         if senders.is_empty() {
@@ -283,13 +315,23 @@ impl Router {
         }
         let entries = self.claim(&senders).await?;
         let n = entries.len();
+        let RoundRows {
+            mut messages,
+            recipients,
+        } = self.round_rows(&entries).await?;
         // One queue per sender, in claim order: a sender waiting for its rate never takes
         // the concurrency another sender could use.
-        let mut queues: Vec<(String, Vec<(outbox::Model, ClaimedEntry<'_>)>)> = Vec::new();
+        let mut queues: Vec<(String, Vec<RoundEntry<'_>>)> = Vec::new();
         for (entry, claimed) in entries {
-            match queues.iter_mut().find(|(a, _)| *a == entry.account_id) {
-                Some((_, q)) => q.push((entry, claimed)),
-                None => queues.push((entry.account_id.clone(), vec![(entry, claimed)])),
+            let message = messages.remove(&entry.message_id);
+            let to = recipients
+                .get(&entry.conversation_id)
+                .cloned()
+                .unwrap_or(Err("conversation"));
+            let item = (entry, message, to, claimed);
+            match queues.iter_mut().find(|(a, _)| *a == item.0.account_id) {
+                Some((_, q)) => q.push(item),
+                None => queues.push((item.0.account_id.clone(), vec![item])),
             }
         }
         // The outcomes of this round's sends are written in shared transactions.
@@ -300,9 +342,9 @@ impl Router {
             senders_work.push(async move {
                 let outcomes = &outcomes;
                 futures::stream::iter(queue)
-                    .for_each_concurrent(PER_SENDER_CONCURRENCY, |(entry, _claimed)| async move {
+                    .for_each_concurrent(PER_SENDER_CONCURRENCY, |(entry, message, to, _claimed)| async move {
                         let id = entry.message_id.clone();
-                        if let Err(e) = self.deliver_one(entry, outcomes).await {
+                        if let Err(e) = self.deliver_one(entry, message, to, outcomes).await {
                             // The lease expires and another round retries it.
                             tracing::warn!(message_id = %id, error = %e, "Delivery attempt could not be recorded.");
                         }
@@ -393,6 +435,71 @@ impl Router {
                 (entry, place)
             })
             .collect())
+    }
+
+    /// Reads the messages and recipients of a round's entries: one query for the
+    /// messages, one for the conversations and one for their contacts (per `IN_CHUNK`
+    /// ids). Nothing is read when nothing was claimed.
+    async fn round_rows(&self, entries: &[(outbox::Model, ClaimedEntry<'_>)]) -> Result<RoundRows> {
+        let db = self.inner.store.conn();
+        let message_ids: Vec<String> = entries.iter().map(|(e, _)| e.message_id.clone()).collect();
+        let mut conversation_ids: Vec<String> = entries
+            .iter()
+            .map(|(e, _)| e.conversation_id.clone())
+            .collect();
+        conversation_ids.sort_unstable();
+        conversation_ids.dedup();
+
+        let load_messages = async {
+            let mut found = HashMap::with_capacity(message_ids.len());
+            for chunk in message_ids.chunks(IN_CHUNK) {
+                let rows = messages::Entity::find()
+                    .filter(messages::Column::Id.is_in(chunk.iter().cloned()))
+                    .all(db)
+                    .await?;
+                found.extend(rows.into_iter().map(|m| (m.id.clone(), m)));
+            }
+            Ok::<_, sea_orm::DbErr>(found)
+        };
+        let load_recipients = async {
+            let mut convs = Vec::with_capacity(conversation_ids.len());
+            for chunk in conversation_ids.chunks(IN_CHUNK) {
+                convs.extend(
+                    conversations::Entity::find()
+                        .filter(conversations::Column::Id.is_in(chunk.iter().cloned()))
+                        .all(db)
+                        .await?,
+                );
+            }
+            let mut contact_ids: Vec<String> = convs.iter().map(|c| c.contact_id.clone()).collect();
+            contact_ids.sort_unstable();
+            contact_ids.dedup();
+            let mut contacts = HashMap::with_capacity(contact_ids.len());
+            for chunk in contact_ids.chunks(IN_CHUNK) {
+                let rows = contact_rows::Entity::find()
+                    .filter(contact_rows::Column::Id.is_in(chunk.iter().cloned()))
+                    .all(db)
+                    .await?;
+                contacts.extend(rows.into_iter().map(|c| (c.id.clone(), c)));
+            }
+            // A conversation not found here is missing too: see `deliver_due`.
+            let recipients: HashMap<String, RecipientRow> = convs
+                .into_iter()
+                .map(|conv| {
+                    let to = contacts
+                        .get(&conv.contact_id)
+                        .map(recipient)
+                        .ok_or("contact");
+                    (conv.id, to)
+                })
+                .collect();
+            Ok::<_, sea_orm::DbErr>(recipients)
+        };
+        let (messages, recipients) = futures::try_join!(load_messages, load_recipients)?;
+        Ok(RoundRows {
+            messages,
+            recipients,
+        })
     }
 
     fn give_back_rooms(&self, rooms: &HashMap<String, usize>) {
@@ -520,18 +627,18 @@ impl Router {
         }
     }
 
+    /// Delivers one claimed entry; `message` and `to` were read for the whole round
+    /// (`round_rows`).
     async fn deliver_one(
         &self,
         mut entry: outbox::Model,
+        message: Option<messages::Model>,
+        to: RecipientRow,
         outcomes: &mpsc::UnboundedSender<Sent>,
     ) -> Result<()> {
-        let db = self.inner.store.conn();
-        let Some(message) = messages::Entity::find_by_id(entry.message_id.clone())
-            .one(db)
-            .await?
-        else {
+        let Some(message) = message else {
             outbox::Entity::delete_by_id(entry.message_id)
-                .exec(db)
+                .exec(self.inner.store.conn())
                 .await?;
             return Ok(());
         };
@@ -552,7 +659,7 @@ impl Router {
             metrics::counter!("switchboard_recipient_paced_total", "channel" => account.channel.clone()).increment(1);
             return self.reschedule(&entry, wait).await;
         }
-        let to = self.recipient_of(&entry.conversation_id).await?;
+        let to = to.map_err(crate::error::RouterError::NotFound)?;
         let content: Content = serde_json::from_str(&message.content).unwrap_or_default();
         let mut outbound = OutboundMessage {
             id: message.id.clone(),
@@ -673,22 +780,6 @@ impl Router {
         }
     }
 
-    async fn recipient_of(&self, conversation_id: &str) -> Result<Recipient> {
-        let db = self.inner.store.conn();
-        let conv = conversations::Entity::find_by_id(conversation_id.to_owned())
-            .one(db)
-            .await?
-            .ok_or(crate::error::RouterError::NotFound("conversation"))?;
-        let contact = contact_rows::Entity::find_by_id(conv.contact_id)
-            .one(db)
-            .await?
-            .ok_or(crate::error::RouterError::NotFound("contact"))?;
-        Ok(Recipient {
-            phone: contact.e164.map(PhoneNumber::from_trusted_e164),
-            bsuid: contact.bsuid.and_then(|b| Bsuid::parse(&b).ok()),
-        })
-    }
-
     #[allow(clippy::too_many_arguments)]
     async fn record_attempt(
         &self,
@@ -742,12 +833,43 @@ impl Router {
         send_attempts::Entity::insert_many(outcomes.iter().map(|o| o.attempt.clone()))
             .exec_without_returning(&txn)
             .await?;
+        // Provider ids first, for the whole batch: nothing below reads them back from the
+        // database, and `delivered` hands the statuses a model that has them.
+        for chunk in outcomes.chunks(IN_CHUNK / 2) {
+            let provider_ids = chunk.iter().fold(CaseStatement::new(), |case, o| {
+                case.case(
+                    messages::Column::Id.eq(o.message.id.as_str()),
+                    Expr::value(o.receipt.provider_message_id.as_str()),
+                )
+            });
+            messages::Entity::update_many()
+                .col_expr(
+                    messages::Column::ProviderMessageId,
+                    provider_ids
+                        .finally(Expr::col(messages::Column::ProviderMessageId))
+                        .into(),
+                )
+                .col_expr(messages::Column::UpdatedAt, Expr::value(now_ms()))
+                .filter(messages::Column::Id.is_in(chunk.iter().map(|o| o.message.id.as_str())))
+                .exec(&txn)
+                .await?;
+        }
         let mut events = Vec::new();
         for o in outcomes {
             events.extend(
                 self.delivered(&txn, &o.entry, &o.message, &o.receipt)
                     .await?,
             );
+        }
+        // The batch leaves the outbox last, as each entry did after its own outcome.
+        for chunk in outcomes.chunks(IN_CHUNK) {
+            outbox::Entity::delete_many()
+                .filter(
+                    outbox::Column::MessageId
+                        .is_in(chunk.iter().map(|o| o.entry.message_id.as_str())),
+                )
+                .exec(&txn)
+                .await?;
         }
         crate::notify::enqueue(&txn, &events).await?;
         txn.commit().await?;
@@ -760,7 +882,9 @@ impl Router {
         Ok(())
     }
 
-    /// Records a successful send in `txn`; returns the events to notify and publish.
+    /// Records a successful send's status (and the contact's resolved WhatsApp id) in
+    /// `txn`; returns the events to notify and publish. `write_sent` records the provider
+    /// id before and removes the outbox entry after, for the whole batch at once.
     async fn delivered(
         &self,
         txn: &sea_orm::DatabaseTransaction,
@@ -768,15 +892,6 @@ impl Router {
         message: &messages::Model,
         receipt: &SendReceipt,
     ) -> Result<Vec<crate::events::RouterEvent>> {
-        messages::Entity::update_many()
-            .col_expr(
-                messages::Column::ProviderMessageId,
-                Expr::value(receipt.provider_message_id.as_str()),
-            )
-            .col_expr(messages::Column::UpdatedAt, Expr::value(now_ms()))
-            .filter(messages::Column::Id.eq(message.id.as_str()))
-            .exec(txn)
-            .await?;
         let message = &messages::Model {
             provider_message_id: Some(receipt.provider_message_id.clone()),
             ..message.clone()
@@ -813,9 +928,6 @@ impl Router {
                 }
             }
         }
-        outbox::Entity::delete_by_id(entry.message_id.clone())
-            .exec(txn)
-            .await?;
         Ok(events)
     }
 

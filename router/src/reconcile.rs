@@ -14,8 +14,8 @@ use std::sync::Mutex;
 
 use futures::StreamExt;
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
-use switchboard_core::{ErrorKind, MessageStatus};
+use sea_orm::{ColumnTrait, DbBackend, EntityTrait, QueryFilter, Statement};
+use switchboard_core::ErrorKind;
 
 use crate::error::Result;
 use crate::ids::now_ms;
@@ -25,6 +25,25 @@ use crate::store::entity::messages;
 
 const MAX_AGE_MS: i64 = 7 * 24 * 60 * 60 * 1000;
 const PER_PASS: u64 = 200;
+
+/// Outbound messages without an outcome for `after` ms, oldest first, read through the
+/// partial index `ix_messages_awaiting_outcome` (predicate
+/// `switchboard_migrations::AWAITING_OUTCOME`), never the whole table. SQLite is told to
+/// use it: without statistics its planner sometimes prefers a scan and a sort.
+fn stuck_messages_sql(backend: DbBackend, now: i64, after: i64) -> String {
+    let hint = match backend {
+        DbBackend::Sqlite => " INDEXED BY ix_messages_awaiting_outcome",
+        _ => "",
+    };
+    // Only integers computed here are inlined.
+    format!(
+        "SELECT * FROM messages{hint} WHERE {} AND provider_message_id IS NOT NULL \
+         AND updated_at <= {} AND created_at > {} ORDER BY updated_at LIMIT {PER_PASS}",
+        switchboard_migrations::AWAITING_OUTCOME,
+        now - after,
+        now - MAX_AGE_MS,
+    )
+}
 
 impl Router {
     /// Asks providers about outbound messages stuck without an outcome; returns how many
@@ -37,15 +56,12 @@ impl Router {
         let now = now_ms();
         let after =
             i64::try_from(self.inner.delivery.reconcile_after.as_millis()).unwrap_or(i64::MAX / 4);
+        let backend = self.inner.store.backend();
         let stuck = messages::Entity::find()
-            .filter(messages::Column::Direction.eq("outbound"))
-            .filter(messages::Column::ProviderMessageId.is_not_null())
-            .filter(messages::Column::StatusRank.gte(MessageStatus::Accepted.rank()))
-            .filter(messages::Column::StatusRank.lte(MessageStatus::Sent.rank()))
-            .filter(messages::Column::UpdatedAt.lte(now - after))
-            .filter(messages::Column::CreatedAt.gt(now - MAX_AGE_MS))
-            .order_by_asc(messages::Column::UpdatedAt)
-            .limit(PER_PASS)
+            .from_raw_sql(Statement::from_string(
+                backend,
+                stuck_messages_sql(backend, now, after),
+            ))
             .all(db)
             .await?;
         if stuck.is_empty() {
@@ -127,5 +143,56 @@ impl Router {
         metrics::counter!("switchboard_statuses_reconciled_total", "channel" => message.channel.clone()).increment(1);
         self.publish(events);
         Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::ConnectionTrait;
+    use switchboard_core::MessageStatus;
+
+    use super::stuck_messages_sql;
+    use crate::store::{SqliteSync, Store};
+
+    #[test]
+    fn the_index_predicate_names_the_statuses_awaiting_an_outcome() {
+        assert_eq!(
+            switchboard_migrations::AWAITING_OUTCOME,
+            format!(
+                "direction = 'outbound' AND status_rank BETWEEN {} AND {}",
+                MessageStatus::Accepted.rank(),
+                MessageStatus::Sent.rank()
+            )
+        );
+    }
+
+    #[tokio::test]
+    async fn reconciliation_reads_the_partial_index_not_the_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/plan.db?mode=rwc", dir.path().display());
+        let store = Store::connect(&url, SqliteSync::Full).await.unwrap();
+        store.migrate().await.unwrap();
+        let query = stuck_messages_sql(store.backend(), 1_000_000, 1_000);
+        let plan = store
+            .conn()
+            .query_all_raw(sea_orm::Statement::from_string(
+                store.backend(),
+                format!("EXPLAIN QUERY PLAN {query}"),
+            ))
+            .await
+            .unwrap();
+        let plan: Vec<String> = plan
+            .iter()
+            .map(|r| r.try_get::<String>("", "detail").unwrap())
+            .collect();
+        assert!(
+            plan.iter()
+                .any(|d| d.contains("ix_messages_awaiting_outcome")),
+            "{plan:?} {query}"
+        );
+        assert!(
+            !plan.iter().any(|d| d.starts_with("SCAN messages")),
+            "{plan:?} {query}"
+        );
     }
 }

@@ -32,6 +32,11 @@ pub enum SqliteSync {
     Normal,
 }
 
+/// SQLite connections in the pool (one writes at a time; the rest read).
+const SQLITE_CONNECTIONS: u32 = 4;
+/// Prepared statements each SQLite connection keeps.
+const SQLITE_STATEMENT_CACHE: usize = 16;
+
 /// The database handle. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -52,11 +57,16 @@ impl Store {
             .acquire_timeout(Duration::from_secs(10));
         if url.starts_with("sqlite:") {
             let in_memory = url.contains(":memory:") || url.contains("mode=memory");
-            // WAL: many readers, one writer; every write transaction is IMMEDIATE.
-            opts.max_connections(if in_memory { 1 } else { 8 })
+            // WAL: many readers, one writer; every write transaction is IMMEDIATE. Few
+            // connections and a small statement cache per connection keep memory flat: the
+            // batch statements differ by row count, so a large cache fills with one-off
+            // statements (8 connections × 100 cached statements grew the heap by about
+            // 20 MB in a 3-minute soak) without making anything faster (BENCHMARKS.md).
+            opts.max_connections(if in_memory { 1 } else { SQLITE_CONNECTIONS })
                 .min_connections(1)
                 .map_sqlx_sqlite_opts(move |o| {
                     let o = o
+                        .statement_cache_capacity(SQLITE_STATEMENT_CACHE)
                         .busy_timeout(Duration::from_secs(10))
                         .foreign_keys(true)
                         .synchronous(match sqlite_sync {
