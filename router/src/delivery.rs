@@ -342,7 +342,10 @@ impl Router {
             senders_work.push(async move {
                 let outcomes = &outcomes;
                 futures::stream::iter(queue)
-                    .for_each_concurrent(PER_SENDER_CONCURRENCY, |(entry, message, to, _claimed)| async move {
+                    .for_each_concurrent(PER_SENDER_CONCURRENCY, |(entry, message, to, claimed)| async move {
+                        // Moved in, so the entry's place is given back when its delivery
+                        // ends (a binding unused in the block would drop it right away).
+                        let _claimed = claimed;
                         let id = entry.message_id.clone();
                         if let Err(e) = self.deliver_one(entry, message, to, outcomes).await {
                             // The lease expires and another round retries it.

@@ -862,6 +862,66 @@ async fn a_released_sender_gets_no_more_sends_from_the_old_holder() {
     .await;
 }
 
+/// A process claims for one sender only what the sender's rate sends in half a lease, so
+/// no claimed entry waits for its turn until its lease runs out.
+#[tokio::test]
+async fn a_slow_sender_is_claimed_only_as_far_as_its_rate_reaches() {
+    on_each_backend(|db| async move {
+        let fake = FakeAdapter::new();
+        let key = CredentialCipher::generate_key();
+        let cfg = DeliveryConfig {
+            lease: Duration::from_secs(4),
+            poll_interval: ms(10),
+            ..quick()
+        };
+        let router = router_on(&db, &fake, &key, cfg).await;
+        let tenant = router.create_tenant("acme").await.unwrap().tenant_id;
+        router
+            .connect_account(
+                &tenant,
+                "fake",
+                BUSINESS,
+                &FakeAdapter::credentials(SECRET),
+                Some(5),
+            )
+            .await
+            .unwrap();
+        for i in 0..40 {
+            router
+                .send(&tenant, template_to(&format!("+316124{i:05}")))
+                .await
+                .unwrap();
+        }
+        // 5/s for half of a 4-second lease: 10 at a time.
+        let cap = 10;
+        let (stop, task) = engine(&router);
+        let mut most = 0;
+        let until = Instant::now() + Duration::from_millis(2_500);
+        while Instant::now() < until {
+            let claimed = outbox::Entity::find()
+                .filter(outbox::Column::LockedBy.is_not_null())
+                .count(router.store().conn())
+                .await
+                .unwrap();
+            most = most.max(claimed);
+            tokio::time::sleep(ms(20)).await;
+        }
+        stop.send(true).unwrap();
+        task.await.unwrap();
+        assert!(most > 0, "the engine claimed something");
+        assert!(
+            most <= cap,
+            "{most} entries claimed at once for a sender capped at {cap}"
+        );
+        let mut sent = sent_ids(&fake);
+        let n = sent.len();
+        sent.sort();
+        sent.dedup();
+        assert_eq!(sent.len(), n, "nothing sent twice");
+    })
+    .await;
+}
+
 fn provider_status(provider_id: &str, status: MessageStatus) -> StatusUpdate {
     StatusUpdate {
         provider_message_id: provider_id.into(),
