@@ -219,6 +219,28 @@ impl Drop for ClaimedEntry<'_> {
     }
 }
 
+/// The rows whose `column` is one of `ids`, read `IN_CHUNK` ids per query.
+async fn find_by_ids<C>(
+    db: &sea_orm::DatabaseConnection,
+    column: C,
+    ids: &[String],
+) -> std::result::Result<Vec<<C::EntityName as EntityTrait>::Model>, sea_orm::DbErr>
+where
+    C: ColumnTrait,
+    C::EntityName: EntityTrait,
+{
+    let mut rows = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(IN_CHUNK) {
+        rows.extend(
+            <C::EntityName as EntityTrait>::find()
+                .filter(column.is_in(chunk.iter().cloned()))
+                .all(db)
+                .await?,
+        );
+    }
+    Ok(rows)
+}
+
 impl Router {
     /// Runs the delivery engine (and status reconciliation, see `reconcile`) until
     /// `shutdown` turns true. In-flight sends finish first.
@@ -454,37 +476,24 @@ impl Router {
         conversation_ids.dedup();
 
         let load_messages = async {
-            let mut found = HashMap::with_capacity(message_ids.len());
-            for chunk in message_ids.chunks(IN_CHUNK) {
-                let rows = messages::Entity::find()
-                    .filter(messages::Column::Id.is_in(chunk.iter().cloned()))
-                    .all(db)
-                    .await?;
-                found.extend(rows.into_iter().map(|m| (m.id.clone(), m)));
-            }
-            Ok::<_, sea_orm::DbErr>(found)
+            let rows = find_by_ids(db, messages::Column::Id, &message_ids).await?;
+            Ok::<_, sea_orm::DbErr>(
+                rows.into_iter()
+                    .map(|m| (m.id.clone(), m))
+                    .collect::<HashMap<_, _>>(),
+            )
         };
         let load_recipients = async {
-            let mut convs = Vec::with_capacity(conversation_ids.len());
-            for chunk in conversation_ids.chunks(IN_CHUNK) {
-                convs.extend(
-                    conversations::Entity::find()
-                        .filter(conversations::Column::Id.is_in(chunk.iter().cloned()))
-                        .all(db)
-                        .await?,
-                );
-            }
+            let convs = find_by_ids(db, conversations::Column::Id, &conversation_ids).await?;
             let mut contact_ids: Vec<String> = convs.iter().map(|c| c.contact_id.clone()).collect();
             contact_ids.sort_unstable();
             contact_ids.dedup();
-            let mut contacts = HashMap::with_capacity(contact_ids.len());
-            for chunk in contact_ids.chunks(IN_CHUNK) {
-                let rows = contact_rows::Entity::find()
-                    .filter(contact_rows::Column::Id.is_in(chunk.iter().cloned()))
-                    .all(db)
-                    .await?;
-                contacts.extend(rows.into_iter().map(|c| (c.id.clone(), c)));
-            }
+            let contacts: HashMap<String, contact_rows::Model> =
+                find_by_ids(db, contact_rows::Column::Id, &contact_ids)
+                    .await?
+                    .into_iter()
+                    .map(|c| (c.id.clone(), c))
+                    .collect();
             // A conversation not found here is missing too: see `deliver_due`.
             let recipients: HashMap<String, RecipientRow> = convs
                 .into_iter()

@@ -52,20 +52,26 @@ async fn router_on(db: &TestDb, fake: &FakeAdapter, key: &str, cfg: DeliveryConf
     .build()
 }
 
+/// Connects a fake-channel sender; returns its account id.
+async fn connect_fake(router: &Router, tenant: &str, number: &str, rate: Option<i32>) -> String {
+    router
+        .connect_account(
+            tenant,
+            "fake",
+            number,
+            &FakeAdapter::credentials(SECRET),
+            rate,
+        )
+        .await
+        .unwrap()
+        .id
+}
+
 async fn setup_with(db: &TestDb, fake: FakeAdapter, cfg: DeliveryConfig) -> Env {
     let key = CredentialCipher::generate_key();
     let router = router_on(db, &fake, &key, cfg).await;
     let tenant = router.create_tenant("acme").await.unwrap().tenant_id;
-    router
-        .connect_account(
-            &tenant,
-            "fake",
-            BUSINESS,
-            &FakeAdapter::credentials(SECRET),
-            None,
-        )
-        .await
-        .unwrap();
+    connect_fake(&router, &tenant, BUSINESS, None).await;
     Env {
         router,
         fake,
@@ -756,17 +762,7 @@ async fn a_released_sender_gets_no_more_sends_from_the_old_holder() {
         let tenant = router.create_tenant("acme").await.unwrap().tenant_id;
         let mut accounts = Vec::new();
         for number in [BUSINESS, SECOND] {
-            let view = router
-                .connect_account(
-                    &tenant,
-                    "fake",
-                    number,
-                    &FakeAdapter::credentials(SECRET),
-                    Some(2),
-                )
-                .await
-                .unwrap();
-            accounts.push(view.id);
+            accounts.push(connect_fake(&router, &tenant, number, Some(2)).await);
         }
         let mut ids: std::collections::HashMap<String, Vec<String>> = Default::default();
         for i in 0..8 {
@@ -884,16 +880,7 @@ async fn a_slow_sender_is_claimed_only_as_far_as_its_rate_reaches() {
         };
         let router = router_on(&db, &fake, &key, cfg).await;
         let tenant = router.create_tenant("acme").await.unwrap().tenant_id;
-        router
-            .connect_account(
-                &tenant,
-                "fake",
-                BUSINESS,
-                &FakeAdapter::credentials(SECRET),
-                Some(5),
-            )
-            .await
-            .unwrap();
+        connect_fake(&router, &tenant, BUSINESS, Some(5)).await;
         for i in 0..40 {
             router
                 .send(&tenant, template_to(&format!("+316124{i:05}")))
