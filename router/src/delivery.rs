@@ -47,7 +47,7 @@ use crate::ids::now_ms;
 use crate::router::Router;
 use crate::statuses::{self, Applied};
 use crate::store::entity::{
-    contacts as contact_rows, conversations, messages, outbox, send_attempts,
+    contacts as contact_rows, conversations, messages, outbox, pending_statuses, send_attempts,
 };
 use crate::{contacts, conversations as convs};
 
@@ -216,6 +216,15 @@ impl Drop for ClaimedEntry<'_> {
     fn drop(&mut self) {
         self.claimed.give_back(&self.account_id, 1);
         self.claimed.state().entries.remove(&self.message_id);
+    }
+}
+
+/// The status a send receipt gives its message: at least `accepted`.
+fn receipt_status(receipt: &SendReceipt) -> MessageStatus {
+    if receipt.status.rank() > MessageStatus::Queued.rank() {
+        receipt.status
+    } else {
+        MessageStatus::Accepted
     }
 }
 
@@ -866,13 +875,42 @@ impl Router {
                 .exec(&txn)
                 .await?;
         }
-        let mut events = Vec::new();
-        for o in outcomes {
-            events.extend(
-                self.delivered(&txn, &o.entry, &o.message, &o.receipt)
-                    .await?,
-            );
+        // Statuses that arrived before these provider ids were known (rare) and a
+        // resolved WhatsApp id take the per-message path; the rest are recorded at once.
+        let mut waiting = std::collections::HashSet::new();
+        for chunk in outcomes.chunks(IN_CHUNK) {
+            let mut channels: Vec<&str> =
+                chunk.iter().map(|o| o.message.channel.as_str()).collect();
+            channels.sort_unstable();
+            channels.dedup();
+            // Both columns, so the lookup uses the (channel, provider id) index.
+            let rows = pending_statuses::Entity::find()
+                .filter(pending_statuses::Column::Channel.is_in(channels))
+                .filter(
+                    pending_statuses::Column::ProviderMessageId
+                        .is_in(chunk.iter().map(|o| o.receipt.provider_message_id.as_str())),
+                )
+                .all(&txn)
+                .await?;
+            waiting.extend(rows.into_iter().map(|p| (p.channel, p.provider_message_id)));
         }
+        let mut events = Vec::new();
+        let mut plain = Vec::with_capacity(outcomes.len());
+        for o in outcomes {
+            let has_pending = waiting.contains(&(
+                o.message.channel.clone(),
+                o.receipt.provider_message_id.clone(),
+            ));
+            if has_pending || o.receipt.recipient_wa_id.is_some() {
+                events.extend(
+                    self.delivered(&txn, &o.entry, &o.message, &o.receipt)
+                        .await?,
+                );
+            } else {
+                plain.push((&o.message, receipt_status(&o.receipt)));
+            }
+        }
+        events.extend(statuses::record_many(&txn, &plain).await?);
         // The batch leaves the outbox last, as each entry did after its own outcome.
         for chunk in outcomes.chunks(IN_CHUNK) {
             outbox::Entity::delete_many()
@@ -909,11 +947,7 @@ impl Router {
             ..message.clone()
         };
         let mut events = Vec::new();
-        let status = if receipt.status.rank() > MessageStatus::Queued.rank() {
-            receipt.status
-        } else {
-            MessageStatus::Accepted
-        };
+        let status = receipt_status(receipt);
         if let Applied::Advanced(ev) =
             statuses::record(txn, message, status, None, &serde_json::Value::Null, None).await?
         {

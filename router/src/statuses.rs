@@ -4,6 +4,7 @@
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QueryTrait,
 };
 use switchboard_core::{MessageStatus, StatusUpdate};
 
@@ -147,6 +148,71 @@ pub(crate) async fn record<C: ConnectionTrait>(
         conversation_id: message.conversation_id.clone(),
         status,
     }))
+}
+
+/// `record` for many messages at once, for statuses that carry no error, payload or
+/// provider time (send receipts): one INSERT for the history and one guarded UPDATE per
+/// status, whose `RETURNING` says which messages advanced.
+pub(crate) async fn record_many<C: ConnectionTrait>(
+    db: &C,
+    items: &[(&messages::Model, MessageStatus)],
+) -> Result<Vec<RouterEvent>, DbErr> {
+    if items.is_empty() {
+        return Ok(Vec::new());
+    }
+    let now = now_ms();
+    message_status_events::Entity::insert_many(items.iter().map(|(m, status)| {
+        message_status_events::ActiveModel {
+            message_id: Set(m.id.clone()),
+            status: Set(status.as_str().to_owned()),
+            error_code: Set(None),
+            error_message: Set(None),
+            raw: Set(None),
+            provider_timestamp: Set(None),
+            received_at: Set(now),
+            ..Default::default()
+        }
+    }))
+    .exec_without_returning(db)
+    .await?;
+    let mut statuses: Vec<MessageStatus> = items.iter().map(|(_, s)| *s).collect();
+    statuses.sort_by_key(|s| s.rank());
+    statuses.dedup();
+    let mut events = Vec::new();
+    for status in statuses {
+        let rank = status.rank();
+        let of_status: Vec<&messages::Model> = items
+            .iter()
+            .filter(|(_, s)| *s == status)
+            .map(|(m, _)| *m)
+            .collect();
+        for chunk in of_status.chunks(500) {
+            let mut update = messages::Entity::update_many()
+                .col_expr(messages::Column::Status, Expr::value(status.as_str()))
+                .col_expr(messages::Column::StatusRank, Expr::value(rank))
+                .col_expr(messages::Column::UpdatedAt, Expr::value(now))
+                .filter(messages::Column::Id.is_in(chunk.iter().map(|m| m.id.as_str())))
+                // The guard is in the statement, as in `record`.
+                .filter(messages::Column::StatusRank.lt(rank))
+                .into_query();
+            update.returning_col(messages::Column::Id);
+            let advanced: std::collections::HashSet<String> = db
+                .query_all(&update)
+                .await?
+                .iter()
+                .map(|row| row.try_get::<String>("", "id"))
+                .collect::<Result<_, _>>()?;
+            events.extend(chunk.iter().filter(|m| advanced.contains(&m.id)).map(|m| {
+                RouterEvent::StatusChanged {
+                    tenant_id: m.tenant_id.clone(),
+                    message_id: m.id.clone(),
+                    conversation_id: m.conversation_id.clone(),
+                    status,
+                }
+            }));
+        }
+    }
+    Ok(events)
 }
 
 /// Applies statuses that arrived before `message` had its provider id.
