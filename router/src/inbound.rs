@@ -306,7 +306,7 @@ fn kind_name(kind: &EventKind) -> &'static str {
     }
 }
 
-fn is_retryable_db(err: &DbErr) -> bool {
+pub(crate) fn is_retryable_db(err: &DbErr) -> bool {
     let text = err.to_string();
     text.contains("deadlock")
         || text.contains("could not serialize")

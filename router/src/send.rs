@@ -77,8 +77,37 @@ impl Router {
             .await?;
         let parts = split(&request.content, adapter.capabilities())?;
 
+        // Two concurrent first messages to one new number race to create its contact; on
+        // PostgreSQL the loser's unique violation rolls its transaction back, and a retry
+        // finds the contact (SQLite serializes write transactions, so it never races).
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self
+                .accept(tenant_id, &request, &recipient, &account, &parts)
+                .await
+            {
+                Err(RouterError::Database(e))
+                    if attempt < 3 && crate::inbound::is_retryable_db(&e) =>
+                {
+                    tracing::debug!(error = %e, attempt, "Retrying a send's transaction.");
+                }
+                done => return done,
+            }
+        }
+    }
+
+    /// Stores the message(s) and their outbox entries in one transaction.
+    async fn accept(
+        &self,
+        tenant_id: &str,
+        request: &SendRequest,
+        recipient: &ContactIdentity,
+        account: &crate::accounts::Account,
+        parts: &[Content],
+    ) -> Result<SendAccepted> {
         let txn = self.inner.store.write_txn().await?;
-        let contact_id = contacts::upsert(&txn, tenant_id, &recipient)
+        let contact_id = contacts::upsert(&txn, tenant_id, recipient)
             .await?
             .ok_or_else(|| {
                 RouterError::invalid(

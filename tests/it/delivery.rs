@@ -182,6 +182,36 @@ async fn the_same_idempotency_key_sends_once_even_across_a_restart() {
     .await;
 }
 
+/// Many first messages to one new number at once: every one is accepted, and they name one
+/// contact (on PostgreSQL the contact insert races; the loser's transaction is retried).
+#[tokio::test]
+async fn concurrent_first_messages_to_a_new_number_are_all_accepted() {
+    on_each_backend(|db| async move {
+        let env = setup(&db).await;
+        let sends: Vec<_> = (0..16)
+            .map(|_| {
+                let router = env.router.clone();
+                let tenant = env.tenant.clone();
+                tokio::spawn(async move { router.send(&tenant, template_to("+31687654321")).await })
+            })
+            .collect();
+        let mut conversations = std::collections::HashSet::new();
+        for s in sends {
+            let accepted = s.await.unwrap().expect("accepted");
+            conversations.insert(accepted.conversation_id);
+        }
+        assert_eq!(conversations.len(), 1, "one conversation");
+        assert_eq!(outbound_count(&env.router).await, 16);
+        let contacts = switchboard_router::store::entity::contacts::Entity::find()
+            .filter(switchboard_router::store::entity::contacts::Column::E164.eq("+31687654321"))
+            .count(env.router.store().conn())
+            .await
+            .unwrap();
+        assert_eq!(contacts, 1, "one contact");
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn free_form_outside_the_window_is_refused_but_a_template_goes() {
     on_each_backend(|db| async move {
