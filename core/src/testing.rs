@@ -107,7 +107,8 @@ impl FakeAdapter {
         self.state().outcomes.push_back(Ok(receipt));
     }
 
-    /// The most sends that were in progress at the same moment.
+    /// The most sends that were in progress at the same moment (counted when sends take
+    /// time, see `with_send_delay`).
     pub fn most_concurrent_sends(&self) -> usize {
         self.state().most_in_flight
     }

@@ -60,8 +60,8 @@ const PER_SENDER_CONCURRENCY: usize = 64;
 const HOLD_CHECK_EVERY: Duration = Duration::from_millis(100);
 /// Most successful outcomes written in one transaction.
 const OUTCOMES_PER_TXN: usize = 256;
-/// Most ids in one `IN (…)` list (a round claims `DeliveryConfig::batch` entries).
-const IN_CHUNK: usize = 500;
+/// Most ids in one `IN (…)` list.
+const IN_CHUNK: usize = crate::store::IN_LIST_MAX;
 
 /// A claimed entry's recipient, or which of its rows is missing.
 type RecipientRow = std::result::Result<Recipient, &'static str>;
@@ -169,6 +169,17 @@ struct ClaimedState {
     entries: std::collections::HashSet<String>,
 }
 
+impl ClaimedState {
+    fn give_back(&mut self, account_id: &str, n: usize) {
+        if let Some(c) = self.per_sender.get_mut(account_id) {
+            *c = c.saturating_sub(n);
+            if *c == 0 {
+                self.per_sender.remove(account_id);
+            }
+        }
+    }
+}
+
 impl Claimed {
     fn state(&self) -> std::sync::MutexGuard<'_, ClaimedState> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
@@ -184,17 +195,18 @@ impl Claimed {
     }
 
     fn give_back(&self, account_id: &str, n: usize) {
-        let mut state = self.state();
-        if let Some(c) = state.per_sender.get_mut(account_id) {
-            *c = c.saturating_sub(n);
-            if *c == 0 {
-                state.per_sender.remove(account_id);
-            }
-        }
+        self.state().give_back(account_id, n);
     }
 
     fn in_flight(&self, message_id: &str) -> bool {
         self.state().entries.contains(message_id)
+    }
+
+    /// An entry's delivery ended: its place and its in-flight mark go.
+    fn finish(&self, account_id: &str, message_id: &str) {
+        let mut state = self.state();
+        state.entries.remove(message_id);
+        state.give_back(account_id, 1);
     }
 
     fn track(&self, entries: &[outbox::Model]) {
@@ -214,8 +226,7 @@ struct ClaimedEntry<'a> {
 
 impl Drop for ClaimedEntry<'_> {
     fn drop(&mut self) {
-        self.claimed.give_back(&self.account_id, 1);
-        self.claimed.state().entries.remove(&self.message_id);
+        self.claimed.finish(&self.account_id, &self.message_id);
     }
 }
 

@@ -43,6 +43,15 @@ pub enum RouterError {
     Database(#[from] DbErr),
 }
 
+impl crate::store::DbFailure for RouterError {
+    fn db_err(&self) -> Option<&DbErr> {
+        match self {
+            Self::Database(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
 impl RouterError {
     pub fn invalid(code: &'static str, message: impl Into<String>) -> Self {
         Self::Invalid {

@@ -92,22 +92,12 @@ impl Router {
 
         // A deadlock or serialization failure between concurrent webhooks (PostgreSQL) is
         // retried: the whole transaction is idempotent thanks to the event keys.
-        let mut attempt = 0;
-        let (ack_counts, events) = loop {
-            attempt += 1;
-            match self
-                .inner
+        let (ack_counts, events) = crate::store::retry_conflicts("webhook", || {
+            self.inner
                 .batcher
                 .store(self.inner.store.clone(), channel, &verified, &parsed)
-                .await
-            {
-                Ok(done) => break done,
-                Err(e) if attempt < 3 && is_retryable_db(&e) => {
-                    tracing::debug!(error = %e, attempt, "Retrying webhook transaction.");
-                }
-                Err(e) => return Err(e.into()),
-            }
-        };
+        })
+        .await?;
         self.publish(events);
         let (stored, duplicates) = ack_counts;
         Ok(WebhookAck {
@@ -304,13 +294,6 @@ fn kind_name(kind: &EventKind) -> &'static str {
         EventKind::ProviderError(_) => "provider_error",
         _ => "other",
     }
-}
-
-pub(crate) fn is_retryable_db(err: &DbErr) -> bool {
-    let text = err.to_string();
-    text.contains("deadlock")
-        || text.contains("could not serialize")
-        || crate::store::is_unique_violation(err)
 }
 
 async fn problem<C: ConnectionTrait>(

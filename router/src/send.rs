@@ -80,21 +80,10 @@ impl Router {
         // Two concurrent first messages to one new number race to create its contact; on
         // PostgreSQL the loser's unique violation rolls its transaction back, and a retry
         // finds the contact (SQLite serializes write transactions, so it never races).
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            match self
-                .accept(tenant_id, &request, &recipient, &account, &parts)
-                .await
-            {
-                Err(RouterError::Database(e))
-                    if attempt < 3 && crate::inbound::is_retryable_db(&e) =>
-                {
-                    tracing::debug!(error = %e, attempt, "Retrying a send's transaction.");
-                }
-                done => return done,
-            }
-        }
+        crate::store::retry_conflicts("send", || {
+            self.accept(tenant_id, &request, &recipient, &account, &parts)
+        })
+        .await
     }
 
     /// Stores the message(s) and their outbox entries in one transaction.

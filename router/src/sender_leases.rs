@@ -184,7 +184,8 @@ impl Router {
         let share = senders.div_ceil(usize::try_from(live).unwrap_or(1)).max(1);
 
         if !mine.is_empty() {
-            self.renew_held().await?;
+            // `hold_only` below sets how long it may send for them.
+            self.extend_leases().await?;
         }
         if mine.len() > share {
             // Give up idle senders first.
@@ -239,24 +240,13 @@ impl Router {
         Ok(mine)
     }
 
-    /// Extends every lease this process still holds by one lease period.
+    /// Extends every lease this process still holds by one lease period, and with it how
+    /// long this process may send for those senders (during a long round).
     pub(crate) async fn renew_senders(&self) -> Result<()> {
         let _ops = self.inner.holds.ops.lock().await;
-        self.renew_held().await
-    }
-
-    async fn renew_held(&self) -> Result<()> {
         let db = self.inner.store.conn();
         let me = self.inner.worker_id.as_str();
-        let now = now_ms();
-        let until = now + self.lease_ms();
-        // An expired lease is not renewed: another process may hold it by now.
-        lease_rows::Entity::update_many()
-            .col_expr(lease_rows::Column::ExpiresAt, Expr::value(until))
-            .filter(lease_rows::Column::Holder.eq(me))
-            .filter(lease_rows::Column::ExpiresAt.gt(now))
-            .exec(db)
-            .await?;
+        let until = self.extend_leases().await?;
         let held: Vec<String> = lease_rows::Entity::find()
             .select_only()
             .column(lease_rows::Column::AccountId)
@@ -269,6 +259,20 @@ impl Router {
             .holds
             .extend(&held, until - self.send_margin_ms());
         Ok(())
+    }
+
+    /// Moves the expiry of this process's unexpired leases one lease period ahead (an
+    /// expired one may be another process's by now); returns the new expiry.
+    async fn extend_leases(&self) -> Result<i64> {
+        let now = now_ms();
+        let until = now + self.lease_ms();
+        lease_rows::Entity::update_many()
+            .col_expr(lease_rows::Column::ExpiresAt, Expr::value(until))
+            .filter(lease_rows::Column::Holder.eq(self.inner.worker_id.as_str()))
+            .filter(lease_rows::Column::ExpiresAt.gt(now))
+            .exec(self.inner.store.conn())
+            .await?;
+        Ok(until)
     }
 
     /// Gives up this process's leases at once (clean shutdown), after the cool-down.

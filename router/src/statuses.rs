@@ -111,16 +111,14 @@ pub(crate) async fn record<C: ConnectionTrait>(
     provider_timestamp: Option<i64>,
 ) -> Result<Applied, DbErr> {
     let now = now_ms();
-    message_status_events::Entity::insert(message_status_events::ActiveModel {
-        message_id: Set(message.id.clone()),
-        status: Set(status.as_str().to_owned()),
-        error_code: Set(error.map(|e| e.code.clone())),
-        error_message: Set(error.and_then(error_text)),
-        raw: Set(raw_text(raw)),
-        provider_timestamp: Set(provider_timestamp),
-        received_at: Set(now),
-        ..Default::default()
-    })
+    message_status_events::Entity::insert(history_row(
+        &message.id,
+        status,
+        error,
+        raw,
+        provider_timestamp,
+        now,
+    ))
     .exec_without_returning(db)
     .await?;
     let rank = status.rank();
@@ -142,12 +140,37 @@ pub(crate) async fn record<C: ConnectionTrait>(
     if res.rows_affected == 0 {
         return Ok(Applied::Stale);
     }
-    Ok(Applied::Advanced(RouterEvent::StatusChanged {
+    Ok(Applied::Advanced(status_changed(message, status)))
+}
+
+/// A message's status history row.
+fn history_row(
+    message_id: &str,
+    status: MessageStatus,
+    error: Option<&switchboard_core::ProviderError>,
+    raw: &serde_json::Value,
+    provider_timestamp: Option<i64>,
+    now: i64,
+) -> message_status_events::ActiveModel {
+    message_status_events::ActiveModel {
+        message_id: Set(message_id.to_owned()),
+        status: Set(status.as_str().to_owned()),
+        error_code: Set(error.map(|e| e.code.clone())),
+        error_message: Set(error.and_then(error_text)),
+        raw: Set(raw_text(raw)),
+        provider_timestamp: Set(provider_timestamp),
+        received_at: Set(now),
+        ..Default::default()
+    }
+}
+
+fn status_changed(message: &messages::Model, status: MessageStatus) -> RouterEvent {
+    RouterEvent::StatusChanged {
         tenant_id: message.tenant_id.clone(),
         message_id: message.id.clone(),
         conversation_id: message.conversation_id.clone(),
         status,
-    }))
+    }
 }
 
 /// `record` for many messages at once, for statuses that carry no error, payload or
@@ -161,18 +184,11 @@ pub(crate) async fn record_many<C: ConnectionTrait>(
         return Ok(Vec::new());
     }
     let now = now_ms();
-    message_status_events::Entity::insert_many(items.iter().map(|(m, status)| {
-        message_status_events::ActiveModel {
-            message_id: Set(m.id.clone()),
-            status: Set(status.as_str().to_owned()),
-            error_code: Set(None),
-            error_message: Set(None),
-            raw: Set(None),
-            provider_timestamp: Set(None),
-            received_at: Set(now),
-            ..Default::default()
-        }
-    }))
+    message_status_events::Entity::insert_many(
+        items.iter().map(|(m, status)| {
+            history_row(&m.id, *status, None, &serde_json::Value::Null, None, now)
+        }),
+    )
     .exec_without_returning(db)
     .await?;
     let mut statuses: Vec<MessageStatus> = items.iter().map(|(_, s)| *s).collect();
@@ -186,7 +202,7 @@ pub(crate) async fn record_many<C: ConnectionTrait>(
             .filter(|(_, s)| *s == status)
             .map(|(m, _)| *m)
             .collect();
-        for chunk in of_status.chunks(500) {
+        for chunk in of_status.chunks(crate::store::IN_LIST_MAX) {
             let mut update = messages::Entity::update_many()
                 .col_expr(messages::Column::Status, Expr::value(status.as_str()))
                 .col_expr(messages::Column::StatusRank, Expr::value(rank))
@@ -202,14 +218,12 @@ pub(crate) async fn record_many<C: ConnectionTrait>(
                 .iter()
                 .map(|row| row.try_get::<String>("", "id"))
                 .collect::<Result<_, _>>()?;
-            events.extend(chunk.iter().filter(|m| advanced.contains(&m.id)).map(|m| {
-                RouterEvent::StatusChanged {
-                    tenant_id: m.tenant_id.clone(),
-                    message_id: m.id.clone(),
-                    conversation_id: m.conversation_id.clone(),
-                    status,
-                }
-            }));
+            events.extend(
+                chunk
+                    .iter()
+                    .filter(|m| advanced.contains(&m.id))
+                    .map(|m| status_changed(m, status)),
+            );
         }
     }
     Ok(events)

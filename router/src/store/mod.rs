@@ -148,3 +148,49 @@ impl Store {
 pub fn is_unique_violation(err: &DbErr) -> bool {
     matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
 }
+
+/// Most values in one `IN (…)` list; longer lists are read or written in chunks.
+pub(crate) const IN_LIST_MAX: usize = 500;
+
+/// Attempts at a write transaction that lost a race to a concurrent one.
+const TXN_ATTEMPTS: u32 = 3;
+
+/// Whether a failed transaction lost a race that a fresh attempt resolves: a deadlock or
+/// serialization failure, or a unique key a concurrent transaction took first (the retry
+/// finds the winner's row).
+pub(crate) fn is_retryable_db(err: &DbErr) -> bool {
+    let text = err.to_string();
+    text.contains("deadlock") || text.contains("could not serialize") || is_unique_violation(err)
+}
+
+/// An error that may carry a database error (for `retry_conflicts`).
+pub(crate) trait DbFailure: std::fmt::Display {
+    fn db_err(&self) -> Option<&DbErr>;
+}
+
+impl DbFailure for DbErr {
+    fn db_err(&self) -> Option<&DbErr> {
+        Some(self)
+    }
+}
+
+/// Runs the write transaction `op`, again (up to `TXN_ATTEMPTS` in all) when it lost a race
+/// to a concurrent one (`is_retryable_db`). `op` must be idempotent as a whole: a failed
+/// attempt rolled back everything it wrote.
+pub(crate) async fn retry_conflicts<T, E, F, Fut>(what: &str, mut op: F) -> Result<T, E>
+where
+    E: DbFailure,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    let mut attempt = 1;
+    loop {
+        match op().await {
+            Err(e) if attempt < TXN_ATTEMPTS && e.db_err().is_some_and(is_retryable_db) => {
+                tracing::debug!(error = %e, attempt, "Retrying the transaction of a {what}.");
+                attempt += 1;
+            }
+            done => return done,
+        }
+    }
+}
