@@ -16,8 +16,10 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::LazyLock;
 
 use phonenumber::country;
+use quick_cache::sync::Cache;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Longest input accepted before parsing (a formatted E.164 number with prefixes and
@@ -231,11 +233,49 @@ fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
         .then(|| &s[prefix.len()..])
 }
 
+/// How many international numbers' parse outcomes are kept (about 100 bytes each).
+const PARSED_CACHE_ITEMS: usize = 16_384;
+
+/// Parse outcomes of international numbers, by their digits. `phonenumber` takes several µs
+/// per parse behind a global mutex (its regex cache), and a webhook names two or three
+/// numbers, most of them seen before: the business's own and returning customers'. The
+/// cache is bounded, and its eviction (CLOCK-Pro) keeps frequently seen numbers while
+/// one-off ones stream through; routing reads numbers before any signature is checked, so
+/// unauthenticated junk must not be able to grow it or flush it.
+static PARSED: LazyLock<Cache<String, Result<PhoneNumber, Refusal>>> =
+    LazyLock::new(|| Cache::new(PARSED_CACHE_ITEMS));
+
+/// Why digits are not a number, without the caller's spelling (the cache is keyed by
+/// digits, and the error names the input).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Refusal {
+    Unparseable,
+    NotPossible,
+}
+
+impl Refusal {
+    fn error(self, input: &str) -> PhoneError {
+        match self {
+            Self::Unparseable => PhoneError::Unparseable(input.to_owned()),
+            Self::NotPossible => PhoneError::NotPossible(input.to_owned()),
+        }
+    }
+}
+
 fn parse_international(digits: &str, input: &str) -> Result<PhoneNumber, PhoneError> {
+    if let Some(outcome) = PARSED.get(digits) {
+        return outcome.map_err(|r| r.error(input));
+    }
+    let outcome = parse_international_uncached(digits);
+    PARSED.insert(digits.to_owned(), outcome.clone());
+    outcome.map_err(|r| r.error(input))
+}
+
+fn parse_international_uncached(digits: &str) -> Result<PhoneNumber, Refusal> {
     // Issue #30: never pass a region together with a +CC number.
-    let parsed = phonenumber::parse(None, format!("+{digits}"))
-        .map_err(|_| PhoneError::Unparseable(input.to_owned()))?;
-    accept(&parsed, input)
+    let spelled = format!("+{digits}");
+    let parsed = phonenumber::parse(None, &spelled).map_err(|_| Refusal::Unparseable)?;
+    accept(&parsed, &spelled)
 }
 
 fn parse_national(
@@ -248,31 +288,36 @@ fn parse_national(
     if !parsed.is_valid() {
         return Err(PhoneError::NotPossible(input.to_owned()));
     }
-    accept(&parsed, input)
+    accept(&parsed, "").map_err(|r| r.error(input))
 }
 
 /// Accepts a number that is valid per the metadata, or that at least has a known country
 /// code and a plausible length: stale metadata must not make a new number range
-/// unreachable, and providers' test numbers (`+1 555 …`) must work.
-fn accept(parsed: &phonenumber::PhoneNumber, input: &str) -> Result<PhoneNumber, PhoneError> {
+/// unreachable, and providers' test numbers (`+1 555 …`) must work. `spelled` is what was
+/// parsed when it was already `+` and digits (else empty).
+fn accept(parsed: &phonenumber::PhoneNumber, spelled: &str) -> Result<PhoneNumber, Refusal> {
     let code = parsed.code().value();
     let national = parsed.national().to_string();
     let total_digits = code.to_string().len() + national.len();
+    // A valid number always has metadata for its code, so the cheap look-up decides;
+    // `is_valid` (a regex per number type) only runs for the rare code without metadata.
     let known_country =
-        parsed.is_valid() || phonenumber::metadata::DATABASE.by_code(&code).is_some();
+        phonenumber::metadata::DATABASE.by_code(&code).is_some() || parsed.is_valid();
     if !known_country || national.len() < 4 || total_digits > 15 {
-        return Err(PhoneError::NotPossible(input.to_owned()));
+        return Err(Refusal::NotPossible);
     }
     let e164 = format!("+{code}{national}");
     // Only a fixed point is a normal form (found by fuzzing): phonenumber keeps leading zeros
     // as metadata ("6 0000330" became "+600330", which does not parse again) and strips a
     // trunk prefix after some country codes on every parse ("+370 88…" → "+370 8…" →
-    // "+370 …"). Such numbers would name one person twice; refuse them. Costs one more parse
-    // (a few µs).
-    let again =
-        phonenumber::parse(None, &e164).map_err(|_| PhoneError::NotPossible(input.to_owned()))?;
-    if again.code().value() != code || again.national().to_string() != national {
-        return Err(PhoneError::NotPossible(input.to_owned()));
+    // "+370 …"). Such numbers would name one person twice; refuse them. When the parsed
+    // text was already this E.164 form, parsing it again gives the same answer (parsing is
+    // a function of its input), so only a number that changed is parsed a second time.
+    if e164 != spelled {
+        let again = phonenumber::parse(None, &e164).map_err(|_| Refusal::NotPossible)?;
+        if again.code().value() != code || again.national().to_string() != national {
+            return Err(Refusal::NotPossible);
+        }
     }
     Ok(PhoneNumber(e164))
 }
@@ -309,6 +354,51 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// The cache answers exactly what parsing answers, and an error names the caller's
+    /// spelling, not the one that filled the cache.
+    #[test]
+    fn a_cached_parse_answers_what_parsing_answers() {
+        let cases = [
+            ("+31612345678", "31612345678"),
+            ("+370 88 230 86", "3708823086"),
+            ("+999 1234 5678", "99912345678"),
+            ("+1 23", "123"),
+            ("+39 06 1234 5678", "390612345678"),
+        ];
+        for (spelling, digits) in cases {
+            let uncached = parse_international_uncached(digits);
+            for _ in 0..2 {
+                let first = PhoneNumber::parse(spelling);
+                assert_eq!(
+                    first,
+                    uncached.clone().map_err(|r| r.error(spelling)),
+                    "{spelling}"
+                );
+                let other = format!("whatsapp:{spelling}");
+                assert_eq!(
+                    PhoneNumber::parse(&other),
+                    uncached.clone().map_err(|r| r.error(&other)),
+                    "{other}"
+                );
+            }
+            assert_eq!(PARSED.get(digits), Some(uncached), "{digits} is cached");
+        }
+    }
+
+    /// A number `phonenumber` spells differently is parsed a second time, and one that does
+    /// not come back to itself is refused.
+    #[test]
+    fn only_a_fixed_point_is_accepted_when_the_spelling_changes() {
+        assert_eq!(
+            parse_international_uncached("3708823086"),
+            Err(Refusal::NotPossible)
+        );
+        assert_eq!(
+            parse_international_uncached("31612345678").map(|p| p.0),
+            Ok("+31612345678".to_owned())
+        );
     }
 
     #[test]

@@ -7,6 +7,9 @@
 
 mod batch;
 
+#[doc(hidden)]
+pub use batch::lookup_statements;
+
 use std::sync::Arc;
 
 use sea_orm::{ActiveValue::Set, ConnectionTrait, DbErr, EntityTrait, TryInsertResult};
@@ -106,6 +109,11 @@ impl Router {
             duplicates,
             problems: parsed.problems.len(),
         })
+    }
+
+    /// How the inbound group commit has gone since this router started.
+    pub fn inbound_batch_stats(&self) -> &BatchStats {
+        &self.inner.batcher.stats
     }
 
     /// Answers a provider's subscription handshake (Meta's GET).
@@ -442,6 +450,17 @@ struct Job {
 #[derive(Default)]
 pub(crate) struct Batcher {
     queue: std::sync::OnceLock<mpsc::Sender<Job>>,
+    stats: Arc<BatchStats>,
+}
+
+/// How the group commit went, for tests and operators: a batch that failed and was stored
+/// one by one is correct but slow, and on SQLite it means a bug in the batch path.
+#[derive(Debug, Default)]
+pub struct BatchStats {
+    /// Webhooks committed by the batch path (batches of two or more).
+    pub batched: std::sync::atomic::AtomicU64,
+    /// Batches rolled back and stored again one webhook at a time.
+    pub fallbacks: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Batcher {
@@ -459,7 +478,9 @@ impl Batcher {
         accounts: &[Arc<Account>],
         parsed: &Arc<ParsedWebhook>,
     ) -> Result<Stored, DbErr> {
-        let queue = self.queue.get_or_init(|| start_writers(store.clone()));
+        let queue = self
+            .queue
+            .get_or_init(|| start_writers(store.clone(), self.stats.clone()));
         let (reply, answer) = oneshot::channel();
         let job = Job {
             channel: channel.to_owned(),
@@ -480,7 +501,7 @@ impl Batcher {
 
 /// Starts the writer tasks: one on SQLite (a single writer anyway), several on PostgreSQL,
 /// whose commits can run in parallel.
-fn start_writers(store: Store) -> mpsc::Sender<Job> {
+fn start_writers(store: Store, stats: Arc<BatchStats>) -> mpsc::Sender<Job> {
     let (tx, rx) = mpsc::channel::<Job>(4 * MAX_BATCH);
     let writers = match store.backend() {
         sea_orm::DatabaseBackend::Sqlite => 1,
@@ -488,7 +509,7 @@ fn start_writers(store: Store) -> mpsc::Sender<Job> {
     };
     let rx = Arc::new(Mutex::new(rx));
     for _ in 0..writers {
-        let (store, rx) = (store.clone(), rx.clone());
+        let (store, rx, stats) = (store.clone(), rx.clone(), stats.clone());
         tokio::spawn(async move {
             loop {
                 let mut jobs = Vec::new();
@@ -506,23 +527,29 @@ fn start_writers(store: Store) -> mpsc::Sender<Job> {
                         }
                     }
                 }
-                commit_batch(&store, jobs).await;
+                commit_batch(&store, &stats, jobs).await;
             }
         });
     }
     tx
 }
 
-async fn commit_batch(store: &Store, jobs: Vec<Job>) {
+async fn commit_batch(store: &Store, stats: &BatchStats, jobs: Vec<Job>) {
+    use std::sync::atomic::Ordering::Relaxed;
     if jobs.len() > 1 {
         match store_batch(store, &jobs).await {
             Ok(results) => {
+                stats
+                    .batched
+                    .fetch_add(u64::try_from(jobs.len()).unwrap_or(u64::MAX), Relaxed);
                 for (job, done) in jobs.into_iter().zip(results) {
                     answer(job.reply, Ok(done));
                 }
                 return;
             }
             Err(e) => {
+                stats.fallbacks.fetch_add(1, Relaxed);
+                metrics::counter!("switchboard_inbound_batch_fallbacks_total").increment(1);
                 tracing::debug!(error = %e, batch = jobs.len(), "Group commit failed; storing one by one.");
             }
         }

@@ -32,7 +32,7 @@ pub mod wiring;
 
 pub use error::{Result, RouterError};
 pub use events::RouterEvent;
-pub use inbound::WebhookAck;
+pub use inbound::{BatchStats, WebhookAck};
 pub use router::{DeliveryConfig, Router, RouterBuilder};
 pub use send::{SendAccepted, SendRequest};
 pub use store::Store;

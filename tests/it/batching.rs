@@ -3,9 +3,13 @@
 //! before the writer task runs, so they are stored as one batch.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 
 use futures::future::join_all;
-use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, PaginatorTrait, QueryFilter,
+    Statement,
+};
 use switchboard_core::testing::FakeAdapter;
 use switchboard_core::{Bsuid, ContactIdentity, InboundEvent, PhoneParser};
 use switchboard_router::crypto::CredentialCipher;
@@ -36,9 +40,13 @@ async fn setup(db: &TestDb) -> (Router, String) {
     (router, tenant)
 }
 
-/// Sends every webhook at once; all must be acknowledged.
+/// Sends every webhook at once; all must be acknowledged, by the batch path: a batch that
+/// failed and was stored one by one would pass the counts below and hide the batch path's
+/// errors.
 async fn send_all(router: &Router, webhooks: Vec<Vec<InboundEvent>>) -> Vec<WebhookAck> {
-    join_all(
+    let stats = router.inbound_batch_stats();
+    let batched_before = stats.batched.load(Relaxed);
+    let acks = join_all(
         webhooks
             .iter()
             .map(|events| router.receive_webhook("fake", signed(events))),
@@ -46,7 +54,15 @@ async fn send_all(router: &Router, webhooks: Vec<Vec<InboundEvent>>) -> Vec<Webh
     .await
     .into_iter()
     .map(|r| r.expect("every webhook of the batch is acknowledged"))
-    .collect()
+    .collect();
+    assert_eq!(stats.fallbacks.load(Relaxed), 0, "no batch fell back");
+    if webhooks.len() > 1 {
+        assert!(
+            stats.batched.load(Relaxed) > batched_before,
+            "the webhooks were stored by the batch path"
+        );
+    }
+    acks
 }
 
 async fn count<E>(router: &Router) -> u64
@@ -232,6 +248,70 @@ async fn stop_then_another_message_in_one_batch_opts_back_in() {
             1,
             "the later message opted the first person back in"
         );
+    })
+    .await;
+}
+
+/// The batch's look-ups by key probe an index per key on both backends, whatever the
+/// planner guesses about the rows of the bound JSON array: PostgreSQL, left to itself,
+/// hash-joins them against a scan of every contact and identity, which grows with the
+/// table.
+#[tokio::test]
+async fn the_batch_look_ups_probe_indexes_instead_of_scanning_tables() {
+    on_each_backend(|db| async move {
+        let (router, tenant) = setup(&db).await;
+        let conn = router.store().conn();
+        let backend = conn.get_database_backend();
+        // Enough rows, with statistics, that a scan is a real choice for the planner.
+        for sql in [
+            format!(
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000) \
+                 INSERT INTO contacts (id, tenant_id, e164, created_at, updated_at) \
+                 SELECT 'ct_' || i, '{tenant}', '+3161' || (1000000 + i), 0, 0 FROM n"
+            ),
+            format!(
+                "INSERT INTO contact_identities (tenant_id, kind, value, contact_id, created_at) \
+                 SELECT '{tenant}', 'phone', e164, id, 0 FROM contacts"
+            ),
+            "ANALYZE".to_owned(),
+        ] {
+            conn.execute_unprepared(&sql).await.unwrap();
+        }
+        let sample = format!(r#"[["{tenant}","phone","+31611000001"]]"#);
+        for sql in switchboard_router::inbound::lookup_statements(backend) {
+            let explain = match backend {
+                DatabaseBackend::Postgres => format!("EXPLAIN {sql}"),
+                _ => format!("EXPLAIN QUERY PLAN {sql}"),
+            };
+            let plan: Vec<String> = conn
+                .query_all_raw(Statement::from_sql_and_values(
+                    backend,
+                    explain,
+                    [sample.clone().into()],
+                ))
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| match backend {
+                    DatabaseBackend::Postgres => r.try_get::<String>("", "QUERY PLAN").unwrap(),
+                    _ => r.try_get::<String>("", "detail").unwrap(),
+                })
+                .collect();
+            assert!(
+                !plan.iter().any(|line| line.contains("Seq Scan")
+                    || line.starts_with("SCAN contacts")
+                    || line.starts_with("SCAN ci")),
+                "{sql}\n{}",
+                plan.join("\n")
+            );
+            assert!(
+                plan.iter().any(|line| line.contains("Index")
+                    || line.contains("USING INDEX")
+                    || line.contains("USING PRIMARY KEY")),
+                "{sql}\n{}",
+                plan.join("\n")
+            );
+        }
     })
     .await;
 }

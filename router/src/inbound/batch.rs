@@ -20,26 +20,16 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
-use sea_orm::sea_query::{Expr, OnConflict};
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseBackend, DbErr, EntityTrait,
-    QueryFilter, Statement, TryInsertResult,
-};
+use sea_orm::{ConnectionTrait, DatabaseBackend, DbErr, EntityTrait};
 use switchboard_core::{Direction, EventKind, InboundEvent, InboundMessage, MessageStatus};
 
 use super::{Job, Stored, opt_keyword, problem, store_other};
 use crate::accounts::Account;
 use crate::events::RouterEvent;
 use crate::ids::{self, now_ms};
-use crate::store::entity::{
-    contact_identities as identities, contacts as contact_rows, conversations, messages,
-    webhook_events,
-};
+use crate::store::entity::{contacts as contact_rows, conversations};
+use crate::store::json_rows::{self, Col::*};
 use crate::{contacts, conversations as convs};
-
-/// Rows per multi-row statement: far below SQLite's (32,766) and PostgreSQL's (65,535)
-/// parameter limits even for the 18 columns of a message.
-const CHUNK: usize = 256;
 
 /// One routed event of the batch.
 struct Item<'a> {
@@ -47,13 +37,6 @@ struct Item<'a> {
     index: usize,
     account: &'a Arc<Account>,
     event: &'a InboundEvent,
-}
-
-fn returned<T>(result: TryInsertResult<Vec<T>>) -> Vec<T> {
-    match result {
-        TryInsertResult::Inserted(rows) => rows,
-        _ => Vec::new(),
-    }
 }
 
 /// Stores every job inside the caller's transaction; returns one result per job.
@@ -96,29 +79,33 @@ pub(super) async fn store_jobs<C: ConnectionTrait>(
 
     // Claim the event keys.
     let now = now_ms();
+    let backend = db.get_database_backend();
+    let keys: Vec<(&str, &str, &str, &str, &str, i64)> = routed
+        .iter()
+        .map(|it| {
+            (
+                jobs[it.job].channel.as_str(),
+                it.event.event_key.as_str(),
+                it.account.ctx.tenant_id.as_str(),
+                it.account.ctx.account_id.as_str(),
+                super::kind_name(&it.event.kind),
+                now,
+            )
+        })
+        .collect();
     let mut claimed: HashSet<(String, String)> = HashSet::new();
-    for chunk in routed.chunks(CHUNK) {
-        let rows = chunk.iter().map(|it| webhook_events::ActiveModel {
-            channel: Set(jobs[it.job].channel.clone()),
-            event_key: Set(it.event.event_key.clone()),
-            tenant_id: Set(it.account.ctx.tenant_id.clone()),
-            account_id: Set(it.account.ctx.account_id.clone()),
-            kind: Set(super::kind_name(&it.event.kind).to_owned()),
-            received_at: Set(now),
-            ..Default::default()
-        });
-        let inserted = webhook_events::Entity::insert_many(rows)
-            .on_conflict_do_nothing_on([
-                webhook_events::Column::Channel,
-                webhook_events::Column::EventKey,
-            ])
-            .exec_with_returning_many(db)
-            .await?;
-        claimed.extend(
-            returned(inserted)
-                .into_iter()
-                .map(|r| (r.channel, r.event_key)),
+    if !keys.is_empty() {
+        let sql = format!(
+            "INSERT INTO webhook_events (channel, event_key, tenant_id, account_id, kind, received_at) \
+             {} ON CONFLICT (channel, event_key) DO NOTHING RETURNING channel, event_key",
+            json_rows::select(backend, &[Text, Text, Text, Text, Text, BigInt])
         );
+        for r in db
+            .query_all_raw(json_rows::statement(backend, &sql, &keys)?)
+            .await?
+        {
+            claimed.insert((r.try_get("", "channel")?, r.try_get("", "event_key")?));
+        }
     }
     let mut fresh = Vec::new();
     for it in routed {
@@ -222,10 +209,12 @@ async fn resolve_contacts<C: ConnectionTrait>(
         .filter_map(|((it, _), k)| sole_owner(&owners, &it.account.ctx.tenant_id, k))
         .collect();
     let mut rows: HashMap<String, contact_rows::Model> = HashMap::new();
-    let known: Vec<String> = known.into_iter().collect();
-    for chunk in known.chunks(CHUNK) {
+    if !known.is_empty() {
+        let backend = db.get_database_backend();
+        let ids: Vec<(&str,)> = known.iter().map(|id| (id.as_str(),)).collect();
+        let sql = contacts_by_id_sql(backend);
         for row in contact_rows::Entity::find()
-            .filter(contact_rows::Column::Id.is_in(chunk.iter().cloned()))
+            .from_raw_sql(json_rows::statement(backend, &sql, &ids)?)
             .all(db)
             .await?
         {
@@ -352,47 +341,65 @@ async fn create_new_contacts<C: ConnectionTrait>(
     if new_rows.is_empty() {
         return Ok(vec![None; msgs.len()]);
     }
-    for chunk in new_rows.chunks(CHUNK) {
-        contact_rows::Entity::insert_many(chunk.iter().map(|r| contact_rows::ActiveModel {
-            id: Set(r.id.clone()),
-            tenant_id: Set(r.tenant_id.clone()),
-            e164: Set(r.e164.clone()),
-            bsuid: Set(r.bsuid.clone()),
-            profile_name: Set(r.profile_name.clone()),
-            username: Set(r.username.clone()),
-            created_at: Set(r.created_at),
-            updated_at: Set(r.updated_at),
-        }))
-        .exec_without_returning(db)
+    let backend = db.get_database_backend();
+    let contact_values: Vec<_> = new_rows
+        .iter()
+        .map(|r| {
+            (
+                &r.id,
+                &r.tenant_id,
+                &r.e164,
+                &r.bsuid,
+                &r.profile_name,
+                &r.username,
+                r.created_at,
+                r.updated_at,
+            )
+        })
+        .collect();
+    let sql = format!(
+        "INSERT INTO contacts (id, tenant_id, e164, bsuid, profile_name, username, created_at, updated_at) {}",
+        json_rows::select(
+            backend,
+            &[Text, Text, Text, Text, Text, Text, BigInt, BigInt]
+        )
+    );
+    db.execute_raw(json_rows::statement(backend, &sql, &contact_values)?)
         .await?;
-    }
-    let links: Vec<identities::ActiveModel> = planned
+    let links: Vec<(&str, &str, &str, &str, i64)> = planned
         .iter()
         .zip(keys)
         .filter_map(|(row, keys)| row.as_ref().map(|row| (row, keys)))
         .flat_map(|(row, keys)| {
-            keys.iter().map(|(kind, value)| identities::ActiveModel {
-                tenant_id: Set(row.tenant_id.clone()),
-                kind: Set((*kind).to_owned()),
-                value: Set(value.clone()),
-                contact_id: Set(row.id.clone()),
-                created_at: Set(now),
+            keys.iter().map(move |(kind, value)| {
+                (
+                    row.tenant_id.as_str(),
+                    *kind,
+                    value.as_str(),
+                    row.id.as_str(),
+                    now,
+                )
             })
         })
         .collect();
+    let sql = format!(
+        "INSERT INTO contact_identities (tenant_id, kind, value, contact_id, created_at) {} \
+         ON CONFLICT (tenant_id, kind, value) DO NOTHING RETURNING tenant_id, kind, value, contact_id",
+        json_rows::select(backend, &[Text, Text, Text, Text, BigInt])
+    );
     let mut claimed: HashMap<(String, String, String), String> = HashMap::new();
-    for chunk in links.chunks(CHUNK) {
-        let inserted = identities::Entity::insert_many(chunk.iter().cloned())
-            .on_conflict_do_nothing_on([
-                identities::Column::TenantId,
-                identities::Column::Kind,
-                identities::Column::Value,
-            ])
-            .exec_with_returning_many(db)
-            .await?;
-        for r in returned(inserted) {
-            claimed.insert((r.tenant_id, r.kind, r.value), r.contact_id);
-        }
+    for r in db
+        .query_all_raw(json_rows::statement(backend, &sql, &links)?)
+        .await?
+    {
+        claimed.insert(
+            (
+                r.try_get("", "tenant_id")?,
+                r.try_get("", "kind")?,
+                r.try_get("", "value")?,
+            ),
+            r.try_get("", "contact_id")?,
+        );
     }
     let mut out = Vec::with_capacity(msgs.len());
     for (row, keys) in planned.into_iter().zip(keys) {
@@ -426,56 +433,68 @@ async fn create_new_contacts<C: ConnectionTrait>(
     Ok(out)
 }
 
-/// Reads who owns each of `wanted` (tenant, kind, value) into `owners`, with a join against
-/// a `VALUES` list: one index probe on the whole key per identity on both backends, whatever
-/// the planner's statistics say (`value IN (…)` or an `OR` of terms sharing tenant and kind
-/// can end up, on a freshly filled PostgreSQL table, as a filter over every identity of the
-/// tenant).
+/// The batch's two look-ups by key, as [`contacts_by_id_sql`] and [`owners_sql`] build them
+/// (for tests that check their query plans).
+#[doc(hidden)]
+pub fn lookup_statements(backend: DatabaseBackend) -> [String; 2] {
+    [contacts_by_id_sql(backend), owners_sql(backend)]
+}
+
+/// The contacts whose ids the bound array names. PostgreSQL plans `IN (SELECT … FROM
+/// jsonb_array_elements(…))` as a hash join over a scan of every contact (it guesses 100
+/// elements); `= ANY(ARRAY(…))` is an index condition.
+fn contacts_by_id_sql(backend: DatabaseBackend) -> String {
+    let ids = json_rows::select(backend, &[Text]);
+    match backend {
+        DatabaseBackend::Postgres => {
+            format!("SELECT * FROM contacts WHERE id = ANY(ARRAY(SELECT c0 FROM ({ids}) AS k))")
+        }
+        _ => format!("SELECT * FROM contacts WHERE id IN (SELECT c0 FROM ({ids}) AS k)"),
+    }
+}
+
+/// Who owns each (tenant, kind, value) of the bound array: one probe of the identities'
+/// primary key per element. SQLite plans the plain join that way; PostgreSQL would hash-join
+/// a scan of every identity, so there each element looks itself up in a `LATERAL`
+/// subquery whose `LIMIT` keeps it from being flattened into that join.
+fn owners_sql(backend: DatabaseBackend) -> String {
+    let keys = json_rows::select(backend, &[Text, Text, Text]);
+    match backend {
+        DatabaseBackend::Postgres => format!(
+            "SELECT ci.tenant_id, ci.kind, ci.value, ci.contact_id FROM ({keys}) AS v \
+             CROSS JOIN LATERAL (SELECT * FROM contact_identities i WHERE i.tenant_id = v.c0 \
+             AND i.kind = v.c1 AND i.value = v.c2 LIMIT 1) AS ci"
+        ),
+        _ => format!(
+            "SELECT ci.tenant_id, ci.kind, ci.value, ci.contact_id FROM ({keys}) AS v \
+             JOIN contact_identities ci ON ci.tenant_id = v.c0 AND ci.kind = v.c1 AND ci.value = v.c2"
+        ),
+    }
+}
+
+/// Reads who owns each of `wanted` (tenant, kind, value) into `owners`.
 async fn read_owners<C: ConnectionTrait>(
     db: &C,
     wanted: &[(&str, &'static str, &str)],
     owners: &mut HashMap<(String, String, String), String>,
 ) -> Result<(), DbErr> {
+    if wanted.is_empty() {
+        return Ok(());
+    }
     let backend = db.get_database_backend();
-    for chunk in wanted.chunks(CHUNK) {
-        let mut sql = String::from(
-            "SELECT ci.tenant_id, ci.kind, ci.value, ci.contact_id FROM contact_identities ci \
-             JOIN (VALUES ",
+    let sql = owners_sql(backend);
+    for r in db
+        .query_all_raw(json_rows::statement(backend, &sql, wanted)?)
+        .await?
+    {
+        owners.insert(
+            (
+                r.try_get("", "tenant_id")?,
+                r.try_get("", "kind")?,
+                r.try_get("", "value")?,
+            ),
+            r.try_get("", "contact_id")?,
         );
-        let mut values: Vec<sea_orm::Value> = Vec::with_capacity(chunk.len() * 3);
-        for (i, (tenant, kind, value)) in chunk.iter().enumerate() {
-            if i > 0 {
-                sql.push_str(", ");
-            }
-            sql.push('(');
-            for j in 0..3 {
-                if j > 0 {
-                    sql.push_str(", ");
-                }
-                match backend {
-                    DatabaseBackend::Postgres => sql.push_str(&format!("${}", i * 3 + j + 1)),
-                    _ => sql.push('?'),
-                }
-            }
-            sql.push(')');
-            values.extend([(*tenant).into(), (*kind).into(), (*value).into()]);
-        }
-        sql.push_str(
-            ") AS v ON ci.tenant_id = v.column1 AND ci.kind = v.column2 AND ci.value = v.column3",
-        );
-        let rows = db
-            .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
-            .await?;
-        for r in rows {
-            owners.insert(
-                (
-                    r.try_get("", "tenant_id")?,
-                    r.try_get("", "kind")?,
-                    r.try_get("", "value")?,
-                ),
-                r.try_get("", "contact_id")?,
-            );
-        }
     }
     Ok(())
 }
@@ -524,44 +543,47 @@ async fn store_messages<C: ConnectionTrait>(
     }
     let mut convs: HashMap<ConvKey, conversations::Model> = HashMap::new();
     let touches: Vec<(ConvKey, Touch)> = touches.into_iter().collect();
-    for chunk in touches.chunks(CHUNK) {
-        let rows = chunk.iter().map(
-            |((tenant, contact, account), t)| conversations::ActiveModel {
-                id: Set(ids::new_id(ids::CONVERSATION)),
-                tenant_id: Set(tenant.clone()),
-                contact_id: Set(contact.clone()),
-                account_id: Set(account.clone()),
-                channel: Set(t.channel.clone()),
-                last_message_at: Set(t.last_message_at),
-                last_inbound_at: Set(t.last_inbound_at),
-                opted_out_at: Set(None),
-                created_at: Set(now),
-            },
+    if !touches.is_empty() {
+        let backend = db.get_database_backend();
+        let ids: Vec<String> = touches
+            .iter()
+            .map(|_| ids::new_id(ids::CONVERSATION))
+            .collect();
+        let values: Vec<_> = touches
+            .iter()
+            .zip(&ids)
+            .map(|(((tenant, contact, account), t), id)| {
+                (
+                    id,
+                    tenant,
+                    contact,
+                    account,
+                    &t.channel,
+                    t.last_message_at,
+                    t.last_inbound_at,
+                    now,
+                )
+            })
+            .collect();
+        // The timestamps only move forward, whatever order batches commit in.
+        let sql = format!(
+            "INSERT INTO conversations (id, tenant_id, contact_id, account_id, channel, \
+             last_message_at, last_inbound_at, created_at) {} \
+             ON CONFLICT (tenant_id, contact_id, account_id) DO UPDATE SET \
+             last_message_at = CASE WHEN excluded.last_message_at > conversations.last_message_at \
+             THEN excluded.last_message_at ELSE conversations.last_message_at END, \
+             last_inbound_at = CASE WHEN conversations.last_inbound_at IS NULL \
+             OR excluded.last_inbound_at > conversations.last_inbound_at \
+             THEN excluded.last_inbound_at ELSE conversations.last_inbound_at END \
+             RETURNING *",
+            json_rows::select(
+                backend,
+                &[Text, Text, Text, Text, Text, BigInt, BigInt, BigInt]
+            )
         );
-        let upsert = OnConflict::columns([
-            conversations::Column::TenantId,
-            conversations::Column::ContactId,
-            conversations::Column::AccountId,
-        ])
-        .value(
-            conversations::Column::LastMessageAt,
-            Expr::cust(
-                "CASE WHEN excluded.last_message_at > conversations.last_message_at \
-                 THEN excluded.last_message_at ELSE conversations.last_message_at END",
-            ),
-        )
-        .value(
-            conversations::Column::LastInboundAt,
-            Expr::cust(
-                "CASE WHEN conversations.last_inbound_at IS NULL \
-                 OR excluded.last_inbound_at > conversations.last_inbound_at \
-                 THEN excluded.last_inbound_at ELSE conversations.last_inbound_at END",
-            ),
-        )
-        .to_owned();
-        for row in conversations::Entity::insert_many(rows)
-            .on_conflict(upsert)
-            .exec_with_returning(db)
+        for row in conversations::Entity::find()
+            .from_raw_sql(json_rows::statement(backend, &sql, &values)?)
+            .all(db)
             .await?
         {
             convs.insert(
@@ -627,39 +649,48 @@ async fn store_messages<C: ConnectionTrait>(
         planned.push((it, *m, conv, ids::new_id(ids::MESSAGE), *at));
     }
     let mut inserted: HashSet<String> = HashSet::new();
-    for chunk in planned.chunks(CHUNK) {
-        let rows = chunk.iter().map(|(it, m, conv, id, at)| {
-            let content = serde_json::to_string(&m.content).unwrap_or_else(|_| "{}".into());
-            messages::ActiveModel {
-                id: Set(id.clone()),
-                tenant_id: Set(it.account.ctx.tenant_id.clone()),
-                conversation_id: Set((*conv).clone()),
-                account_id: Set(it.account.ctx.account_id.clone()),
-                channel: Set(it.account.channel.clone()),
-                direction: Set(m.direction.as_str().to_owned()),
-                status: Set(MessageStatus::Received.as_str().to_owned()),
-                status_rank: Set(MessageStatus::Received.rank()),
-                provider_message_id: Set(Some(m.provider_message_id.clone())),
-                content: Set(content),
-                reply_to: Set(m.reply_to.clone()),
-                error_code: Set(None),
-                error_message: Set(None),
-                raw: Set(Some(it.event.raw.to_string())),
-                idempotency_key: Set(None),
-                provider_timestamp: Set(Some(*at)),
-                created_at: Set(now),
-                updated_at: Set(now),
-            }
-        });
-        let done = messages::Entity::insert_many(rows)
-            .on_conflict_do_nothing_on([
-                messages::Column::Channel,
-                messages::Column::ProviderMessageId,
-            ])
-            .exec_with_returning_keys(db)
-            .await?;
-        if let TryInsertResult::Inserted(keys) = done {
-            inserted.extend(keys);
+    if !planned.is_empty() {
+        let backend = db.get_database_backend();
+        let values: Vec<_> = planned
+            .iter()
+            .map(|(it, m, conv, id, at)| {
+                (
+                    id,
+                    &it.account.ctx.tenant_id,
+                    *conv,
+                    &it.account.ctx.account_id,
+                    &it.account.channel,
+                    m.direction.as_str(),
+                    MessageStatus::Received.as_str(),
+                    MessageStatus::Received.rank(),
+                    &m.provider_message_id,
+                    serde_json::to_string(&m.content).unwrap_or_else(|_| "{}".into()),
+                    &m.reply_to,
+                    it.event.raw.to_string(),
+                    *at,
+                    now,
+                    now,
+                )
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO messages (id, tenant_id, conversation_id, account_id, channel, direction, \
+             status, status_rank, provider_message_id, content, reply_to, raw, provider_timestamp, \
+             created_at, updated_at) {} \
+             ON CONFLICT (channel, provider_message_id) DO NOTHING RETURNING id",
+            json_rows::select(
+                backend,
+                &[
+                    Text, Text, Text, Text, Text, Text, Text, SmallInt, Text, Text, Text, Text,
+                    BigInt, BigInt, BigInt
+                ]
+            )
+        );
+        for r in db
+            .query_all_raw(json_rows::statement(backend, &sql, &values)?)
+            .await?
+        {
+            inserted.insert(r.try_get("", "id")?);
         }
     }
     for (it, m, conv, id, _) in planned {

@@ -8,6 +8,7 @@
 //! its own (`synchronous_commit=on` by default).
 
 pub mod entity;
+pub(crate) mod json_rows;
 
 use std::time::Duration;
 
