@@ -47,29 +47,36 @@ type Cached<T> = (T, Instant);
 /// (channel, routing key).
 type RouteKey = (String, String);
 
-#[derive(Default)]
+/// How many routing keys' look-ups are kept. Routing reads the keys of a webhook before its
+/// signature is checked, and a key that names no account is cached too (a customer's own
+/// number, on every message they send); the bound keeps unauthenticated traffic with
+/// ever-new keys from growing the cache, and its eviction keeps the keys seen often.
+const ROUTE_CACHE_ITEMS: usize = 65_536;
+
 pub(crate) struct AccountCache {
-    by_route: RwLock<HashMap<RouteKey, Cached<Option<Arc<Account>>>>>,
+    by_route: quick_cache::sync::Cache<RouteKey, Cached<Option<Arc<Account>>>>,
     by_id: RwLock<HashMap<String, Cached<Arc<Account>>>>,
+}
+
+impl Default for AccountCache {
+    fn default() -> Self {
+        Self {
+            by_route: quick_cache::sync::Cache::new(ROUTE_CACHE_ITEMS),
+            by_id: RwLock::default(),
+        }
+    }
 }
 
 impl AccountCache {
     fn route(&self, channel: &str, key: &str) -> Option<Option<Arc<Account>>> {
-        let map = self.by_route.read().unwrap_or_else(PoisonError::into_inner);
-        map.get(&(channel.to_owned(), key.to_owned()))
+        self.by_route
+            .get(&(channel.to_owned(), key.to_owned()))
             .filter(|(_, at)| at.elapsed() < CACHE_TTL)
-            .map(|(a, _)| a.clone())
+            .map(|(a, _)| a)
     }
 
     fn put_route(&self, channel: &str, key: &str, account: Option<Arc<Account>>) {
-        let mut map = self
-            .by_route
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
-        if map.len() > 100_000 {
-            map.retain(|_, (_, at)| at.elapsed() < CACHE_TTL);
-        }
-        map.insert(
+        self.by_route.insert(
             (channel.to_owned(), key.to_owned()),
             (account, Instant::now()),
         );
@@ -88,10 +95,7 @@ impl AccountCache {
     }
 
     pub(crate) fn clear(&self) {
-        self.by_route
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clear();
+        self.by_route.clear();
         self.by_id
             .write()
             .unwrap_or_else(PoisonError::into_inner)
@@ -363,5 +367,29 @@ fn down(detail: String) -> HealthReport {
         latency: Duration::ZERO,
         checked_at: chrono::Utc::now(),
         detail: Some(detail),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Routing keys arrive before any signature is checked: a stream of ever-new keys must
+    /// neither grow the cache past its bound nor push out a key that is used all the time.
+    #[test]
+    fn the_route_cache_is_bounded_and_keeps_the_keys_in_use() {
+        let cache = AccountCache::default();
+        cache.put_route("twilio-whatsapp", "+14155238886", None);
+        for i in 0..4 * ROUTE_CACHE_ITEMS {
+            if i % 64 == 0 {
+                assert!(
+                    matches!(cache.route("twilio-whatsapp", "+14155238886"), Some(None)),
+                    "the business's key is still cached after {i} junk keys"
+                );
+            }
+            cache.put_route("twilio-whatsapp", &format!("+1{i:010}"), None);
+        }
+        assert!(cache.by_route.len() <= ROUTE_CACHE_ITEMS + ROUTE_CACHE_ITEMS / 10);
+        assert!(cache.route("twilio-whatsapp", "+19999999999").is_none());
     }
 }

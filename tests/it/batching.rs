@@ -315,3 +315,54 @@ async fn the_batch_look_ups_probe_indexes_instead_of_scanning_tables() {
     })
     .await;
 }
+
+/// Every value crosses the batch statements inside one JSON parameter: quotes, backslashes,
+/// control characters and characters beyond the BMP come back exactly as they went in.
+#[tokio::test]
+async fn text_that_needs_escaping_is_stored_exactly_by_the_batch_path() {
+    on_each_backend(|db| async move {
+        let (router, _tenant) = setup(&db).await;
+        let texts = [
+            r#"quote " backslash \ slash / tab	end"#,
+            "line\nbreak\r\nand \u{1F600} \u{7} \u{2028} é",
+            r#"{"looks": ["like", "json"]}"#,
+        ];
+        let mut batch = Vec::new();
+        for (i, text) in texts.iter().enumerate() {
+            let mut contact = phone(&format!("+3161234570{i}"));
+            contact.profile_name = Some(format!("Naïve \"{i}\" \\ \u{1F600}"));
+            let mut ev = inbound(&format!("X{i}"), contact, text);
+            ev.raw = serde_json::json!({"id": format!("X{i}"), "text": text});
+            batch.push(vec![ev]);
+        }
+        send_all(&router, batch).await;
+        let conn = router.store().conn();
+        for (i, text) in texts.iter().enumerate() {
+            let m = messages::Entity::find()
+                .filter(messages::Column::ProviderMessageId.eq(format!("X{i}")))
+                .one(conn)
+                .await
+                .unwrap()
+                .expect("stored");
+            let content: serde_json::Value = serde_json::from_str(&m.content).unwrap();
+            assert_eq!(content["text"], *text, "content of X{i}");
+            let raw: serde_json::Value = serde_json::from_str(m.raw.as_deref().unwrap()).unwrap();
+            assert_eq!(raw["text"], *text, "raw of X{i}");
+            let conv = conversations::Entity::find_by_id(m.conversation_id)
+                .one(conn)
+                .await
+                .unwrap()
+                .unwrap();
+            let contact = contacts::Entity::find_by_id(conv.contact_id)
+                .one(conn)
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(
+                contact.profile_name.as_deref(),
+                Some(format!("Naïve \"{i}\" \\ \u{1F600}").as_str())
+            );
+        }
+    })
+    .await;
+}

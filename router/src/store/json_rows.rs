@@ -1,5 +1,5 @@
 //! Fixed-shape batch statements: a batch's rows travel as ONE JSON array parameter and the
-//! statement reads them back as a table (`json_each` on SQLite, `jsonb_array_elements` on
+//! statement reads them back as a table (`jsonb_each` on SQLite, `jsonb_array_elements` on
 //! PostgreSQL).
 //!
 //! Why: a multi-row `VALUES (…), (…)` statement has another SQL text for every row count, so
@@ -47,7 +47,9 @@ pub(crate) fn select(backend: DatabaseBackend, cols: &[Col]) -> String {
     }
     match backend {
         DatabaseBackend::Postgres => sql.push_str(" FROM jsonb_array_elements($1::jsonb) AS r"),
-        _ => sql.push_str(" FROM json_each(?) AS r"),
+        // `jsonb_each` hands each row over as a JSONB blob, which `->>` reads in place; with
+        // `json_each` every column would parse the row's text again.
+        _ => sql.push_str(" FROM jsonb_each(?) AS r"),
     }
     sql.push_str(" WHERE true");
     sql
@@ -78,7 +80,7 @@ mod tests {
         assert_eq!(
             select(DatabaseBackend::Sqlite, &cols),
             "SELECT r.value->>0 AS c0, r.value->>1 AS c1, r.value->>2 AS c2 \
-             FROM json_each(?) AS r WHERE true"
+             FROM jsonb_each(?) AS r WHERE true"
         );
         assert_eq!(
             select(DatabaseBackend::Postgres, &cols),
