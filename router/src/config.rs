@@ -76,7 +76,7 @@ pub struct Config {
         global = true
     )]
     pub listen: SocketAddr,
-    /// The base URL providers call (Twilio signs the full URL it called). Default: http://<listen>.
+    /// The base URL providers call (Twilio signs the full URL it called). Default: `http://<listen>`.
     #[arg(long, env = "SWITCHBOARD_PUBLIC_URL", global = true)]
     pub public_url: Option<String>,
     /// Base64 32-byte key for credentials at rest. Without it, SQLite uses a key file

@@ -1,5 +1,7 @@
 //! The group commit's batch path: a batch of webhooks stored with per-batch statements
-//! instead of per-webhook ones, inside the one transaction of the group commit.
+//! instead of per-webhook ones, inside the one transaction of the group commit. Each
+//! statement takes the batch's rows as one JSON array ([`json_rows`]), so its SQL text is
+//! the same for every batch size and is prepared once per connection.
 //!
 //! - Event keys: one multi-row `INSERT … ON CONFLICT DO NOTHING RETURNING` claims every
 //!   event of the batch; an event whose key came back is new, any other one (an earlier
