@@ -22,7 +22,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
-use sea_orm::{ConnectionTrait, DatabaseBackend, DbErr, EntityTrait};
+use sea_orm::{ConnectionTrait, DatabaseBackend, DbErr, EntityTrait, QueryResult};
 use switchboard_core::{Direction, EventKind, InboundEvent, InboundMessage, MessageStatus};
 
 use super::{Job, Stored, opt_keyword, problem, store_other};
@@ -394,14 +394,8 @@ async fn create_new_contacts<C: ConnectionTrait>(
         .query_all_raw(json_rows::statement(backend, &sql, &links)?)
         .await?
     {
-        claimed.insert(
-            (
-                r.try_get("", "tenant_id")?,
-                r.try_get("", "kind")?,
-                r.try_get("", "value")?,
-            ),
-            r.try_get("", "contact_id")?,
-        );
+        let (identity, owner) = owned_identity(&r)?;
+        claimed.insert(identity, owner);
     }
     let mut out = Vec::with_capacity(msgs.len());
     for (row, keys) in planned.into_iter().zip(keys) {
@@ -474,6 +468,18 @@ fn owners_sql(backend: DatabaseBackend) -> String {
     }
 }
 
+/// An identity row read back: ((tenant, kind, value), contact id).
+fn owned_identity(r: &QueryResult) -> Result<((String, String, String), String), DbErr> {
+    Ok((
+        (
+            r.try_get("", "tenant_id")?,
+            r.try_get("", "kind")?,
+            r.try_get("", "value")?,
+        ),
+        r.try_get("", "contact_id")?,
+    ))
+}
+
 /// Reads who owns each of `wanted` (tenant, kind, value) into `owners`.
 async fn read_owners<C: ConnectionTrait>(
     db: &C,
@@ -489,14 +495,8 @@ async fn read_owners<C: ConnectionTrait>(
         .query_all_raw(json_rows::statement(backend, &sql, wanted)?)
         .await?
     {
-        owners.insert(
-            (
-                r.try_get("", "tenant_id")?,
-                r.try_get("", "kind")?,
-                r.try_get("", "value")?,
-            ),
-            r.try_get("", "contact_id")?,
-        );
+        let (identity, owner) = owned_identity(&r)?;
+        owners.insert(identity, owner);
     }
     Ok(())
 }
