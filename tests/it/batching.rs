@@ -322,6 +322,12 @@ async fn the_batch_look_ups_probe_indexes_instead_of_scanning_tables() {
 async fn text_that_needs_escaping_is_stored_exactly_by_the_batch_path() {
     on_each_backend(|db| async move {
         let (router, _tenant) = setup(&db).await;
+        // Warm the account cache, so the webhooks below queue together as one batch.
+        send_all(
+            &router,
+            vec![vec![inbound("W0", phone("+31612345600"), "0")]],
+        )
+        .await;
         let texts = [
             r#"quote " backslash \ slash / tab	end"#,
             "line\nbreak\r\nand \u{1F600} \u{7} \u{2028} é",
