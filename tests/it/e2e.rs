@@ -220,8 +220,16 @@ async fn the_binary_end_to_end_over_http_with_every_error_path() {
         assert_eq!(no_key.status(), 401);
         let err: Value = no_key.json().await.unwrap();
         assert!(err["error"]["code"].is_string(), "{err}");
+        for i in 0..3 {
+            let r = http.post(format!("{base}/webhooks/no-such-channel-{i}")).body("x").send().await.unwrap();
+            assert_eq!(r.status(), 404);
+        }
         // Monitors: Prometheus counters, and per-account health (Twilio suspended → 503).
         let metrics = http.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
+        // A path from the internet is never a label value (one series per name would grow
+        // without bound).
+        assert!(!metrics.contains("no-such-channel"), "{metrics}");
+        assert!(metrics.contains("switchboard_webhooks_rejected_total{channel=\"unknown\""), "{metrics}");
         for needle in [
             "switchboard_webhooks_received_total{channel=\"twilio-whatsapp\"}",
             "switchboard_webhooks_duplicate_total{channel=\"twilio-whatsapp\"}",

@@ -67,7 +67,14 @@ async fn handle(state: AppState, channel: String, req: WebhookRequest) -> Respon
         }
         Err(e) => {
             let reason = e.code();
-            metrics::counter!("switchboard_webhooks_rejected_total", "channel" => channel.clone(), "reason" => reason)
+            // Only registered channels become label values: a path segment from anyone on
+            // the internet must not create a metric series each.
+            let label = if matches!(e, RouterError::NotFound(_)) {
+                "unknown".to_owned()
+            } else {
+                channel.clone()
+            };
+            metrics::counter!("switchboard_webhooks_rejected_total", "channel" => label, "reason" => reason)
                 .increment(1);
             if matches!(e, RouterError::Database(_)) {
                 tracing::error!(channel, error = %e, "Webhook could not be stored.");
