@@ -73,6 +73,17 @@ where
     E::find().count(router.store().conn()).await.unwrap()
 }
 
+/// Stores a first webhook (`W0`, from +31612345600) on its own. It warms the account cache,
+/// so the webhooks sent next reach the writer with no database read in between and queue
+/// as one batch.
+async fn warm_up(router: &Router) {
+    send_all(
+        router,
+        vec![vec![inbound("W0", phone("+31612345600"), "0")]],
+    )
+    .await;
+}
+
 fn totals(acks: &[WebhookAck]) -> (usize, usize) {
     acks.iter()
         .fold((0, 0), |(s, d), a| (s + a.stored, d + a.duplicates))
@@ -82,12 +93,7 @@ fn totals(acks: &[WebhookAck]) -> (usize, usize) {
 async fn duplicates_inside_one_batch_are_stored_once_and_all_acknowledged() {
     on_each_backend(|db| async move {
         let (router, _tenant) = setup(&db).await;
-        // Warm the account cache with a first webhook of its own.
-        send_all(
-            &router,
-            vec![vec![inbound("W0", phone("+31612345600"), "0")]],
-        )
-        .await;
+        warm_up(&router).await;
         let mut batch = Vec::new();
         for i in 0..20 {
             let ev = inbound(&format!("E{i}"), phone(&format!("+316123456{i:02}")), "hi");
@@ -322,12 +328,7 @@ async fn the_batch_look_ups_probe_indexes_instead_of_scanning_tables() {
 async fn text_that_needs_escaping_is_stored_exactly_by_the_batch_path() {
     on_each_backend(|db| async move {
         let (router, _tenant) = setup(&db).await;
-        // Warm the account cache, so the webhooks below queue together as one batch.
-        send_all(
-            &router,
-            vec![vec![inbound("W0", phone("+31612345600"), "0")]],
-        )
-        .await;
+        warm_up(&router).await;
         let texts = [
             r#"quote " backslash \ slash / tab	end"#,
             "line\nbreak\r\nand \u{1F600} \u{7} \u{2028} é",
