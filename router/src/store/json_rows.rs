@@ -5,8 +5,8 @@
 //! Why: a multi-row `VALUES (…), (…)` statement has another SQL text for every row count, so
 //! each batch size is parsed and planned again and fills the connections' statement caches
 //! with one-off texts (session 2's memory growth). One text per statement is prepared once
-//! per connection and reused for every batch, and binding one string is cheaper than
-//! binding thousands of values.
+//! per connection and reused for every batch, and one bound string replaces a bound value
+//! per column and row.
 
 use sea_orm::{DatabaseBackend, DbErr, Statement, Value};
 use serde::Serialize;
@@ -47,8 +47,8 @@ pub(crate) fn select(backend: DatabaseBackend, cols: &[Col]) -> String {
     }
     match backend {
         DatabaseBackend::Postgres => sql.push_str(" FROM jsonb_array_elements($1::jsonb) AS r"),
-        // `jsonb_each` hands each row over as a JSONB blob, which `->>` reads in place; with
-        // `json_each` every column would parse the row's text again.
+        // `jsonb_each` hands each row over as a JSONB blob, which `->>` reads as it is;
+        // `json_each` would hand it over as JSON text for `->>` to parse.
         _ => sql.push_str(" FROM jsonb_each(?) AS r"),
     }
     sql.push_str(" WHERE true");

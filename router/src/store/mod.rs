@@ -59,10 +59,11 @@ impl Store {
         if url.starts_with("sqlite:") {
             let in_memory = url.contains(":memory:") || url.contains("mode=memory");
             // WAL: many readers, one writer; every write transaction is IMMEDIATE. Few
-            // connections and a small statement cache per connection keep memory flat: the
-            // batch statements differ by row count, so a large cache fills with one-off
-            // statements (8 connections × 100 cached statements grew the heap by about
-            // 20 MB in a 3-minute soak) without making anything faster (BENCHMARKS.md).
+            // connections and a small statement cache per connection keep memory flat:
+            // statements whose text differs by row count (delivery's batch writes; inbound's
+            // did until they took their rows as one JSON parameter) fill a large cache with
+            // one-off statements (8 connections × 100 cached statements grew the heap by
+            // about 20 MB in a 3-minute soak) without making anything faster (BENCHMARKS.md).
             opts.max_connections(if in_memory { 1 } else { SQLITE_CONNECTIONS })
                 .min_connections(1)
                 .map_sqlx_sqlite_opts(move |o| {
