@@ -34,6 +34,9 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 const TWILIO_PATH: &str = "/webhooks/twilio-whatsapp";
 const META_PATH: &str = "/webhooks/meta-whatsapp";
+/// A request slower than this is counted in the run's slow-request timeline (the p99
+/// target of issue 7 is 10 ms).
+const SLOW_MS: u64 = 10;
 
 #[derive(Parser)]
 #[command(
@@ -336,6 +339,9 @@ struct Outcome {
     elapsed: Duration,
     /// Microseconds per request (from its scheduled start when paced).
     latencies: Vec<u64>,
+    /// Requests slower than `SLOW_MS`, counted by the second of the run they were due in:
+    /// shows whether a tail is spread out (load) or bunched (a stall, the warm-up).
+    slow_by_second: BTreeMap<u64, usize>,
     statuses: BTreeMap<u16, usize>,
     transport_errors: usize,
     /// Distinct message keys acknowledged with 2xx.
@@ -377,6 +383,7 @@ impl Outcome {
             "max_ms": self.pct(100.0),
             "statuses": self.statuses,
             "transport_errors": self.transport_errors,
+            "slow_by_second": self.slow_by_second,
         });
         println!(
             "{label:>10}: {} sent, {} ok in {:.2}s = {:.0}/s; latency ms p50 {:.2} p90 {:.2} p99 {:.2} max {:.2}; statuses {:?}; transport errors {}",
@@ -391,6 +398,18 @@ impl Outcome {
             self.statuses,
             self.transport_errors,
         );
+        if !self.slow_by_second.is_empty() {
+            let spread: Vec<String> = self
+                .slow_by_second
+                .iter()
+                .map(|(s, n)| format!("{s}s:{n}"))
+                .collect();
+            println!(
+                "{:>10}  slower than {SLOW_MS} ms, by second of the run: {}",
+                "",
+                spread.join(" ")
+            );
+        }
         v
     }
 }
@@ -405,25 +424,17 @@ async fn drive(
     stop: Option<Arc<AtomicBool>>,
 ) -> Outcome {
     let next = Arc::new(AtomicUsize::new(0));
-    let start = Instant::now();
-    let deadline = start + Duration::from_secs_f64(load.max_seconds);
-    let watcher = load.watch_pid.map(|pid| {
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(Duration::from_secs(5)).await;
-                println!(
-                    "  t={:>5.0}s rss_kb={}",
-                    start.elapsed().as_secs_f64(),
-                    rss_kb(pid).unwrap_or(0)
-                );
-            }
-        })
-    });
+    // Every connection is opened (one `GET /health` each) before the clock starts: TCP
+    // handshakes and cold clients are the load generator's warm-up, not the server's.
+    let connections = load.connections.max(1);
+    let ready = Arc::new(tokio::sync::Barrier::new(connections + 1));
+    let (go_tx, go_rx) = tokio::sync::watch::channel::<Option<Instant>>(None);
     let mut workers = Vec::new();
-    for _ in 0..load.connections.max(1) {
+    for _ in 0..connections {
         let (next, setup, plan, stop) = (next.clone(), setup.clone(), plan.clone(), stop.clone());
+        let (ready, mut go) = (ready.clone(), go_rx.clone());
         let (base, public_url) = (base.to_owned(), public_url.to_owned());
-        let (rate, timeout) = (load.rate, load.timeout);
+        let (rate, timeout, max_seconds) = (load.rate, load.timeout, load.max_seconds);
         workers.push(tokio::spawn(async move {
             // One client per worker, one idle connection: exactly one keep-alive
             // connection each.
@@ -433,6 +444,14 @@ async fn drive(
                 .timeout(Duration::from_secs_f64(timeout))
                 .build()
                 .expect("a plain HTTP client");
+            if let Ok(r) = client.get(format!("{base}/health")).send().await {
+                drop(r.bytes().await);
+            }
+            ready.wait().await;
+            let Some(start) = go.wait_for(Option::is_some).await.ok().and_then(|s| *s) else {
+                return Outcome::default();
+            };
+            let deadline = start + Duration::from_secs_f64(max_seconds);
             let mut out = Outcome::default();
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
@@ -468,7 +487,12 @@ async fn drive(
                             out.transport_errors += 1;
                             continue;
                         }
-                        out.latencies.push(scheduled.elapsed().as_micros() as u64);
+                        let latency = scheduled.elapsed();
+                        out.latencies.push(latency.as_micros() as u64);
+                        if latency > Duration::from_millis(SLOW_MS) {
+                            let second = scheduled.duration_since(start).as_secs();
+                            *out.slow_by_second.entry(second).or_default() += 1;
+                        }
                         *out.statuses.entry(status).or_default() += 1;
                         if (200..300).contains(&status) {
                             out.acked.insert(key);
@@ -480,11 +504,29 @@ async fn drive(
             out
         }));
     }
+    ready.wait().await;
+    let start = Instant::now();
+    go_tx.send_replace(Some(start));
+    let watcher = load.watch_pid.map(|pid| {
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                println!(
+                    "  t={:>5.0}s rss_kb={}",
+                    start.elapsed().as_secs_f64(),
+                    rss_kb(pid).unwrap_or(0)
+                );
+            }
+        })
+    });
     let mut total = Outcome::default();
     for w in workers {
         if let Ok(o) = w.await {
             total.sent += o.sent;
             total.latencies.extend(o.latencies);
+            for (second, n) in o.slow_by_second {
+                *total.slow_by_second.entry(second).or_default() += n;
+            }
             for (s, n) in o.statuses {
                 *total.statuses.entry(s).or_default() += n;
             }
@@ -519,10 +561,12 @@ fn start_noop() -> Result<String, BoxError> {
             .expect("a runtime");
         rt.block_on(async move {
             let listener = tokio::net::TcpListener::from_std(std_listener).expect("listener");
-            let app = axum::Router::new().route(
-                "/webhooks/{channel}",
-                axum::routing::post(|_body: axum::body::Bytes| async { "" }),
-            );
+            let app = axum::Router::new()
+                .route(
+                    "/webhooks/{channel}",
+                    axum::routing::post(|_body: axum::body::Bytes| async { "" }),
+                )
+                .route("/health", axum::routing::get(|| async { "" }));
             if let Err(e) = axum::serve(listener, app).await {
                 eprintln!("no-op server stopped: {e}");
             }
