@@ -21,18 +21,17 @@
 //!   outcomes of successful sends (attempt row, provider id, status, outbox removal) are
 //!   written many per transaction by the round's writer; a failed batch is rewritten one
 //!   outcome per transaction, so one bad outcome fails alone.
-//! - Rates: each sender is paced by an in-process limiter, and only the process holding the
-//!   sender's lease (`sender_leases`) delivers for it, so the limit holds across processes.
+//! - Rates: each sender is paced in process (`sender_rate`: evenly spaced, never above its
+//!   rate in any second), and only the process holding the sender's lease
+//!   (`sender_leases`) delivers for it, so the limit holds across processes.
 //!   A process claims for a sender no more than its rate sends in half a lease (`Claimed`).
 //!   Per-recipient pacing (`pacing`) reschedules instead of waiting.
 
 use std::collections::HashMap;
-use std::num::NonZeroU32;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use rand::Rng;
 use sea_orm::sea_query::{CaseStatement, Expr, LockBehavior, LockType};
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
@@ -128,27 +127,6 @@ fn recipient(contact: &contact_rows::Model) -> Recipient {
     Recipient {
         phone: contact.e164.clone().map(PhoneNumber::from_trusted_e164),
         bsuid: contact.bsuid.as_deref().and_then(|b| Bsuid::parse(b).ok()),
-    }
-}
-
-/// Per-sender rate limiters, created on first use with the account's configured rate.
-#[derive(Default)]
-pub(crate) struct SenderLimits {
-    limiters: Mutex<HashMap<String, Arc<DefaultDirectRateLimiter>>>,
-}
-
-impl SenderLimits {
-    fn get(&self, account_id: &str, per_second: u32) -> Arc<DefaultDirectRateLimiter> {
-        let mut map = self.limiters.lock().unwrap_or_else(PoisonError::into_inner);
-        map.entry(account_id.to_owned())
-            .or_insert_with(|| {
-                let rate = NonZeroU32::new(per_second.max(1)).unwrap_or(NonZeroU32::MIN);
-                // Burst of one: messages leave evenly spaced, never above the rate.
-                Arc::new(RateLimiter::direct(
-                    Quota::per_second(rate).allow_burst(NonZeroU32::MIN),
-                ))
-            })
-            .clone()
     }
 }
 
@@ -737,7 +715,7 @@ impl Router {
                 }
             };
             tokio::select! {
-                () = limiter.until_ready() => {}
+                _ = limiter.until_ready() => {}
                 () = hold_lost => {}
             }
             if !self.inner.holds.may_send(&entry.account_id, now_ms()) {

@@ -25,6 +25,7 @@ pub mod registry;
 pub mod router;
 pub mod send;
 mod sender_leases;
+mod sender_rate;
 mod statuses;
 pub mod store;
 pub mod tenants;

@@ -58,7 +58,7 @@ pub(crate) struct Inner {
     pub(crate) worker_id: String,
     pub(crate) delivery: DeliveryConfig,
     pub(crate) wake_delivery: Notify,
-    pub(crate) limits: crate::delivery::SenderLimits,
+    pub(crate) limits: crate::sender_rate::SenderLimits,
     /// The senders this process may deliver for (see `sender_leases`).
     pub(crate) holds: crate::sender_leases::SenderHolds,
     /// Outbox entries claimed and not finished, per sender.
@@ -182,7 +182,7 @@ impl RouterBuilder {
                 worker_id: crate::ids::new_id("wrk"),
                 delivery: self.delivery,
                 wake_delivery: Notify::new(),
-                limits: crate::delivery::SenderLimits::default(),
+                limits: crate::sender_rate::SenderLimits::default(),
                 holds: crate::sender_leases::SenderHolds::default(),
                 claimed: crate::delivery::Claimed::default(),
                 batcher: crate::inbound::Batcher::default(),
