@@ -92,20 +92,45 @@ pub(crate) async fn enqueue<C: ConnectionTrait>(
     db: &C,
     events: &[RouterEvent],
 ) -> std::result::Result<(), DbErr> {
+    enqueue_known(db, events, &HashMap::new()).await
+}
+
+/// [`enqueue`], told already whether some tenants subscribe (`known`: tenant id → has a
+/// notification URL, read in the caller's transaction); the others are looked up.
+pub(crate) async fn enqueue_known<C: ConnectionTrait>(
+    db: &C,
+    events: &[RouterEvent],
+    known: &HashMap<String, bool>,
+) -> std::result::Result<(), DbErr> {
     if events.is_empty() {
         return Ok(());
     }
-    let tenant_ids: BTreeSet<&str> = events.iter().map(RouterEvent::tenant_id).collect();
-    let subscribed: HashSet<String> = tenants::Entity::find()
-        .select_only()
-        .column(tenants::Column::Id)
-        .filter(tenants::Column::Id.is_in(tenant_ids))
-        .filter(tenants::Column::NotifyUrl.is_not_null())
-        .into_tuple::<String>()
-        .all(db)
-        .await?
-        .into_iter()
-        .collect();
+    let mut subscribed: HashSet<&str> = HashSet::new();
+    let mut unknown: BTreeSet<&str> = BTreeSet::new();
+    for tenant in events.iter().map(RouterEvent::tenant_id) {
+        match known.get(tenant) {
+            Some(true) => {
+                subscribed.insert(tenant);
+            }
+            Some(false) => {}
+            None => {
+                unknown.insert(tenant);
+            }
+        }
+    }
+    let looked_up: Vec<String> = if unknown.is_empty() {
+        Vec::new()
+    } else {
+        tenants::Entity::find()
+            .select_only()
+            .column(tenants::Column::Id)
+            .filter(tenants::Column::Id.is_in(unknown))
+            .filter(tenants::Column::NotifyUrl.is_not_null())
+            .into_tuple::<String>()
+            .all(db)
+            .await?
+    };
+    subscribed.extend(looked_up.iter().map(String::as_str));
     if subscribed.is_empty() {
         return Ok(());
     }

@@ -54,7 +54,11 @@ impl SenderPace {
         let rate = NonZeroU32::new(per_second.max(1)).unwrap_or(NonZeroU32::MIN);
         // A rate of one a second keeps a burst of one: two back to back would be its whole
         // second's worth at once.
-        let burst = if rate.get() > 1 { BURST } else { NonZeroU32::MIN };
+        let burst = if rate.get() > 1 {
+            BURST
+        } else {
+            NonZeroU32::MIN
+        };
         Self {
             spacing: RateLimiter::direct(Quota::per_second(rate).allow_burst(burst)),
             rate: usize::try_from(rate.get()).unwrap_or(usize::MAX),
@@ -99,7 +103,12 @@ mod tests {
     /// The most sends in any half-open window `[t, t + len)` starting at a send.
     fn busiest(times: &[Instant], len: Duration) -> usize {
         (0..times.len())
-            .map(|i| times[i..].iter().take_while(|t| **t < times[i] + len).count())
+            .map(|i| {
+                times[i..]
+                    .iter()
+                    .take_while(|t| **t < times[i] + len)
+                    .count()
+            })
             .max()
             .unwrap_or(0)
     }

@@ -11,12 +11,12 @@ use sea_orm::{
     Statement,
 };
 use switchboard_core::testing::FakeAdapter;
-use switchboard_core::{Bsuid, ContactIdentity, InboundEvent, PhoneParser};
+use switchboard_core::{Bsuid, ContactIdentity, InboundEvent, PhoneParser, WebhookRequest};
 use switchboard_router::crypto::CredentialCipher;
 use switchboard_router::store::entity::{contacts, conversations, messages, webhook_events};
 use switchboard_router::{Router, WebhookAck};
 
-use crate::support::fake::{BUSINESS, SECRET, inbound, phone, signed};
+use crate::support::fake::{BUSINESS, SECRET, inbound, phone, signed, webhook_to};
 use crate::support::{TestDb, on_each_backend};
 
 async fn setup(db: &TestDb) -> (Router, String) {
@@ -44,19 +44,29 @@ async fn setup(db: &TestDb) -> (Router, String) {
 /// failed and was stored one by one would pass the counts below and hide the batch path's
 /// errors.
 async fn send_all(router: &Router, webhooks: Vec<Vec<InboundEvent>>) -> Vec<WebhookAck> {
+    send_requests(
+        router,
+        webhooks.iter().map(|events| signed(events)).collect(),
+    )
+    .await
+}
+
+/// [`send_all`] for webhooks already built.
+async fn send_requests(router: &Router, webhooks: Vec<WebhookRequest>) -> Vec<WebhookAck> {
     let stats = router.inbound_batch_stats();
     let batched_before = stats.batched.load(Relaxed);
+    let several = webhooks.len() > 1;
     let acks = join_all(
         webhooks
-            .iter()
-            .map(|events| router.receive_webhook("fake", signed(events))),
+            .into_iter()
+            .map(|request| router.receive_webhook("fake", request)),
     )
     .await
     .into_iter()
     .map(|r| r.expect("every webhook of the batch is acknowledged"))
     .collect();
     assert_eq!(stats.fallbacks.load(Relaxed), 0, "no batch fell back");
-    if webhooks.len() > 1 {
+    if several {
         assert!(
             stats.batched.load(Relaxed) > batched_before,
             "the webhooks were stored by the batch path"
@@ -254,6 +264,76 @@ async fn stop_then_another_message_in_one_batch_opts_back_in() {
             1,
             "the later message opted the first person back in"
         );
+    })
+    .await;
+}
+
+/// Each new event's key comes back with whether its tenant subscribes to notifications:
+/// a batch holding two tenants' messages queues notifications for the subscribed tenant's
+/// new messages only, and none for a redelivery.
+#[tokio::test]
+async fn a_batch_queues_notifications_for_subscribed_tenants_only() {
+    const OTHER_BUSINESS: &str = "+14155238887";
+    on_each_backend(|db| async move {
+        let (router, subscribed) = setup(&db).await;
+        router
+            .set_notify_url(&subscribed, Some("http://127.0.0.1:9/events"))
+            .await
+            .unwrap();
+        let other = router.create_tenant("globex").await.unwrap().tenant_id;
+        router
+            .connect_account(
+                &other,
+                "fake",
+                OTHER_BUSINESS,
+                &FakeAdapter::credentials(SECRET),
+                None,
+            )
+            .await
+            .unwrap();
+        let for_other = |key: &str, from: &str| {
+            let mut ev = inbound(key, phone(from), "hi");
+            ev.routing_key = OTHER_BUSINESS.into();
+            webhook_to(OTHER_BUSINESS, &[ev], Some(SECRET))
+        };
+        // Both accounts' caches warm, so the batch below queues as one.
+        warm_up(&router).await;
+        send_requests(&router, vec![for_other("O0", "+31612345680")]).await;
+
+        let mut batch = Vec::new();
+        for i in 1..=3 {
+            batch.push(signed(&[inbound(
+                &format!("S{i}"),
+                phone(&format!("+3161234561{i}")),
+                "hi",
+            )]));
+            batch.push(for_other(&format!("O{i}"), &format!("+3161234568{i}")));
+        }
+        batch.push(signed(&[inbound("S1", phone("+31612345611"), "hi")]));
+        let acks = send_requests(&router, batch).await;
+        assert_eq!(totals(&acks), (6, 1));
+
+        let queued = router
+            .store()
+            .conn()
+            .query_all_raw(Statement::from_string(
+                router.store().backend(),
+                "SELECT tenant_id, COUNT(*) AS n FROM notifications GROUP BY tenant_id",
+            ))
+            .await
+            .unwrap();
+        let per_tenant: Vec<(String, i64)> = queued
+            .iter()
+            .map(|r| {
+                (
+                    r.try_get("", "tenant_id").unwrap(),
+                    r.try_get("", "n").unwrap(),
+                )
+            })
+            .collect();
+        // The warm-up's message and the batch's three new ones.
+        assert_eq!(per_tenant, vec![(subscribed, 4)]);
+        assert!(!per_tenant.iter().any(|(t, _)| *t == other));
     })
     .await;
 }

@@ -5,9 +5,11 @@
 //!
 //! - Event keys: one multi-row `INSERT … ON CONFLICT DO NOTHING RETURNING` claims every
 //!   event of the batch; an event whose key came back is new, any other one (an earlier
-//!   delivery, or the same key earlier in this batch) is a duplicate.
-//! - Contacts: one read of every identity the batch names; a message whose identities all
-//!   name one known contact takes it (names refreshed from one read of those contacts);
+//!   delivery, or the same key earlier in this batch) is a duplicate. Each key comes back
+//!   with whether its tenant subscribes to notifications, which saves the notification
+//!   queue its own look-up.
+//! - Contacts: one read of every identity the batch names, with its owner's row; a message
+//!   whose identities all name one known contact takes it (names refreshed from that row);
 //!   any other message goes through [`contacts::upsert_tracked`] in batch order. A merge
 //!   drops everything read so far, so no later message uses a merged-away id.
 //! - Conversations: one multi-row upsert (`ON CONFLICT DO UPDATE`, timestamps only moving
@@ -22,7 +24,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
-use sea_orm::{ConnectionTrait, DatabaseBackend, DbErr, EntityTrait, QueryResult};
+use sea_orm::{ConnectionTrait, DatabaseBackend, DbErr, EntityTrait, FromQueryResult, QueryResult};
 use switchboard_core::{Direction, EventKind, InboundEvent, InboundMessage, MessageStatus};
 
 use super::{Job, Stored, opt_keyword, problem, store_other};
@@ -96,10 +98,14 @@ pub(super) async fn store_jobs<C: ConnectionTrait>(
         })
         .collect();
     let mut claimed: HashSet<(String, String)> = HashSet::new();
+    // Whether each tenant of a new event subscribes to notifications.
+    let mut subscribed: HashMap<String, bool> = HashMap::new();
     if !keys.is_empty() {
         let sql = format!(
             "INSERT INTO webhook_events (channel, event_key, tenant_id, account_id, kind, received_at) \
-             {} ON CONFLICT (channel, event_key) DO NOTHING RETURNING channel, event_key",
+             {} ON CONFLICT (channel, event_key) DO NOTHING RETURNING channel, event_key, tenant_id, \
+             EXISTS (SELECT 1 FROM tenants t WHERE t.id = webhook_events.tenant_id \
+             AND t.notify_url IS NOT NULL) AS notify",
             json_rows::select(backend, &[Text, Text, Text, Text, Text, BigInt])
         );
         for r in db
@@ -107,6 +113,7 @@ pub(super) async fn store_jobs<C: ConnectionTrait>(
             .await?
         {
             claimed.insert((r.try_get("", "channel")?, r.try_get("", "event_key")?));
+            subscribed.insert(r.try_get("", "tenant_id")?, r.try_get("", "notify")?);
         }
     }
     let mut fresh = Vec::new();
@@ -161,7 +168,7 @@ pub(super) async fn store_jobs<C: ConnectionTrait>(
 
     notify.sort_by_key(|(job, index, _)| (*job, *index));
     let events: Vec<RouterEvent> = notify.iter().map(|(_, _, e)| e.clone()).collect();
-    crate::notify::enqueue(db, &events).await?;
+    crate::notify::enqueue_known(db, &events, &subscribed).await?;
     let mut per_job: Vec<Vec<RouterEvent>> = vec![Vec::new(); jobs.len()];
     for (job, _, ev) in notify {
         per_job[job].push(ev);
@@ -189,7 +196,9 @@ async fn resolve_contacts<C: ConnectionTrait>(
         })
         .collect();
     let wanted: Vec<_> = wanted.into_iter().collect();
-    read_owners(db, &wanted, &mut owners).await?;
+    // The owners' rows come with them, for the name refresh of known contacts.
+    let mut rows: HashMap<String, contact_rows::Model> = HashMap::new();
+    read_owners(db, &wanted, &mut owners, Some(&mut rows)).await?;
     let sole_owner = |owners: &HashMap<(String, String, String), String>,
                       tenant: &str,
                       keys: &[(&'static str, String)]|
@@ -204,26 +213,6 @@ async fn resolve_contacts<C: ConnectionTrait>(
         }
         found.cloned()
     };
-    // The known contacts' rows, read once, for the name refresh.
-    let known: BTreeSet<String> = msgs
-        .iter()
-        .zip(&keys)
-        .filter_map(|((it, _), k)| sole_owner(&owners, &it.account.ctx.tenant_id, k))
-        .collect();
-    let mut rows: HashMap<String, contact_rows::Model> = HashMap::new();
-    if !known.is_empty() {
-        let backend = db.get_database_backend();
-        let ids: Vec<(&str,)> = known.iter().map(|id| (id.as_str(),)).collect();
-        let sql = contacts_by_id_sql(backend);
-        for row in contact_rows::Entity::find()
-            .from_raw_sql(json_rows::statement(backend, &sql, &ids)?)
-            .all(db)
-            .await?
-        {
-            rows.insert(row.id.clone(), row);
-        }
-    }
-
     let created = create_new_contacts(db, msgs, &keys, &mut owners, &mut rows).await?;
 
     let mut merged_any = false;
@@ -275,7 +264,7 @@ async fn resolve_contacts<C: ConnectionTrait>(
         // A merge moved identities away from contacts resolved before it, and deleted those
         // contacts: every message's identities now name one contact each; read them again.
         let mut now_owned = HashMap::new();
-        read_owners(db, &wanted, &mut now_owned).await?;
+        read_owners(db, &wanted, &mut now_owned, None).await?;
         for ((it, _), (keys, id)) in msgs.iter().zip(keys.iter().zip(out.iter_mut())) {
             if let (Some(id), Some((kind, value))) = (id.as_mut(), keys.first()) {
                 let key = (
@@ -429,41 +418,39 @@ async fn create_new_contacts<C: ConnectionTrait>(
     Ok(out)
 }
 
-/// The batch's two look-ups by key, as [`contacts_by_id_sql`] and [`owners_sql`] build them
-/// (for tests that check their query plans).
+/// The batch's look-up by key, as [`owners_sql`] builds it (for tests that check its
+/// query plan).
 #[doc(hidden)]
-pub fn lookup_statements(backend: DatabaseBackend) -> [String; 2] {
-    [contacts_by_id_sql(backend), owners_sql(backend)]
+pub fn lookup_statements(backend: DatabaseBackend) -> [String; 1] {
+    [owners_sql(backend)]
 }
 
-/// The contacts whose ids the bound array names. PostgreSQL plans `IN (SELECT … FROM
-/// jsonb_array_elements(…))` as a hash join over a scan of every contact (it guesses 100
-/// elements); `= ANY(ARRAY(…))` is an index condition.
-fn contacts_by_id_sql(backend: DatabaseBackend) -> String {
-    let ids = json_rows::select(backend, &[Text]);
-    match backend {
-        DatabaseBackend::Postgres => {
-            format!("SELECT * FROM contacts WHERE id = ANY(ARRAY(SELECT c0 FROM ({ids}) AS k))")
-        }
-        _ => format!("SELECT * FROM contacts WHERE id IN (SELECT c0 FROM ({ids}) AS k)"),
-    }
-}
+/// How [`owners_sql`] names the owning contact's columns.
+const CONTACT_PREFIX: &str = "c_";
 
-/// Who owns each (tenant, kind, value) of the bound array: one probe of the identities'
-/// primary key per element. SQLite plans the plain join that way; PostgreSQL would hash-join
-/// a scan of every identity, so there each element looks itself up in a `LATERAL`
-/// subquery whose `LIMIT` keeps it from being flattened into that join.
+/// Who owns each (tenant, kind, value) of the bound array, with the owner's contact row
+/// (columns prefixed [`CONTACT_PREFIX`]): one probe of the identities' primary key and
+/// one of the contacts' per element. SQLite plans the plain joins that way; PostgreSQL
+/// guesses 100 elements and would hash-join scans of every identity and contact, so there
+/// each element looks itself up in a `LATERAL` subquery whose `LIMIT` keeps it from being
+/// flattened into such a join.
 fn owners_sql(backend: DatabaseBackend) -> String {
     let keys = json_rows::select(backend, &[Text, Text, Text]);
+    let contact = "c.id AS c_id, c.tenant_id AS c_tenant_id, c.e164 AS c_e164, \
+                   c.bsuid AS c_bsuid, c.profile_name AS c_profile_name, \
+                   c.username AS c_username, c.created_at AS c_created_at, \
+                   c.updated_at AS c_updated_at";
     match backend {
         DatabaseBackend::Postgres => format!(
-            "SELECT ci.tenant_id, ci.kind, ci.value, ci.contact_id FROM ({keys}) AS v \
-             CROSS JOIN LATERAL (SELECT * FROM contact_identities i WHERE i.tenant_id = v.c0 \
-             AND i.kind = v.c1 AND i.value = v.c2 LIMIT 1) AS ci"
+            "SELECT o.* FROM ({keys}) AS v CROSS JOIN LATERAL (SELECT ci.tenant_id, ci.kind, \
+             ci.value, ci.contact_id, {contact} FROM contact_identities ci \
+             JOIN contacts c ON c.id = ci.contact_id WHERE ci.tenant_id = v.c0 \
+             AND ci.kind = v.c1 AND ci.value = v.c2 LIMIT 1) AS o"
         ),
         _ => format!(
-            "SELECT ci.tenant_id, ci.kind, ci.value, ci.contact_id FROM ({keys}) AS v \
-             JOIN contact_identities ci ON ci.tenant_id = v.c0 AND ci.kind = v.c1 AND ci.value = v.c2"
+            "SELECT ci.tenant_id, ci.kind, ci.value, ci.contact_id, {contact} FROM ({keys}) AS v \
+             JOIN contact_identities ci ON ci.tenant_id = v.c0 AND ci.kind = v.c1 AND ci.value = v.c2 \
+             JOIN contacts c ON c.id = ci.contact_id"
         ),
     }
 }
@@ -480,11 +467,13 @@ fn owned_identity(r: &QueryResult) -> Result<((String, String, String), String),
     ))
 }
 
-/// Reads who owns each of `wanted` (tenant, kind, value) into `owners`.
+/// Reads who owns each of `wanted` (tenant, kind, value) into `owners`, and the owning
+/// contacts' rows into `rows` when asked: one statement either way.
 async fn read_owners<C: ConnectionTrait>(
     db: &C,
     wanted: &[(&str, &'static str, &str)],
     owners: &mut HashMap<(String, String, String), String>,
+    mut rows: Option<&mut HashMap<String, contact_rows::Model>>,
 ) -> Result<(), DbErr> {
     if wanted.is_empty() {
         return Ok(());
@@ -496,6 +485,14 @@ async fn read_owners<C: ConnectionTrait>(
         .await?
     {
         let (identity, owner) = owned_identity(&r)?;
+        if let Some(rows) = rows.as_deref_mut()
+            && !rows.contains_key(&owner)
+        {
+            rows.insert(
+                owner.clone(),
+                contact_rows::Model::from_query_result(&r, CONTACT_PREFIX)?,
+            );
+        }
         owners.insert(identity, owner);
     }
     Ok(())

@@ -66,6 +66,15 @@ pub fn status(
 
 /// A webhook carrying `events`, with `signature` in the signature header (none: unsigned).
 pub fn webhook(events: &[InboundEvent], signature: Option<&str>) -> WebhookRequest {
+    webhook_to(BUSINESS, events, signature)
+}
+
+/// A webhook for the business number `business` (its routing key).
+pub fn webhook_to(
+    business: &str,
+    events: &[InboundEvent],
+    signature: Option<&str>,
+) -> WebhookRequest {
     let mut headers = http::HeaderMap::new();
     if let Some(sig) = signature {
         headers.insert(SIGNATURE_HEADER, sig.parse().unwrap());
@@ -75,7 +84,7 @@ pub fn webhook(events: &[InboundEvent], signature: Option<&str>) -> WebhookReque
         path: "/webhooks/fake".into(),
         query: None,
         headers,
-        body: FakeAdapter::webhook_body(BUSINESS, events),
+        body: FakeAdapter::webhook_body(business, events),
     }
 }
 
