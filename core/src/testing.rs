@@ -141,6 +141,26 @@ impl FakeAdapter {
         )
     }
 
+    /// A webhook to `/webhooks/fake` carrying `events` for the account known by
+    /// `routing_key`, signed with `secret` (`None`: unsigned).
+    pub fn webhook(
+        routing_key: &str,
+        events: &[InboundEvent],
+        secret: Option<&str>,
+    ) -> WebhookRequest {
+        let mut headers = http::HeaderMap::new();
+        if let Some(value) = secret.and_then(|s| http::HeaderValue::from_str(s).ok()) {
+            headers.insert(SIGNATURE_HEADER, value);
+        }
+        WebhookRequest {
+            method: http::Method::POST,
+            path: "/webhooks/fake".into(),
+            query: None,
+            headers,
+            body: Self::webhook_body(routing_key, events),
+        }
+    }
+
     /// Credentials for a fake account whose webhooks are signed with `secret`.
     pub fn credentials(secret: &str) -> serde_json::Value {
         serde_json::json!({ "secret": secret })
@@ -313,5 +333,30 @@ impl ChannelAdapter for FakeAdapter {
             .rev()
             .find(|(id, _)| id == provider_message_id)
             .map(|(_, s)| s.clone()))
+    }
+}
+
+/// An inbound text from `contact` to the account known by `routing_key`, keyed (and
+/// provider-id'd) by `key`.
+pub fn inbound_text(
+    routing_key: &str,
+    key: &str,
+    contact: crate::identity::ContactIdentity,
+    text: &str,
+) -> InboundEvent {
+    InboundEvent {
+        routing_key: routing_key.into(),
+        event_key: key.into(),
+        kind: crate::event::EventKind::Message(crate::event::InboundMessage {
+            provider_message_id: key.into(),
+            direction: crate::event::Direction::Inbound,
+            contact,
+            timestamp: Utc::now(),
+            content: crate::content::Content::text(text),
+            reply_to: None,
+            forwarded: None,
+            referral: None,
+        }),
+        raw: serde_json::json!({"id": key}),
     }
 }

@@ -6,13 +6,9 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use chrono::Utc;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use switchboard_core::testing::{FakeAdapter, SIGNATURE_HEADER};
-use switchboard_core::{
-    ContactIdentity, Content, Direction, EventKind, InboundEvent, InboundMessage, PhoneNumber,
-    WebhookRequest,
-};
+use switchboard_core::testing::{self, FakeAdapter};
+use switchboard_core::{ContactIdentity, PhoneNumber, WebhookRequest};
 use switchboard_router::crypto::CredentialCipher;
 use switchboard_router::store::SqliteSync;
 use switchboard_router::{Router, Store};
@@ -21,30 +17,9 @@ const SECRET: &str = "bench-secret";
 const BUSINESS: &str = "+14155238886";
 
 fn webhook(key: &str, from: &str) -> WebhookRequest {
-    let event = InboundEvent {
-        routing_key: BUSINESS.into(),
-        event_key: key.into(),
-        kind: EventKind::Message(InboundMessage {
-            provider_message_id: key.into(),
-            direction: Direction::Inbound,
-            contact: ContactIdentity::from_phone(PhoneNumber::parse(from).expect("a number")),
-            timestamp: Utc::now(),
-            content: Content::text("hello"),
-            reply_to: None,
-            forwarded: None,
-            referral: None,
-        }),
-        raw: serde_json::json!({"id": key}),
-    };
-    let mut headers = http::HeaderMap::new();
-    headers.insert(SIGNATURE_HEADER, SECRET.parse().expect("a header value"));
-    WebhookRequest {
-        method: http::Method::POST,
-        path: "/webhooks/fake".into(),
-        query: None,
-        headers,
-        body: FakeAdapter::webhook_body(BUSINESS, &[event]),
-    }
+    let from = ContactIdentity::from_phone(PhoneNumber::parse(from).expect("a number"));
+    let event = testing::inbound_text(BUSINESS, key, from, "hello");
+    FakeAdapter::webhook(BUSINESS, &[event], Some(SECRET))
 }
 
 fn bench(c: &mut Criterion) {

@@ -606,8 +606,8 @@ mod tests {
     use std::sync::atomic::Ordering::Relaxed;
 
     use sea_orm::{EntityTrait, PaginatorTrait};
-    use switchboard_core::testing::{FakeAdapter, SIGNATURE_HEADER};
-    use switchboard_core::{ContactIdentity, Content, PhoneNumber, PhoneParser, WebhookRequest};
+    use switchboard_core::testing::{self, FakeAdapter};
+    use switchboard_core::{ContactIdentity, PhoneNumber, PhoneParser, WebhookRequest};
 
     use super::*;
     use crate::crypto::CredentialCipher;
@@ -617,30 +617,9 @@ mod tests {
     const SECRET: &str = "batch-secret";
 
     fn webhook(key: &str, from: &str) -> WebhookRequest {
-        let event = InboundEvent {
-            routing_key: BUSINESS.into(),
-            event_key: key.into(),
-            kind: EventKind::Message(InboundMessage {
-                provider_message_id: key.into(),
-                direction: Direction::Inbound,
-                contact: ContactIdentity::from_phone(PhoneNumber::parse(from).unwrap()),
-                timestamp: chrono::Utc::now(),
-                content: Content::text("hi"),
-                reply_to: None,
-                forwarded: None,
-                referral: None,
-            }),
-            raw: serde_json::json!({"id": key}),
-        };
-        let mut headers = http::HeaderMap::new();
-        headers.insert(SIGNATURE_HEADER, SECRET.parse().unwrap());
-        WebhookRequest {
-            method: http::Method::POST,
-            path: "/webhooks/fake".into(),
-            query: None,
-            headers,
-            body: FakeAdapter::webhook_body(BUSINESS, &[event]),
-        }
+        let from = ContactIdentity::from_phone(PhoneNumber::parse(from).unwrap());
+        let event = testing::inbound_text(BUSINESS, key, from, "hi");
+        FakeAdapter::webhook(BUSINESS, &[event], Some(SECRET))
     }
 
     /// When a batch fails, nothing of it stays and every webhook of it is stored on its own,

@@ -10,13 +10,13 @@ use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, PaginatorTrait, QueryFilter,
     Statement,
 };
-use switchboard_core::testing::FakeAdapter;
+use switchboard_core::testing::{self, FakeAdapter};
 use switchboard_core::{Bsuid, ContactIdentity, InboundEvent, PhoneParser, WebhookRequest};
 use switchboard_router::crypto::CredentialCipher;
 use switchboard_router::store::entity::{contacts, conversations, messages, webhook_events};
 use switchboard_router::{Router, WebhookAck};
 
-use crate::support::fake::{BUSINESS, SECRET, inbound, phone, signed, webhook_to};
+use crate::support::fake::{BUSINESS, SECRET, inbound, phone, signed};
 use crate::support::{TestDb, on_each_backend};
 
 async fn setup(db: &TestDb) -> (Router, String) {
@@ -292,9 +292,8 @@ async fn a_batch_queues_notifications_for_subscribed_tenants_only() {
             .await
             .unwrap();
         let for_other = |key: &str, from: &str| {
-            let mut ev = inbound(key, phone(from), "hi");
-            ev.routing_key = OTHER_BUSINESS.into();
-            webhook_to(OTHER_BUSINESS, &[ev], Some(SECRET))
+            let ev = testing::inbound_text(OTHER_BUSINESS, key, phone(from), "hi");
+            FakeAdapter::webhook(OTHER_BUSINESS, &[ev], Some(SECRET))
         };
         // Both accounts' caches warm, so the batch below queues as one.
         warm_up(&router).await;

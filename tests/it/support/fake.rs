@@ -1,10 +1,10 @@
 //! Canonical events and signed webhooks for the fake channel (`FakeAdapter`).
 
 use chrono::Utc;
-use switchboard_core::testing::{FakeAdapter, SIGNATURE_HEADER};
+use switchboard_core::testing::{self, FakeAdapter};
 use switchboard_core::{
-    ContactIdentity, Content, Direction, EventKind, InboundEvent, InboundMessage, MessageStatus,
-    PhoneNumber, StatusUpdate, WebhookRequest,
+    ContactIdentity, EventKind, InboundEvent, MessageStatus, PhoneNumber, StatusUpdate,
+    WebhookRequest,
 };
 
 /// The fake account's webhook secret.
@@ -14,21 +14,7 @@ pub const BUSINESS: &str = "+14155238886";
 
 /// An inbound text from `contact`, keyed (and provider-id'd) by `key`.
 pub fn inbound(key: &str, contact: ContactIdentity, text: &str) -> InboundEvent {
-    InboundEvent {
-        routing_key: BUSINESS.into(),
-        event_key: key.into(),
-        kind: EventKind::Message(InboundMessage {
-            provider_message_id: key.into(),
-            direction: Direction::Inbound,
-            contact,
-            timestamp: Utc::now(),
-            content: Content::text(text),
-            reply_to: None,
-            forwarded: None,
-            referral: None,
-        }),
-        raw: serde_json::json!({"id": key}),
-    }
+    testing::inbound_text(BUSINESS, key, contact, text)
 }
 
 /// An inbound text from the phone number `from`.
@@ -66,26 +52,7 @@ pub fn status(
 
 /// A webhook carrying `events`, with `signature` in the signature header (none: unsigned).
 pub fn webhook(events: &[InboundEvent], signature: Option<&str>) -> WebhookRequest {
-    webhook_to(BUSINESS, events, signature)
-}
-
-/// A webhook for the business number `business` (its routing key).
-pub fn webhook_to(
-    business: &str,
-    events: &[InboundEvent],
-    signature: Option<&str>,
-) -> WebhookRequest {
-    let mut headers = http::HeaderMap::new();
-    if let Some(sig) = signature {
-        headers.insert(SIGNATURE_HEADER, sig.parse().unwrap());
-    }
-    WebhookRequest {
-        method: http::Method::POST,
-        path: "/webhooks/fake".into(),
-        query: None,
-        headers,
-        body: FakeAdapter::webhook_body(business, events),
-    }
+    FakeAdapter::webhook(BUSINESS, events, signature)
 }
 
 /// A webhook carrying `events`, correctly signed.
