@@ -8,7 +8,7 @@
 mod batch;
 
 #[doc(hidden)]
-pub use batch::lookup_statements;
+pub use batch::lookup_statement;
 
 use std::sync::Arc;
 
@@ -542,22 +542,20 @@ fn start_writers(store: Store, stats: Arc<BatchStats>) -> mpsc::Sender<Job> {
 /// too); if that fails, one by one.
 async fn commit_batch(store: &Store, stats: &BatchStats, jobs: Vec<Job>) {
     use std::sync::atomic::Ordering::Relaxed;
-    if !jobs.is_empty() {
-        match store_batch(store, stats, &jobs).await {
-            Ok(results) => {
-                stats
-                    .batched
-                    .fetch_add(u64::try_from(jobs.len()).unwrap_or(u64::MAX), Relaxed);
-                for (job, done) in jobs.into_iter().zip(results) {
-                    answer(job.reply, Ok(done));
-                }
-                return;
+    match store_batch(store, stats, &jobs).await {
+        Ok(results) => {
+            stats
+                .batched
+                .fetch_add(u64::try_from(jobs.len()).unwrap_or(u64::MAX), Relaxed);
+            for (job, done) in jobs.into_iter().zip(results) {
+                answer(job.reply, Ok(done));
             }
-            Err(e) => {
-                stats.fallbacks.fetch_add(1, Relaxed);
-                metrics::counter!("switchboard_inbound_batch_fallbacks_total").increment(1);
-                tracing::debug!(error = %e, batch = jobs.len(), "Group commit failed; storing one by one.");
-            }
+            return;
+        }
+        Err(e) => {
+            stats.fallbacks.fetch_add(1, Relaxed);
+            metrics::counter!("switchboard_inbound_batch_fallbacks_total").increment(1);
+            tracing::debug!(error = %e, batch = jobs.len(), "Group commit failed; storing one by one.");
         }
     }
     for job in jobs {

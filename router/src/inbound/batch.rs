@@ -418,11 +418,11 @@ async fn create_new_contacts<C: ConnectionTrait>(
     Ok(out)
 }
 
-/// The batch's look-up by key, as [`owners_sql`] builds it (for tests that check its
+/// The batch's look-up by key, as [`owners_sql`] builds it (for the test that checks its
 /// query plan).
 #[doc(hidden)]
-pub fn lookup_statements(backend: DatabaseBackend) -> [String; 1] {
-    [owners_sql(backend)]
+pub fn lookup_statement(backend: DatabaseBackend) -> String {
+    owners_sql(backend)
 }
 
 /// How [`owners_sql`] names the owning contact's columns.
