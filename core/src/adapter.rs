@@ -131,6 +131,19 @@ impl fmt::Debug for Credentials {
     }
 }
 
+/// How the router turns a webhook's routing keys into the accounts it is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyRule {
+    /// Every key names an account the webhook may carry events for: each is resolved and
+    /// each resolved account verified (Meta batches entries for several numbers).
+    EveryKey,
+    /// The webhook is for one account: the first key, in order, that names a connected
+    /// account whose secret signed the webhook. Later keys are not resolved, which saves
+    /// a look-up of a key that is usually nobody's (Twilio names `To` and `From`; one of
+    /// them is the customer).
+    FirstSigned,
+}
+
 /// A connected provider account, as the router hands it to an adapter.
 #[derive(Clone, Debug)]
 pub struct AccountContext {
@@ -256,6 +269,11 @@ pub trait ChannelAdapter: Send + Sync + 'static {
     /// # Errors
     /// [`WebhookError::Malformed`] when the body is not this provider's format.
     fn routing_keys(&self, request: &WebhookRequest) -> Result<Vec<String>, WebhookError>;
+
+    /// Which of a webhook's routing keys name the accounts it is for (see [`KeyRule`]).
+    fn key_rule(&self) -> KeyRule {
+        KeyRule::EveryKey
+    }
 
     /// Verifies the signature with `account`'s secret, in constant time.
     ///

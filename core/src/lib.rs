@@ -24,7 +24,7 @@ pub mod testing;
 
 pub use adapter::{
     AccountContext, AccountSetup, Capabilities, ChannelAdapter, Credentials, HandshakeReply,
-    HealthReport, HealthStatus, Pacing, WebhookReply, WebhookRequest,
+    HealthReport, HealthStatus, KeyRule, Pacing, WebhookReply, WebhookRequest,
 };
 pub use channel::ChannelId;
 pub use content::{

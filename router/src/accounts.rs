@@ -2,6 +2,7 @@
 //! account a webhook or an outbox entry belongs to (decrypted credentials, cached briefly).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
@@ -56,6 +57,8 @@ const ROUTE_CACHE_ITEMS: usize = 65_536;
 pub(crate) struct AccountCache {
     by_route: quick_cache::sync::Cache<RouteKey, Cached<Option<Arc<Account>>>>,
     by_id: RwLock<HashMap<String, Cached<Arc<Account>>>>,
+    /// Routing keys read from the database (cache misses).
+    route_reads: AtomicU64,
 }
 
 impl Default for AccountCache {
@@ -63,6 +66,7 @@ impl Default for AccountCache {
         Self {
             by_route: quick_cache::sync::Cache::new(ROUTE_CACHE_ITEMS),
             by_id: RwLock::default(),
+            route_reads: AtomicU64::new(0),
         }
     }
 }
@@ -173,7 +177,7 @@ impl Router {
             disconnected_at: Set(None),
         };
         let row = accounts::Entity::insert(row)
-            .exec_with_returning(self.inner.store.conn())
+            .exec_with_returning(self.inner.store.write_conn())
             .await
             .map_err(|e| {
                 if is_unique_violation(&e) {
@@ -228,7 +232,7 @@ impl Router {
         let mut am: accounts::ActiveModel = row.clone().into();
         am.active = Set(false);
         am.disconnected_at = Set(Some(row.disconnected_at.unwrap_or_else(now_ms)));
-        let row = sea_orm::ActiveModelTrait::update(am, self.inner.store.conn()).await?;
+        let row = sea_orm::ActiveModelTrait::update(am, self.inner.store.write_conn()).await?;
         self.inner.accounts.clear();
         Ok(view(&row, Vec::new()))
     }
@@ -297,6 +301,10 @@ impl Router {
         if let Some(hit) = self.inner.accounts.route(channel, routing_key) {
             return Ok(hit);
         }
+        self.inner
+            .accounts
+            .route_reads
+            .fetch_add(1, Ordering::Relaxed);
         let row = accounts::Entity::find()
             .filter(accounts::Column::Channel.eq(channel))
             .filter(accounts::Column::RoutingKey.eq(routing_key))
@@ -311,6 +319,13 @@ impl Router {
             .accounts
             .put_route(channel, routing_key, account.clone());
         Ok(account)
+    }
+
+    /// How many webhook routing keys were read from the database since this router started
+    /// (look-ups the route cache could not answer): for operators watching that cache, and
+    /// for tests.
+    pub fn route_reads(&self) -> u64 {
+        self.inner.accounts.route_reads.load(Ordering::Relaxed)
     }
 
     /// An account by id (active or not), for delivering its outbox entries.

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use sea_orm::{ActiveValue::Set, ConnectionTrait, DbErr, EntityTrait, TryInsertResult};
 use switchboard_core::{
-    Direction, EventKind, HandshakeReply, InboundEvent, InboundMessage, MessageStatus,
+    Direction, EventKind, HandshakeReply, InboundEvent, InboundMessage, KeyRule, MessageStatus,
     ParseProblem, ParsedWebhook, WebhookError, WebhookReply, WebhookRequest,
 };
 use tokio::sync::{Mutex, mpsc, oneshot};
@@ -61,34 +61,11 @@ impl Router {
             .ok_or(RouterError::NotFound("channel"))?
             .clone();
         let keys = adapter.routing_keys(&request)?;
-        let mut candidates: Vec<Arc<Account>> = Vec::new();
-        for key in &keys {
-            if let Some(acc) = self.resolve_route(channel, key).await?
-                && !candidates
-                    .iter()
-                    .any(|c| c.ctx.account_id == acc.ctx.account_id)
-            {
-                candidates.push(acc);
-            }
-        }
-        if candidates.is_empty() {
-            return Err(WebhookError::UnknownAccount.into());
-        }
-        // Every account must prove the body was signed with its own secret; events for an
-        // account whose secret did not sign it are dropped by the adapter.
-        let mut verified: Vec<Arc<Account>> = Vec::new();
-        let mut first_error = None;
-        for acc in candidates {
-            match adapter.verify_webhook(&request, &acc.ctx) {
-                Ok(()) => verified.push(acc),
-                Err(e) => {
-                    first_error.get_or_insert(e);
-                }
-            }
-        }
-        if verified.is_empty() {
-            return Err(first_error.unwrap_or(WebhookError::BadSignature).into());
-        }
+        let verified = self
+            .signed_accounts(channel, &keys, adapter.key_rule(), |acc| {
+                adapter.verify_webhook(&request, &acc.ctx)
+            })
+            .await?;
         let contexts: Vec<&switchboard_core::AccountContext> =
             verified.iter().map(|a| &a.ctx).collect();
         let parsed = Arc::new(adapter.parse_webhook(&request, &contexts)?);
@@ -109,6 +86,56 @@ impl Router {
             duplicates,
             problems: parsed.problems.len(),
         })
+    }
+
+    /// The accounts a webhook is for: the connected accounts its routing keys name (all of
+    /// them, or the first, as `rule` says) whose secret signed it. Every account must
+    /// prove the body was signed with its own secret; events for an account whose secret
+    /// did not sign it are dropped by the adapter.
+    ///
+    /// # Errors
+    /// `UnknownAccount` when no key names a connected account; otherwise the first
+    /// verification error when none signed it.
+    async fn signed_accounts(
+        &self,
+        channel: &str,
+        keys: &[String],
+        rule: KeyRule,
+        verify: impl Fn(&Account) -> std::result::Result<(), WebhookError>,
+    ) -> Result<Vec<Arc<Account>>> {
+        let mut named = false;
+        let mut verified: Vec<Arc<Account>> = Vec::new();
+        let mut first_error = None;
+        for key in keys {
+            let Some(acc) = self.resolve_route(channel, key).await? else {
+                continue;
+            };
+            named = true;
+            if verified
+                .iter()
+                .any(|v| v.ctx.account_id == acc.ctx.account_id)
+            {
+                continue;
+            }
+            match verify(&acc) {
+                Ok(()) => {
+                    verified.push(acc);
+                    if rule == KeyRule::FirstSigned {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        if !named {
+            return Err(WebhookError::UnknownAccount.into());
+        }
+        if verified.is_empty() {
+            return Err(first_error.unwrap_or(WebhookError::BadSignature).into());
+        }
+        Ok(verified)
     }
 
     /// How the inbound group commit has gone since this router started.

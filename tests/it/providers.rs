@@ -194,6 +194,91 @@ async fn twilio_forged_signatures_are_refused_and_port_variants_accepted_as_the_
     .await;
 }
 
+/// A Twilio webhook names `To` and `From`: it is for the first of them that is a connected
+/// account whose token signed it. The customer's number is not looked up at all, and between
+/// two tenants' numbers the signature decides whose message it is.
+#[tokio::test]
+async fn a_twilio_webhook_is_for_the_first_of_to_and_from_whose_token_signed_it() {
+    const GLOBEX_NUMBER: &str = "+16502530100";
+    const GLOBEX_SID: &str = "AC00000000000000000000000000000002";
+    const GLOBEX_TOKEN: &str = "globex-auth-token";
+    on_each_backend(|db| async move {
+        let e = env(&db).await;
+        let globex = e.router.create_tenant("globex").await.unwrap().tenant_id;
+        let creds = json!({"account_sid": GLOBEX_SID, "auth_token": GLOBEX_TOKEN});
+        e.router
+            .connect_account(&globex, "twilio-whatsapp", GLOBEX_NUMBER, &creds, None)
+            .await
+            .unwrap();
+        let reads = e.router.route_reads();
+        for (i, person) in ["+16505551234", "+16505551235", "+16505551236"]
+            .iter()
+            .enumerate()
+        {
+            let form = twilio::inbound_text_form(
+                TEST_ACCOUNT_SID,
+                person,
+                TWILIO_NUMBER,
+                "hi",
+                &format!("SM{i:032}"),
+            );
+            e.router
+                .receive_webhook("twilio-whatsapp", twilio_webhook(&form))
+                .await
+                .unwrap();
+        }
+        assert_eq!(
+            e.router.route_reads() - reads,
+            1,
+            "the business number is read once; the customers' numbers never"
+        );
+
+        // acme's number writes to globex's. Globex's copy, signed with globex's token, is
+        // globex's inbound message; acme's, signed with acme's token, is acme's echo.
+        let to_globex = |sid: &str, sid_of: &str| {
+            twilio::inbound_text_form(sid_of, TWILIO_NUMBER, GLOBEX_NUMBER, "hello globex", sid)
+        };
+        let signed = |form: &[(String, String)], token: &str| {
+            twilio::signed_webhook_request(PUBLIC, TWILIO_PATH, None, token, form)
+        };
+        let globex_copy = to_globex("SM00000000000000000000000000000010", GLOBEX_SID);
+        e.router
+            .receive_webhook("twilio-whatsapp", signed(&globex_copy, GLOBEX_TOKEN))
+            .await
+            .unwrap();
+        let acme_copy = to_globex("SM00000000000000000000000000000011", TEST_ACCOUNT_SID);
+        e.router
+            .receive_webhook("twilio-whatsapp", signed(&acme_copy, TEST_AUTH_TOKEN))
+            .await
+            .unwrap();
+        let forged = to_globex("SM00000000000000000000000000000012", GLOBEX_SID);
+        let err = e
+            .router
+            .receive_webhook("twilio-whatsapp", signed(&forged, "neither-token"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.http_status(), 403);
+
+        let msgs = stored(&e.router).await;
+        let of = |tenant: &str, direction: &str| {
+            msgs.iter()
+                .filter(|m| m.tenant_id == tenant && m.direction == direction)
+                .count()
+        };
+        assert_eq!(msgs.len(), 5);
+        assert_eq!(of(&e.tenant, "inbound"), 3);
+        assert_eq!(of(&e.tenant, "echo"), 1, "acme's copy is acme's echo");
+        assert_eq!(
+            of(&globex, "inbound"),
+            1,
+            "globex's copy is globex's inbound message"
+        );
+        let from_acme = e.router.find_contact(&globex, TWILIO_NUMBER).await.unwrap();
+        assert_eq!(from_acme.phone.as_deref(), Some(TWILIO_NUMBER));
+    })
+    .await;
+}
+
 async fn open_window_via_twilio(e: &Env) {
     let form = twilio::inbound_text_form(TEST_ACCOUNT_SID, PERSON, TWILIO_NUMBER, "hi", "SM0900");
     e.router

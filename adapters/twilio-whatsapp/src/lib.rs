@@ -31,8 +31,9 @@ pub mod webhook;
 use async_trait::async_trait;
 use switchboard_core::{
     AccountContext, AccountSetup, Capabilities, ChannelAdapter, ChannelError, ChannelId,
-    Credentials, FetchedMedia, MediaItem, MediaKind, MediaLimit, OutboundMessage, ParsedWebhook,
-    PhoneNumber, SendReceipt, StatusUpdate, WebhookError, WebhookReply, WebhookRequest,
+    Credentials, FetchedMedia, KeyRule, MediaItem, MediaKind, MediaLimit, OutboundMessage,
+    ParsedWebhook, PhoneNumber, SendReceipt, StatusUpdate, WebhookError, WebhookReply,
+    WebhookRequest,
 };
 
 pub use config::TwilioConfig;
@@ -133,6 +134,13 @@ impl ChannelAdapter for TwilioWhatsApp {
 
     fn routing_keys(&self, request: &WebhookRequest) -> Result<Vec<String>, WebhookError> {
         webhook::routing_keys(request)
+    }
+
+    /// A Twilio webhook is one message or status of one account: the business is `To` or
+    /// `From`, whichever of them (in [`webhook::routing_keys`]' order) is connected and
+    /// signed it; the other is the customer, whose number need not be looked up.
+    fn key_rule(&self) -> KeyRule {
+        KeyRule::FirstSigned
     }
 
     fn verify_webhook(
