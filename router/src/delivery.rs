@@ -602,7 +602,7 @@ impl Router {
         update
             .filter(outbox::Column::MessageId.eq(entry.message_id.as_str()))
             .filter(outbox::Column::LockedBy.eq(self.inner.worker_id.as_str()))
-            .exec(self.inner.store.conn())
+            .exec(self.inner.store.write_conn())
             .await?;
         Ok(())
     }
@@ -627,7 +627,7 @@ impl Router {
             .filter(outbox::Column::MessageId.eq(entry.message_id.as_str()))
             .filter(outbox::Column::LockedBy.eq(self.inner.worker_id.as_str()))
             .filter(outbox::Column::LockedUntil.eq(until))
-            .exec(self.inner.store.conn())
+            .exec(self.inner.store.write_conn())
             .await?;
         if res.rows_affected == 1 {
             entry.locked_until = Some(renewed);
@@ -648,7 +648,7 @@ impl Router {
     ) -> Result<()> {
         let Some(message) = message else {
             outbox::Entity::delete_by_id(entry.message_id)
-                .exec(self.inner.store.conn())
+                .exec(self.inner.store.write_conn())
                 .await?;
             return Ok(());
         };
@@ -804,7 +804,7 @@ impl Router {
         send_attempts::Entity::insert(attempt_row(
             message_id, attempt, started, latency, outcome, err, exchange,
         ))
-        .exec_without_returning(self.inner.store.conn())
+        .exec_without_returning(self.inner.store.write_conn())
         .await?;
         Ok(())
     }
@@ -1007,7 +1007,7 @@ impl Router {
                     Expr::value(Option::<i64>::None),
                 )
                 .filter(outbox::Column::MessageId.eq(entry.message_id.as_str()))
-                .exec(self.inner.store.conn())
+                .exec(self.inner.store.write_conn())
                 .await?;
             return Ok(());
         }
@@ -1022,7 +1022,7 @@ impl Router {
         }
         if err.is_opted_out() {
             convs::set_opted_out(
-                self.inner.store.conn(),
+                self.inner.store.write_conn(),
                 &entry.conversation_id,
                 Some(now_ms()),
             )

@@ -501,7 +501,7 @@ impl Router {
                     .col_expr(media::Column::LockedUntil, Expr::value(Option::<i64>::None))
                     .col_expr(media::Column::UpdatedAt, Expr::value(now_ms()))
                     .filter(media::Column::Id.eq(row.id.as_str()))
-                    .exec(self.inner.store.conn())
+                    .exec(self.inner.store.write_conn())
                     .await?;
                 Ok(())
             }
@@ -542,7 +542,7 @@ impl Router {
             .col_expr(media::Column::LockedUntil, Expr::value(Option::<i64>::None))
             .col_expr(media::Column::UpdatedAt, Expr::value(now_ms()))
             .filter(media::Column::Id.eq(row.id.as_str()))
-            .exec(self.inner.store.conn())
+            .exec(self.inner.store.write_conn())
             .await?;
         Ok(())
     }
@@ -562,7 +562,7 @@ impl Router {
             .col_expr(media::Column::LockedUntil, Expr::value(Option::<i64>::None))
             .col_expr(media::Column::UpdatedAt, Expr::value(now_ms()))
             .filter(media::Column::Id.eq(row.id.as_str()))
-            .exec(self.inner.store.conn())
+            .exec(self.inner.store.write_conn())
             .await?;
         Ok(())
     }
@@ -684,7 +684,7 @@ impl Router {
         };
         let active: media::ActiveModel = row.clone().into();
         media::Entity::insert(active)
-            .exec_without_returning(self.inner.store.conn())
+            .exec_without_returning(self.inner.store.write_conn())
             .await?;
         Ok(view(&row))
     }
@@ -899,7 +899,7 @@ impl Router {
                         ])
                         .to_owned(),
                     )
-                    .exec_without_returning(self.inner.store.conn())
+                    .exec_without_returning(self.inner.store.write_conn())
                     .await?;
                     item.provider_media_id = Some(provider_id);
                 }

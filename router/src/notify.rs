@@ -303,7 +303,7 @@ impl Router {
         row: rows::Model,
         targets: &HashMap<String, (String, String)>,
     ) -> Result<()> {
-        let db = self.inner.store.conn();
+        let db = self.inner.store.write_conn();
         let Some((url, secret)) = targets.get(&row.tenant_id) else {
             // Notifications were turned off (or the secret cannot be read): nobody to tell.
             rows::Entity::delete_by_id(row.id).exec(db).await?;

@@ -52,7 +52,7 @@ impl Router {
     /// # Errors
     /// A database error while selecting the messages (per-message failures are logged).
     pub async fn reconcile(&self) -> Result<usize> {
-        let db = self.inner.store.conn();
+        let db = self.inner.store.write_conn();
         let now = now_ms();
         let after =
             i64::try_from(self.inner.delivery.reconcile_after.as_millis()).unwrap_or(i64::MAX / 4);

@@ -131,7 +131,7 @@ impl Router {
     /// Heartbeats, rebalances and returns the accounts this process may deliver for now.
     pub(crate) async fn hold_senders(&self) -> Result<Vec<String>> {
         let _ops = self.inner.holds.ops.lock().await;
-        let db = self.inner.store.conn();
+        let db = self.inner.store.write_conn();
         let me = self.inner.worker_id.as_str();
         let now = now_ms();
         let ttl = self.lease_ms();
@@ -270,7 +270,7 @@ impl Router {
             .col_expr(lease_rows::Column::ExpiresAt, Expr::value(until))
             .filter(lease_rows::Column::Holder.eq(self.inner.worker_id.as_str()))
             .filter(lease_rows::Column::ExpiresAt.gt(now))
-            .exec(self.inner.store.conn())
+            .exec(self.inner.store.write_conn())
             .await?;
         Ok(until)
     }
@@ -286,10 +286,10 @@ impl Router {
                 Expr::value(now_ms() + RELEASE_COOLDOWN_MS),
             )
             .filter(lease_rows::Column::Holder.eq(self.inner.worker_id.as_str()))
-            .exec(self.inner.store.conn())
+            .exec(self.inner.store.write_conn())
             .await?;
         worker_rows::Entity::delete_by_id(self.inner.worker_id.clone())
-            .exec(self.inner.store.conn())
+            .exec(self.inner.store.write_conn())
             .await?;
         Ok(())
     }

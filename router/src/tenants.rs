@@ -117,7 +117,7 @@ impl Router {
         role: Role,
         name: Option<&str>,
     ) -> Result<NewApiKey> {
-        insert_key(self.inner.store.conn(), tenant_id, role, name).await
+        insert_key(self.inner.store.write_conn(), tenant_id, role, name).await
     }
 
     /// The caller an API key belongs to, if it is a live key.

@@ -33,8 +33,10 @@ pub enum SqliteSync {
     Normal,
 }
 
-/// SQLite connections in the pool (one writes at a time; the rest read).
-const SQLITE_CONNECTIONS: u32 = 4;
+/// SQLite connections that read (and write outside `write_txn`), beside the writer's one.
+const SQLITE_READERS: u32 = 3;
+/// A PostgreSQL connection idle this long is pinged before it is handed out.
+const PG_PING_WHEN_IDLE: Duration = Duration::from_secs(10);
 /// Prepared statements each SQLite connection keeps.
 const SQLITE_STATEMENT_CACHE: usize = 16;
 
@@ -42,6 +44,10 @@ const SQLITE_STATEMENT_CACHE: usize = 16;
 #[derive(Clone, Debug)]
 pub struct Store {
     db: DatabaseConnection,
+    /// SQLite file: the one connection write transactions take, so they queue here instead
+    /// of in SQLite's busy handler, and its page cache stays valid (it made every change).
+    /// PostgreSQL and in-memory SQLite write through `db`.
+    writer: Option<DatabaseConnection>,
 }
 
 impl Store {
@@ -56,16 +62,30 @@ impl Store {
             .record_stmt_in_spans(false)
             .connect_timeout(Duration::from_secs(5))
             .acquire_timeout(Duration::from_secs(10));
-        if url.starts_with("sqlite:") {
-            let in_memory = url.contains(":memory:") || url.contains("mode=memory");
-            // WAL: many readers, one writer; every write transaction is IMMEDIATE. Few
-            // connections and a small statement cache per connection keep memory flat:
-            // statements whose text differs by row count (delivery's batch writes; inbound's
-            // did until they took their rows as one JSON parameter) fill a large cache with
-            // one-off statements (8 connections × 100 cached statements grew the heap by
-            // about 20 MB in a 3-minute soak) without making anything faster (BENCHMARKS.md).
-            opts.max_connections(if in_memory { 1 } else { SQLITE_CONNECTIONS })
+        if !url.starts_with("sqlite:") {
+            // A connection is pinged before use only after it sat idle (when a server
+            // restart, proxy or firewall may have dropped it): pinging a busy one is a
+            // network round trip per transaction for nothing.
+            opts.max_connections(16)
                 .min_connections(1)
+                .test_before_acquire_if_idle_for(PG_PING_WHEN_IDLE);
+            let db = Database::connect(opts).await?;
+            return Ok(Self { db, writer: None });
+        }
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        // WAL: many readers, one writer; every write transaction is IMMEDIATE. Few
+        // connections and a small statement cache per connection keep memory flat:
+        // statements whose text differs by row count (delivery's batch writes; inbound's
+        // did until they took their rows as one JSON parameter) fill a large cache with
+        // one-off statements (8 connections × 100 cached statements grew the heap by
+        // about 20 MB in a 3-minute soak) without making anything faster (BENCHMARKS.md).
+        // Nothing is tested before a connection is handed out: the default ping of an
+        // embedded file is one more hand-off to the connection's thread per checkout.
+        let pool = |connections: u32| {
+            let mut o = opts.clone();
+            o.max_connections(connections)
+                .min_connections(1)
+                .test_before_acquire(false)
                 .map_sqlx_sqlite_opts(move |o| {
                     let o = o
                         .statement_cache_capacity(SQLITE_STATEMENT_CACHE)
@@ -81,11 +101,19 @@ impl Store {
                         o.journal_mode(SqliteJournalMode::Wal)
                     }
                 });
-        } else {
-            opts.max_connections(16).min_connections(1);
+            o
+        };
+        if in_memory {
+            // Every connection to `:memory:` is a database of its own: one does everything.
+            let db = Database::connect(pool(1)).await?;
+            return Ok(Self { db, writer: None });
         }
-        let db = Database::connect(opts).await?;
-        Ok(Self { db })
+        let db = Database::connect(pool(SQLITE_READERS)).await?;
+        let writer = Database::connect(pool(1)).await?;
+        Ok(Self {
+            db,
+            writer: Some(writer),
+        })
     }
 
     /// Applies pending migrations. On PostgreSQL several processes may start at once: an
@@ -118,13 +146,20 @@ impl Store {
         &self.db
     }
 
+    /// The connection for a write outside a transaction (one statement). On a SQLite file
+    /// that is the writer's connection, so writes queue for it instead of sleeping in
+    /// SQLite's busy handler while another connection holds the write lock.
+    pub fn write_conn(&self) -> &DatabaseConnection {
+        self.writer.as_ref().unwrap_or(&self.db)
+    }
+
     /// Begins a read-write transaction: IMMEDIATE on SQLite, so it takes the write lock
     /// up front instead of failing with SQLITE_BUSY when a read upgrades to a write.
     ///
     /// # Errors
     /// The database error when the transaction cannot begin.
     pub async fn write_txn(&self) -> Result<DatabaseTransaction, DbErr> {
-        self.db
+        self.write_conn()
             .begin_with_options(TransactionOptions {
                 sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
                 ..Default::default()
@@ -142,6 +177,9 @@ impl Store {
     /// # Errors
     /// The database error while closing.
     pub async fn close(self) -> Result<(), DbErr> {
+        if let Some(writer) = self.writer {
+            writer.close().await?;
+        }
         self.db.close().await
     }
 }
