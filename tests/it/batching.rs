@@ -127,6 +127,41 @@ async fn duplicates_inside_one_batch_are_stored_once_and_all_acknowledged() {
     .await;
 }
 
+/// A provider may send one message again under another event key: it is stored once, and
+/// the later deliveries count as duplicates, inside one batch and across batches.
+#[tokio::test]
+async fn a_message_under_a_second_event_key_is_stored_once() {
+    on_each_backend(|db| async move {
+        let (router, _tenant) = setup(&db).await;
+        warm_up(&router).await;
+        let again = |provider_id: &str, event_key: &str, from: &str| {
+            let mut ev = inbound(provider_id, phone(from), "again");
+            ev.event_key = event_key.into();
+            ev
+        };
+        let mut batch = Vec::new();
+        for i in 0..10 {
+            let from = format!("+316123458{i:02}");
+            batch.push(vec![inbound(&format!("P{i}"), phone(&from), "first")]);
+            if i % 3 == 0 {
+                batch.push(vec![again(&format!("P{i}"), &format!("P{i}-bis"), &from)]);
+            }
+        }
+        // The warm-up's message, under a key of its own.
+        batch.push(vec![again("W0", "W0-bis", "+31612345600")]);
+        let acks = send_all(&router, batch).await;
+        assert_eq!(totals(&acks), (10, 5));
+        assert_eq!(count::<messages::Entity>(&router).await, 11);
+        assert_eq!(count::<webhook_events::Entity>(&router).await, 16);
+
+        // Alone in its batch, too.
+        let acks = send_all(&router, vec![vec![again("P5", "P5-ter", "+31612345805")]]).await;
+        assert_eq!(totals(&acks), (0, 1));
+        assert_eq!(count::<messages::Entity>(&router).await, 11);
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn a_batch_mixing_new_and_known_contacts_keeps_one_contact_and_conversation_each() {
     on_each_backend(|db| async move {
