@@ -14,6 +14,7 @@ mod m20261120_000001_initial;
 mod m20261121_000001_delivery_engine;
 mod m20261121_000002_media;
 mod m20261121_000003_awaiting_outcome;
+mod m20261121_000004_pending_statuses_received;
 
 /// Outbound messages handed to the provider (status `accepted` .. `sent`, ranks 20..40 of
 /// `MessageStatus::rank`) and not settled yet: the predicate of the partial index
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000001_delivery_engine::Migration),
             Box::new(m20261121_000002_media::Migration),
             Box::new(m20261121_000003_awaiting_outcome::Migration),
+            Box::new(m20261121_000004_pending_statuses_received::Migration),
         ]
     }
 }

@@ -286,6 +286,14 @@ impl Router {
                 ),
                 Err(e) => tracing::warn!(error = %e, "Status reconciliation failed."),
             }
+            match self.prune_pending_statuses().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(
+                    deleted = n,
+                    "Deleted statuses whose message never appeared."
+                ),
+                Err(e) => tracing::warn!(error = %e, "Could not delete old pending statuses."),
+            }
         }
     }
 

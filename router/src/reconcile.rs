@@ -46,6 +46,18 @@ fn stuck_messages_sql(backend: DbBackend, now: i64, after: i64) -> String {
 }
 
 impl Router {
+    /// Deletes statuses that waited longer than `DeliveryConfig::pending_statuses_kept`
+    /// for a message that never appeared; returns how many. The running engine does this
+    /// with every reconciliation pass.
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn prune_pending_statuses(&self) -> Result<u64> {
+        let kept = i64::try_from(self.inner.delivery.pending_statuses_kept.as_millis())
+            .unwrap_or(i64::MAX / 4);
+        Ok(statuses::prune_pending(self.inner.store.write_conn(), now_ms() - kept).await?)
+    }
+
     /// Asks providers about outbound messages stuck without an outcome; returns how many
     /// moved forward.
     ///

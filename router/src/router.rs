@@ -31,6 +31,10 @@ pub struct DeliveryConfig {
     pub reconcile_after: Duration,
     /// How often the engine looks for such messages.
     pub reconcile_every: Duration,
+    /// How long a status for a message not known here is kept for its message to appear
+    /// (the send's answer may come after the status); then it is deleted. A status for a
+    /// message sent by another system on the same number never finds one.
+    pub pending_statuses_kept: Duration,
 }
 
 impl Default for DeliveryConfig {
@@ -44,6 +48,7 @@ impl Default for DeliveryConfig {
             poll_interval: Duration::from_millis(250),
             reconcile_after: Duration::from_secs(15 * 60),
             reconcile_every: Duration::from_secs(60),
+            pending_statuses_kept: Duration::from_secs(7 * 24 * 60 * 60),
         }
     }
 }

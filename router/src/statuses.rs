@@ -229,6 +229,19 @@ pub(crate) async fn record_many<C: ConnectionTrait>(
     Ok(events)
 }
 
+/// Deletes the statuses still waiting for their message that arrived before
+/// `received_before` (ms); returns how many.
+pub(crate) async fn prune_pending<C: ConnectionTrait>(
+    db: &C,
+    received_before: i64,
+) -> Result<u64, DbErr> {
+    let done = pending_statuses::Entity::delete_many()
+        .filter(pending_statuses::Column::ReceivedAt.lt(received_before))
+        .exec(db)
+        .await?;
+    Ok(done.rows_affected)
+}
+
 /// Applies statuses that arrived before `message` had its provider id.
 pub(crate) async fn apply_pending<C: ConnectionTrait>(
     db: &C,

@@ -11,7 +11,7 @@ use switchboard_core::{
     ChannelAdapter, ChannelError, Content, ErrorKind, MessageStatus, StatusUpdate, Template,
 };
 use switchboard_router::crypto::CredentialCipher;
-use switchboard_router::store::entity::{messages, outbox, send_attempts};
+use switchboard_router::store::entity::{messages, outbox, pending_statuses, send_attempts};
 use switchboard_router::{DeliveryConfig, Router, RouterError, SendRequest};
 
 use crate::support::TestDb;
@@ -547,6 +547,54 @@ async fn status_regressions_are_ignored_in_every_order() {
             let row = message(&env.router, &a.id).await;
             assert_eq!(row.status, *expected, "order {order:?}");
         }
+    })
+    .await;
+}
+
+/// A status whose message never appears (another system sent it on the same number) is
+/// kept for `pending_statuses_kept`, then deleted; a younger one stays.
+#[tokio::test]
+async fn statuses_whose_message_never_appears_are_deleted_after_the_configured_time() {
+    on_each_backend(|db| async move {
+        let env = setup(&db).await;
+        for (key, provider_id) in [("ghost-old", "elsewhere-1"), ("ghost-new", "elsewhere-2")] {
+            env.router
+                .receive_webhook(
+                    "fake",
+                    webhook(&[status_event(
+                        key,
+                        provider_id,
+                        None,
+                        MessageStatus::Delivered,
+                    )]),
+                )
+                .await
+                .unwrap();
+        }
+        let db = env.router.store().conn();
+        assert_eq!(pending_statuses::Entity::find().count(db).await.unwrap(), 2);
+        let kept = DeliveryConfig::default().pending_statuses_kept;
+        let old = Utc::now().timestamp_millis() - i64::try_from(kept.as_millis()).unwrap() - 1_000;
+        pending_statuses::Entity::update_many()
+            .col_expr(
+                pending_statuses::Column::ReceivedAt,
+                sea_orm::sea_query::Expr::value(old),
+            )
+            .filter(pending_statuses::Column::ProviderMessageId.eq("elsewhere-1"))
+            .exec(db)
+            .await
+            .unwrap();
+
+        assert_eq!(env.router.prune_pending_statuses().await.unwrap(), 1);
+        let left: Vec<String> = pending_statuses::Entity::find()
+            .all(db)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|p| p.provider_message_id)
+            .collect();
+        assert_eq!(left, ["elsewhere-2"]);
+        assert_eq!(env.router.prune_pending_statuses().await.unwrap(), 0);
     })
     .await;
 }
