@@ -450,3 +450,73 @@ async fn a_stored_image_goes_to_twilio_by_signed_url_and_to_meta_by_uploaded_id(
     })
     .await;
 }
+
+/// Sends `body` to `path` in five pieces 150 ms apart over a raw connection; returns the
+/// answer's status code.
+async fn slow_post(
+    addr: std::net::SocketAddr,
+    path: &str,
+    key: &str,
+    ct: &str,
+    body: &[u8],
+) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: sb\r\nAuthorization: Bearer {key}\r\nContent-Type: {ct}\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    conn.write_all(head.as_bytes()).await.unwrap();
+    for piece in body.chunks(body.len().div_ceil(5)) {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        // A server that already answered may have closed its side: stop writing then.
+        if conn.write_all(piece).await.is_err() {
+            break;
+        }
+    }
+    let mut answer = Vec::new();
+    drop(conn.read_to_end(&mut answer).await);
+    let text = String::from_utf8_lossy(&answer);
+    text.split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A media upload may take longer than the request timeout that bounds every other route (a
+/// 100 MB file on a slow link); any other request whose body comes that slowly gets a 408.
+#[tokio::test]
+async fn a_slow_upload_outlives_the_timeout_that_ends_other_slow_requests() {
+    on_each_backend(|db| async move {
+        let (twilio, graph) = fakes().await;
+        let media_dir = tempfile::tempdir().unwrap();
+        let router = builder(&db, &twilio, &graph)
+            .await
+            .media_store(Arc::new(LocalMediaStore::new(media_dir.path())))
+            .build();
+        let key = router.create_tenant("acme").await.unwrap().key;
+        let state = http::AppState::new(router, None)
+            .with_timeouts(Duration::from_millis(300), Duration::from_secs(30));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            axum::serve(listener, http::app(state)).await.unwrap();
+        });
+        // 750 ms in all, over the 300 ms request timeout.
+        let uploaded = slow_post(addr, "/v1/media", &key, "image/png", &image(3, 4_000)).await;
+        let send = json!({"to": PERSON, "content": {"text": "hello"}}).to_string();
+        let sent = slow_post(
+            addr,
+            "/v1/messages",
+            &key,
+            "application/json",
+            send.as_bytes(),
+        )
+        .await;
+        server.abort();
+        assert_eq!(uploaded, 201);
+        assert_eq!(sent, 408);
+    })
+    .await;
+}

@@ -26,12 +26,18 @@ use crate::router::Router;
 /// Largest accepted request body.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
+/// How long a request may take, body included, before it is answered 408.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// The same for a media upload (up to 100 MB: 30 s would need 27 Mbit/s).
+pub const UPLOAD_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+
 /// Shared state of the HTTP handlers.
 #[derive(Clone)]
 pub struct AppState {
     pub router: Router,
     pub metrics: Option<PrometheusHandle>,
     pub(crate) health_cache: health::ChannelHealthCache,
+    timeouts: (Duration, Duration),
 }
 
 impl AppState {
@@ -40,27 +46,41 @@ impl AppState {
             router,
             metrics,
             health_cache: health::ChannelHealthCache::default(),
+            timeouts: (REQUEST_TIMEOUT, UPLOAD_TIMEOUT),
         }
+    }
+
+    /// Other timeouts than [`REQUEST_TIMEOUT`] and [`UPLOAD_TIMEOUT`] (tests).
+    #[must_use]
+    pub fn with_timeouts(mut self, request: Duration, upload: Duration) -> Self {
+        self.timeouts = (request, upload);
+        self
     }
 }
 
 /// The whole application.
 pub fn app(state: AppState) -> AxumRouter {
     let request_id = HeaderName::from_static("x-request-id");
-    // The 1 MiB limit wraps every route but media uploads, which bound themselves.
+    let (request_timeout, upload_timeout) = state.timeouts;
+    // The 1 MiB limit and the 30 s timeout wrap every route but media uploads, which
+    // bound their size themselves and may take minutes on a slow link.
     let limited = AxumRouter::new()
         .merge(health::routes())
         .merge(webhooks::routes())
         .merge(api::routes())
-        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES));
-    AxumRouter::new()
-        .merge(api::upload_routes())
-        .merge(limited)
-        .with_state(state)
+        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
-            Duration::from_secs(30),
-        ))
+            request_timeout,
+        ));
+    let uploads = api::upload_routes().layer(TimeoutLayer::with_status_code(
+        StatusCode::REQUEST_TIMEOUT,
+        upload_timeout,
+    ));
+    AxumRouter::new()
+        .merge(uploads)
+        .merge(limited)
+        .with_state(state)
         .layer(CatchPanicLayer::new())
         // Log the path only: query strings carry secrets (Meta's hub.verify_token) and
         // personal data (?phone=).
