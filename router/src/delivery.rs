@@ -52,7 +52,7 @@ use crate::{contacts, conversations as convs};
 
 /// Claim rounds a process runs at once (see `delivery_loop`). At a crash, at most this many
 /// claim batches (`DeliveryConfig::batch`) are in flight.
-pub const ROUNDS_IN_FLIGHT: usize = 2;
+pub const ROUNDS_IN_FLIGHT: usize = 3;
 /// Sends of one sender in flight at once within a round (its limiter spaces them).
 const PER_SENDER_CONCURRENCY: usize = 64;
 /// How often an entry waiting for its sender's rate checks that the sender is still held.
