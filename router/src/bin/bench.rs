@@ -728,7 +728,7 @@ async fn inbound(a: InboundArgs) -> Result<(), BoxError> {
         println!("  ratio to the no-op ceiling: {:.1}%", ratio * 100.0);
         summary["ratio_to_ceiling"] = json!(ratio);
     }
-    let mut acked = o.acked.clone();
+    let mut acked = std::mem::take(&mut o.acked);
     acked.extend(warm_acked);
     let problems = check_db(router.store(), &setup, &plan, &acked).await?;
     summary["db_problems"] = json!(problems);

@@ -37,7 +37,8 @@ pub struct AppState {
     pub router: Router,
     pub metrics: Option<PrometheusHandle>,
     pub(crate) health_cache: health::ChannelHealthCache,
-    timeouts: (Duration, Duration),
+    request_timeout: Duration,
+    upload_timeout: Duration,
 }
 
 impl AppState {
@@ -46,14 +47,16 @@ impl AppState {
             router,
             metrics,
             health_cache: health::ChannelHealthCache::default(),
-            timeouts: (REQUEST_TIMEOUT, UPLOAD_TIMEOUT),
+            request_timeout: REQUEST_TIMEOUT,
+            upload_timeout: UPLOAD_TIMEOUT,
         }
     }
 
     /// Other timeouts than [`REQUEST_TIMEOUT`] and [`UPLOAD_TIMEOUT`] (tests).
     #[must_use]
     pub fn with_timeouts(mut self, request: Duration, upload: Duration) -> Self {
-        self.timeouts = (request, upload);
+        self.request_timeout = request;
+        self.upload_timeout = upload;
         self
     }
 }
@@ -61,7 +64,7 @@ impl AppState {
 /// The whole application.
 pub fn app(state: AppState) -> AxumRouter {
     let request_id = HeaderName::from_static("x-request-id");
-    let (request_timeout, upload_timeout) = state.timeouts;
+    let (request_timeout, upload_timeout) = (state.request_timeout, state.upload_timeout);
     // The 1 MiB limit and the 30 s timeout wrap every route but media uploads, which
     // bound their size themselves and may take minutes on a slow link.
     let limited = AxumRouter::new()
