@@ -10,3 +10,4 @@ mod e2e;
 mod foundation;
 mod media;
 mod providers;
+mod write_failures;

@@ -40,6 +40,15 @@ const PG_PING_WHEN_IDLE: Duration = Duration::from_secs(10);
 /// Prepared statements each SQLite connection keeps.
 const SQLITE_STATEMENT_CACHE: usize = 16;
 
+/// Runs on each new SQLite connection (see [`Store::connect_with`]).
+pub type SqliteConnectHook = std::sync::Arc<
+    dyn for<'c> Fn(
+            &'c mut sea_orm::sqlx::SqliteConnection,
+        ) -> futures::future::BoxFuture<'c, Result<(), sea_orm::sqlx::Error>>
+        + Send
+        + Sync,
+>;
+
 /// The database handle. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -56,6 +65,19 @@ impl Store {
     /// # Errors
     /// The database error when the connection cannot be made.
     pub async fn connect(url: &str, sqlite_sync: SqliteSync) -> Result<Self, DbErr> {
+        Self::connect_with(url, sqlite_sync, None).await
+    }
+
+    /// [`Store::connect`], running `on_sqlite_connect` on every SQLite connection it opens
+    /// (tests use it to limit a database's size or refuse commits on every connection).
+    ///
+    /// # Errors
+    /// The database error when the connection cannot be made.
+    pub async fn connect_with(
+        url: &str,
+        sqlite_sync: SqliteSync,
+        on_sqlite_connect: Option<SqliteConnectHook>,
+    ) -> Result<Self, DbErr> {
         let mut opts = ConnectOptions::new(url.to_owned());
         // SQL text can contain phone numbers: keep it out of logs and spans.
         opts.sqlx_logging(false)
@@ -86,6 +108,16 @@ impl Store {
             o.max_connections(connections)
                 .min_connections(1)
                 .test_before_acquire(false)
+                .map_sqlx_sqlite_pool_opts({
+                    let hook = on_sqlite_connect.clone();
+                    move |o| {
+                        let o = o.after_release(release_only_when_clean);
+                        match hook.clone() {
+                            Some(hook) => o.after_connect(move |conn, _| hook(conn)),
+                            None => o,
+                        }
+                    }
+                })
                 .map_sqlx_sqlite_opts(move |o| {
                     let o = o
                         .statement_cache_capacity(SQLITE_STATEMENT_CACHE)
@@ -182,6 +214,37 @@ impl Store {
         }
         self.db.close().await
     }
+}
+
+/// Keeps a SQLite connection for reuse only if no transaction is left open on it.
+///
+/// SQLite rolls a whole transaction back by itself when a write fails in some ways (a full
+/// disk or an I/O error at commit, or in a statement without a statement journal). sqlx
+/// then still counts the transaction as open: its `ROLLBACK` fails ("no transaction is
+/// active"), so the next `BEGIN` would become a `SAVEPOINT`, and after one more failed
+/// statement its `ROLLBACK TO` leaves a real transaction open that no later "commit" (a
+/// `RELEASE`) ever commits: every write acknowledged, none stored. A connection whose
+/// transaction did not end cleanly is closed instead (which rolls back whatever SQLite still
+/// holds), and the pool opens a fresh one.
+fn release_only_when_clean(
+    conn: &mut sea_orm::sqlx::SqliteConnection,
+    _: sea_orm::sqlx::pool::PoolConnectionMetadata,
+) -> futures::future::BoxFuture<'_, Result<bool, sea_orm::sqlx::Error>> {
+    use sea_orm::sqlx::Connection;
+    Box::pin(async move {
+        if !conn.is_in_transaction() {
+            return Ok(true);
+        }
+        // A dropped transaction's rollback is queued on the connection's worker: let it run.
+        conn.ping().await?;
+        let clean = !conn.is_in_transaction();
+        if !clean {
+            tracing::warn!(
+                "A write transaction did not end cleanly; its SQLite connection is replaced."
+            );
+        }
+        Ok(clean)
+    })
 }
 
 /// Whether `err` is a unique-constraint violation, on either backend.
