@@ -72,12 +72,15 @@ impl Router {
 
         // A deadlock or serialization failure between concurrent webhooks (PostgreSQL) is
         // retried: the whole transaction is idempotent thanks to the event keys.
-        let (ack_counts, events) = crate::store::retry_conflicts("webhook", || {
-            self.inner
-                .batcher
-                .store(self.inner.store.clone(), channel, &verified, &parsed)
-        })
-        .await?;
+        let (ack_counts, events) = self
+            .inner
+            .store
+            .retry_conflicts("webhook", || {
+                self.inner
+                    .batcher
+                    .store(self.inner.store.clone(), channel, &verified, &parsed)
+            })
+            .await?;
         self.publish(events);
         let (stored, duplicates) = ack_counts;
         Ok(WebhookAck {

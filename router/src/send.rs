@@ -80,10 +80,12 @@ impl Router {
         // Two concurrent first messages to one new number race to create its contact; on
         // PostgreSQL the loser's unique violation rolls its transaction back, and a retry
         // finds the contact (SQLite serializes write transactions, so it never races).
-        crate::store::retry_conflicts("send", || {
-            self.accept(tenant_id, &request, &recipient, &account, &parts)
-        })
-        .await
+        self.inner
+            .store
+            .retry_conflicts("send", || {
+                self.accept(tenant_id, &request, &recipient, &account, &parts)
+            })
+            .await
     }
 
     /// Stores the message(s) and their outbox entries in one transaction.

@@ -5,18 +5,16 @@
 //! SQLite's `PRAGMA max_page_count` makes a database "full" on demand, without root.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI64};
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicBool, AtomicI64};
 
-use sea_orm::{
-    ConnectionTrait, DatabaseBackend, EntityTrait, PaginatorTrait, Statement,
-};
+use sea_orm::{ConnectionTrait, DatabaseBackend, EntityTrait, PaginatorTrait, Statement};
 use switchboard_core::testing::FakeAdapter;
 use switchboard_core::{Content, PhoneParser};
 use switchboard_router::crypto::CredentialCipher;
-use switchboard_router::store::{SqliteConnectHook, SqliteSync};
 use switchboard_router::store::entity::{messages, webhook_events};
-use switchboard_router::{Router, SendRequest, Store};
+use switchboard_router::store::{SqliteConnectHook, SqliteSync};
+use switchboard_router::{Router, SendRequest, Store, http};
 
 use crate::support::fake::{BUSINESS, SECRET, inbound_from, signed};
 use crate::support::{Backend, TestDb, fresh_db, on_each_backend};
@@ -173,7 +171,10 @@ async fn a_full_disk_refuses_webhooks_with_503_and_nothing_acknowledged_is_lost(
     // Every acknowledged webhook is stored, whatever a later one did.
     let stored = stored_keys(&db).await;
     for key in &acknowledged {
-        assert!(stored.contains(key), "{key} was acknowledged but not stored");
+        assert!(
+            stored.contains(key),
+            "{key} was acknowledged but not stored"
+        );
     }
     // Space again: the store recovers on its own, without a restart.
     set_max_pages(&router, &disk, 1_000_000).await;
@@ -184,12 +185,23 @@ async fn a_full_disk_refuses_webhooks_with_503_and_nothing_acknowledged_is_lost(
     }
     let stored = stored_keys(&db).await;
     for key in &acknowledged {
-        assert!(stored.contains(key), "{key} was acknowledged but not stored");
+        assert!(
+            stored.contains(key),
+            "{key} was acknowledged but not stored"
+        );
     }
-    assert_eq!(stored.len(), acknowledged.len(), "nothing refused was stored");
+    assert_eq!(
+        stored.len(),
+        acknowledged.len(),
+        "nothing refused was stored"
+    );
     router.store().clone().close().await.unwrap();
     let stored = stored_keys(&db).await;
-    assert_eq!(stored.len(), acknowledged.len(), "and so after a clean stop");
+    assert_eq!(
+        stored.len(),
+        acknowledged.len(),
+        "and so after a clean stop"
+    );
 }
 
 #[tokio::test]
@@ -244,7 +256,11 @@ async fn a_full_disk_refuses_sends_with_503_and_every_accepted_send_reads_back()
     router.store().clone().close().await.unwrap();
     let store = Store::connect(&db.url, SqliteSync::Normal).await.unwrap();
     let outbound = messages::Entity::find().count(store.conn()).await.unwrap();
-    assert_eq!(outbound as usize, accepted.len() + 1, "accepted sends and W0");
+    assert_eq!(
+        outbound as usize,
+        accepted.len() + 1,
+        "accepted sends and W0"
+    );
 }
 
 /// The same for a write that fails on PostgreSQL: its connection killed mid-transaction.
@@ -290,6 +306,15 @@ async fn a_killed_database_connection_refuses_with_503_then_recovers() {
         admin.close().await.unwrap();
     })
     .await;
+}
+
+/// Serves the HTTP app for `router`; answers the URL of `/health`.
+async fn serve_health(router: &Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/health", listener.local_addr().unwrap());
+    let app = http::app(http::AppState::new(router.clone(), None));
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    url
 }
 
 /// What a fresh connection finds in `tenants`.
@@ -370,6 +395,7 @@ async fn webhooks_whose_commit_fails_are_refused_and_the_store_recovers() {
     let disk = Disk::default();
     let (router, _) = setup_with_disk(&db, &disk).await;
     let refuse = &disk.refuse_commits;
+    let health = serve_health(&router).await;
     let mut acknowledged = Vec::new();
     let mut refused = 0;
     for round in 0..6 {
@@ -395,11 +421,107 @@ async fn webhooks_whose_commit_fails_are_refused_and_the_store_recovers() {
                 }
             }
         }
+        let expected = if round % 3 == 1 { 503 } else { 200 };
+        let answer = reqwest::get(&health).await.unwrap();
+        assert_eq!(
+            answer.status().as_u16(),
+            expected,
+            "/health after round {round}: {}",
+            answer.text().await.unwrap()
+        );
     }
     assert_eq!(refused, 16, "both refusing rounds were refused whole");
     let stored = stored_keys(&db).await;
     for key in &acknowledged {
-        assert!(stored.contains(key), "{key} was acknowledged but not stored");
+        assert!(
+            stored.contains(key),
+            "{key} was acknowledged but not stored"
+        );
     }
     assert_eq!(stored.len(), acknowledged.len());
+}
+
+/// A TCP proxy to `upstream` that can stop passing bytes (both ways) while keeping every
+/// connection open: a database host that went silent, as behind a dead network path.
+struct SilentableProxy {
+    addr: std::net::SocketAddr,
+    silent: Arc<AtomicBool>,
+}
+
+impl SilentableProxy {
+    async fn start(upstream: String) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let silent = Arc::new(AtomicBool::new(false));
+        let flag = silent.clone();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else {
+                    continue;
+                };
+                let (client_read, client_write) = client.into_split();
+                let (server_read, server_write) = server.into_split();
+                tokio::spawn(pass(client_read, server_write, flag.clone()));
+                tokio::spawn(pass(server_read, client_write, flag.clone()));
+            }
+        });
+        Self { addr, silent }
+    }
+}
+
+/// Copies `from` to `to`, holding what it read while `silent` is set.
+async fn pass(
+    mut from: impl tokio::io::AsyncRead + Unpin,
+    mut to: impl tokio::io::AsyncWrite + Unpin,
+    silent: Arc<AtomicBool>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        while silent.load(Relaxed) {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// `/health` answers 503 within about a second when the database stops answering, not
+/// after the pool's 10-second acquire timeout.
+#[tokio::test]
+async fn health_answers_503_within_a_second_when_the_database_goes_silent() {
+    on_each_backend(|db| async move {
+        if db.backend != Backend::Postgres {
+            return;
+        }
+        let url = url::Url::parse(&db.url).unwrap();
+        let upstream = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap_or(5432));
+        let proxy = SilentableProxy::start(upstream).await;
+        let mut proxied = url.clone();
+        proxied.set_host(Some("127.0.0.1")).unwrap();
+        proxied.set_port(Some(proxy.addr.port())).unwrap();
+        let store = Store::connect(proxied.as_str(), SqliteSync::Normal)
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        let (router, _) = setup_on(&db, store).await;
+        let health = serve_health(&router).await;
+        assert_eq!(reqwest::get(&health).await.unwrap().status(), 200);
+        proxy.silent.store(true, Relaxed);
+        let started = std::time::Instant::now();
+        let answer = reqwest::get(&health).await.unwrap();
+        let took = started.elapsed();
+        assert_eq!(answer.status(), 503);
+        assert!(
+            took < std::time::Duration::from_secs(3),
+            "/health took {took:?} to say the database is gone"
+        );
+        proxy.silent.store(false, Relaxed);
+    })
+    .await;
 }

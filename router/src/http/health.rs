@@ -29,15 +29,24 @@ pub(super) fn routes() -> AxumRouter<AppState> {
         .route("/metrics", get(metrics))
 }
 
+/// How long `/health` waits for the database before it answers 503: monitors time out too.
+const DATABASE_PING_WITHIN: Duration = Duration::from_secs(1);
+
 async fn health(State(state): State<AppState>) -> Response {
-    if state.router.store().ping().await {
-        (StatusCode::OK, Json(json!({"status": "ok"}))).into_response()
-    } else {
+    let store = state.router.store();
+    let unavailable = |detail: &str| {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "unavailable", "detail": "the database cannot be reached"})),
+            Json(json!({"status": "unavailable", "detail": detail})),
         )
             .into_response()
+    };
+    if !store.ping(DATABASE_PING_WITHIN).await {
+        unavailable("the database cannot be reached")
+    } else if store.writes_failing() {
+        unavailable("writes to the database fail")
+    } else {
+        (StatusCode::OK, Json(json!({"status": "ok"}))).into_response()
     }
 }
 

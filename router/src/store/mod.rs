@@ -10,6 +10,8 @@
 pub mod entity;
 pub(crate) mod json_rows;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
@@ -57,6 +59,56 @@ pub struct Store {
     /// of in SQLite's busy handler, and its page cache stays valid (it made every change).
     /// PostgreSQL and in-memory SQLite write through `db`.
     writer: Option<DatabaseConnection>,
+    writes: Arc<WriteHealth>,
+}
+
+/// Whether writes currently fail, for `/health`: set by a write that failed for a reason
+/// other than the data (a full disk, an I/O error, a lost connection), cleared by the next
+/// one that commits. Only recent failures count: with no writes at all there is nothing to
+/// report, and the next write tells the truth again.
+#[derive(Debug, Default)]
+pub struct WriteHealth {
+    last_failure_ms: AtomicI64,
+    last_success_ms: AtomicI64,
+}
+
+/// How long a write failure keeps `/health` unhealthy when no write follows it.
+const WRITE_FAILURE_REPORTED_FOR_MS: i64 = 60_000;
+
+impl WriteHealth {
+    fn failed(&self) {
+        self.last_failure_ms
+            .store(crate::ids::now_ms(), Ordering::Relaxed);
+    }
+
+    fn succeeded(&self) {
+        // Only after a failure: a healthy hot path does not touch the shared cache line.
+        if self.last_failure_ms.load(Ordering::Relaxed) != 0 {
+            self.last_success_ms
+                .store(crate::ids::now_ms(), Ordering::Relaxed);
+        }
+    }
+
+    /// Whether the last write failed, recently.
+    pub fn failing(&self) -> bool {
+        let failure = self.last_failure_ms.load(Ordering::Relaxed);
+        failure != 0
+            && failure >= self.last_success_ms.load(Ordering::Relaxed)
+            && crate::ids::now_ms() - failure < WRITE_FAILURE_REPORTED_FOR_MS
+    }
+
+    /// Records the outcome of a write: errors about the data itself (a constraint) say
+    /// nothing about the store's health.
+    fn record<T, E: DbFailure>(&self, outcome: &Result<T, E>) {
+        match outcome {
+            Ok(_) => self.succeeded(),
+            Err(e) => {
+                if e.db_err().is_some_and(|d| d.sql_err().is_none()) {
+                    self.failed();
+                }
+            }
+        }
+    }
 }
 
 impl Store {
@@ -92,7 +144,11 @@ impl Store {
                 .min_connections(1)
                 .test_before_acquire_if_idle_for(PG_PING_WHEN_IDLE);
             let db = Database::connect(opts).await?;
-            return Ok(Self { db, writer: None });
+            return Ok(Self {
+                db,
+                writer: None,
+                writes: Arc::default(),
+            });
         }
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
         // WAL: many readers, one writer; every write transaction is IMMEDIATE. Few
@@ -138,13 +194,18 @@ impl Store {
         if in_memory {
             // Every connection to `:memory:` is a database of its own: one does everything.
             let db = Database::connect(pool(1)).await?;
-            return Ok(Self { db, writer: None });
+            return Ok(Self {
+                db,
+                writer: None,
+                writes: Arc::default(),
+            });
         }
         let db = Database::connect(pool(SQLITE_READERS)).await?;
         let writer = Database::connect(pool(1)).await?;
         Ok(Self {
             db,
             writer: Some(writer),
+            writes: Arc::default(),
         })
     }
 
@@ -199,9 +260,31 @@ impl Store {
             .await
     }
 
-    /// Whether the database answers.
-    pub async fn ping(&self) -> bool {
-        self.db.ping().await.is_ok()
+    /// Whether the database answers within `within`.
+    pub async fn ping(&self, within: Duration) -> bool {
+        matches!(
+            tokio::time::timeout(within, self.db.ping()).await,
+            Ok(Ok(()))
+        )
+    }
+
+    /// Whether writes currently fail (see [`WriteHealth`]).
+    pub fn writes_failing(&self) -> bool {
+        self.writes.failing()
+    }
+
+    /// Runs the write transaction `op`, again (up to `TXN_ATTEMPTS` in all) when it lost a
+    /// race to a concurrent one (`is_retryable_db`), and records whether writes work. `op`
+    /// must be idempotent as a whole: a failed attempt rolled back everything it wrote.
+    pub(crate) async fn retry_conflicts<T, E, F, Fut>(&self, what: &str, op: F) -> Result<T, E>
+    where
+        E: DbFailure,
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, E>>,
+    {
+        let outcome = retry_conflicts(what, op).await;
+        self.writes.record(&outcome);
+        outcome
     }
 
     /// Closes the pool (checkpointing SQLite's WAL).
@@ -280,7 +363,7 @@ impl DbFailure for DbErr {
 /// Runs the write transaction `op`, again (up to `TXN_ATTEMPTS` in all) when it lost a race
 /// to a concurrent one (`is_retryable_db`). `op` must be idempotent as a whole: a failed
 /// attempt rolled back everything it wrote.
-pub(crate) async fn retry_conflicts<T, E, F, Fut>(what: &str, mut op: F) -> Result<T, E>
+async fn retry_conflicts<T, E, F, Fut>(what: &str, mut op: F) -> Result<T, E>
 where
     E: DbFailure,
     F: FnMut() -> Fut,
