@@ -41,6 +41,20 @@ pub struct WebhookRequest {
 }
 
 impl WebhookRequest {
+    /// Whether anything parsed from this request may hold U+0000: the path, query or body
+    /// holds a NUL byte or its form (`%00`) or JSON (`\u0000`) spelling. Usually not, so the
+    /// parsed events need no cleaning ([`crate::ParsedWebhook::strip_nul_chars`]).
+    pub fn may_carry_nul(&self) -> bool {
+        let spelled = |bytes: &[u8]| {
+            bytes.contains(&0)
+                || bytes.windows(3).any(|w| w.eq_ignore_ascii_case(b"%00"))
+                || bytes.windows(6).any(|w| w.eq_ignore_ascii_case(b"\\u0000"))
+        };
+        spelled(self.path.as_bytes())
+            || self.query.as_deref().is_some_and(|q| spelled(q.as_bytes()))
+            || spelled(&self.body)
+    }
+
     /// A header's value, when present and valid UTF-8 (names are case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())

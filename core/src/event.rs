@@ -16,6 +16,45 @@ pub struct ParsedWebhook {
     pub problems: Vec<ParseProblem>,
 }
 
+impl ParsedWebhook {
+    /// Removes U+0000 from every text of the events and problems, except their raw
+    /// payloads, which keep what came (stored as JSON text, where it is spelled `\u0000`).
+    /// PostgreSQL's `text` cannot hold U+0000, and a provider retries a refused webhook for
+    /// days: the text is stored cleaned instead, the same on every backend.
+    pub fn strip_nul_chars(&mut self) {
+        for event in &mut self.events {
+            let raw = std::mem::take(&mut event.raw);
+            if let Some(cleaned) = without_nul(&*event) {
+                *event = cleaned;
+            }
+            event.raw = raw;
+        }
+        for problem in &mut self.problems {
+            let raw = std::mem::take(&mut problem.raw);
+            if let Some(cleaned) = without_nul(&*problem) {
+                *problem = cleaned;
+            }
+            problem.raw = raw;
+        }
+    }
+}
+
+/// `value` with U+0000 removed from every string in it, through its serde form (`None` in
+/// the unexpected case that the cleaned form does not deserialize).
+fn without_nul<T: Serialize + serde::de::DeserializeOwned>(value: &T) -> Option<T> {
+    fn clean(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::String(s) if s.contains('\0') => s.retain(|c| c != '\0'),
+            serde_json::Value::Array(items) => items.iter_mut().for_each(clean),
+            serde_json::Value::Object(fields) => fields.values_mut().for_each(clean),
+            _ => {}
+        }
+    }
+    let mut json = serde_json::to_value(value).ok()?;
+    clean(&mut json);
+    serde_json::from_value(json).ok()
+}
+
 /// An item of a webhook that could not be understood; stored, counted, never fatal.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ParseProblem {

@@ -76,6 +76,7 @@ impl RouterError {
             Self::Channel(e) if e.is_auth() => "provider_auth_failed",
             Self::Channel(_) => "provider_error",
             Self::Crypto(_) => "credentials_unreadable",
+            Self::Database(e) if crate::store::is_data_exception(e) => "invalid_input",
             Self::Database(_) => "database_unavailable",
         }
     }
@@ -91,6 +92,8 @@ impl RouterError {
             Self::Webhook(e) => e.http_status(),
             Self::Channel(_) => 502,
             Self::Crypto(_) => 500,
+            // A value the database refused is the request's fault: never a 5xx for input.
+            Self::Database(e) if crate::store::is_data_exception(e) => 400,
             Self::Database(_) => 503,
         }
     }

@@ -68,7 +68,11 @@ impl Router {
             .await?;
         let contexts: Vec<&switchboard_core::AccountContext> =
             verified.iter().map(|a| &a.ctx).collect();
-        let parsed = Arc::new(adapter.parse_webhook(&request, &contexts)?);
+        let mut parsed = adapter.parse_webhook(&request, &contexts)?;
+        if request.may_carry_nul() {
+            parsed.strip_nul_chars();
+        }
+        let parsed = Arc::new(parsed);
 
         // A deadlock or serialization failure between concurrent webhooks (PostgreSQL) is
         // retried: the whole transaction is idempotent thanks to the event keys.

@@ -55,16 +55,17 @@ impl Router {
     /// `OptedOut` (422), `not_found` for an unknown `from`/`reply_to`, a database error.
     pub async fn send(&self, tenant_id: &str, mut request: SendRequest) -> Result<SendAccepted> {
         if let Some(key) = &request.idempotency_key {
-            if key.is_empty() || key.len() > 200 {
+            if key.is_empty() || key.len() > 200 || key.contains('\0') {
                 return Err(RouterError::invalid(
                     "invalid_idempotency_key",
-                    "idempotency_key must have 1 to 200 characters",
+                    "idempotency_key must have 1 to 200 characters, none of them U+0000",
                 ));
             }
             if let Some(existing) = self.find_idempotent(tenant_id, key).await? {
                 return Ok(existing);
             }
         }
+        refuse_nul_chars(&request)?;
         let recipient = self.recipient(&request.to)?;
         let account = self.choose_sender(tenant_id, &request, &recipient).await?;
         let adapter = self
@@ -465,4 +466,24 @@ mod tests {
             "empty_message"
         );
     }
+}
+
+/// Refuses a request with U+0000 in any of its texts: PostgreSQL's `text` cannot hold it,
+/// and a provider would not deliver it; the same answer on every backend.
+fn refuse_nul_chars(request: &SendRequest) -> Result<()> {
+    let named = [
+        Some(request.to.as_str()),
+        request.channel.as_deref(),
+        request.from.as_deref(),
+        request.reply_to.as_deref(),
+    ];
+    let in_content =
+        serde_json::to_string(&request.content).map_or(true, |json| json.contains("\\u0000"));
+    if in_content || named.into_iter().flatten().any(|s| s.contains('\0')) {
+        return Err(RouterError::invalid(
+            "invalid_text",
+            "text must not contain U+0000 (NUL)",
+        ));
+    }
+    Ok(())
 }

@@ -26,12 +26,12 @@ const BOB: &str = "+31612345679";
 const CAROL: &str = "+31612345670";
 
 /// The app on a loopback port, one tenant with an admin key and a connected fake account.
-struct Api {
-    base: String,
+pub(crate) struct Api {
+    pub(crate) base: String,
     client: reqwest::Client,
-    router: Router,
+    pub(crate) router: Router,
     fake: FakeAdapter,
-    admin: String,
+    pub(crate) admin: String,
     account_id: String,
     server: tokio::task::JoinHandle<()>,
 }
@@ -43,9 +43,9 @@ impl Drop for Api {
 }
 
 /// A response: status and JSON body (`Value::String` when the body is not JSON).
-struct Reply {
+pub(crate) struct Reply {
     status: u16,
-    body: Value,
+    pub(crate) body: Value,
     text: String,
 }
 
@@ -56,7 +56,7 @@ impl Reply {
 
     /// Asserts the status and, for errors, the api.md error shape and code.
     #[track_caller]
-    fn expect(self, status: u16, code: Option<&str>) -> Self {
+    pub(crate) fn expect(self, status: u16, code: Option<&str>) -> Self {
         assert_eq!(self.status, status, "body: {}", self.text);
         if let Some(code) = code {
             assert_eq!(self.code(), Some(code), "body: {}", self.text);
@@ -72,7 +72,7 @@ impl Reply {
     }
 }
 
-async fn start(db: &TestDb) -> Api {
+pub(crate) async fn start(db: &TestDb) -> Api {
     let fake = FakeAdapter::new();
     let cipher = CredentialCipher::from_base64(&CredentialCipher::generate_key()).unwrap();
     let router = Router::builder(db.store().await, cipher)
@@ -114,7 +114,7 @@ fn connect_body(address: &str) -> Value {
 }
 
 impl Api {
-    async fn call(
+    pub(crate) async fn call(
         &self,
         method: Method,
         path: &str,
@@ -131,16 +131,16 @@ impl Api {
         reply(req.send().await.unwrap()).await
     }
 
-    async fn get(&self, path: &str, key: &str) -> Reply {
+    pub(crate) async fn get(&self, path: &str, key: &str) -> Reply {
         self.call(Method::GET, path, Some(key), None).await
     }
 
-    async fn post(&self, path: &str, key: &str, body: Value) -> Reply {
+    pub(crate) async fn post(&self, path: &str, key: &str, body: Value) -> Reply {
         self.call(Method::POST, path, Some(key), Some(body)).await
     }
 
     /// A person writes to the business through a signed webhook (opens the 24-hour window).
-    async fn inbound(&self, event_key: &str, from: &str, text: &str) {
+    pub(crate) async fn inbound(&self, event_key: &str, from: &str, text: &str) {
         let ident = ContactIdentity {
             profile_name: Some(format!("person {from}")),
             ..ContactIdentity::from_phone(PhoneNumber::parse(from).unwrap())
@@ -180,7 +180,7 @@ impl Api {
         self.webhook(&[event]).await;
     }
 
-    async fn webhook(&self, events: &[InboundEvent]) {
+    pub(crate) async fn webhook(&self, events: &[InboundEvent]) {
         let res = self
             .client
             .post(format!("{}/webhooks/fake", self.base))

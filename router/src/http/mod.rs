@@ -84,6 +84,7 @@ pub fn app(state: AppState) -> AxumRouter {
         .merge(uploads)
         .merge(limited)
         .with_state(state)
+        .layer(axum::middleware::from_fn(refuse_nul_paths))
         .layer(CatchPanicLayer::new())
         // Log the path only: query strings carry secrets (Meta's hub.verify_token) and
         // personal data (?phone=).
@@ -98,6 +99,27 @@ pub fn app(state: AppState) -> AxumRouter {
             HeaderName::from_static("x-twilio-signature"),
             HeaderName::from_static("x-hub-signature-256"),
         ]))
+}
+
+/// A path that spells U+0000 (`%00`) names nothing Switchboard has (PostgreSQL's `text`
+/// cannot even hold it): 404 before any handler or look-up.
+async fn refuse_nul_paths(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let spells_nul = request
+        .uri()
+        .path()
+        .as_bytes()
+        .windows(3)
+        .any(|w| w.eq_ignore_ascii_case(b"%00"));
+    if spells_nul {
+        let body =
+            serde_json::json!({"error": {"code": "not_found", "message": "no such resource"}});
+        return (StatusCode::NOT_FOUND, axum::Json(body)).into_response();
+    }
+    next.run(request).await
 }
 
 /// Serves `app` on `listener` until `shutdown` completes, then finishes in-flight requests.

@@ -111,6 +111,9 @@ pub(crate) fn error_response(e: &RouterError) -> Response {
     let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let message = match e {
         // Never echo database or crypto internals to callers.
+        RouterError::Database(e) if crate::store::is_data_exception(e) => {
+            "the database refused a value of this request".to_owned()
+        }
         RouterError::Database(_) => "the database is unavailable; retry later".to_owned(),
         RouterError::Crypto(_) => "stored credentials could not be read".to_owned(),
         other => other.to_string(),

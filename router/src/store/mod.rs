@@ -103,7 +103,9 @@ impl WriteHealth {
         match outcome {
             Ok(_) => self.succeeded(),
             Err(e) => {
-                if e.db_err().is_some_and(|d| d.sql_err().is_none()) {
+                if e.db_err()
+                    .is_some_and(|d| d.sql_err().is_none() && !is_data_exception(d))
+                {
                     self.failed();
                 }
             }
@@ -328,6 +330,19 @@ fn release_only_when_clean(
         }
         Ok(clean)
     })
+}
+
+/// Whether the database refused a value itself (SQLSTATE class 22, "data exception": text
+/// with U+0000, a number out of range): the request's fault, not the store's.
+pub fn is_data_exception(err: &DbErr) -> bool {
+    use sea_orm::RuntimeErr;
+    match err {
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => e
+            .as_database_error()
+            .and_then(|d| d.code())
+            .is_some_and(|code| code.starts_with("22")),
+        _ => false,
+    }
 }
 
 /// Whether `err` is a unique-constraint violation, on either backend.
