@@ -429,6 +429,26 @@ fn split(content: &Content, caps: &Capabilities) -> Result<Vec<Content>> {
     Ok(parts)
 }
 
+/// Refuses a request with U+0000 in any of its texts: PostgreSQL's `text` cannot hold it,
+/// and a provider would not deliver it; the same answer on every backend.
+fn refuse_nul_chars(request: &SendRequest) -> Result<()> {
+    let named = [
+        Some(request.to.as_str()),
+        request.channel.as_deref(),
+        request.from.as_deref(),
+        request.reply_to.as_deref(),
+    ];
+    let in_content =
+        serde_json::to_string(&request.content).map_or(true, |json| json.contains("\\u0000"));
+    if in_content || named.into_iter().flatten().any(|s| s.contains('\0')) {
+        return Err(RouterError::invalid(
+            "invalid_text",
+            "text must not contain U+0000 (NUL)",
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -466,24 +486,4 @@ mod tests {
             "empty_message"
         );
     }
-}
-
-/// Refuses a request with U+0000 in any of its texts: PostgreSQL's `text` cannot hold it,
-/// and a provider would not deliver it; the same answer on every backend.
-fn refuse_nul_chars(request: &SendRequest) -> Result<()> {
-    let named = [
-        Some(request.to.as_str()),
-        request.channel.as_deref(),
-        request.from.as_deref(),
-        request.reply_to.as_deref(),
-    ];
-    let in_content =
-        serde_json::to_string(&request.content).map_or(true, |json| json.contains("\\u0000"));
-    if in_content || named.into_iter().flatten().any(|s| s.contains('\0')) {
-        return Err(RouterError::invalid(
-            "invalid_text",
-            "text must not contain U+0000 (NUL)",
-        ));
-    }
-    Ok(())
 }
