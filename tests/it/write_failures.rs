@@ -525,3 +525,63 @@ async fn health_answers_503_within_a_second_when_the_database_goes_silent() {
     })
     .await;
 }
+
+/// A PostgreSQL connection killed in the middle of a write transaction: the commit fails,
+/// nothing of it is stored, and the next transaction works on a fresh connection.
+#[tokio::test]
+async fn a_connection_killed_mid_transaction_loses_only_that_transaction() {
+    on_each_backend(|db| async move {
+        if db.backend != Backend::Postgres {
+            return;
+        }
+        let (router, _) = setup(&db).await;
+        let store = router.store();
+        let admin = Store::connect(&db.url, SqliteSync::Normal).await.unwrap();
+        let insert = |name: &str| {
+            format!("INSERT INTO tenants (id, name, created_at) VALUES ('ten_{name}', '{name}', 0)")
+        };
+        let txn = store.write_txn().await.unwrap();
+        txn.execute_unprepared(&insert("lost")).await.unwrap();
+        let pid: i32 = txn
+            .query_one_raw(Statement::from_string(
+                DatabaseBackend::Postgres,
+                "SELECT pg_backend_pid()",
+            ))
+            .await
+            .unwrap()
+            .unwrap()
+            .try_get_by_index(0)
+            .unwrap();
+        admin
+            .conn()
+            .execute_unprepared(&format!("SELECT pg_terminate_backend({pid})"))
+            .await
+            .unwrap();
+        assert!(txn.commit().await.is_err());
+        let mut kept = false;
+        for _ in 0..3 {
+            let Ok(txn) = store.write_txn().await else {
+                continue;
+            };
+            if txn.execute_unprepared(&insert("kept")).await.is_ok() && txn.commit().await.is_ok() {
+                kept = true;
+                break;
+            }
+        }
+        assert!(kept, "a later transaction commits");
+        let names: Vec<String> = admin
+            .conn()
+            .query_all_raw(Statement::from_string(
+                DatabaseBackend::Postgres,
+                "SELECT name FROM tenants ORDER BY name",
+            ))
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.try_get_by_index(0).unwrap())
+            .collect();
+        assert_eq!(names, ["acme", "kept"]);
+        admin.close().await.unwrap();
+    })
+    .await;
+}
