@@ -114,3 +114,74 @@ fn is_json(response: &Response) -> bool {
             essence.eq_ignore_ascii_case("application/json") || essence.ends_with("+json")
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn reshaped(response: Response) -> (StatusCode, Option<String>, serde_json::Value) {
+        let response = json_errors(response).await;
+        let status = response.status();
+        let content_type = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .map(|v| v.to_str().unwrap().to_owned());
+        let body = to_bytes(response.into_body(), MAX_ERROR_BODY)
+            .await
+            .unwrap();
+        let json = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+        (status, content_type, json)
+    }
+
+    fn plain(status: StatusCode, content_type: Option<&str>, body: &'static str) -> Response {
+        let mut response = Response::new(Body::from(body));
+        *response.status_mut() = status;
+        if let Some(ct) = content_type {
+            response
+                .headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_str(ct).unwrap());
+        }
+        response
+    }
+
+    #[tokio::test]
+    async fn a_text_or_empty_error_gets_the_json_shape_and_keeps_its_status() {
+        let (status, ct, json) = reshaped(plain(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Some("text/plain; charset=utf-8"),
+            "Service panicked",
+        ))
+        .await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(ct.as_deref(), Some("application/json"));
+        assert_eq!(json["error"]["code"], "internal_error");
+        assert_eq!(json["error"]["message"], "Service panicked");
+
+        let (status, _, json) = reshaped(plain(StatusCode::REQUEST_TIMEOUT, None, "")).await;
+        assert_eq!(status, StatusCode::REQUEST_TIMEOUT);
+        assert_eq!(json["error"]["code"], "request_timeout");
+        assert!(
+            json["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty())
+        );
+    }
+
+    #[tokio::test]
+    async fn json_answers_and_successes_pass_untouched() {
+        let health = r#"{"status":"unavailable"}"#;
+        let (status, _, json) = reshaped(plain(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Some("application/json"),
+            health,
+        ))
+        .await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(json, serde_json::json!({"status": "unavailable"}));
+        let response = json_errors(plain(StatusCode::OK, Some("text/xml"), "<Response/>")).await;
+        let body = to_bytes(response.into_body(), MAX_ERROR_BODY)
+            .await
+            .unwrap();
+        assert_eq!(&body[..], b"<Response/>");
+    }
+}
