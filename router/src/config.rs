@@ -133,6 +133,28 @@ pub struct Config {
     /// database, or `./switchboard-media` with PostgreSQL.
     #[arg(long, env = "SWITCHBOARD_MEDIA_DIR", global = true)]
     pub media_dir: Option<PathBuf>,
+    // HTTP listener limits (http/serve.rs).
+    /// Connections served at once; one more is answered 503 and closed. Lowered to what the
+    /// open-files limit holds.
+    #[arg(long, env = "SWITCHBOARD_MAX_CONNECTIONS", default_value_t = crate::http::DEFAULT_MAX_CONNECTIONS as u64, value_parser = clap::value_parser!(u64).range(1..), global = true)]
+    pub max_connections: u64,
+    /// Milliseconds a client has to send a request's headers, and that a keep-alive
+    /// connection may stay idle between requests. Default 10000.
+    #[arg(long, env = "SWITCHBOARD_HEADER_READ_TIMEOUT_MS", value_parser = clap::value_parser!(u64).range(1..), global = true)]
+    pub header_read_timeout_ms: Option<u64>,
+}
+
+impl Config {
+    /// The HTTP listener's limits.
+    pub fn serve_limits(&self) -> crate::http::ServeLimits {
+        crate::http::ServeLimits {
+            max_connections: usize::try_from(self.max_connections).unwrap_or(usize::MAX),
+            header_read_timeout: self.header_read_timeout_ms.map_or(
+                crate::http::DEFAULT_HEADER_READ_TIMEOUT,
+                std::time::Duration::from_millis,
+            ),
+        }
+    }
 }
 
 impl Config {

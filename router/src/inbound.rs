@@ -439,6 +439,7 @@ async fn store_message<C: ConnectionTrait>(
         error_message: Set(None),
         raw: Set(Some(raw.to_string())),
         idempotency_key: Set(None),
+        request_hash: Set(None),
         provider_timestamp: Set(Some(at)),
         created_at: Set(now),
         updated_at: Set(now),

@@ -88,6 +88,7 @@ async fn serve(config: Config) -> Result<(), BoxError> {
             ],
         )?
         .install_recorder()?;
+    http::describe_metrics();
     let upkeep = metrics.clone();
     tokio::spawn(async move {
         loop {
@@ -96,6 +97,14 @@ async fn serve(config: Config) -> Result<(), BoxError> {
         }
     });
 
+    // Every connection is a file descriptor: take all the process may have.
+    let limits = match http::raise_open_files_limit() {
+        Ok(open_files) => config.serve_limits().within_open_files(open_files),
+        Err(e) => {
+            tracing::warn!(error = %e, "Could not raise the open-files limit.");
+            config.serve_limits()
+        }
+    };
     let router = open(&config).await?;
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -107,11 +116,13 @@ async fn serve(config: Config) -> Result<(), BoxError> {
         listen = %listener.local_addr()?,
         public_url = %config.public_url(),
         channels = ?router.adapters(),
+        max_connections = limits.max_connections,
+        header_read_timeout_ms = limits.header_read_timeout.as_millis(),
         startup_ms = started.elapsed().as_millis(),
         "Switchboard is serving."
     );
     let app = http::app(http::AppState::new(router.clone(), Some(metrics)));
-    http::serve(listener, app, shutdown_signal()).await?;
+    http::serve(listener, app, limits, shutdown_signal()).await?;
     tracing::info!("HTTP stopped; finishing deliveries in flight.");
     // The engine stops after its in-flight sends; a send error means it already ended.
     if stop_tx.send(true).is_ok()

@@ -66,10 +66,6 @@ pub const PUBLIC_URL_TTL: Duration = Duration::from_secs(6 * 60 * 60);
 /// uploaded again.
 const UPLOAD_REUSE_MS: i64 = 29 * 24 * 60 * 60 * 1000;
 
-/// The largest body `POST /v1/media` reads: the largest item any channel takes (Meta's
-/// 100 MB documents). The per-kind limit is checked after.
-pub const MAX_UPLOAD_BYTES: u64 = 100 * switchboard_core::media::MB;
-
 /// Fetcher settings.
 #[derive(Clone, Debug)]
 pub struct MediaConfig {
@@ -95,6 +91,36 @@ impl Default for MediaConfig {
             lease: Duration::from_secs(300),
             batch: 16,
         }
+    }
+}
+
+/// What an upload may be, known from its headers before its bytes are read
+/// ([`Router::upload_media`]'s checks, split so a body is refused as soon as it passes
+/// `max_bytes`).
+#[derive(Clone, Debug)]
+pub struct UploadTarget {
+    /// The MIME type's essence.
+    pub mime: String,
+    pub kind: MediaKind,
+    /// The most any registered channel accepts for `kind`.
+    pub max_bytes: u64,
+}
+
+impl UploadTarget {
+    /// `media_too_large`, with the size when it is known.
+    pub fn too_large(&self, size: Option<u64>) -> RouterError {
+        let limit = format!(
+            "{} media may have at most {} bytes",
+            self.kind.as_str(),
+            self.max_bytes
+        );
+        RouterError::invalid(
+            "media_too_large",
+            match size {
+                Some(size) => format!("the file has {size} bytes; {limit}"),
+                None => format!("the file is larger than allowed: {limit}"),
+            },
+        )
     }
 }
 
@@ -591,21 +617,14 @@ impl Router {
         (max, mime_ok)
     }
 
-    /// Stores an upload of the tenant for sending later. `kind` defaults from the MIME type
-    /// (`image/webp` is a sticker). Checked against the channels registered: the type must
-    /// be one some channel sends for that kind, and the size within that channel's limit.
+    /// What an upload of `mime_type` (and `kind`, when given) may be, checked before its
+    /// bytes are read: the kind defaults from the MIME type (`image/webp` is a sticker), the
+    /// type must be one some registered channel sends for that kind, and the limit is the
+    /// largest such channel's.
     ///
     /// # Errors
-    /// `unsupported_media_type` or `media_too_large` (400-class), a storage or database
-    /// error.
-    pub async fn upload_media(
-        &self,
-        tenant_id: &str,
-        bytes: Bytes,
-        mime_type: &str,
-        filename: Option<&str>,
-        kind: Option<MediaKind>,
-    ) -> Result<MediaView> {
+    /// `unsupported_media_type` (400-class).
+    pub fn upload_target(&self, mime_type: &str, kind: Option<MediaKind>) -> Result<UploadTarget> {
         let mime = mime_essence(mime_type);
         if mime.is_empty() || !mime.contains('/') {
             return Err(RouterError::invalid(
@@ -620,7 +639,7 @@ impl Router {
                 MediaKind::from_mime(&mime)
             }
         });
-        let (max, mime_ok) = self.upload_limit(kind, &mime);
+        let (max_bytes, mime_ok) = self.upload_limit(kind, &mime);
         if !mime_ok {
             return Err(RouterError::invalid(
                 "unsupported_media_type",
@@ -630,19 +649,50 @@ impl Router {
                 ),
             ));
         }
+        Ok(UploadTarget {
+            mime,
+            kind,
+            max_bytes,
+        })
+    }
+
+    /// Stores an upload of the tenant for sending later, checked as [`Self::upload_target`]
+    /// says and against its size limit.
+    ///
+    /// # Errors
+    /// `unsupported_media_type` or `media_too_large` (400-class), a storage or database
+    /// error.
+    pub async fn upload_media(
+        &self,
+        tenant_id: &str,
+        bytes: Bytes,
+        mime_type: &str,
+        filename: Option<&str>,
+        kind: Option<MediaKind>,
+    ) -> Result<MediaView> {
+        let target = self.upload_target(mime_type, kind)?;
+        self.store_upload(tenant_id, &target, bytes, filename).await
+    }
+
+    /// Stores the bytes of an upload whose [`UploadTarget`] was checked.
+    ///
+    /// # Errors
+    /// `empty_media` or `media_too_large` (400-class), a storage or database error.
+    pub async fn store_upload(
+        &self,
+        tenant_id: &str,
+        target: &UploadTarget,
+        bytes: Bytes,
+        filename: Option<&str>,
+    ) -> Result<MediaView> {
         if bytes.is_empty() {
             return Err(RouterError::invalid("empty_media", "the file is empty"));
         }
         let size = bytes.len() as u64;
-        if size > max {
-            return Err(RouterError::invalid(
-                "media_too_large",
-                format!(
-                    "the file has {size} bytes; {} media may have at most {max} bytes",
-                    kind.as_str()
-                ),
-            ));
+        if size > target.max_bytes {
+            return Err(target.too_large(Some(size)));
         }
+        let (mime, kind) = (target.mime.clone(), target.kind);
         let filename = filename
             .map(|f| {
                 f.chars()

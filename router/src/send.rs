@@ -6,6 +6,7 @@ use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
 };
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 use switchboard_core::{Bsuid, Capabilities, ContactIdentity, Content, MessageStatus};
 
 use crate::accounts::Account;
@@ -54,6 +55,7 @@ impl Router {
     /// 400-class [`RouterError::Invalid`] for bad input, `OutsideServiceWindow` and
     /// `OptedOut` (422), `not_found` for an unknown `from`/`reply_to`, a database error.
     pub async fn send(&self, tenant_id: &str, mut request: SendRequest) -> Result<SendAccepted> {
+        refuse_nul_chars(&request)?;
         if let Some(key) = &request.idempotency_key {
             if key.is_empty() || key.len() > 200 || key.contains('\0') {
                 return Err(RouterError::invalid(
@@ -61,11 +63,13 @@ impl Router {
                     "idempotency_key must have 1 to 200 characters, none of them U+0000",
                 ));
             }
-            if let Some(existing) = self.find_idempotent(tenant_id, key).await? {
+            if let Some(existing) = self
+                .find_idempotent(tenant_id, key, &request_hash(&request))
+                .await?
+            {
                 return Ok(existing);
             }
         }
-        refuse_nul_chars(&request)?;
         let recipient = self.recipient(&request.to)?;
         let account = self.choose_sender(tenant_id, &request, &recipient).await?;
         let adapter = self
@@ -108,6 +112,10 @@ impl Router {
                 )
             })?;
         let now = now_ms();
+        let hash = request
+            .idempotency_key
+            .as_ref()
+            .map(|_| request_hash(request));
         let conv = convs::touch(
             &txn,
             tenant_id,
@@ -149,10 +157,10 @@ impl Router {
         for (i, content) in parts.iter().enumerate() {
             let id = ids::new_id(ids::MESSAGE);
             // Only the first part carries the key; the others are found through it.
-            let idempotency_key = if i == 0 {
-                request.idempotency_key.clone()
+            let (idempotency_key, request_hash) = if i == 0 {
+                (request.idempotency_key.clone(), hash.clone())
             } else {
-                None
+                (None, None)
             };
             let inserted = messages::Entity::insert(messages::ActiveModel {
                 id: Set(id.clone()),
@@ -170,6 +178,7 @@ impl Router {
                 error_message: Set(None),
                 raw: Set(None),
                 idempotency_key: Set(idempotency_key),
+                request_hash: Set(request_hash),
                 provider_timestamp: Set(None),
                 created_at: Set(now),
                 updated_at: Set(now),
@@ -184,12 +193,14 @@ impl Router {
                 // A concurrent request with the same key won: answer with its message.
                 drop(txn);
                 let key = request.idempotency_key.as_deref().unwrap_or_default();
-                return self.find_idempotent(tenant_id, key).await?.ok_or_else(|| {
-                    RouterError::Conflict {
+                let hash = hash.as_deref().unwrap_or_default();
+                return self
+                    .find_idempotent(tenant_id, key, hash)
+                    .await?
+                    .ok_or_else(|| RouterError::Conflict {
                         code: "idempotency_conflict",
                         message: "a concurrent request with this idempotency key failed".into(),
-                    }
-                });
+                    });
             }
             outbox::Entity::insert(outbox::ActiveModel {
                 message_id: Set(id.clone()),
@@ -219,7 +230,18 @@ impl Router {
         })
     }
 
-    async fn find_idempotent(&self, tenant_id: &str, key: &str) -> Result<Option<SendAccepted>> {
+    /// The message first sent with idempotency key `key`, when its request had the hash
+    /// `hash` (see [`request_hash`]).
+    ///
+    /// # Errors
+    /// `409 idempotency_key_reused` when the key was first used for another request; a
+    /// database error.
+    async fn find_idempotent(
+        &self,
+        tenant_id: &str,
+        key: &str,
+        hash: &str,
+    ) -> Result<Option<SendAccepted>> {
         let db = self.inner.store.conn();
         let Some(first) = messages::Entity::find()
             .filter(messages::Column::TenantId.eq(tenant_id))
@@ -229,6 +251,13 @@ impl Router {
         else {
             return Ok(None);
         };
+        // Messages stored before requests were hashed cannot be compared: taken as the same.
+        if first.request_hash.as_deref().is_some_and(|h| h != hash) {
+            return Err(RouterError::Conflict {
+                code: "idempotency_key_reused",
+                message: "this idempotency key was used for a different request".into(),
+            });
+        }
         // Parts were written in the same transaction right after the first.
         let parts = messages::Entity::find()
             .filter(messages::Column::ConversationId.eq(first.conversation_id.as_str()))
@@ -349,6 +378,20 @@ impl Router {
     }
 }
 
+/// The SHA-256 (hex) of what a request asks for, less its idempotency key: a key reused
+/// with another request is refused rather than answered with the first message. The JSON
+/// is canonical: object keys sorted (`serde_json::Value` keeps them in a sorted map).
+fn request_hash(request: &SendRequest) -> String {
+    let canonical = serde_json::json!({
+        "to": request.to,
+        "channel": request.channel,
+        "from": request.from,
+        "content": request.content,
+        "reply_to": request.reply_to,
+    });
+    hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
+}
+
 /// Validates content against the channel and splits it when the channel carries fewer media
 /// items per message than were given: the first message keeps the text and the first items.
 fn split(content: &Content, caps: &Capabilities) -> Result<Vec<Content>> {
@@ -356,6 +399,12 @@ fn split(content: &Content, caps: &Capabilities) -> Result<Vec<Content>> {
         return Err(RouterError::invalid(
             "empty_message",
             "a message needs text, media, a location, a template or a reaction",
+        ));
+    }
+    if content.text.as_ref().is_some_and(|t| t.trim().is_empty()) {
+        return Err(RouterError::invalid(
+            "empty_text",
+            "text is empty or only whitespace: leave it out or give it a visible character",
         ));
     }
     if let Some(text) = &content.text
@@ -485,5 +534,11 @@ mod tests {
             split(&Content::default(), &caps()).unwrap_err().code(),
             "empty_message"
         );
+        for blank in ["", " \n\t "] {
+            assert_eq!(
+                split(&Content::text(blank), &caps()).unwrap_err().code(),
+                "empty_text"
+            );
+        }
     }
 }

@@ -8,6 +8,7 @@ mod batching;
 mod delivery;
 mod e2e;
 mod foundation;
+mod hardening_http;
 mod hostile_text;
 mod media;
 mod providers;

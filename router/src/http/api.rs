@@ -51,8 +51,8 @@ pub(super) fn routes() -> AxumRouter<AppState> {
         .fallback(route_not_found)
 }
 
-/// Routes whose bodies may exceed the global 1 MiB limit: media uploads (up to 100 MB,
-/// checked per kind by the handler while reading).
+/// Routes whose bodies may exceed the global 1 MiB limit: media uploads (up to 100 MB, the
+/// kind's limit, checked by the handler from `Content-Length` and while reading).
 pub(super) fn upload_routes() -> AxumRouter<AppState> {
     AxumRouter::new().route("/v1/media", post(media::upload))
 }

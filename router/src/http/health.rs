@@ -126,10 +126,10 @@ async fn metrics(State(state): State<AppState>) -> Response {
             handle.render(),
         )
             .into_response(),
-        None => (
+        None => super::errors::json_error(
             StatusCode::NOT_FOUND,
+            "metrics_disabled",
             "metrics are not enabled in this process",
-        )
-            .into_response(),
+        ),
     }
 }

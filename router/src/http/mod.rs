@@ -1,14 +1,16 @@
 //! The HTTP surface (axum): provider webhooks, monitors, the product API.
 //!
 //! Every route is bounded: bodies over 1 MiB answer 413, requests time out, panics become
-//! 500s, and `Authorization` and signature headers are marked sensitive so access logs
-//! never show them.
+//! 500s, every error answers in the JSON error shape (`errors.rs`), and `Authorization` and
+//! signature headers are marked sensitive so access logs never show them. `serve.rs` bounds
+//! connections and the time to send headers.
 
 mod api;
+mod errors;
 mod health;
+mod serve;
 mod webhooks;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router as AxumRouter;
@@ -22,6 +24,12 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::router::Router;
+
+pub use errors::{REFUSALS_METRIC, describe_metrics};
+pub use serve::{
+    DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_MAX_CONNECTIONS, ServeLimits, raise_open_files_limit,
+    serve,
+};
 
 /// Largest accepted request body.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -86,6 +94,8 @@ pub fn app(state: AppState) -> AxumRouter {
         .with_state(state)
         .layer(axum::middleware::from_fn(refuse_nul_paths))
         .layer(CatchPanicLayer::new())
+        // Outside every other source of error responses, so they all leave as JSON.
+        .layer(axum::middleware::map_response(errors::json_errors))
         // Log the path only: query strings carry secrets (Meta's hub.verify_token) and
         // personal data (?phone=).
         .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<axum::body::Body>| {
@@ -120,21 +130,4 @@ async fn refuse_nul_paths(
         return (StatusCode::NOT_FOUND, axum::Json(body)).into_response();
     }
     next.run(request).await
-}
-
-/// Serves `app` on `listener` until `shutdown` completes, then finishes in-flight requests.
-///
-/// # Errors
-/// The I/O error of the listener.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    app: AxumRouter,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
 }

@@ -161,6 +161,8 @@ pub mod messages {
         pub error_message: Option<String>,
         pub raw: Option<String>,
         pub idempotency_key: Option<String>,
+        /// SHA-256 of the request first sent with `idempotency_key` (send.rs).
+        pub request_hash: Option<String>,
         pub provider_timestamp: Option<i64>,
         pub created_at: i64,
         pub updated_at: i64,

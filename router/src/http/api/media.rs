@@ -15,7 +15,7 @@ use switchboard_core::MediaKind;
 use super::{ApiError, ApiQuery, ApiResult, Auth};
 use crate::error::RouterError;
 use crate::http::AppState;
-use crate::media::{MAX_UPLOAD_BYTES, MediaBody, MediaView};
+use crate::media::{MediaBody, MediaView};
 use crate::store::entity::media;
 
 #[derive(Deserialize)]
@@ -41,6 +41,10 @@ fn upload_error(e: RouterError) -> ApiError {
     ApiError::plain(status, e.code(), e.to_string())
 }
 
+/// Stores a file. The type and the kind's size limit are checked from the headers before
+/// the body is read: a declared `Content-Length` over the limit is `413` at once, and a body
+/// that passes the limit while streaming is `413` without reading the rest, so memory
+/// holds at most one file within its kind's limit.
 pub(super) async fn upload(
     State(state): State<AppState>,
     Auth(p): Auth,
@@ -51,8 +55,7 @@ pub(super) async fn upload(
     let mime = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
+        .unwrap_or("");
     let kind = match q.kind.as_deref() {
         Some(k) => Some(MediaKind::parse(k).ok_or_else(|| {
             RouterError::invalid(
@@ -62,40 +65,32 @@ pub(super) async fn upload(
         })?),
         None => None,
     };
-    // Refuse a declared oversize body before reading it.
+    let target = state
+        .router
+        .upload_target(mime, kind)
+        .map_err(upload_error)?;
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    let too_large = || {
-        ApiError::plain(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "media_too_large",
-            format!("a file may have at most {MAX_UPLOAD_BYTES} bytes"),
-        )
-    };
-    if declared.is_some_and(|n| n > MAX_UPLOAD_BYTES) {
-        return Err(too_large());
+    if let Some(n) = declared.filter(|n| *n > target.max_bytes) {
+        return Err(upload_error(target.too_large(Some(n))));
     }
+    // Not sized from Content-Length: a client declaring a large body and sending nothing
+    // must not hold memory.
     let mut buf = BytesMut::new();
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk
             .map_err(|e| ApiError::plain(StatusCode::BAD_REQUEST, "invalid_body", e.to_string()))?;
-        if (buf.len() + chunk.len()) as u64 > MAX_UPLOAD_BYTES {
-            return Err(too_large());
+        if (buf.len() + chunk.len()) as u64 > target.max_bytes {
+            return Err(upload_error(target.too_large(None)));
         }
         buf.extend_from_slice(&chunk);
     }
     let view = state
         .router
-        .upload_media(
-            &p.tenant_id,
-            buf.freeze(),
-            &mime,
-            q.filename.as_deref(),
-            kind,
-        )
+        .store_upload(&p.tenant_id, &target, buf.freeze(), q.filename.as_deref())
         .await
         .map_err(upload_error)?;
     Ok((StatusCode::CREATED, Json(view)))

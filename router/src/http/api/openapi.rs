@@ -67,8 +67,13 @@ fn with_auth_errors(mut responses: Value) -> Value {
         );
         map.insert(
             "503".into(),
-            error("the database is unavailable (`database_unavailable`)"),
+            error("the database is unavailable (`database_unavailable`), or the server is at its connection limit (`too_many_connections`)"),
         );
+        map.insert(
+            "408".into(),
+            error("the request was not completed in time (`request_timeout`)"),
+        );
+        map.insert("414".into(), error("the URI is too long (`uri_too_long`)"));
     }
     responses
 }
@@ -136,8 +141,10 @@ fn paths() -> Value {
         "Send a message; it is queued and delivered by the delivery engine",
         json!({
             "202": ok("accepted for delivery", schema_ref("SendAccepted")),
-            "400": invalid("`invalid_json`, `invalid_recipient`, `empty_message`, `text_too_long`, `unsupported_media`, `invalid_media_kind`, `no_sender`, `sender_ambiguous`, `idempotency_key_mismatch`, `message_not_sent`…"),
+            "400": invalid("`invalid_json`, `invalid_recipient`, `empty_message`, `empty_text`, `text_too_long`, `unsupported_media`, `invalid_media_kind`, `no_sender`, `sender_ambiguous`, `idempotency_key_mismatch`, `message_not_sent`…"),
             "404": error("`reply_to` or `reaction.message_id` names no message of this tenant (`not_found`)"),
+            "409": error("the idempotency key was first used with another request (`idempotency_key_reused`); the same request again answers the first message"),
+            "413": error("the body is over 1 MiB (`body_too_large`)"),
             "422": error("free-form message outside the 24-hour window (`outside_service_window`) or the contact opted out (`opted_out`)")
         }),
     );
@@ -412,11 +419,13 @@ fn schemas() -> Value {
     );
     map.insert("SendRequest".into(), json!({"type": "object", "required": ["to"], "additionalProperties": false, "properties": {
             "to": {"type": "string", "description": "a number in any spelling, or a BSUID"},
-            "text": {"type": "string"},
+            "text": {"type": "string", "pattern": "\\S", "description": "not empty nor only whitespace (`empty_text`)"},
             "channel": {"type": "string", "description": "default: the channel the contact last wrote to"},
             "from": {"type": "string", "description": "a connected address; default: the one the contact last wrote to"},
-            "media": {"type": "array", "items": {"type": "object", "required": ["url"], "additionalProperties": false, "properties": {
+            "media": {"type": "array", "items": {"type": "object", "additionalProperties": false,
+                "oneOf": [{"required": ["url"]}, {"required": ["media_id"]}], "properties": {
                 "url": {"type": "string", "format": "uri"},
+                "media_id": {"type": "string", "description": "an upload of this tenant (`POST /v1/media`), instead of `url`; its kind and type come from the upload"},
                 "kind": {"allOf": [media_kind], "description": "default: from the URL's extension, else image"},
                 "caption": {"type": "string"}, "filename": {"type": "string"}, "mime_type": {"type": "string"}}}},
             "template": {"type": "object", "required": ["name"], "additionalProperties": false, "properties": {
