@@ -1,5 +1,6 @@
 //! Monitors: liveness with the database, per-account channel health, Prometheus metrics.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -9,9 +10,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router as AxumRouter};
 use serde_json::json;
-use switchboard_core::HealthStatus;
+use switchboard_core::{HealthReport, HealthStatus};
 
 use super::AppState;
+use crate::accounts::AccountView;
 
 /// How long channel health results are reused, so monitors polling every few seconds do not
 /// hammer providers.
@@ -20,6 +22,39 @@ const CHANNEL_HEALTH_TTL: Duration = Duration::from_secs(30);
 #[derive(Clone, Default)]
 pub(crate) struct ChannelHealthCache {
     last: Arc<Mutex<Option<(Instant, serde_json::Value, bool)>>>,
+    /// Each account's status at the last check, so a change is logged once, not every poll.
+    statuses: Arc<Mutex<HashMap<String, HealthStatus>>>,
+}
+
+impl ChannelHealthCache {
+    /// Logs each account whose status changed since the last check: `warn` when it is no
+    /// longer up (with the reason), `info` when it is up again. A monitor polling an
+    /// account that stays down adds nothing to the log.
+    fn log_changes(&self, reports: &[(AccountView, HealthReport)]) {
+        let mut statuses = self.statuses.lock().unwrap_or_else(PoisonError::into_inner);
+        let previous = std::mem::take(&mut *statuses);
+        for (account, report) in reports {
+            let before = previous.get(&account.id).copied();
+            statuses.insert(account.id.clone(), report.status);
+            if before == Some(report.status)
+                || (before.is_none() && report.status == HealthStatus::Up)
+            {
+                continue;
+            }
+            let detail = report.detail.as_deref().unwrap_or("");
+            if report.status == HealthStatus::Up {
+                tracing::info!(account_id = %account.id, channel = %account.channel, "Channel account is up again.");
+            } else {
+                tracing::warn!(
+                    account_id = %account.id,
+                    channel = %account.channel,
+                    status = report.status.as_str(),
+                    detail,
+                    "Channel account is not up."
+                );
+            }
+        }
+    }
 }
 
 pub(super) fn routes() -> AxumRouter<AppState> {
@@ -73,12 +108,14 @@ async fn check_all(state: &AppState) -> (serde_json::Value, bool) {
     let reports = match state.router.check_all_accounts().await {
         Ok(r) => r,
         Err(e) => {
+            tracing::warn!(error = %e, "Could not read the accounts to check their channels.");
             return (
                 json!({"status": "down", "detail": e.to_string(), "accounts": []}),
                 false,
             );
         }
     };
+    state.health_cache.log_changes(&reports);
     let mut worst = HealthStatus::Up;
     let accounts: Vec<serde_json::Value> = reports
         .into_iter()
@@ -94,7 +131,8 @@ async fn check_all(state: &AppState) -> (serde_json::Value, bool) {
                 "address": account.address,
                 "status": report.status.as_str(),
                 "latency_ms": u64::try_from(report.latency.as_millis()).unwrap_or(u64::MAX),
-                "checked_at": report.checked_at.to_rfc3339(),
+                // The API's timestamp format (`created_at` and the rest).
+                "checked_at": crate::ids::rfc3339(report.checked_at.timestamp_millis()),
                 "detail": report.detail,
             })
         })

@@ -89,7 +89,7 @@ pub fn app(state: AppState) -> AxumRouter {
         // personal data (?phone=).
         .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<axum::body::Body>| {
             tracing::info_span!("request", method = %req.method(), path = %req.uri().path())
-        }))
+        }).on_failure(log_failure))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
         .layer(SetSensitiveRequestHeadersLayer::new([
@@ -98,6 +98,26 @@ pub fn app(state: AppState) -> AxumRouter {
             HeaderName::from_static("x-twilio-signature"),
             HeaderName::from_static("x-hub-signature-256"),
         ]))
+}
+
+/// The access log's line for a failed response. A 503 is an answer, not an incident: it
+/// is what a monitor polling `/health` or `/health/channels` gets while something is down,
+/// and the handler logs the cause once (the health checks on each change of state, the API
+/// each database error); an `ERROR` line per poll would bury everything else. Other
+/// server errors stay `ERROR`.
+fn log_failure(
+    failure: tower_http::classify::ServerErrorsFailureClass,
+    latency: Duration,
+    _span: &tracing::Span,
+) {
+    use tower_http::classify::ServerErrorsFailureClass;
+    let latency_ms = latency.as_millis();
+    match failure {
+        ServerErrorsFailureClass::StatusCode(StatusCode::SERVICE_UNAVAILABLE) => {
+            tracing::debug!(latency_ms, "answered 503");
+        }
+        other => tracing::error!(classification = %other, latency_ms, "response failed"),
+    }
 }
 
 /// Serves `app` on `listener` until `shutdown` completes, then finishes in-flight requests.
