@@ -50,20 +50,23 @@ impl Cli {
     }
 }
 
-/// "Environment:" and one line per variable: its flag and the commands that take it.
+/// The top-level help's epilogue: one line per variable, its flag and the commands that
+/// read it (or "every command").
 fn env_summary(root: &clap::Command) -> String {
-    fn walk(cmd: &clap::Command, path: &str, out: &mut Vec<(String, String, String)>) {
+    /// (variable, flag, commands), in the order first met.
+    type Vars = Vec<(String, String, Vec<String>)>;
+    fn walk(cmd: &clap::Command, path: &str, vars: &mut Vars, leaves: &mut usize) {
+        if !path.is_empty() && !cmd.has_subcommands() {
+            *leaves += 1;
+        }
         for arg in cmd.get_arguments() {
             let (Some(env), Some(flag)) = (arg.get_env(), arg.get_long()) else {
                 continue;
             };
             let env = env.to_string_lossy().into_owned();
-            match out.iter_mut().find(|(e, _, _)| *e == env) {
-                Some((_, _, used_by)) => {
-                    used_by.push_str(", ");
-                    used_by.push_str(path);
-                }
-                None => out.push((env, format!("--{flag}"), path.to_owned())),
+            match vars.iter_mut().find(|(e, _, _)| *e == env) {
+                Some((_, _, used_by)) => used_by.push(path.to_owned()),
+                None => vars.push((env, format!("--{flag}"), vec![path.to_owned()])),
             }
         }
         for sub in cmd.get_subcommands() {
@@ -72,11 +75,11 @@ fn env_summary(root: &clap::Command) -> String {
             } else {
                 format!("{path} {}", sub.get_name())
             };
-            walk(sub, &sub_path, out);
+            walk(sub, &sub_path, vars, leaves);
         }
     }
-    let mut vars = Vec::new();
-    walk(root, "", &mut vars);
+    let (mut vars, mut leaves) = (Vars::new(), 0);
+    walk(root, "", &mut vars, &mut leaves);
     let width = vars
         .iter()
         .map(|(e, f, _)| e.len() + f.len())
@@ -90,6 +93,11 @@ fn env_summary(root: &clap::Command) -> String {
     );
     for (env, flag, used_by) in vars {
         let pad = width - env.len() - flag.len();
+        let used_by = if used_by.len() == leaves {
+            "every command".to_owned()
+        } else {
+            used_by.join(", ")
+        };
         text.push_str(&format!("  {env} ({flag}){:pad$}{used_by}\n", ""));
     }
     text
@@ -471,7 +479,7 @@ mod tests {
         };
         assert!(line("SWITCHBOARD_LISTEN").ends_with(" serve"), "{summary}");
         assert!(
-            line("SWITCHBOARD_DATABASE_URL").contains("tenant create"),
+            line("SWITCHBOARD_DATABASE_URL").ends_with(" every command"),
             "{summary}"
         );
     }
