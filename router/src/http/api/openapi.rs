@@ -218,6 +218,12 @@ fn paths() -> Value {
     for (path, op, name, description) in [
         ("/v1/accounts/{id}", "delete", "id", "account id"),
         ("/v1/accounts/{id}/verify", "post", "id", "account id"),
+        (
+            "/v1/keys/{id}",
+            "delete",
+            "id",
+            "API key id (`key_…`), not the key",
+        ),
         ("/v1/messages/{id}", "get", "id", "message id"),
         (
             "/v1/conversations/{id}/messages",
