@@ -197,7 +197,14 @@ async fn revoked_keys_are_refused_over_http_and_from_the_cli() {
         let dir = tempfile::tempdir().unwrap();
         let admin = create_tenant(&db.url, dir.path(), "acme").await;
         let other_admin = create_tenant(&db.url, dir.path(), "other").await;
-        let server = binary::Server::start(&db.url, dir.path(), &[]).await;
+        // PostgreSQL needs a key; a SQLite file would make one beside itself.
+        let key = CredentialCipher::generate_key();
+        let server = binary::Server::start(
+            &db.url,
+            dir.path(),
+            &[("SWITCHBOARD_ENCRYPTION_KEY", key.as_str())],
+        )
+        .await;
         let http = reqwest::Client::new();
         let base = server.base_url.clone();
 
