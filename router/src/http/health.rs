@@ -27,20 +27,31 @@ pub(crate) struct ChannelHealthCache {
 }
 
 impl ChannelHealthCache {
+    /// Records this check's statuses and returns the accounts whose status changed since the
+    /// last one (a new account counts as changed unless it is up).
+    fn changes<'a>(
+        &self,
+        reports: &'a [(AccountView, HealthReport)],
+    ) -> Vec<&'a (AccountView, HealthReport)> {
+        let mut statuses = self.statuses.lock().unwrap_or_else(PoisonError::into_inner);
+        let previous = std::mem::take(&mut *statuses);
+        reports
+            .iter()
+            .filter(|(account, report)| {
+                statuses.insert(account.id.clone(), report.status);
+                match previous.get(&account.id) {
+                    Some(before) => *before != report.status,
+                    None => report.status != HealthStatus::Up,
+                }
+            })
+            .collect()
+    }
+
     /// Logs each account whose status changed since the last check: `warn` when it is no
     /// longer up (with the reason), `info` when it is up again. A monitor polling an
     /// account that stays down adds nothing to the log.
     fn log_changes(&self, reports: &[(AccountView, HealthReport)]) {
-        let mut statuses = self.statuses.lock().unwrap_or_else(PoisonError::into_inner);
-        let previous = std::mem::take(&mut *statuses);
-        for (account, report) in reports {
-            let before = previous.get(&account.id).copied();
-            statuses.insert(account.id.clone(), report.status);
-            if before == Some(report.status)
-                || (before.is_none() && report.status == HealthStatus::Up)
-            {
-                continue;
-            }
+        for (account, report) in self.changes(reports) {
             let detail = report.detail.as_deref().unwrap_or("");
             if report.status == HealthStatus::Up {
                 tracing::info!(account_id = %account.id, channel = %account.channel, "Channel account is up again.");
@@ -160,5 +171,64 @@ async fn metrics(State(state): State<AppState>) -> Response {
             "metrics are not enabled in this process",
         )
             .into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(id: &str, status: HealthStatus) -> (AccountView, HealthReport) {
+        (
+            AccountView {
+                id: id.to_owned(),
+                channel: "twilio-whatsapp".into(),
+                address: "+14155238886".into(),
+                active: true,
+                rate_per_second: None,
+                credential_names: Vec::new(),
+                created_at: String::new(),
+                disconnected_at: None,
+            },
+            HealthReport {
+                status,
+                latency: Duration::ZERO,
+                checked_at: chrono::Utc::now(),
+                detail: None,
+            },
+        )
+    }
+
+    fn changed(cache: &ChannelHealthCache, reports: &[(AccountView, HealthReport)]) -> Vec<String> {
+        cache
+            .changes(reports)
+            .into_iter()
+            .map(|(a, r)| format!("{} {}", a.id, r.status.as_str()))
+            .collect()
+    }
+
+    #[test]
+    fn only_changes_of_state_are_reported() {
+        let cache = ChannelHealthCache::default();
+        let (up, down) = (HealthStatus::Up, HealthStatus::Down);
+        // First check: an account that is up says nothing, one that is down does.
+        assert_eq!(
+            changed(&cache, &[report("a", up), report("b", down)]),
+            ["b down"]
+        );
+        // Polled again and again while nothing changes: nothing.
+        for _ in 0..3 {
+            assert!(changed(&cache, &[report("a", up), report("b", down)]).is_empty());
+        }
+        assert_eq!(
+            changed(
+                &cache,
+                &[report("a", HealthStatus::Degraded), report("b", up)]
+            ),
+            ["a degraded", "b up"]
+        );
+        // A disconnected account is forgotten: back and down, it is news again.
+        assert!(changed(&cache, &[report("a", HealthStatus::Degraded)]).is_empty());
+        assert_eq!(changed(&cache, &[report("b", down)]), ["b down"]);
     }
 }
