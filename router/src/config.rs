@@ -37,15 +37,20 @@ impl Cli {
 
     /// The logging settings of whichever command runs.
     pub fn log(&self) -> &LogArgs {
+        &self.store().log
+    }
+
+    /// The database settings of whichever command runs.
+    pub fn store(&self) -> &StoreArgs {
         match &self.command {
-            Command::Serve(c) => &c.store.log,
+            Command::Serve(c) => &c.store,
             Command::Migrate(s)
             | Command::Tenant(
                 TenantCommand::Create { store: s, .. } | TenantCommand::List { store: s },
             )
             | Command::Key(
                 KeyCommand::List { store: s, .. } | KeyCommand::Revoke { store: s, .. },
-            ) => &s.log,
+            ) => s,
         }
     }
 }

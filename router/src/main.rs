@@ -71,47 +71,50 @@ async fn open(config: &Config) -> Result<Router, BoxError> {
 }
 
 async fn run(cli: Cli) -> Result<(), BoxError> {
-    match cli.command {
-        Command::Serve(config) => serve(config).await,
-        Command::Migrate(args) => {
-            let store = open_store(&args).await?;
-            tracing::info!("Migrations applied.");
-            store.close().await?;
-            Ok(())
-        }
-        Command::Tenant(TenantCommand::Create { name, store }) => {
-            let store = open_store(&store).await?;
-            let key = tenants::create_tenant(&store, &name).await;
-            store.close().await?;
-            println!("{}", key?.key);
-            Ok(())
-        }
-        Command::Tenant(TenantCommand::List { store }) => {
-            let store = open_store(&store).await?;
-            let list = tenants::list_tenants(&store).await;
-            store.close().await?;
-            for tenant in list? {
-                println!("{}\t{}", tenant.id, tenant.name);
-            }
-            Ok(())
-        }
-        Command::Key(KeyCommand::List { tenant_id, store }) => {
-            let store = open_store(&store).await?;
-            let list = tenants::list_api_keys(&store, &tenant_id).await;
-            store.close().await?;
-            for key in list? {
-                println!("{}", key_line(&key));
-            }
-            Ok(())
-        }
-        Command::Key(KeyCommand::Revoke { key_id, store }) => {
-            let store = open_store(&store).await?;
-            let revoked = tenants::revoke_api_key(&store, None, &key_id).await;
-            store.close().await?;
-            println!("{}", key_line(&revoked?));
-            Ok(())
-        }
+    if let Command::Serve(config) = cli.command {
+        return serve(config).await;
     }
+    let store = open_store(cli.store()).await?;
+    let output = admin_command(&store, &cli.command).await;
+    store.close().await?;
+    for line in output? {
+        println!("{line}");
+    }
+    Ok(())
+}
+
+/// A command other than `serve`, on a migrated database: the lines it prints on stdout.
+async fn admin_command(
+    store: &Store,
+    command: &Command,
+) -> Result<Vec<String>, switchboard_router::RouterError> {
+    Ok(match command {
+        // `serve` is run before this is reached; `migrate` only needed `open_store`.
+        Command::Serve(_) | Command::Migrate(_) => {
+            tracing::info!("Migrations applied.");
+            Vec::new()
+        }
+        Command::Tenant(TenantCommand::Create { name, .. }) => {
+            vec![tenants::create_tenant(store, name).await?.key]
+        }
+        Command::Tenant(TenantCommand::List { .. }) => tenants::list_tenants(store)
+            .await?
+            .into_iter()
+            .map(|tenant| format!("{}\t{}", tenant.id, tenant.name))
+            .collect(),
+        Command::Key(KeyCommand::List { tenant_id, .. }) => {
+            tenants::list_api_keys(store, tenant_id)
+                .await?
+                .iter()
+                .map(key_line)
+                .collect()
+        }
+        Command::Key(KeyCommand::Revoke { key_id, .. }) => {
+            vec![key_line(
+                &tenants::revoke_api_key(store, None, key_id).await?,
+            )]
+        }
+    })
 }
 
 /// One key per line, tab-separated: id, role, `active` or `revoked <time>`, name.
