@@ -256,6 +256,20 @@ pub struct HealthReport {
     pub detail: Option<String>,
 }
 
+impl HealthReport {
+    /// The provider could not be reached (no connection, no answer in time): `down`, with
+    /// the detail `unreachable: <why>`, in the same words on every channel so monitors can
+    /// match one phrase.
+    pub fn unreachable(latency: Duration, why: impl fmt::Display) -> Self {
+        Self {
+            status: HealthStatus::Down,
+            latency,
+            checked_at: Utc::now(),
+            detail: Some(format!("unreachable: {why}")),
+        }
+    }
+}
+
 /// A messaging provider, seen from the router.
 #[async_trait]
 pub trait ChannelAdapter: Send + Sync + 'static {

@@ -285,9 +285,67 @@ impl WebhookError {
     }
 }
 
+/// `err` followed by each of its sources, joined with ": " ("error sending request: client
+/// error (Connect): dns error: failed to lookup address information: …"). HTTP clients
+/// put the cause (DNS, refused connection, TLS) in the source chain and print only the top
+/// error: without the chain an operator reads "error sending request" and nothing else.
+/// A source whose text its parent already shows is skipped.
+pub fn error_with_sources(err: &(dyn StdError + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !cause_text.is_empty() && !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Debug)]
+    struct Layer(&'static str, Option<Box<Layer>>);
+
+    impl fmt::Display for Layer {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+
+    impl StdError for Layer {
+        fn source(&self) -> Option<&(dyn StdError + 'static)> {
+            self.1.as_deref().map(|l| l as &(dyn StdError + 'static))
+        }
+    }
+
+    #[test]
+    fn an_error_is_shown_with_its_causes() {
+        let err = Layer(
+            "error sending request",
+            Some(Box::new(Layer(
+                "client error (Connect)",
+                Some(Box::new(Layer(
+                    "dns error",
+                    Some(Box::new(Layer("Name or service not known", None))),
+                ))),
+            ))),
+        );
+        assert_eq!(
+            error_with_sources(&err),
+            "error sending request: client error (Connect): dns error: Name or service not known"
+        );
+        // A cause its parent already prints is not repeated.
+        let err = Layer(
+            "timed out: operation timed out",
+            Some(Box::new(Layer("operation timed out", None))),
+        );
+        assert_eq!(error_with_sources(&err), "timed out: operation timed out");
+    }
 
     #[test]
     fn predicates_partition_the_kinds() {

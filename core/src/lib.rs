@@ -31,7 +31,7 @@ pub use content::{
     Content, InteractiveKind, InteractiveReply, Location, MediaItem, MediaKind, Reaction,
     SharedContact, SystemNotice, Template, TemplateButton, Unsupported,
 };
-pub use error::{ChannelError, ErrorKind, Exchange, WebhookError};
+pub use error::{ChannelError, ErrorKind, Exchange, WebhookError, error_with_sources};
 pub use event::{
     Direction, EventKind, Forwarded, InboundEvent, InboundMessage, ParseProblem, ParsedWebhook,
     ProviderError, Referral, StatusUpdate,

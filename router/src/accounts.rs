@@ -264,6 +264,36 @@ impl Router {
             .ok_or(RouterError::NotFound("account"))
     }
 
+    /// Checks that the configured encryption key opens the credentials already stored, by
+    /// opening the newest account's (connected or not). A server started with another key
+    /// would otherwise answer every webhook and send for those accounts with an error.
+    ///
+    /// # Errors
+    /// [`CryptoError::WrongKey`](crate::crypto::CryptoError::WrongKey) when it does not; a
+    /// database error.
+    pub async fn check_encryption_key(&self) -> Result<()> {
+        let newest = accounts::Entity::find()
+            .order_by_desc(accounts::Column::CreatedAt)
+            .order_by_desc(accounts::Column::Id)
+            .one(self.inner.store.conn())
+            .await?;
+        match newest {
+            Some(row)
+                if self
+                    .inner
+                    .cipher
+                    .open(
+                        &row.credentials_enc,
+                        &aad(&row.tenant_id, &row.id, &row.channel),
+                    )
+                    .is_err() =>
+            {
+                Err(crate::crypto::CryptoError::WrongKey { account_id: row.id }.into())
+            }
+            _ => Ok(()),
+        }
+    }
+
     fn decrypt(&self, row: &accounts::Model) -> Result<Credentials> {
         let plain = self.inner.cipher.open(
             &row.credentials_enc,

@@ -1,9 +1,13 @@
 //! Configuration: environment variables, overridden by flags (api.md fixes the names).
+//!
+//! Each command takes only the settings it uses, so its `--help` lists only those: the
+//! database and logging settings are shared ([`StoreArgs`], [`LogArgs`]), the server's are
+//! [`Config`]. `switchboard --help` lists every variable and the commands that read it.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 use crate::crypto::{CredentialCipher, CryptoError};
 use crate::store::SqliteSync;
@@ -17,21 +21,105 @@ use crate::store::SqliteSync;
     long_about = None
 )]
 pub struct Cli {
-    #[command(flatten)]
-    pub config: Config,
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    /// Parses the command line, exiting with clap's message on a bad one. `--help` at the top
+    /// ends with every environment variable and the commands that read it.
+    pub fn parse_with_env_summary() -> Self {
+        let command = Self::command();
+        let summary = env_summary(&command);
+        let matches = command.after_help(summary).get_matches();
+        Self::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+    }
+
+    /// The logging settings of whichever command runs.
+    pub fn log(&self) -> &LogArgs {
+        &self.store().log
+    }
+
+    /// The database settings of whichever command runs.
+    pub fn store(&self) -> &StoreArgs {
+        match &self.command {
+            Command::Serve(c) => &c.store,
+            Command::Migrate(s)
+            | Command::Tenant(
+                TenantCommand::Create { store: s, .. } | TenantCommand::List { store: s },
+            )
+            | Command::Key(
+                KeyCommand::List { store: s, .. } | KeyCommand::Revoke { store: s, .. },
+            ) => s,
+        }
+    }
+}
+
+/// The top-level help's epilogue: one line per variable, its flag and the commands that
+/// read it (or "every command").
+fn env_summary(root: &clap::Command) -> String {
+    /// (variable, flag, commands), in the order first met.
+    type Vars = Vec<(String, String, Vec<String>)>;
+    fn walk(cmd: &clap::Command, path: &str, vars: &mut Vars, leaves: &mut usize) {
+        if !path.is_empty() && !cmd.has_subcommands() {
+            *leaves += 1;
+        }
+        for arg in cmd.get_arguments() {
+            let (Some(env), Some(flag)) = (arg.get_env(), arg.get_long()) else {
+                continue;
+            };
+            let env = env.to_string_lossy().into_owned();
+            match vars.iter_mut().find(|(e, _, _)| *e == env) {
+                Some((_, _, used_by)) => used_by.push(path.to_owned()),
+                None => vars.push((env, format!("--{flag}"), vec![path.to_owned()])),
+            }
+        }
+        for sub in cmd.get_subcommands() {
+            let sub_path = if path.is_empty() {
+                sub.get_name().to_owned()
+            } else {
+                format!("{path} {}", sub.get_name())
+            };
+            walk(sub, &sub_path, vars, leaves);
+        }
+    }
+    let (mut vars, mut leaves) = (Vars::new(), 0);
+    walk(root, "", &mut vars, &mut leaves);
+    let width = vars
+        .iter()
+        .map(|(e, f, _)| e.len() + f.len())
+        .max()
+        .unwrap_or(0)
+        + 3;
+    let mut text = String::from(
+        "Configuration: environment variables, each overridden by its flag given after the \
+         command (`switchboard serve --listen 0.0.0.0:8080`). `switchboard <command> --help` \
+         describes them.\n",
+    );
+    for (env, flag, used_by) in vars {
+        let pad = width - env.len() - flag.len();
+        let used_by = if used_by.len() == leaves {
+            "every command".to_owned()
+        } else {
+            used_by.join(", ")
+        };
+        text.push_str(&format!("  {env} ({flag}){:pad$}{used_by}\n", ""));
+    }
+    text
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run migrations, then serve HTTP and the delivery engine.
-    Serve,
+    Serve(Box<Config>),
     /// Apply pending migrations and exit.
-    Migrate,
+    Migrate(StoreArgs),
     /// Manage tenants.
     #[command(subcommand)]
     Tenant(TenantCommand),
+    /// Manage API keys.
+    #[command(subcommand)]
+    Key(KeyCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -40,6 +128,31 @@ pub enum TenantCommand {
     Create {
         /// The tenant's name.
         name: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// List tenants: one line each, its id and name, oldest first.
+    List {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// List a tenant's API keys (never their secrets): id, role, state, name.
+    List {
+        /// The tenant's id (`ten_…`, from `switchboard tenant list`).
+        tenant_id: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Revoke an API key: requests with it are refused (401) from now on.
+    Revoke {
+        /// The key's id (`key_…`, from `switchboard key list`), not its secret.
+        key_id: String,
+        #[command(flatten)]
+        store: StoreArgs,
     },
 }
 
@@ -57,81 +170,122 @@ pub enum SqliteSyncArg {
     Normal,
 }
 
-/// Every setting, from the environment or flags.
+/// Logging: every command.
 #[derive(Clone, Debug, Args)]
-pub struct Config {
-    /// SQLite file (`sqlite://file.db?mode=rwc`) or `postgres://…`.
+pub struct LogArgs {
+    /// Tracing filter (e.g. `info`, `switchboard_router=debug`).
+    #[arg(long, env = "SWITCHBOARD_LOG", default_value = "info")]
+    pub log: String,
+    /// Log format.
+    #[arg(long, env = "SWITCHBOARD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// The database: every command.
+#[derive(Clone, Debug, Args)]
+pub struct StoreArgs {
+    /// SQLite file (`sqlite://file.db`, created if missing) or `postgres://…`.
     #[arg(
         long,
         env = "SWITCHBOARD_DATABASE_URL",
-        default_value = "sqlite://switchboard.db?mode=rwc",
-        global = true
+        default_value = "sqlite://switchboard.db?mode=rwc"
     )]
     pub database_url: String,
+    /// SQLite fsync policy: `full` survives power loss, `normal` only process crashes.
+    #[arg(long, env = "SWITCHBOARD_SQLITE_SYNCHRONOUS", value_enum, default_value_t = SqliteSyncArg::Full)]
+    pub sqlite_synchronous: SqliteSyncArg,
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+impl StoreArgs {
+    /// The URL to connect with: a SQLite file without an explicit `mode` is opened
+    /// read-write and created if missing (`mode=rwc`), as the default URL is, instead of
+    /// failing with "unable to open database file" on a first start.
+    pub fn connect_url(&self) -> String {
+        let url = self.database_url.trim();
+        if !url.starts_with("sqlite:") || url.contains(":memory:") {
+            return url.to_owned();
+        }
+        match url.split_once('?') {
+            Some((_, query)) if query.split('&').any(|p| p.starts_with("mode=")) => url.to_owned(),
+            Some((path, "")) => format!("{path}?mode=rwc"),
+            Some(_) => format!("{url}&mode=rwc"),
+            None => format!("{url}?mode=rwc"),
+        }
+    }
+
+    pub fn sqlite_sync(&self) -> SqliteSync {
+        match self.sqlite_synchronous {
+            SqliteSyncArg::Full => SqliteSync::Full,
+            SqliteSyncArg::Normal => SqliteSync::Normal,
+        }
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.database_url.starts_with("postgres:") || self.database_url.starts_with("postgresql:")
+    }
+
+    /// The SQLite database file, when the database is a SQLite file.
+    pub fn sqlite_path(&self) -> Option<PathBuf> {
+        let rest = self.database_url.trim().strip_prefix("sqlite:")?;
+        let rest = rest.trim_start_matches("//");
+        let path = rest.split('?').next().unwrap_or("");
+        (!path.is_empty() && !path.contains(":memory:")).then(|| PathBuf::from(path))
+    }
+
+    /// Connects to the database (without migrating).
+    ///
+    /// # Errors
+    /// The database's error.
+    pub async fn connect(&self) -> Result<crate::Store, sea_orm::DbErr> {
+        crate::Store::connect(&self.connect_url(), self.sqlite_sync()).await
+    }
+}
+
+/// `serve`: the database, the credentials key, the server and its providers.
+#[derive(Clone, Debug, Args)]
+pub struct Config {
+    #[command(flatten)]
+    pub store: StoreArgs,
     /// HTTP listen address.
-    #[arg(
-        long,
-        env = "SWITCHBOARD_LISTEN",
-        default_value = "127.0.0.1:8080",
-        global = true
-    )]
+    #[arg(long, env = "SWITCHBOARD_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
     /// The base URL providers call (Twilio signs the full URL it called). Default: `http://<listen>`.
-    #[arg(long, env = "SWITCHBOARD_PUBLIC_URL", global = true)]
+    #[arg(long, env = "SWITCHBOARD_PUBLIC_URL")]
     pub public_url: Option<String>,
     /// Base64 32-byte key for credentials at rest. Without it, SQLite uses a key file
     /// beside the database (created on first start); PostgreSQL refuses to start.
-    #[arg(
-        long,
-        env = "SWITCHBOARD_ENCRYPTION_KEY",
-        hide_env_values = true,
-        global = true
-    )]
+    #[arg(long, env = "SWITCHBOARD_ENCRYPTION_KEY", hide_env_values = true)]
     pub encryption_key: Option<String>,
     /// Twilio REST base URL.
     #[arg(
         long,
         env = "SWITCHBOARD_TWILIO_API_BASE",
-        default_value = "https://api.twilio.com",
-        global = true
+        default_value = "https://api.twilio.com"
     )]
     pub twilio_api_base: String,
     /// Meta Graph API base URL.
     #[arg(
         long,
         env = "SWITCHBOARD_META_GRAPH_BASE",
-        default_value = "https://graph.facebook.com",
-        global = true
+        default_value = "https://graph.facebook.com"
     )]
     pub meta_graph_base: String,
     /// Meta Graph API version.
-    #[arg(
-        long,
-        env = "SWITCHBOARD_META_API_VERSION",
-        default_value = "v25.0",
-        global = true
-    )]
+    #[arg(long, env = "SWITCHBOARD_META_API_VERSION", default_value = "v25.0")]
     pub meta_api_version: String,
     /// ISO region for phone numbers written without a country code (e.g. NL).
-    #[arg(long, env = "SWITCHBOARD_DEFAULT_REGION", global = true)]
+    #[arg(long, env = "SWITCHBOARD_DEFAULT_REGION")]
     pub default_region: Option<String>,
-    /// Tracing filter (e.g. `info`, `switchboard_router=debug`).
-    #[arg(long, env = "SWITCHBOARD_LOG", default_value = "info", global = true)]
-    pub log: String,
-    /// Log format.
-    #[arg(long, env = "SWITCHBOARD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
-    pub log_format: LogFormat,
-    /// SQLite fsync policy: `full` survives power loss, `normal` only process crashes.
-    #[arg(long, env = "SWITCHBOARD_SQLITE_SYNCHRONOUS", value_enum, default_value_t = SqliteSyncArg::Full, global = true)]
-    pub sqlite_synchronous: SqliteSyncArg,
     /// How long a claimed outbox entry stays leased to one process (milliseconds). After a
     /// crash its entries are resent when the lease expires; a lease must outlast the slowest
     /// send. Default 30000.
-    #[arg(long, env = "SWITCHBOARD_DELIVERY_LEASE_MS", global = true)]
+    #[arg(long, env = "SWITCHBOARD_DELIVERY_LEASE_MS")]
     pub delivery_lease_ms: Option<u64>,
     /// Where media files are kept. Default: `<sqlite file>.media` beside the SQLite
     /// database, or `./switchboard-media` with PostgreSQL.
-    #[arg(long, env = "SWITCHBOARD_MEDIA_DIR", global = true)]
+    #[arg(long, env = "SWITCHBOARD_MEDIA_DIR")]
     pub media_dir: Option<PathBuf>,
     // HTTP listener limits (http/serve.rs).
     /// Connections served at once; one more is answered 503 and closed. Lowered to what the
@@ -181,7 +335,7 @@ impl Config {
         if let Some(dir) = &self.media_dir {
             return dir.clone();
         }
-        match self.sqlite_path() {
+        match self.store.sqlite_path() {
             Some(db) => {
                 let mut name = db.file_name().map(|n| n.to_os_string()).unwrap_or_default();
                 name.push(".media");
@@ -191,25 +345,6 @@ impl Config {
         }
     }
 
-    pub fn sqlite_sync(&self) -> SqliteSync {
-        match self.sqlite_synchronous {
-            SqliteSyncArg::Full => SqliteSync::Full,
-            SqliteSyncArg::Normal => SqliteSync::Normal,
-        }
-    }
-
-    pub fn is_postgres(&self) -> bool {
-        self.database_url.starts_with("postgres:") || self.database_url.starts_with("postgresql:")
-    }
-
-    /// The SQLite database file, when the database is a SQLite file.
-    pub fn sqlite_path(&self) -> Option<PathBuf> {
-        let rest = self.database_url.strip_prefix("sqlite:")?;
-        let rest = rest.trim_start_matches("//");
-        let path = rest.split('?').next().unwrap_or("");
-        (!path.is_empty() && !path.contains(":memory:")).then(|| PathBuf::from(path))
-    }
-
     /// The credential cipher, per api.md: the configured key; else on SQLite a key file
     /// beside the database (created with a warning); on PostgreSQL an error.
     ///
@@ -217,17 +352,24 @@ impl Config {
     /// [`ConfigError`] saying what is missing or wrong.
     pub fn cipher(&self) -> Result<CredentialCipher, ConfigError> {
         if let Some(key) = &self.encryption_key {
-            return Ok(CredentialCipher::from_base64(key)?);
+            return CredentialCipher::from_base64(key).map_err(ConfigError::BadKey);
         }
-        if self.is_postgres() {
+        if self.store.is_postgres() {
             return Err(ConfigError::MissingKey);
         }
-        match self.sqlite_path() {
+        match self.store.sqlite_path() {
             Some(db) => {
                 let mut name = db.file_name().map(|n| n.to_os_string()).unwrap_or_default();
                 name.push(".key");
                 let path = db.with_file_name(name);
-                let (cipher, created) = CredentialCipher::from_key_file(&path)?;
+                let (cipher, created) =
+                    CredentialCipher::from_key_file(&path).map_err(|e| match e {
+                        CryptoError::KeyFile { .. } => ConfigError::Crypto(e),
+                        bad_key => ConfigError::BadKeyFile {
+                            path: path.display().to_string(),
+                            source: bad_key,
+                        },
+                    })?;
                 if created {
                     tracing::warn!(
                         path = %path.display(),
@@ -250,6 +392,12 @@ pub enum ConfigError {
         "SWITCHBOARD_ENCRYPTION_KEY is required with PostgreSQL (base64 of 32 random bytes, e.g. `openssl rand -base64 32`)"
     )]
     MissingKey,
+    #[error(
+        "SWITCHBOARD_ENCRYPTION_KEY is not usable: {0} (make one with `openssl rand -base64 32`)"
+    )]
+    BadKey(#[source] CryptoError),
+    #[error("the key file {path} is not usable: {source}")]
+    BadKeyFile { path: String, source: CryptoError },
     #[error(transparent)]
     Crypto(#[from] CryptoError),
 }
@@ -262,20 +410,27 @@ mod tests {
         Cli::try_parse_from(args).unwrap()
     }
 
+    fn serve_config(args: &[&str]) -> Config {
+        match parse(args).command {
+            Command::Serve(c) => *c,
+            other => panic!("not serve: {other:?}"),
+        }
+    }
+
     #[test]
     fn defaults_match_the_contract() {
-        let cli = parse(&["switchboard", "serve"]);
-        let c = cli.config;
+        let c = serve_config(&["switchboard", "serve"]);
         assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(c.public_url(), "http://127.0.0.1:8080");
-        assert_eq!(c.sqlite_path(), Some(PathBuf::from("switchboard.db")));
+        assert_eq!(c.store.sqlite_path(), Some(PathBuf::from("switchboard.db")));
         assert_eq!(c.media_dir(), PathBuf::from("switchboard.db.media"));
-        assert!(!c.is_postgres());
+        assert!(!c.store.is_postgres());
+        assert_eq!(c.store.connect_url(), "sqlite://switchboard.db?mode=rwc");
     }
 
     #[test]
     fn flags_work_after_the_subcommand() {
-        let cli = parse(&[
+        let c = serve_config(&[
             "switchboard",
             "serve",
             "--listen",
@@ -283,17 +438,82 @@ mod tests {
             "--public-url",
             "https://x.example/",
         ]);
-        assert_eq!(cli.config.listen.to_string(), "127.0.0.1:9");
-        assert_eq!(cli.config.public_url(), "https://x.example");
+        assert_eq!(c.listen.to_string(), "127.0.0.1:9");
+        assert_eq!(c.public_url(), "https://x.example");
         let cli = parse(&["switchboard", "tenant", "create", "acme"]);
         assert!(
-            matches!(cli.command, Command::Tenant(TenantCommand::Create { ref name }) if name == "acme")
+            matches!(cli.command, Command::Tenant(TenantCommand::Create { ref name, .. }) if name == "acme")
+        );
+    }
+
+    #[test]
+    fn commands_refuse_flags_they_do_not_use() {
+        // `tenant create` does not listen: `--listen` is not one of its flags.
+        assert!(
+            Cli::try_parse_from(["switchboard", "tenant", "create", "a", "--listen", "x"]).is_err()
+        );
+        let cli = parse(&[
+            "switchboard",
+            "tenant",
+            "create",
+            "a",
+            "--database-url",
+            "sqlite://t.db",
+        ]);
+        let Command::Tenant(TenantCommand::Create { store, .. }) = cli.command else {
+            panic!("tenant create")
+        };
+        assert_eq!(store.database_url, "sqlite://t.db");
+    }
+
+    #[test]
+    fn a_sqlite_url_without_a_mode_creates_the_file() {
+        let url = |u: &str| {
+            serve_config(&["switchboard", "serve", "--database-url", u])
+                .store
+                .connect_url()
+        };
+        assert_eq!(url("sqlite://a.db"), "sqlite://a.db?mode=rwc");
+        assert_eq!(url("sqlite:a.db?"), "sqlite:a.db?mode=rwc");
+        assert_eq!(
+            url("sqlite://a.db?cache=shared"),
+            "sqlite://a.db?cache=shared&mode=rwc"
+        );
+        // An explicit mode is the operator's choice.
+        assert_eq!(url("sqlite://a.db?mode=ro"), "sqlite://a.db?mode=ro");
+        assert_eq!(url("sqlite::memory:"), "sqlite::memory:");
+        assert_eq!(url("postgres://h/db"), "postgres://h/db");
+    }
+
+    #[test]
+    fn the_top_level_help_lists_every_variable_and_its_commands() {
+        let summary = env_summary(&Cli::command());
+        for var in [
+            "SWITCHBOARD_DATABASE_URL",
+            "SWITCHBOARD_LISTEN",
+            "SWITCHBOARD_ENCRYPTION_KEY",
+            "SWITCHBOARD_LOG_FORMAT",
+            "SWITCHBOARD_MEDIA_DIR",
+        ] {
+            assert!(summary.contains(var), "{var} missing from:\n{summary}");
+        }
+        let line = |var: &str| {
+            summary
+                .lines()
+                .find(|l| l.trim_start().starts_with(&format!("{var} ")))
+                .unwrap_or_default()
+                .to_owned()
+        };
+        assert!(line("SWITCHBOARD_LISTEN").ends_with(" serve"), "{summary}");
+        assert!(
+            line("SWITCHBOARD_DATABASE_URL").ends_with(" every command"),
+            "{summary}"
         );
     }
 
     #[test]
     fn postgres_without_a_key_is_refused() {
-        let cli = parse(&["switchboard", "serve", "--database-url", "postgres://x/y"]);
-        assert!(matches!(cli.config.cipher(), Err(ConfigError::MissingKey)));
+        let c = serve_config(&["switchboard", "serve", "--database-url", "postgres://x/y"]);
+        assert!(matches!(c.cipher(), Err(ConfigError::MissingKey)));
     }
 }

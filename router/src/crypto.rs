@@ -37,6 +37,12 @@ pub enum CryptoError {
         "stored credentials could not be decrypted (wrong SWITCHBOARD_ENCRYPTION_KEY, or the row was tampered with)"
     )]
     Decrypt,
+    #[error(
+        "the encryption key does not open the credentials already stored (account {account_id}): \
+         it is not the key they were sealed with. Start with that key (SWITCHBOARD_ENCRYPTION_KEY, \
+         or on SQLite without it the key file beside the database)"
+    )]
+    WrongKey { account_id: String },
     #[error("could not read or write the key file {path}: {source}")]
     KeyFile {
         path: String,

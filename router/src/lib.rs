@@ -28,6 +28,7 @@ mod sender_leases;
 mod sender_rate;
 mod statuses;
 pub mod store;
+pub mod telemetry;
 pub mod tenants;
 pub mod wiring;
 

@@ -1,21 +1,23 @@
-//! The `switchboard` binary: `serve`, `migrate`, `tenant create NAME`.
+//! The `switchboard` binary: `serve`, `migrate`, `tenant create NAME`, `tenant list`,
+//! `key list TENANT_ID`, `key revoke KEY_ID`.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use clap::Parser;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 use switchboard_core::PhoneParser;
-use switchboard_router::config::{Cli, Command, Config, LogFormat, TenantCommand};
-use switchboard_router::{Router, Store, http, wiring};
+use switchboard_router::config::{
+    Cli, Command, Config, KeyCommand, LogArgs, LogFormat, StoreArgs, TenantCommand,
+};
+use switchboard_router::{Router, Store, http, tenants, wiring};
 use tracing_subscriber::EnvFilter;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
-    init_tracing(&cli.config);
+    let cli = Cli::parse_with_env_summary();
+    init_tracing(cli.log());
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -26,7 +28,7 @@ async fn main() -> ExitCode {
     }
 }
 
-fn init_tracing(config: &Config) {
+fn init_tracing(config: &LogArgs) {
     let filter = EnvFilter::try_new(&config.log).unwrap_or_else(|_| EnvFilter::new("info"));
     // Logs go to stderr: stdout is reserved for command output (the API key).
     let builder = tracing_subscriber::fmt()
@@ -38,15 +40,24 @@ fn init_tracing(config: &Config) {
     }
 }
 
+/// The database, migrated: what every command starts with.
+async fn open_store(store: &StoreArgs) -> Result<Store, BoxError> {
+    let store = store.connect().await?;
+    store.migrate().await?;
+    Ok(store)
+}
+
+/// The router `serve` runs, after checking that the encryption key opens the credentials
+/// already stored: a wrong key stops the start with a clear message instead of failing
+/// every request that needs an account.
 async fn open(config: &Config) -> Result<Router, BoxError> {
     let cipher = config.cipher()?;
-    let store = Store::connect(&config.database_url, config.sqlite_sync()).await?;
-    store.migrate().await?;
+    let store = open_store(&config.store).await?;
     let phones = match &config.default_region {
         Some(region) => PhoneParser::with_region(region)?,
         None => PhoneParser::default(),
     };
-    Ok(Router::builder(store, cipher)
+    let router = Router::builder(store, cipher)
         .adapters(wiring::builtin_adapters(config))
         .phone_parser(phones)
         .delivery(config.delivery())
@@ -54,28 +65,70 @@ async fn open(config: &Config) -> Result<Router, BoxError> {
             switchboard_router::media::LocalMediaStore::new(config.media_dir()),
         ))
         .public_url(config.public_url())
-        .build())
+        .build();
+    router.check_encryption_key().await?;
+    Ok(router)
 }
 
 async fn run(cli: Cli) -> Result<(), BoxError> {
-    let config = cli.config;
-    match cli.command {
-        Command::Migrate => {
-            let store = Store::connect(&config.database_url, config.sqlite_sync()).await?;
-            store.migrate().await?;
-            tracing::info!("Migrations applied.");
-            store.close().await?;
-            Ok(())
-        }
-        Command::Tenant(TenantCommand::Create { name }) => {
-            let router = open(&config).await?;
-            let key = router.create_tenant(&name).await?;
-            println!("{}", key.key);
-            router.store().clone().close().await?;
-            Ok(())
-        }
-        Command::Serve => serve(config).await,
+    if let Command::Serve(config) = cli.command {
+        return serve(*config).await;
     }
+    let store = open_store(cli.store()).await?;
+    let output = admin_command(&store, &cli.command).await;
+    store.close().await?;
+    for line in output? {
+        println!("{line}");
+    }
+    Ok(())
+}
+
+/// A command other than `serve`, on a migrated database: the lines it prints on stdout.
+async fn admin_command(
+    store: &Store,
+    command: &Command,
+) -> Result<Vec<String>, switchboard_router::RouterError> {
+    Ok(match command {
+        // `serve` is run before this is reached; `migrate` only needed `open_store`.
+        Command::Serve(_) | Command::Migrate(_) => {
+            tracing::info!("Migrations applied.");
+            Vec::new()
+        }
+        Command::Tenant(TenantCommand::Create { name, .. }) => {
+            vec![tenants::create_tenant(store, name).await?.key]
+        }
+        Command::Tenant(TenantCommand::List { .. }) => tenants::list_tenants(store)
+            .await?
+            .into_iter()
+            .map(|tenant| format!("{}\t{}", tenant.id, tenant.name))
+            .collect(),
+        Command::Key(KeyCommand::List { tenant_id, .. }) => {
+            tenants::list_api_keys(store, tenant_id)
+                .await?
+                .iter()
+                .map(key_line)
+                .collect()
+        }
+        Command::Key(KeyCommand::Revoke { key_id, .. }) => {
+            vec![key_line(
+                &tenants::revoke_api_key(store, None, key_id).await?,
+            )]
+        }
+    })
+}
+
+/// One key per line, tab-separated: id, role, `active` or `revoked <time>`, name.
+fn key_line(key: &tenants::ApiKeyView) -> String {
+    let state = match &key.revoked_at {
+        Some(at) => format!("revoked {at}"),
+        None => "active".to_owned(),
+    };
+    format!(
+        "{}\t{}\t{state}\t{}",
+        key.id,
+        key.role.as_str(),
+        key.name.as_deref().unwrap_or("")
+    )
 }
 
 async fn serve(config: Config) -> Result<(), BoxError> {
@@ -88,7 +141,7 @@ async fn serve(config: Config) -> Result<(), BoxError> {
             ],
         )?
         .install_recorder()?;
-    http::describe_metrics();
+    switchboard_router::telemetry::describe_metrics();
     let upkeep = metrics.clone();
     tokio::spawn(async move {
         loop {

@@ -1090,6 +1090,8 @@ const CONTRACT: &[(&str, &str)] = &[
     ("post", "/v1/accounts/{id}/verify"),
     ("delete", "/v1/accounts/{id}"),
     ("post", "/v1/keys"),
+    ("get", "/v1/keys"),
+    ("delete", "/v1/keys/{id}"),
     ("put", "/v1/notifications"),
     ("delete", "/v1/notifications"),
     ("post", "/v1/messages"),

@@ -7,6 +7,7 @@ mod api;
 mod batching;
 mod delivery;
 mod e2e;
+mod first_run;
 mod foundation;
 mod hardening_http;
 mod hostile_text;

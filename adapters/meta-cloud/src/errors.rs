@@ -130,18 +130,19 @@ pub(crate) fn from_transport(e: reqwest::Error, request: Option<Value>) -> Chann
         response: None,
     };
     let e = e.without_url();
+    let cause = switchboard_core::error_with_sources(&e);
     let err = if e.is_connect() {
         // Nothing was sent.
-        ChannelError::transient(format!("could not connect to the Graph API: {e}"))
+        ChannelError::transient(format!("could not connect to the Graph API: {cause}"))
     } else if e.is_builder() {
-        ChannelError::permanent(format!("could not build the Graph request: {e}"))
+        ChannelError::permanent(format!("could not build the Graph request: {cause}"))
     } else if e.is_timeout() {
         ChannelError::ambiguous(format!(
-            "the Graph API did not answer in time; the message may have been sent: {e}"
+            "the Graph API did not answer in time; the message may have been sent: {cause}"
         ))
     } else {
         ChannelError::ambiguous(format!(
-            "the Graph request failed after it was sent; the message may have been sent: {e}"
+            "the Graph request failed after it was sent; the message may have been sent: {cause}"
         ))
     };
     err.with_exchange(exchange).with_source(e)

@@ -1,6 +1,7 @@
 //! Health: the phone-number node's `health_status`, quality rating and status.
 //!
-//! BLOCKED, refused credentials and other 4xx are `Down`; LIMITED, YELLOW/RED quality,
+//! BLOCKED, refused credentials, other 4xx and an unreachable Graph API (`unreachable: …`,
+//! as on every channel) are `Down`; LIMITED, YELLOW/RED quality,
 //! 5xx and slow answers are `Degraded`. The detail carries Meta's reason, never the token.
 
 use std::time::{Duration, Instant};
@@ -51,10 +52,14 @@ pub(crate) async fn check(
         Ok(r) => r,
         Err(e) => {
             let e = e.without_url();
-            return report(
-                HealthStatus::Down,
+            let what = if e.is_timeout() {
+                "the Graph API did not answer in time"
+            } else {
+                "could not connect to the Graph API"
+            };
+            return HealthReport::unreachable(
                 started.elapsed(),
-                format!("Graph API unreachable: {e}"),
+                format!("{what}: {}", switchboard_core::error_with_sources(&e)),
             );
         }
     };

@@ -458,4 +458,22 @@ async fn health_slow_or_unreachable() {
     });
     let report = nowhere.check_health(&acct).await;
     assert_eq!(report.status, HealthStatus::Down);
+    // The same words as every channel, with the cause.
+    let detail = report.detail.unwrap();
+    assert!(
+        detail.starts_with("unreachable: could not connect to the Graph API: ")
+            && detail.contains("Connection refused"),
+        "{detail}"
+    );
+    let err = nowhere
+        .send(&acct, &message(Content::text("hi")))
+        .await
+        .unwrap_err();
+    assert!(
+        err.message()
+            .starts_with("could not connect to the Graph API: ")
+            && err.message().contains("Connection refused"),
+        "{}",
+        err.message()
+    );
 }

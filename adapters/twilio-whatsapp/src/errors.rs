@@ -113,6 +113,13 @@ pub fn error_from_transport(err: reqwest::Error, create: bool) -> ChannelError {
     } else {
         ErrorKind::Ambiguous
     };
+    ChannelError::new(kind, describe_transport(&err)).with_source(err)
+}
+
+/// What went wrong on the way to Twilio, with the cause ("could not connect to Twilio:
+/// error sending request: …: dns error: …"). Strip the URL first (`without_url`): nothing
+/// about a request needs to travel into logs.
+pub(crate) fn describe_transport(err: &reqwest::Error) -> String {
     let what = if err.is_connect() {
         "could not connect to Twilio"
     } else if err.is_timeout() {
@@ -120,7 +127,7 @@ pub fn error_from_transport(err: reqwest::Error, create: bool) -> ChannelError {
     } else {
         "the exchange with Twilio failed"
     };
-    ChannelError::new(kind, what).with_source(err)
+    format!("{what}: {}", switchboard_core::error_with_sources(err))
 }
 
 #[cfg(test)]

@@ -1,8 +1,9 @@
 //! Account health: `GET /2010-04-01/Accounts/{sid}.json` (twilio.md §4).
 //!
 //! `Up` when the account is `active`; `Down` when the credentials are refused or the
-//! account is `suspended`/`closed` (the account must be fixed); `Degraded` when Twilio is
-//! slow (over 2 s), erroring (429, 5xx) or unreachable (Twilio's problem, not the account's).
+//! account is `suspended`/`closed` (the account must be fixed) or Twilio cannot be reached
+//! (`unreachable: …` with the cause, as on every channel: nothing can be sent); `Degraded`
+//! when Twilio is slow (over 2 s) or erroring (429, 5xx).
 
 use std::time::{Duration, Instant};
 
@@ -12,6 +13,7 @@ use switchboard_core::{AccountContext, HealthReport, HealthStatus};
 
 use crate::client::{credentials, error_body, is_sid, read};
 use crate::config::TwilioConfig;
+use crate::errors::describe_transport;
 
 /// A health check slower than this is `Degraded`.
 pub const SLOW_HEALTH_CHECK: Duration = Duration::from_secs(2);
@@ -52,14 +54,10 @@ pub(crate) async fn check_health(
     let answer = match answer {
         Ok(a) => a,
         Err(e) => {
-            let what = if e.is_timeout() {
-                "Twilio did not answer in time"
-            } else if e.is_connect() {
-                "could not connect to Twilio"
-            } else {
-                "the exchange with Twilio failed"
-            };
-            return report(HealthStatus::Degraded, what.into());
+            return HealthReport::unreachable(
+                started.elapsed(),
+                describe_transport(&e.without_url()),
+            );
         }
     };
     let latency = started.elapsed();

@@ -259,6 +259,39 @@ async fn connection_refused_is_transient() {
     let a = adapter_for(&format!("http://127.0.0.1:{port}"), Duration::from_secs(5));
     let e = a.send(&account(), &text("m", "hi")).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Transient, "{e:?}");
+    // The cause survives into the message the attempt history and logs show.
+    assert!(
+        e.message().starts_with("could not connect to Twilio: ")
+            && e.message().contains("Connection refused"),
+        "{}",
+        e.message()
+    );
+    assert!(
+        !e.message().contains("127.0.0.1"),
+        "no URL: {}",
+        e.message()
+    );
+    let health = a.check_health(&account()).await;
+    assert_eq!(health.status, HealthStatus::Down);
+    let detail = health.detail.unwrap();
+    assert!(
+        detail.starts_with("unreachable: could not connect to Twilio: ")
+            && detail.contains("Connection refused"),
+        "{detail}"
+    );
+}
+
+#[tokio::test]
+async fn a_host_that_does_not_resolve_says_so() {
+    let a = adapter_for("http://switchboard-test.invalid", Duration::from_secs(5));
+    let e = a.send(&account(), &text("m", "hi")).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Transient, "{e:?}");
+    assert!(
+        e.message().starts_with("could not connect to Twilio: ")
+            && e.message().contains("dns error"),
+        "{}",
+        e.message()
+    );
 }
 
 #[tokio::test]
@@ -308,7 +341,12 @@ async fn health_reports() {
     fake.set_delay(Duration::from_secs(2));
     let slow = adapter_for(&fake.base_url(), Duration::from_millis(300));
     let timed_out = slow.check_health(&account()).await;
-    assert_eq!(timed_out.status, HealthStatus::Degraded);
+    assert_eq!(timed_out.status, HealthStatus::Down);
+    let detail = timed_out.detail.unwrap();
+    assert!(
+        detail.starts_with("unreachable: Twilio did not answer in time: "),
+        "{detail}"
+    );
 }
 
 #[tokio::test]

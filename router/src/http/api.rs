@@ -31,7 +31,11 @@ pub(super) fn routes() -> AxumRouter<AppState> {
         .route("/v1/accounts", post(accounts::connect).get(accounts::list))
         .route("/v1/accounts/{id}", delete(accounts::disconnect))
         .route("/v1/accounts/{id}/verify", post(accounts::verify))
-        .route("/v1/keys", post(accounts::create_key))
+        .route(
+            "/v1/keys",
+            post(accounts::create_key).get(accounts::list_keys),
+        )
+        .route("/v1/keys/{id}", delete(accounts::revoke_key))
         .route(
             "/v1/notifications",
             put(accounts::set_notifications).delete(accounts::clear_notifications),

@@ -15,14 +15,6 @@ const MAX_ERROR_BODY: usize = 16 * 1024;
 /// The counter of requests and connections refused before a handler could answer them.
 pub const REFUSALS_METRIC: &str = "switchboard_http_refusals_total";
 
-/// Registers the HELP text of the metrics this module records.
-pub fn describe_metrics() {
-    metrics::describe_counter!(
-        REFUSALS_METRIC,
-        "HTTP refusals by status: 408 (request not finished in time), 413 (body over the limit), 503 (connection over SWITCHBOARD_MAX_CONNECTIONS)."
-    );
-}
-
 /// Counts one refusal of `status` in [`REFUSALS_METRIC`].
 pub(crate) fn count_refusal(status: u16) {
     metrics::counter!(REFUSALS_METRIC, "status" => status.to_string()).increment(1);

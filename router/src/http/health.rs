@@ -1,5 +1,6 @@
 //! Monitors: liveness with the database, per-account channel health, Prometheus metrics.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -9,9 +10,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router as AxumRouter};
 use serde_json::json;
-use switchboard_core::HealthStatus;
+use switchboard_core::{HealthReport, HealthStatus};
 
 use super::AppState;
+use crate::accounts::AccountView;
 
 /// How long channel health results are reused, so monitors polling every few seconds do not
 /// hammer providers.
@@ -20,6 +22,50 @@ const CHANNEL_HEALTH_TTL: Duration = Duration::from_secs(30);
 #[derive(Clone, Default)]
 pub(crate) struct ChannelHealthCache {
     last: Arc<Mutex<Option<(Instant, serde_json::Value, bool)>>>,
+    /// Each account's status at the last check, so a change is logged once, not every poll.
+    statuses: Arc<Mutex<HashMap<String, HealthStatus>>>,
+}
+
+impl ChannelHealthCache {
+    /// Records this check's statuses and returns the accounts whose status changed since the
+    /// last one (a new account counts as changed unless it is up).
+    fn changes<'a>(
+        &self,
+        reports: &'a [(AccountView, HealthReport)],
+    ) -> Vec<&'a (AccountView, HealthReport)> {
+        let mut statuses = self.statuses.lock().unwrap_or_else(PoisonError::into_inner);
+        let previous = std::mem::take(&mut *statuses);
+        reports
+            .iter()
+            .filter(|(account, report)| {
+                statuses.insert(account.id.clone(), report.status);
+                match previous.get(&account.id) {
+                    Some(before) => *before != report.status,
+                    None => report.status != HealthStatus::Up,
+                }
+            })
+            .collect()
+    }
+
+    /// Logs each account whose status changed since the last check: `warn` when it is no
+    /// longer up (with the reason), `info` when it is up again. A monitor polling an
+    /// account that stays down adds nothing to the log.
+    fn log_changes(&self, reports: &[(AccountView, HealthReport)]) {
+        for (account, report) in self.changes(reports) {
+            let detail = report.detail.as_deref().unwrap_or("");
+            if report.status == HealthStatus::Up {
+                tracing::info!(account_id = %account.id, channel = %account.channel, "Channel account is up again.");
+            } else {
+                tracing::warn!(
+                    account_id = %account.id,
+                    channel = %account.channel,
+                    status = report.status.as_str(),
+                    detail,
+                    "Channel account is not up."
+                );
+            }
+        }
+    }
 }
 
 pub(super) fn routes() -> AxumRouter<AppState> {
@@ -82,12 +128,14 @@ async fn check_all(state: &AppState) -> (serde_json::Value, bool) {
     let reports = match state.router.check_all_accounts().await {
         Ok(r) => r,
         Err(e) => {
+            tracing::warn!(error = %e, "Could not read the accounts to check their channels.");
             return (
                 json!({"status": "down", "detail": e.to_string(), "accounts": []}),
                 false,
             );
         }
     };
+    state.health_cache.log_changes(&reports);
     let mut worst = HealthStatus::Up;
     let accounts: Vec<serde_json::Value> = reports
         .into_iter()
@@ -103,7 +151,8 @@ async fn check_all(state: &AppState) -> (serde_json::Value, bool) {
                 "address": account.address,
                 "status": report.status.as_str(),
                 "latency_ms": u64::try_from(report.latency.as_millis()).unwrap_or(u64::MAX),
-                "checked_at": report.checked_at.to_rfc3339(),
+                // The API's timestamp format (`created_at` and the rest).
+                "checked_at": crate::ids::rfc3339(report.checked_at.timestamp_millis()),
                 "detail": report.detail,
             })
         })
@@ -131,5 +180,64 @@ async fn metrics(State(state): State<AppState>) -> Response {
             "metrics_disabled",
             "metrics are not enabled in this process",
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(id: &str, status: HealthStatus) -> (AccountView, HealthReport) {
+        (
+            AccountView {
+                id: id.to_owned(),
+                channel: "twilio-whatsapp".into(),
+                address: "+14155238886".into(),
+                active: true,
+                rate_per_second: None,
+                credential_names: Vec::new(),
+                created_at: String::new(),
+                disconnected_at: None,
+            },
+            HealthReport {
+                status,
+                latency: Duration::ZERO,
+                checked_at: chrono::Utc::now(),
+                detail: None,
+            },
+        )
+    }
+
+    fn changed(cache: &ChannelHealthCache, reports: &[(AccountView, HealthReport)]) -> Vec<String> {
+        cache
+            .changes(reports)
+            .into_iter()
+            .map(|(a, r)| format!("{} {}", a.id, r.status.as_str()))
+            .collect()
+    }
+
+    #[test]
+    fn only_changes_of_state_are_reported() {
+        let cache = ChannelHealthCache::default();
+        let (up, down) = (HealthStatus::Up, HealthStatus::Down);
+        // First check: an account that is up says nothing, one that is down does.
+        assert_eq!(
+            changed(&cache, &[report("a", up), report("b", down)]),
+            ["b down"]
+        );
+        // Polled again and again while nothing changes: nothing.
+        for _ in 0..3 {
+            assert!(changed(&cache, &[report("a", up), report("b", down)]).is_empty());
+        }
+        assert_eq!(
+            changed(
+                &cache,
+                &[report("a", HealthStatus::Degraded), report("b", up)]
+            ),
+            ["a degraded", "b up"]
+        );
+        // A disconnected account is forgotten: back and down, it is news again.
+        assert!(changed(&cache, &[report("a", HealthStatus::Degraded)]).is_empty());
+        assert_eq!(changed(&cache, &[report("b", down)]), ["b down"]);
     }
 }

@@ -25,7 +25,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::router::Router;
 
-pub use errors::{REFUSALS_METRIC, describe_metrics};
+pub use errors::REFUSALS_METRIC;
 pub use serve::{
     DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_MAX_CONNECTIONS, ServeLimits, raise_open_files_limit,
     serve,
@@ -100,7 +100,7 @@ pub fn app(state: AppState) -> AxumRouter {
         // personal data (?phone=).
         .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<axum::body::Body>| {
             tracing::info_span!("request", method = %req.method(), path = %req.uri().path())
-        }))
+        }).on_failure(log_failure))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
         .layer(SetSensitiveRequestHeadersLayer::new([
@@ -130,4 +130,24 @@ async fn refuse_nul_paths(
         return (StatusCode::NOT_FOUND, axum::Json(body)).into_response();
     }
     next.run(request).await
+}
+
+/// The access log's line for a failed response. A 503 is an answer, not an incident: it
+/// is what a monitor polling `/health` or `/health/channels` gets while something is down,
+/// and the handler logs the cause once (the health checks on each change of state, the API
+/// each database error); an `ERROR` line per poll would bury everything else. Other
+/// server errors stay `ERROR`.
+fn log_failure(
+    failure: tower_http::classify::ServerErrorsFailureClass,
+    latency: Duration,
+    _span: &tracing::Span,
+) {
+    use tower_http::classify::ServerErrorsFailureClass;
+    let latency_ms = latency.as_millis();
+    match failure {
+        ServerErrorsFailureClass::StatusCode(StatusCode::SERVICE_UNAVAILABLE) => {
+            tracing::debug!(latency_ms, "answered 503");
+        }
+        other => tracing::error!(classification = %other, latency_ms, "response failed"),
+    }
 }

@@ -76,6 +76,26 @@ pub struct Server {
 impl Server {
     /// Starts `serve` with `envs` on a free port and waits until `/health` answers 200.
     pub async fn start(db_url: &str, dir: &std::path::Path, envs: &[(&str, &str)]) -> Self {
+        Self::start_with_stderr(db_url, dir, envs, Stdio::inherit()).await
+    }
+
+    /// [`Self::start`] with the server's log (stderr) written to `log`.
+    pub async fn start_logging_to(
+        db_url: &str,
+        dir: &std::path::Path,
+        envs: &[(&str, &str)],
+        log: &std::path::Path,
+    ) -> Self {
+        let file = std::fs::File::create(log).expect("create the log file");
+        Self::start_with_stderr(db_url, dir, envs, Stdio::from(file)).await
+    }
+
+    async fn start_with_stderr(
+        db_url: &str,
+        dir: &std::path::Path,
+        envs: &[(&str, &str)],
+        stderr: Stdio,
+    ) -> Self {
         let port = free_port();
         let mut cmd = command(db_url, dir);
         cmd.arg("serve")
@@ -83,7 +103,7 @@ impl Server {
         for (k, v) in envs {
             cmd.env(k, v);
         }
-        cmd.stdout(Stdio::null()).stderr(Stdio::inherit());
+        cmd.stdout(Stdio::null()).stderr(stderr);
         let child = cmd.spawn().expect("spawn switchboard serve");
         let base_url = format!("http://127.0.0.1:{port}");
         let server = Self {

@@ -10,7 +10,7 @@ use super::{Admin, ApiJson, ApiResult};
 use crate::accounts::AccountView;
 use crate::error::RouterError;
 use crate::http::AppState;
-use crate::tenants::{NewApiKey, Role};
+use crate::tenants::{ApiKeyView, NewApiKey, Role};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -140,6 +140,32 @@ pub(super) async fn create_key(
         .create_api_key(&p.tenant_id, role, name)
         .await?;
     Ok((StatusCode::CREATED, Json(key)))
+}
+
+#[derive(Serialize)]
+pub(super) struct KeyList {
+    data: Vec<ApiKeyView>,
+    next_cursor: Option<String>,
+}
+
+/// The tenant's API keys, revoked ones included; never their secrets.
+pub(super) async fn list_keys(
+    State(state): State<AppState>,
+    Admin(p): Admin,
+) -> ApiResult<Json<KeyList>> {
+    Ok(Json(KeyList {
+        data: state.router.list_api_keys(&p.tenant_id).await?,
+        next_cursor: None,
+    }))
+}
+
+/// Revokes a key: requests with it answer 401 from now on (the caller's own key too).
+pub(super) async fn revoke_key(
+    State(state): State<AppState>,
+    Admin(p): Admin,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ApiKeyView>> {
+    Ok(Json(state.router.revoke_api_key(&p.tenant_id, &id).await?))
 }
 
 #[derive(Deserialize)]

@@ -178,7 +178,21 @@ fn paths() -> Value {
                 "404": error("no such account for this tenant (`not_found`)")
             }))
         },
-        "/v1/keys": {"post": create_key},
+        "/v1/keys": {
+            "post": create_key,
+            "get": operation("listApiKeys", "keys", "The tenant's API keys, revoked ones included; never their secrets (admin key)", json!({
+                "200": ok("the keys (one page)", json!({"type": "object", "required": ["data", "next_cursor"],
+                    "properties": {"data": {"type": "array", "items": schema_ref("ApiKey")}, "next_cursor": {"type": "null"}}})),
+                "403": admin()
+            }))
+        },
+        "/v1/keys/{id}": {
+            "delete": operation("revokeApiKey", "keys", "Revoke an API key: requests with it answer 401 from now on (admin key)", json!({
+                "200": ok("the revoked key", schema_ref("ApiKey")),
+                "403": admin(),
+                "404": error("no such key for this tenant (`not_found`)")
+            }))
+        },
         "/v1/notifications": {"put": set_notifications, "delete": clear_notifications},
         "/v1/messages": {"post": send},
         "/v1/messages/{id}": {
@@ -211,6 +225,12 @@ fn paths() -> Value {
     for (path, op, name, description) in [
         ("/v1/accounts/{id}", "delete", "id", "account id"),
         ("/v1/accounts/{id}/verify", "post", "id", "account id"),
+        (
+            "/v1/keys/{id}",
+            "delete",
+            "id",
+            "API key id (`key_…`), not the key",
+        ),
         ("/v1/messages/{id}", "get", "id", "message id"),
         (
             "/v1/conversations/{id}/messages",
@@ -416,6 +436,14 @@ fn schemas() -> Value {
             "id": {"type": "string"}, "tenant_id": {"type": "string"},
             "role": {"type": "string", "enum": ["agent", "admin"]},
             "key": {"type": "string", "description": "shown only here; stored hashed"}}}),
+    );
+    map.insert(
+        "ApiKey".into(),
+        json!({"type": "object", "required": ["id", "role", "prefix", "created_at", "revoked_at"], "properties": {
+            "id": {"type": "string"}, "role": {"type": "string", "enum": ["agent", "admin"]},
+            "name": nullable("string"),
+            "prefix": {"type": "string", "description": "the key's first characters, to tell keys apart"},
+            "created_at": time, "revoked_at": nullable_time}}),
     );
     map.insert("SendRequest".into(), json!({"type": "object", "required": ["to"], "additionalProperties": false, "properties": {
             "to": {"type": "string", "description": "a number in any spelling, or a BSUID"},
