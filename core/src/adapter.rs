@@ -131,6 +131,12 @@ impl fmt::Debug for Credentials {
     }
 }
 
+/// Most distinct routing keys one webhook may name. Keys are read before the signature is
+/// checked, so this bounds the look-ups an unauthenticated request can cost; no provider's
+/// webhook names more accounts (Meta batches at most 1000 updates in one POST, each change
+/// naming one phone number: meta.md §3.6).
+pub const MAX_ROUTING_KEYS: usize = 1000;
+
 /// How the router turns a webhook's routing keys into the accounts it is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KeyRule {
@@ -264,10 +270,12 @@ pub trait ChannelAdapter: Send + Sync + 'static {
 
     /// The routing keys a webhook names, in order of preference. Untrusted: the body has
     /// not been verified yet. Several keys are normal (Meta batches entries for several
-    /// numbers; Twilio names both `To` and `From`).
+    /// numbers; Twilio names both `To` and `From`). The keys are distinct, and at most
+    /// [`MAX_ROUTING_KEYS`]: the work here must stay bounded whatever the body names.
     ///
     /// # Errors
-    /// [`WebhookError::Malformed`] when the body is not this provider's format.
+    /// [`WebhookError::Malformed`] when the body is not this provider's format or names more
+    /// than [`MAX_ROUTING_KEYS`] keys.
     fn routing_keys(&self, request: &WebhookRequest) -> Result<Vec<String>, WebhookError>;
 
     /// Which of a webhook's routing keys name the accounts it is for (see [`KeyRule`]).
