@@ -59,6 +59,8 @@ pub(crate) struct AccountCache {
     by_id: RwLock<HashMap<String, Cached<Arc<Account>>>>,
     /// Routing keys read from the database (cache misses).
     route_reads: AtomicU64,
+    /// Database queries that read them.
+    route_queries: AtomicU64,
 }
 
 impl Default for AccountCache {
@@ -67,6 +69,7 @@ impl Default for AccountCache {
             by_route: quick_cache::sync::Cache::new(ROUTE_CACHE_ITEMS),
             by_id: RwLock::default(),
             route_reads: AtomicU64::new(0),
+            route_queries: AtomicU64::new(0),
         }
     }
 }
@@ -292,33 +295,53 @@ impl Router {
         }))
     }
 
-    /// The active account a webhook's routing key names, if any.
-    pub(crate) async fn resolve_route(
+    /// The active accounts a webhook's routing keys name, in the keys' order (`None` for a
+    /// key that names none). The keys the cache cannot answer are read in ONE query, so a
+    /// webhook costs at most one round trip however many keys it names; the keys are
+    /// untrusted, and their number is bounded by the caller ([`MAX_ROUTING_KEYS`]).
+    ///
+    /// [`MAX_ROUTING_KEYS`]: switchboard_core::MAX_ROUTING_KEYS
+    pub(crate) async fn resolve_routes(
         &self,
         channel: &str,
-        routing_key: &str,
-    ) -> Result<Option<Arc<Account>>> {
-        if let Some(hit) = self.inner.accounts.route(channel, routing_key) {
-            return Ok(hit);
+        routing_keys: &[String],
+    ) -> Result<Vec<Option<Arc<Account>>>> {
+        let cache = &self.inner.accounts;
+        let mut resolved: Vec<Option<Option<Arc<Account>>>> = routing_keys
+            .iter()
+            .map(|key| cache.route(channel, key))
+            .collect();
+        let missing: Vec<&str> = routing_keys
+            .iter()
+            .zip(&resolved)
+            .filter(|(_, hit)| hit.is_none())
+            .map(|(key, _)| key.as_str())
+            .collect();
+        if !missing.is_empty() {
+            cache.route_queries.fetch_add(1, Ordering::Relaxed);
+            cache.route_reads.fetch_add(
+                u64::try_from(missing.len()).unwrap_or(u64::MAX),
+                Ordering::Relaxed,
+            );
+            let rows = accounts::Entity::find()
+                .filter(accounts::Column::Channel.eq(channel))
+                .filter(accounts::Column::RoutingKey.is_in(missing.iter().copied()))
+                .filter(accounts::Column::Active.eq(true))
+                .all(self.inner.store.conn())
+                .await?;
+            let mut by_key = HashMap::with_capacity(rows.len());
+            for row in &rows {
+                by_key.insert(row.routing_key.as_str(), self.resolved(row)?);
+            }
+            for (key, slot) in routing_keys.iter().zip(&mut resolved) {
+                if slot.is_none() {
+                    let account = by_key.get(key.as_str()).cloned();
+                    cache.put_route(channel, key, account.clone());
+                    *slot = Some(account);
+                }
+            }
         }
-        self.inner
-            .accounts
-            .route_reads
-            .fetch_add(1, Ordering::Relaxed);
-        let row = accounts::Entity::find()
-            .filter(accounts::Column::Channel.eq(channel))
-            .filter(accounts::Column::RoutingKey.eq(routing_key))
-            .filter(accounts::Column::Active.eq(true))
-            .one(self.inner.store.conn())
-            .await?;
-        let account = match row {
-            Some(row) => Some(self.resolved(&row)?),
-            None => None,
-        };
-        self.inner
-            .accounts
-            .put_route(channel, routing_key, account.clone());
-        Ok(account)
+        Ok(resolved.into_iter().map(Option::flatten).collect())
     }
 
     /// How many webhook routing keys were read from the database since this router started
@@ -326,6 +349,12 @@ impl Router {
     /// for tests.
     pub fn route_reads(&self) -> u64 {
         self.inner.accounts.route_reads.load(Ordering::Relaxed)
+    }
+
+    /// How many database queries read those routing keys: at most one per look-up, however
+    /// many keys a webhook names.
+    pub fn route_queries(&self) -> u64 {
+        self.inner.accounts.route_queries.load(Ordering::Relaxed)
     }
 
     /// An account by id (active or not), for delivering its outbox entries.

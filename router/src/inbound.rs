@@ -10,12 +10,13 @@ mod batch;
 #[doc(hidden)]
 pub use batch::lookup_statement;
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use sea_orm::{ActiveValue::Set, ConnectionTrait, DbErr, EntityTrait, TryInsertResult};
 use switchboard_core::{
-    Direction, EventKind, HandshakeReply, InboundEvent, InboundMessage, KeyRule, MessageStatus,
-    ParseProblem, ParsedWebhook, WebhookError, WebhookReply, WebhookRequest,
+    Direction, EventKind, HandshakeReply, InboundEvent, InboundMessage, KeyRule, MAX_ROUTING_KEYS,
+    MessageStatus, ParseProblem, ParsedWebhook, WebhookError, WebhookReply, WebhookRequest,
 };
 use tokio::sync::{Mutex, mpsc, oneshot};
 
@@ -93,9 +94,14 @@ impl Router {
     /// prove the body was signed with its own secret; events for an account whose secret
     /// did not sign it are dropped by the adapter.
     ///
+    /// The keys are untrusted, so the work is bounded before anything is verified: at most
+    /// [`MAX_ROUTING_KEYS`] keys, read in one query (two for `FirstSigned`: the first key
+    /// alone, as it is usually the one, then the rest), each account verified once.
+    ///
     /// # Errors
-    /// `UnknownAccount` when no key names a connected account; otherwise the first
-    /// verification error when none signed it.
+    /// `malformed_webhook` for more than [`MAX_ROUTING_KEYS`] keys; `UnknownAccount` when no
+    /// key names a connected account; otherwise the first verification error when none
+    /// signed it.
     async fn signed_accounts(
         &self,
         channel: &str,
@@ -103,29 +109,47 @@ impl Router {
         rule: KeyRule,
         verify: impl Fn(&Account) -> std::result::Result<(), WebhookError>,
     ) -> Result<Vec<Arc<Account>>> {
+        if keys.len() > MAX_ROUTING_KEYS {
+            return Err(RouterError::invalid(
+                "malformed_webhook",
+                format!(
+                    "the webhook names {} accounts; no {channel} webhook names more than {MAX_ROUTING_KEYS}",
+                    keys.len()
+                ),
+            ));
+        }
+        let (first, rest) = match rule {
+            KeyRule::FirstSigned => keys.split_at(keys.len().min(1)),
+            KeyRule::EveryKey => keys.split_at(0),
+        };
         let mut named = false;
+        let mut seen = HashSet::new();
         let mut verified: Vec<Arc<Account>> = Vec::new();
         let mut first_error = None;
-        for key in keys {
-            let Some(acc) = self.resolve_route(channel, key).await? else {
-                continue;
-            };
-            named = true;
-            if verified
-                .iter()
-                .any(|v| v.ctx.account_id == acc.ctx.account_id)
-            {
+        for batch in [first, rest] {
+            if batch.is_empty() {
                 continue;
             }
-            match verify(&acc) {
-                Ok(()) => {
-                    verified.push(acc);
-                    if rule == KeyRule::FirstSigned {
-                        break;
-                    }
+            for acc in self
+                .resolve_routes(channel, batch)
+                .await?
+                .into_iter()
+                .flatten()
+            {
+                named = true;
+                if !seen.insert(acc.ctx.account_id.clone()) {
+                    continue;
                 }
-                Err(e) => {
-                    first_error.get_or_insert(e);
+                match verify(&acc) {
+                    Ok(()) => {
+                        verified.push(acc);
+                        if rule == KeyRule::FirstSigned {
+                            return Ok(verified);
+                        }
+                    }
+                    Err(e) => {
+                        first_error.get_or_insert(e);
+                    }
                 }
             }
         }

@@ -8,5 +8,6 @@ mod batching;
 mod delivery;
 mod e2e;
 mod foundation;
+mod hostile_webhooks;
 mod media;
 mod providers;
