@@ -6,7 +6,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, DatabaseBackend, EntityTrait, QueryFilter, QueryOrder,
+};
 use serde::Serialize;
 use switchboard_core::{AccountContext, Credentials, HealthReport, PhoneNumber};
 
@@ -15,6 +17,7 @@ use crate::ids::{self, now_ms};
 use crate::router::Router;
 use crate::store::entity::channel_accounts as accounts;
 use crate::store::is_unique_violation;
+use crate::store::json_rows::{self, Col};
 
 /// How long a resolved account is trusted before it is read again, so a disconnect made by
 /// another process takes effect within this time.
@@ -298,7 +301,10 @@ impl Router {
     /// The active accounts a webhook's routing keys name, in the keys' order (`None` for a
     /// key that names none). The keys the cache cannot answer are read in ONE query, so a
     /// webhook costs at most one round trip however many keys it names; the keys are
-    /// untrusted, and their number is bounded by the caller ([`MAX_ROUTING_KEYS`]).
+    /// untrusted, and their number is bounded by the caller ([`MAX_ROUTING_KEYS`]). They are
+    /// bound as one JSON array ([`json_rows`]), so the query has one SQL text whatever their
+    /// number: a stream of webhooks naming ever other numbers of keys does not fill the
+    /// statement caches with one-off texts.
     ///
     /// [`MAX_ROUTING_KEYS`]: switchboard_core::MAX_ROUTING_KEYS
     pub(crate) async fn resolve_routes(
@@ -323,10 +329,27 @@ impl Router {
                 u64::try_from(missing.len()).unwrap_or(u64::MAX),
                 Ordering::Relaxed,
             );
+            let backend = self.inner.store.backend();
+            // Each key is one probe of the unique index on active (channel, routing_key).
+            // PostgreSQL plans a plain join as a scan of every account; LIMIT 1 in a lateral
+            // subquery (one row at most anyway) keeps it probing. SQLite probes either way.
+            let account_of_key = match backend {
+                DatabaseBackend::Postgres => {
+                    "CROSS JOIN LATERAL (SELECT * FROM channel_accounts a \
+                     WHERE a.channel = k.c0 AND a.routing_key = k.c1 AND a.active LIMIT 1) a"
+                }
+                _ => {
+                    "JOIN channel_accounts a \
+                     ON a.channel = k.c0 AND a.routing_key = k.c1 AND a.active"
+                }
+            };
+            let sql = format!(
+                "SELECT a.* FROM ({}) k {account_of_key}",
+                json_rows::select(backend, &[Col::Text, Col::Text])
+            );
+            let wanted: Vec<(&str, &str)> = missing.iter().map(|key| (channel, *key)).collect();
             let rows = accounts::Entity::find()
-                .filter(accounts::Column::Channel.eq(channel))
-                .filter(accounts::Column::RoutingKey.is_in(missing.iter().copied()))
-                .filter(accounts::Column::Active.eq(true))
+                .from_raw_sql(json_rows::statement(backend, &sql, &wanted)?)
                 .all(self.inner.store.conn())
                 .await?;
             let mut by_key = HashMap::with_capacity(rows.len());

@@ -671,12 +671,8 @@ mod tests {
         FakeAdapter::webhook(BUSINESS, &[event], Some(SECRET))
     }
 
-    /// When a batch fails, nothing of it stays and every webhook of it is stored on its own,
-    /// exactly once, and answered as if the batch had worked.
-    #[tokio::test]
-    async fn a_failed_batch_is_rolled_back_and_stored_one_by_one() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}/fallback.db?mode=rwc", dir.path().display());
+    async fn fake_router(dir: &tempfile::TempDir) -> Router {
+        let url = format!("sqlite://{}/inbound.db?mode=rwc", dir.path().display());
         let store = Store::connect(&url, SqliteSync::Full).await.unwrap();
         store.migrate().await.unwrap();
         let cipher = CredentialCipher::from_base64(&CredentialCipher::generate_key()).unwrap();
@@ -695,6 +691,68 @@ mod tests {
             )
             .await
             .unwrap();
+        router
+    }
+
+    /// Whatever an adapter hands over, the keys read before verification are bounded, and
+    /// read in one query (two for `FirstSigned`, whose first key is read alone).
+    #[tokio::test]
+    async fn routing_keys_are_bounded_and_read_in_one_query() {
+        let dir = tempfile::tempdir().unwrap();
+        let router = fake_router(&dir).await;
+        let unknown: Vec<String> = (0..=MAX_ROUTING_KEYS)
+            .map(|i| format!("+3161{i:07}"))
+            .collect();
+        let signs = |acc: &Account| {
+            if acc.ctx.routing_key == BUSINESS {
+                Ok(())
+            } else {
+                Err(WebhookError::BadSignature)
+            }
+        };
+        let counts = || (router.route_queries(), router.route_reads());
+
+        let err = router
+            .signed_accounts("fake", &unknown, KeyRule::EveryKey, signs)
+            .await
+            .unwrap_err();
+        assert_eq!((err.code(), err.http_status()), ("malformed_webhook", 400));
+        assert_eq!(counts(), (0, 0), "nothing is read past the bound");
+
+        let mut keys = unknown[..MAX_ROUTING_KEYS - 1].to_vec();
+        keys.push(BUSINESS.to_owned());
+        let signed = router
+            .signed_accounts("fake", &keys, KeyRule::EveryKey, signs)
+            .await
+            .unwrap();
+        assert_eq!(signed.len(), 1);
+        assert_eq!(counts(), (1, MAX_ROUTING_KEYS as u64));
+
+        // FirstSigned: the first key alone, then the rest together.
+        let keys = [BUSINESS.to_owned(), unknown[MAX_ROUTING_KEYS].clone()];
+        router.inner.accounts.clear();
+        let before = counts();
+        router
+            .signed_accounts("fake", &keys, KeyRule::FirstSigned, signs)
+            .await
+            .unwrap();
+        assert_eq!((counts().0 - before.0, counts().1 - before.1), (1, 1));
+        let keys = [unknown[MAX_ROUTING_KEYS].clone(), BUSINESS.to_owned()];
+        router.inner.accounts.clear();
+        let before = counts();
+        router
+            .signed_accounts("fake", &keys, KeyRule::FirstSigned, signs)
+            .await
+            .unwrap();
+        assert_eq!((counts().0 - before.0, counts().1 - before.1), (2, 2));
+    }
+
+    /// When a batch fails, nothing of it stays and every webhook of it is stored on its own,
+    /// exactly once, and answered as if the batch had worked.
+    #[tokio::test]
+    async fn a_failed_batch_is_rolled_back_and_stored_one_by_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let router = fake_router(&dir).await;
         let stats = router.inbound_batch_stats();
         // A lone webhook goes by the batch path too.
         router
