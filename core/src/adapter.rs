@@ -293,6 +293,14 @@ pub trait ChannelAdapter: Send + Sync + 'static {
         account: &AccountContext,
     ) -> Result<(), WebhookError>;
 
+    /// The secret an account's webhooks are signed with, when it alone decides
+    /// [`ChannelAdapter::verify_webhook`]: accounts that share it (the numbers of one Meta
+    /// app) verify a webhook alike, so the router checks each distinct secret once, however
+    /// many of its accounts a webhook names. `None`, the default, has every account checked.
+    fn webhook_secret<'a>(&self, _account: &'a AccountContext) -> Option<&'a str> {
+        None
+    }
+
     /// Parses a verified webhook into canonical events. `accounts` are the verified accounts
     /// it names; every event's routing key is one of theirs. A malformed item becomes a
     /// [`crate::ParseProblem`], not an error.

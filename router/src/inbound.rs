@@ -10,13 +10,14 @@ mod batch;
 #[doc(hidden)]
 pub use batch::lookup_statement;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use sea_orm::{ActiveValue::Set, ConnectionTrait, DbErr, EntityTrait, TryInsertResult};
 use switchboard_core::{
-    Direction, EventKind, HandshakeReply, InboundEvent, InboundMessage, KeyRule, MAX_ROUTING_KEYS,
-    MessageStatus, ParseProblem, ParsedWebhook, WebhookError, WebhookReply, WebhookRequest,
+    ChannelAdapter, Direction, EventKind, HandshakeReply, InboundEvent, InboundMessage, KeyRule,
+    MAX_ROUTING_KEYS, MessageStatus, ParseProblem, ParsedWebhook, WebhookError, WebhookReply,
+    WebhookRequest,
 };
 use tokio::sync::{Mutex, mpsc, oneshot};
 
@@ -63,9 +64,7 @@ impl Router {
             .clone();
         let keys = adapter.routing_keys(&request)?;
         let verified = self
-            .signed_accounts(channel, &keys, adapter.key_rule(), |acc| {
-                adapter.verify_webhook(&request, &acc.ctx)
-            })
+            .signed_accounts(channel, &keys, adapter.as_ref(), &request)
             .await?;
         let contexts: Vec<&switchboard_core::AccountContext> =
             verified.iter().map(|a| &a.ctx).collect();
@@ -96,7 +95,8 @@ impl Router {
     ///
     /// The keys are untrusted, so the work is bounded before anything is verified: at most
     /// [`MAX_ROUTING_KEYS`] keys, read in one query (two for `FirstSigned`: the first key
-    /// alone, as it is usually the one, then the rest), each account verified once.
+    /// alone, as it is usually the one, then the rest), and the signature checked once per
+    /// distinct secret ([`ChannelAdapter::webhook_secret`]) rather than once per account.
     ///
     /// # Errors
     /// `malformed_webhook` for more than [`MAX_ROUTING_KEYS`] keys; `UnknownAccount` when no
@@ -106,9 +106,10 @@ impl Router {
         &self,
         channel: &str,
         keys: &[String],
-        rule: KeyRule,
-        verify: impl Fn(&Account) -> std::result::Result<(), WebhookError>,
+        adapter: &dyn ChannelAdapter,
+        request: &WebhookRequest,
     ) -> Result<Vec<Arc<Account>>> {
+        let rule = adapter.key_rule();
         if keys.len() > MAX_ROUTING_KEYS {
             return Err(RouterError::invalid(
                 "malformed_webhook",
@@ -124,6 +125,7 @@ impl Router {
         };
         let mut named = false;
         let mut seen = HashSet::new();
+        let mut by_secret: HashMap<String, std::result::Result<(), WebhookError>> = HashMap::new();
         let mut verified: Vec<Arc<Account>> = Vec::new();
         let mut first_error = None;
         for batch in [first, rest] {
@@ -140,7 +142,14 @@ impl Router {
                 if !seen.insert(acc.ctx.account_id.clone()) {
                     continue;
                 }
-                match verify(&acc) {
+                let verdict = match adapter.webhook_secret(&acc.ctx) {
+                    Some(secret) => by_secret
+                        .entry(secret.to_owned())
+                        .or_insert_with(|| adapter.verify_webhook(request, &acc.ctx))
+                        .clone(),
+                    None => adapter.verify_webhook(request, &acc.ctx),
+                };
+                match verdict {
                     Ok(()) => {
                         verified.push(acc);
                         if rule == KeyRule::FirstSigned {
@@ -703,17 +712,13 @@ mod tests {
         let unknown: Vec<String> = (0..=MAX_ROUTING_KEYS)
             .map(|i| format!("+3161{i:07}"))
             .collect();
-        let signs = |acc: &Account| {
-            if acc.ctx.routing_key == BUSINESS {
-                Ok(())
-            } else {
-                Err(WebhookError::BadSignature)
-            }
-        };
+        let every_key = FakeAdapter::new();
+        let first_signed = FakeAdapter::new().with_key_rule(KeyRule::FirstSigned);
+        let request = FakeAdapter::webhook(BUSINESS, &[], Some(SECRET));
         let counts = || (router.route_queries(), router.route_reads());
 
         let err = router
-            .signed_accounts("fake", &unknown, KeyRule::EveryKey, signs)
+            .signed_accounts("fake", &unknown, &every_key, &request)
             .await
             .unwrap_err();
         assert_eq!((err.code(), err.http_status()), ("malformed_webhook", 400));
@@ -722,7 +727,7 @@ mod tests {
         let mut keys = unknown[..MAX_ROUTING_KEYS - 1].to_vec();
         keys.push(BUSINESS.to_owned());
         let signed = router
-            .signed_accounts("fake", &keys, KeyRule::EveryKey, signs)
+            .signed_accounts("fake", &keys, &every_key, &request)
             .await
             .unwrap();
         assert_eq!(signed.len(), 1);
@@ -733,7 +738,7 @@ mod tests {
         router.inner.accounts.clear();
         let before = counts();
         router
-            .signed_accounts("fake", &keys, KeyRule::FirstSigned, signs)
+            .signed_accounts("fake", &keys, &first_signed, &request)
             .await
             .unwrap();
         assert_eq!((counts().0 - before.0, counts().1 - before.1), (1, 1));
@@ -741,10 +746,54 @@ mod tests {
         router.inner.accounts.clear();
         let before = counts();
         router
-            .signed_accounts("fake", &keys, KeyRule::FirstSigned, signs)
+            .signed_accounts("fake", &keys, &first_signed, &request)
             .await
             .unwrap();
         assert_eq!((counts().0 - before.0, counts().1 - before.1), (2, 2));
+    }
+
+    /// A webhook naming several accounts that share a secret has it checked once; each of
+    /// them is still verified, and an account with another secret is not.
+    #[tokio::test]
+    async fn a_signature_is_checked_once_per_distinct_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let router = fake_router(&dir).await;
+        let tenant = router.create_tenant("globex").await.unwrap().tenant_id;
+        let shared = ["+31201234567", "+31201234568", "+31201234569"];
+        for (number, secret) in shared
+            .iter()
+            .map(|n| (n, SECRET))
+            .chain([(&"+31201234560", "other")])
+        {
+            router
+                .connect_account(
+                    &tenant,
+                    "fake",
+                    number,
+                    &FakeAdapter::credentials(secret),
+                    None,
+                )
+                .await
+                .unwrap();
+        }
+        let adapter = FakeAdapter::new();
+        let request = FakeAdapter::webhook(BUSINESS, &[], Some(SECRET));
+        let keys: Vec<String> = [BUSINESS, "+31201234560"]
+            .into_iter()
+            .chain(shared)
+            .map(str::to_owned)
+            .collect();
+        let verified = router
+            .signed_accounts("fake", &keys, &adapter, &request)
+            .await
+            .unwrap();
+        let mut routed: Vec<&str> = verified
+            .iter()
+            .map(|a| a.ctx.routing_key.as_str())
+            .collect();
+        routed.sort_unstable();
+        assert_eq!(routed, [BUSINESS, shared[0], shared[1], shared[2]]);
+        assert_eq!(adapter.verifications(), 2, "one check per distinct secret");
     }
 
     /// When a batch fails, nothing of it stays and every webhook of it is stored on its own,

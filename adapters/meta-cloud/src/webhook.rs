@@ -303,17 +303,21 @@ mod keys {
     }
 }
 
+/// The account's app secret, the one key of its webhooks' signatures, when it has one.
+pub(crate) fn app_secret(account: &AccountContext) -> Option<&str> {
+    account
+        .credentials
+        .get(CRED_APP_SECRET)
+        .filter(|s| !s.is_empty())
+}
+
 /// Checks `X-Hub-Signature-256` with the account's app secret.
 pub(crate) fn verify(
     request: &WebhookRequest,
     account: &AccountContext,
 ) -> Result<(), WebhookError> {
     let header = request.header(signature::SIGNATURE_HEADER);
-    let Some(secret) = account
-        .credentials
-        .get(CRED_APP_SECRET)
-        .filter(|s| !s.is_empty())
-    else {
+    let Some(secret) = app_secret(account) else {
         // Without our secret nothing can be verified; refuse rather than trust.
         tracing::warn!(
             account_id = %account.account_id,
