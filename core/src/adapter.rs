@@ -145,6 +145,12 @@ impl fmt::Debug for Credentials {
     }
 }
 
+/// Most distinct routing keys one webhook may name. Keys are read before the signature is
+/// checked, so this bounds the look-ups an unauthenticated request can cost; no provider's
+/// webhook names more accounts (Meta batches at most 1000 updates in one POST, each change
+/// naming one phone number: meta.md §3.6).
+pub const MAX_ROUTING_KEYS: usize = 1000;
+
 /// How the router turns a webhook's routing keys into the accounts it is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KeyRule {
@@ -292,10 +298,12 @@ pub trait ChannelAdapter: Send + Sync + 'static {
 
     /// The routing keys a webhook names, in order of preference. Untrusted: the body has
     /// not been verified yet. Several keys are normal (Meta batches entries for several
-    /// numbers; Twilio names both `To` and `From`).
+    /// numbers; Twilio names both `To` and `From`). The keys are distinct, and at most
+    /// [`MAX_ROUTING_KEYS`]: the work here must stay bounded whatever the body names.
     ///
     /// # Errors
-    /// [`WebhookError::Malformed`] when the body is not this provider's format.
+    /// [`WebhookError::Malformed`] when the body is not this provider's format or names more
+    /// than [`MAX_ROUTING_KEYS`] keys.
     fn routing_keys(&self, request: &WebhookRequest) -> Result<Vec<String>, WebhookError>;
 
     /// Which of a webhook's routing keys name the accounts it is for (see [`KeyRule`]).
@@ -312,6 +320,14 @@ pub trait ChannelAdapter: Send + Sync + 'static {
         request: &WebhookRequest,
         account: &AccountContext,
     ) -> Result<(), WebhookError>;
+
+    /// The secret an account's webhooks are signed with, when it alone decides
+    /// [`ChannelAdapter::verify_webhook`]: accounts that share it (the numbers of one Meta
+    /// app) verify a webhook alike, so the router checks each distinct secret once, however
+    /// many of its accounts a webhook names. `None`, the default, has every account checked.
+    fn webhook_secret<'a>(&self, _account: &'a AccountContext) -> Option<&'a str> {
+        None
+    }
 
     /// Parses a verified webhook into canonical events. `accounts` are the verified accounts
     /// it names; every event's routing key is one of theirs. A malformed item becomes a

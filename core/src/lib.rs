@@ -24,7 +24,7 @@ pub mod testing;
 
 pub use adapter::{
     AccountContext, AccountSetup, Capabilities, ChannelAdapter, Credentials, HandshakeReply,
-    HealthReport, HealthStatus, KeyRule, Pacing, WebhookReply, WebhookRequest,
+    HealthReport, HealthStatus, KeyRule, MAX_ROUTING_KEYS, Pacing, WebhookReply, WebhookRequest,
 };
 pub use channel::ChannelId;
 pub use content::{

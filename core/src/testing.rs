@@ -14,7 +14,7 @@ use chrono::Utc;
 
 use crate::adapter::{
     AccountContext, AccountSetup, Capabilities, ChannelAdapter, Credentials, HandshakeReply,
-    HealthReport, HealthStatus, WebhookReply, WebhookRequest,
+    HealthReport, HealthStatus, KeyRule, WebhookReply, WebhookRequest,
 };
 use crate::channel::ChannelId;
 use crate::content::MediaKind;
@@ -36,6 +36,7 @@ struct State {
     counter: u64,
     in_flight: usize,
     most_in_flight: usize,
+    verifications: u64,
 }
 
 /// A channel adapter that talks to nobody.
@@ -44,6 +45,7 @@ pub struct FakeAdapter {
     channel: ChannelId,
     capabilities: Capabilities,
     send_delay: Duration,
+    key_rule: KeyRule,
     state: Arc<Mutex<State>>,
 }
 
@@ -76,6 +78,7 @@ impl FakeAdapter {
                 recipient_pacing: None,
             },
             send_delay: Duration::ZERO,
+            key_rule: KeyRule::EveryKey,
             state: Arc::default(),
         }
     }
@@ -90,6 +93,13 @@ impl FakeAdapter {
     #[must_use]
     pub fn with_send_delay(mut self, delay: Duration) -> Self {
         self.send_delay = delay;
+        self
+    }
+
+    /// How the router reads this fake's routing keys (every key by default).
+    #[must_use]
+    pub fn with_key_rule(mut self, rule: KeyRule) -> Self {
+        self.key_rule = rule;
         self
     }
 
@@ -114,6 +124,11 @@ impl FakeAdapter {
     }
 
     /// What was sent, with the account id it was sent from, in order.
+    /// How many times a webhook signature was checked.
+    pub fn verifications(&self) -> u64 {
+        self.state().verifications
+    }
+
     pub fn sent(&self) -> Vec<(String, OutboundMessage)> {
         self.state().sent.clone()
     }
@@ -210,11 +225,20 @@ impl ChannelAdapter for FakeAdapter {
         Ok(vec![key.to_owned()])
     }
 
+    fn key_rule(&self) -> KeyRule {
+        self.key_rule
+    }
+
+    fn webhook_secret<'a>(&self, account: &'a AccountContext) -> Option<&'a str> {
+        account.credentials.get("secret")
+    }
+
     fn verify_webhook(
         &self,
         request: &WebhookRequest,
         account: &AccountContext,
     ) -> Result<(), WebhookError> {
+        self.state().verifications += 1;
         let given = request
             .header(SIGNATURE_HEADER)
             .ok_or(WebhookError::MissingSignature)?;

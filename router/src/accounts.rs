@@ -6,7 +6,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, DatabaseBackend, EntityTrait, QueryFilter, QueryOrder,
+};
 use serde::Serialize;
 use switchboard_core::{AccountContext, Credentials, HealthReport, PhoneNumber};
 
@@ -15,6 +17,7 @@ use crate::ids::{self, now_ms};
 use crate::router::Router;
 use crate::store::entity::channel_accounts as accounts;
 use crate::store::is_unique_violation;
+use crate::store::json_rows::{self, Col};
 
 /// How long a resolved account is trusted before it is read again, so a disconnect made by
 /// another process takes effect within this time.
@@ -59,6 +62,8 @@ pub(crate) struct AccountCache {
     by_id: RwLock<HashMap<String, Cached<Arc<Account>>>>,
     /// Routing keys read from the database (cache misses).
     route_reads: AtomicU64,
+    /// Database queries that read them.
+    route_queries: AtomicU64,
 }
 
 impl Default for AccountCache {
@@ -67,6 +72,7 @@ impl Default for AccountCache {
             by_route: quick_cache::sync::Cache::new(ROUTE_CACHE_ITEMS),
             by_id: RwLock::default(),
             route_reads: AtomicU64::new(0),
+            route_queries: AtomicU64::new(0),
         }
     }
 }
@@ -322,33 +328,73 @@ impl Router {
         }))
     }
 
-    /// The active account a webhook's routing key names, if any.
-    pub(crate) async fn resolve_route(
+    /// The active accounts a webhook's routing keys name, in the keys' order (`None` for a
+    /// key that names none). The keys the cache cannot answer are read in ONE query, so a
+    /// webhook costs at most one round trip however many keys it names; the keys are
+    /// untrusted, and their number is bounded by the caller ([`MAX_ROUTING_KEYS`]). They are
+    /// bound as one JSON array ([`json_rows`]), so the query has one SQL text whatever their
+    /// number: a stream of webhooks naming ever other numbers of keys does not fill the
+    /// statement caches with one-off texts.
+    ///
+    /// [`MAX_ROUTING_KEYS`]: switchboard_core::MAX_ROUTING_KEYS
+    pub(crate) async fn resolve_routes(
         &self,
         channel: &str,
-        routing_key: &str,
-    ) -> Result<Option<Arc<Account>>> {
-        if let Some(hit) = self.inner.accounts.route(channel, routing_key) {
-            return Ok(hit);
+        routing_keys: &[String],
+    ) -> Result<Vec<Option<Arc<Account>>>> {
+        let cache = &self.inner.accounts;
+        let mut resolved: Vec<Option<Option<Arc<Account>>>> = routing_keys
+            .iter()
+            .map(|key| cache.route(channel, key))
+            .collect();
+        let missing: Vec<&str> = routing_keys
+            .iter()
+            .zip(&resolved)
+            .filter(|(_, hit)| hit.is_none())
+            .map(|(key, _)| key.as_str())
+            .collect();
+        if !missing.is_empty() {
+            cache.route_queries.fetch_add(1, Ordering::Relaxed);
+            cache.route_reads.fetch_add(
+                u64::try_from(missing.len()).unwrap_or(u64::MAX),
+                Ordering::Relaxed,
+            );
+            let backend = self.inner.store.backend();
+            // Each key is one probe of the unique index on active (channel, routing_key).
+            // PostgreSQL plans a plain join as a scan of every account; LIMIT 1 in a lateral
+            // subquery (one row at most anyway) keeps it probing. SQLite probes either way.
+            let account_of_key = match backend {
+                DatabaseBackend::Postgres => {
+                    "CROSS JOIN LATERAL (SELECT * FROM channel_accounts a \
+                     WHERE a.channel = k.c0 AND a.routing_key = k.c1 AND a.active LIMIT 1) a"
+                }
+                _ => {
+                    "JOIN channel_accounts a \
+                     ON a.channel = k.c0 AND a.routing_key = k.c1 AND a.active"
+                }
+            };
+            let sql = format!(
+                "SELECT a.* FROM ({}) k {account_of_key}",
+                json_rows::select(backend, &[Col::Text, Col::Text])
+            );
+            let wanted: Vec<(&str, &str)> = missing.iter().map(|key| (channel, *key)).collect();
+            let rows = accounts::Entity::find()
+                .from_raw_sql(json_rows::statement(backend, &sql, &wanted)?)
+                .all(self.inner.store.conn())
+                .await?;
+            let mut by_key = HashMap::with_capacity(rows.len());
+            for row in &rows {
+                by_key.insert(row.routing_key.as_str(), self.resolved(row)?);
+            }
+            for (key, slot) in routing_keys.iter().zip(&mut resolved) {
+                if slot.is_none() {
+                    let account = by_key.get(key.as_str()).cloned();
+                    cache.put_route(channel, key, account.clone());
+                    *slot = Some(account);
+                }
+            }
         }
-        self.inner
-            .accounts
-            .route_reads
-            .fetch_add(1, Ordering::Relaxed);
-        let row = accounts::Entity::find()
-            .filter(accounts::Column::Channel.eq(channel))
-            .filter(accounts::Column::RoutingKey.eq(routing_key))
-            .filter(accounts::Column::Active.eq(true))
-            .one(self.inner.store.conn())
-            .await?;
-        let account = match row {
-            Some(row) => Some(self.resolved(&row)?),
-            None => None,
-        };
-        self.inner
-            .accounts
-            .put_route(channel, routing_key, account.clone());
-        Ok(account)
+        Ok(resolved.into_iter().map(Option::flatten).collect())
     }
 
     /// How many webhook routing keys were read from the database since this router started
@@ -356,6 +402,12 @@ impl Router {
     /// for tests.
     pub fn route_reads(&self) -> u64 {
         self.inner.accounts.route_reads.load(Ordering::Relaxed)
+    }
+
+    /// How many database queries read those routing keys: at most one per look-up, however
+    /// many keys a webhook names.
+    pub fn route_queries(&self) -> u64 {
+        self.inner.accounts.route_queries.load(Ordering::Relaxed)
     }
 
     /// An account by id (active or not), for delivering its outbox entries.

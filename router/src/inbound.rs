@@ -10,12 +10,14 @@ mod batch;
 #[doc(hidden)]
 pub use batch::lookup_statement;
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use sea_orm::{ActiveValue::Set, ConnectionTrait, DbErr, EntityTrait, TryInsertResult};
 use switchboard_core::{
-    Direction, EventKind, HandshakeReply, InboundEvent, InboundMessage, KeyRule, MessageStatus,
-    ParseProblem, ParsedWebhook, WebhookError, WebhookReply, WebhookRequest,
+    ChannelAdapter, Direction, EventKind, HandshakeReply, InboundEvent, InboundMessage, KeyRule,
+    MAX_ROUTING_KEYS, MessageStatus, ParseProblem, ParsedWebhook, WebhookError, WebhookReply,
+    WebhookRequest,
 };
 use tokio::sync::{Mutex, mpsc, oneshot};
 
@@ -62,9 +64,7 @@ impl Router {
             .clone();
         let keys = adapter.routing_keys(&request)?;
         let verified = self
-            .signed_accounts(channel, &keys, adapter.key_rule(), |acc| {
-                adapter.verify_webhook(&request, &acc.ctx)
-            })
+            .signed_accounts(channel, &keys, adapter.as_ref(), &request)
             .await?;
         let contexts: Vec<&switchboard_core::AccountContext> =
             verified.iter().map(|a| &a.ctx).collect();
@@ -100,39 +100,72 @@ impl Router {
     /// prove the body was signed with its own secret; events for an account whose secret
     /// did not sign it are dropped by the adapter.
     ///
+    /// The keys are untrusted, so the work is bounded before anything is verified: at most
+    /// [`MAX_ROUTING_KEYS`] keys, read in one query (two for `FirstSigned`: the first key
+    /// alone, as it is usually the one, then the rest), and the signature checked once per
+    /// distinct secret ([`ChannelAdapter::webhook_secret`]) rather than once per account.
+    ///
     /// # Errors
-    /// `UnknownAccount` when no key names a connected account; otherwise the first
-    /// verification error when none signed it.
+    /// `malformed_webhook` for more than [`MAX_ROUTING_KEYS`] keys; `UnknownAccount` when no
+    /// key names a connected account; otherwise the first verification error when none
+    /// signed it.
     async fn signed_accounts(
         &self,
         channel: &str,
         keys: &[String],
-        rule: KeyRule,
-        verify: impl Fn(&Account) -> std::result::Result<(), WebhookError>,
+        adapter: &dyn ChannelAdapter,
+        request: &WebhookRequest,
     ) -> Result<Vec<Arc<Account>>> {
+        let rule = adapter.key_rule();
+        if keys.len() > MAX_ROUTING_KEYS {
+            return Err(RouterError::invalid(
+                "malformed_webhook",
+                format!(
+                    "the webhook names {} accounts; no {channel} webhook names more than {MAX_ROUTING_KEYS}",
+                    keys.len()
+                ),
+            ));
+        }
+        let (first, rest) = match rule {
+            KeyRule::FirstSigned => keys.split_at(keys.len().min(1)),
+            KeyRule::EveryKey => keys.split_at(0),
+        };
         let mut named = false;
+        let mut seen = HashSet::new();
+        let mut by_secret: HashMap<String, std::result::Result<(), WebhookError>> = HashMap::new();
         let mut verified: Vec<Arc<Account>> = Vec::new();
         let mut first_error = None;
-        for key in keys {
-            let Some(acc) = self.resolve_route(channel, key).await? else {
-                continue;
-            };
-            named = true;
-            if verified
-                .iter()
-                .any(|v| v.ctx.account_id == acc.ctx.account_id)
-            {
+        for batch in [first, rest] {
+            if batch.is_empty() {
                 continue;
             }
-            match verify(&acc) {
-                Ok(()) => {
-                    verified.push(acc);
-                    if rule == KeyRule::FirstSigned {
-                        break;
-                    }
+            for acc in self
+                .resolve_routes(channel, batch)
+                .await?
+                .into_iter()
+                .flatten()
+            {
+                named = true;
+                if !seen.insert(acc.ctx.account_id.clone()) {
+                    continue;
                 }
-                Err(e) => {
-                    first_error.get_or_insert(e);
+                let verdict = match adapter.webhook_secret(&acc.ctx) {
+                    Some(secret) => by_secret
+                        .entry(secret.to_owned())
+                        .or_insert_with(|| adapter.verify_webhook(request, &acc.ctx))
+                        .clone(),
+                    None => adapter.verify_webhook(request, &acc.ctx),
+                };
+                match verdict {
+                    Ok(()) => {
+                        verified.push(acc);
+                        if rule == KeyRule::FirstSigned {
+                            return Ok(verified);
+                        }
+                    }
+                    Err(e) => {
+                        first_error.get_or_insert(e);
+                    }
                 }
             }
         }
@@ -655,12 +688,8 @@ mod tests {
         FakeAdapter::webhook(BUSINESS, &[event], Some(SECRET))
     }
 
-    /// When a batch fails, nothing of it stays and every webhook of it is stored on its own,
-    /// exactly once, and answered as if the batch had worked.
-    #[tokio::test]
-    async fn a_failed_batch_is_rolled_back_and_stored_one_by_one() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}/fallback.db?mode=rwc", dir.path().display());
+    async fn fake_router(dir: &tempfile::TempDir) -> Router {
+        let url = format!("sqlite://{}/inbound.db?mode=rwc", dir.path().display());
         let store = Store::connect(&url, SqliteSync::Full).await.unwrap();
         store.migrate().await.unwrap();
         let cipher = CredentialCipher::from_base64(&CredentialCipher::generate_key()).unwrap();
@@ -679,6 +708,108 @@ mod tests {
             )
             .await
             .unwrap();
+        router
+    }
+
+    /// Whatever an adapter hands over, the keys read before verification are bounded, and
+    /// read in one query (two for `FirstSigned`, whose first key is read alone).
+    #[tokio::test]
+    async fn routing_keys_are_bounded_and_read_in_one_query() {
+        let dir = tempfile::tempdir().unwrap();
+        let router = fake_router(&dir).await;
+        let unknown: Vec<String> = (0..=MAX_ROUTING_KEYS)
+            .map(|i| format!("+3161{i:07}"))
+            .collect();
+        let every_key = FakeAdapter::new();
+        let first_signed = FakeAdapter::new().with_key_rule(KeyRule::FirstSigned);
+        let request = FakeAdapter::webhook(BUSINESS, &[], Some(SECRET));
+        let counts = || (router.route_queries(), router.route_reads());
+
+        let err = router
+            .signed_accounts("fake", &unknown, &every_key, &request)
+            .await
+            .unwrap_err();
+        assert_eq!((err.code(), err.http_status()), ("malformed_webhook", 400));
+        assert_eq!(counts(), (0, 0), "nothing is read past the bound");
+
+        let mut keys = unknown[..MAX_ROUTING_KEYS - 1].to_vec();
+        keys.push(BUSINESS.to_owned());
+        let signed = router
+            .signed_accounts("fake", &keys, &every_key, &request)
+            .await
+            .unwrap();
+        assert_eq!(signed.len(), 1);
+        assert_eq!(counts(), (1, MAX_ROUTING_KEYS as u64));
+
+        // FirstSigned: the first key alone, then the rest together.
+        let keys = [BUSINESS.to_owned(), unknown[MAX_ROUTING_KEYS].clone()];
+        router.inner.accounts.clear();
+        let before = counts();
+        router
+            .signed_accounts("fake", &keys, &first_signed, &request)
+            .await
+            .unwrap();
+        assert_eq!((counts().0 - before.0, counts().1 - before.1), (1, 1));
+        let keys = [unknown[MAX_ROUTING_KEYS].clone(), BUSINESS.to_owned()];
+        router.inner.accounts.clear();
+        let before = counts();
+        router
+            .signed_accounts("fake", &keys, &first_signed, &request)
+            .await
+            .unwrap();
+        assert_eq!((counts().0 - before.0, counts().1 - before.1), (2, 2));
+    }
+
+    /// A webhook naming several accounts that share a secret has it checked once; each of
+    /// them is still verified, and an account with another secret is not.
+    #[tokio::test]
+    async fn a_signature_is_checked_once_per_distinct_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let router = fake_router(&dir).await;
+        let tenant = router.create_tenant("globex").await.unwrap().tenant_id;
+        let shared = ["+31201234567", "+31201234568", "+31201234569"];
+        for (number, secret) in shared
+            .iter()
+            .map(|n| (n, SECRET))
+            .chain([(&"+31201234560", "other")])
+        {
+            router
+                .connect_account(
+                    &tenant,
+                    "fake",
+                    number,
+                    &FakeAdapter::credentials(secret),
+                    None,
+                )
+                .await
+                .unwrap();
+        }
+        let adapter = FakeAdapter::new();
+        let request = FakeAdapter::webhook(BUSINESS, &[], Some(SECRET));
+        let keys: Vec<String> = [BUSINESS, "+31201234560"]
+            .into_iter()
+            .chain(shared)
+            .map(str::to_owned)
+            .collect();
+        let verified = router
+            .signed_accounts("fake", &keys, &adapter, &request)
+            .await
+            .unwrap();
+        let mut routed: Vec<&str> = verified
+            .iter()
+            .map(|a| a.ctx.routing_key.as_str())
+            .collect();
+        routed.sort_unstable();
+        assert_eq!(routed, [BUSINESS, shared[0], shared[1], shared[2]]);
+        assert_eq!(adapter.verifications(), 2, "one check per distinct secret");
+    }
+
+    /// When a batch fails, nothing of it stays and every webhook of it is stored on its own,
+    /// exactly once, and answered as if the batch had worked.
+    #[tokio::test]
+    async fn a_failed_batch_is_rolled_back_and_stored_one_by_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let router = fake_router(&dir).await;
         let stats = router.inbound_batch_stats();
         // A lone webhook goes by the batch path too.
         router

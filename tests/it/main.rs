@@ -11,6 +11,7 @@ mod first_run;
 mod foundation;
 mod hardening_http;
 mod hostile_text;
+mod hostile_webhooks;
 mod media;
 mod providers;
 mod write_failures;

@@ -1,10 +1,11 @@
 //! Webhook hot path: signature checks and parses per second, for a 1-message delivery and a
-//! 100-status delivery.
+//! 100-status delivery; and reading the routing keys of hostile bodies naming many numbers.
 
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use switchboard_core::ChannelAdapter;
+use serde_json::{Value, json};
+use switchboard_core::{ChannelAdapter, MAX_ROUTING_KEYS};
 use switchboard_meta_cloud::testing::{account, inbound_text, statuses, webhook_request};
 use switchboard_meta_cloud::{MetaCloud, MetaConfig};
 
@@ -50,5 +51,24 @@ fn bench(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench);
+/// Unsigned bodies naming many phone_number_ids, as a hostile client sends them: reading their
+/// routing keys (the work done before any signature is checked) at the bound and past it.
+fn hostile(c: &mut Criterion) {
+    let meta = MetaCloud::new(MetaConfig::default());
+    let mut g = c.benchmark_group("hostile");
+    g.throughput(Throughput::Elements(1));
+    for ids in [MAX_ROUTING_KEYS, 5_000] {
+        let changes: Vec<Value> = (0..ids)
+            .map(|i| json!({"changes": [{"value": {"metadata": {"phone_number_id": format!("9{i:014}")}}}]}))
+            .collect();
+        let body = json!({"object": "whatsapp_business_account", "entry": changes}).to_string();
+        let req = webhook_request(&body, None);
+        g.bench_function(format!("routing_keys/{ids}-ids"), |b| {
+            b.iter(|| meta.routing_keys(black_box(&req)))
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench, hostile);
 criterion_main!(benches);

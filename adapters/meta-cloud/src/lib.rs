@@ -146,6 +146,11 @@ impl ChannelAdapter for MetaCloud {
         webhook::verify(request, account)
     }
 
+    /// The app secret: Meta signs with the app's, so every number of one app verifies alike.
+    fn webhook_secret<'a>(&self, account: &'a AccountContext) -> Option<&'a str> {
+        webhook::app_secret(account)
+    }
+
     fn parse_webhook(
         &self,
         request: &WebhookRequest,

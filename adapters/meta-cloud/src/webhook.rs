@@ -11,15 +11,16 @@
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
+use serde::de::DeserializeSeed;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use subtle::{Choice, ConstantTimeEq};
 use switchboard_core::{
     AccountContext, Bsuid, ContactIdentity, Content, Direction, EventKind, Forwarded,
     HandshakeReply, InboundEvent, InboundMessage, InteractiveKind, InteractiveReply, Location,
-    MediaItem, MediaKind, MessageStatus, ParseProblem, ParsedWebhook, PhoneNumber, ProviderError,
-    Reaction, Referral, SharedContact, StatusUpdate, SystemNotice, Unsupported, WebhookError,
-    WebhookRequest,
+    MAX_ROUTING_KEYS, MediaItem, MediaKind, MessageStatus, ParseProblem, ParsedWebhook,
+    PhoneNumber, ProviderError, Reaction, Referral, SharedContact, StatusUpdate, SystemNotice,
+    Unsupported, WebhookError, WebhookRequest,
 };
 
 use crate::config::{CRED_APP_SECRET, CRED_VERIFY_TOKEN};
@@ -48,32 +49,266 @@ fn read_envelope(body: &[u8]) -> Result<wire::Envelope, WebhookError> {
     }
 }
 
-fn json_id(v: Option<&Value>) -> Option<String> {
-    match v? {
-        Value::String(s) if !s.is_empty() => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
+/// Every distinct `entry[].changes[].value.metadata.phone_number_id`, in order of appearance.
+///
+/// This runs before the signature is checked, so it reads the body in one pass without
+/// building a tree, and stops at the first id past [`MAX_ROUTING_KEYS`]: its work is bounded
+/// whatever the body names. An entry, change, value or metadata of another shape names
+/// nothing here (parsing reports it as a problem once the body is verified).
+pub(crate) fn routing_keys(body: &[u8]) -> Result<Vec<String>, WebhookError> {
+    let mut keys = keys::Distinct::default();
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let read = keys::Envelope(&mut keys)
+        .deserialize(&mut de)
+        .and_then(|object| de.end().map(|()| object));
+    if keys.overflowed {
+        return Err(malformed(format!(
+            "names more than {MAX_ROUTING_KEYS} phone_number_ids"
+        )));
+    }
+    match read.map_err(|e| malformed(format!("not a JSON envelope: {e}")))? {
+        Some(object) if object == OBJECT => Ok(keys.in_order),
+        Some(other) => Err(malformed(format!(
+            "object is {other:?}, expected {OBJECT:?}"
+        ))),
+        None => Err(malformed("no \"object\" field")),
     }
 }
 
-/// Every distinct `entry[].changes[].value.metadata.phone_number_id`, in order of appearance.
-pub(crate) fn routing_keys(body: &[u8]) -> Result<Vec<String>, WebhookError> {
-    let env = read_envelope(body)?;
-    let mut keys: Vec<String> = Vec::new();
-    let changes = env
-        .entry
-        .iter()
-        .filter_map(|e| e.get("changes")?.as_array())
-        .flatten();
-    for change in changes {
-        let id = json_id(change.pointer("/value/metadata/phone_number_id"));
-        if let Some(id) = id
-            && !keys.contains(&id)
-        {
-            keys.push(id);
+/// The one-pass reader behind [`routing_keys`].
+mod keys {
+    use std::collections::HashSet;
+    use std::fmt;
+
+    use serde::de::{
+        self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor,
+    };
+    use switchboard_core::MAX_ROUTING_KEYS;
+
+    /// Where an entry keeps its phone_number_ids: `""` steps into every element of an array.
+    const ENTRY_PATH: &[&str] = &["changes", "", "value", "metadata", "phone_number_id"];
+
+    /// Distinct keys in order of appearance; hashing keeps a body of many ids linear.
+    #[derive(Default)]
+    pub(super) struct Distinct {
+        pub(super) in_order: Vec<String>,
+        seen: HashSet<String>,
+        /// Set when the body named more than [`MAX_ROUTING_KEYS`]; reading stopped there.
+        pub(super) overflowed: bool,
+    }
+
+    impl Distinct {
+        fn add<E: de::Error>(&mut self, key: &str) -> Result<(), E> {
+            if key.is_empty() || self.seen.contains(key) {
+                return Ok(());
+            }
+            if self.in_order.len() == MAX_ROUTING_KEYS {
+                self.overflowed = true;
+                return Err(E::custom("too many phone_number_ids"));
+            }
+            self.seen.insert(key.to_owned());
+            self.in_order.push(key.to_owned());
+            Ok(())
         }
     }
-    Ok(keys)
+
+    /// The envelope: its `object`, and the keys of `entry` (an array or null).
+    pub(super) struct Envelope<'a>(pub(super) &'a mut Distinct);
+
+    impl<'de> DeserializeSeed<'de> for Envelope<'_> {
+        type Value = Option<String>;
+
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_map(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Envelope<'_> {
+        type Value = Option<String>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a JSON object")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut object = None;
+            while let Some(field) = map.next_key_seed(FieldIn(&["object", "entry"]))? {
+                match field {
+                    Some(0) => object = map.next_value::<Option<String>>()?,
+                    Some(_) => map.next_value_seed(Entries(&mut *self.0))?,
+                    None => map.next_value::<IgnoredAny>().map(drop)?,
+                }
+            }
+            Ok(object)
+        }
+    }
+
+    /// `entry`: null, or an array whose elements are walked along [`ENTRY_PATH`].
+    struct Entries<'a>(&'a mut Distinct);
+
+    impl<'de> DeserializeSeed<'de> for Entries<'_> {
+        type Value = ();
+
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_option(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Entries<'_> {
+        type Value = ();
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an array of entries")
+        }
+
+        fn visit_none<E: de::Error>(self) -> Result<(), E> {
+            Ok(())
+        }
+
+        fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+            Ok(())
+        }
+
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_seq(self)
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            while seq
+                .next_element_seed(Walk {
+                    path: ENTRY_PATH,
+                    keys: &mut *self.0,
+                })?
+                .is_some()
+            {}
+            Ok(())
+        }
+    }
+
+    /// Walks one value along `path` and adds the string or number at its end; a value of
+    /// another shape on the way is skipped, as `serde_json::Value::pointer` would skip it.
+    struct Walk<'a> {
+        path: &'static [&'static str],
+        keys: &'a mut Distinct,
+    }
+
+    impl Walk<'_> {
+        fn add<E: de::Error>(self, key: &str) -> Result<(), E> {
+            if self.path.is_empty() {
+                self.keys.add(key)
+            } else {
+                Ok(())
+            }
+        }
+    }
+
+    impl<'de> DeserializeSeed<'de> for Walk<'_> {
+        type Value = ();
+
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Walk<'_> {
+        type Value = ();
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("any JSON value")
+        }
+
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
+            self.add(v)
+        }
+
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
+            self.add(&v.to_string())
+        }
+
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
+            self.add(&v.to_string())
+        }
+
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
+            match serde_json::Number::from_f64(v) {
+                Some(n) => self.add(&n.to_string()),
+                None => Ok(()),
+            }
+        }
+
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+            Ok(())
+        }
+
+        fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+            Ok(())
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            match self.path.split_first() {
+                Some((&"", rest)) => {
+                    while seq
+                        .next_element_seed(Walk {
+                            path: rest,
+                            keys: &mut *self.keys,
+                        })?
+                        .is_some()
+                    {}
+                }
+                _ => while seq.next_element::<IgnoredAny>()?.is_some() {},
+            }
+            Ok(())
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            let (name, rest) = match self.path.split_first() {
+                Some((name, rest)) if !name.is_empty() => (*name, rest),
+                _ => ("", self.path),
+            };
+            while let Some(field) = map.next_key_seed(FieldIn(&[name]))? {
+                if field.is_some() && !name.is_empty() {
+                    map.next_value_seed(Walk {
+                        path: rest,
+                        keys: &mut *self.keys,
+                    })?;
+                } else {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+            Ok(())
+        }
+    }
+
+    /// Reads an object key as its index among `names`, without copying it.
+    struct FieldIn<'a>(&'a [&'a str]);
+
+    impl<'de> DeserializeSeed<'de> for FieldIn<'_> {
+        type Value = Option<usize>;
+
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_str(self)
+        }
+    }
+
+    impl Visitor<'_> for FieldIn<'_> {
+        type Value = Option<usize>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an object key")
+        }
+
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(self.0.iter().position(|name| *name == v))
+        }
+    }
+}
+
+/// The account's app secret, the one key of its webhooks' signatures, when it has one.
+pub(crate) fn app_secret(account: &AccountContext) -> Option<&str> {
+    account
+        .credentials
+        .get(CRED_APP_SECRET)
+        .filter(|s| !s.is_empty())
 }
 
 /// Checks `X-Hub-Signature-256` with the account's app secret.
@@ -82,11 +317,7 @@ pub(crate) fn verify(
     account: &AccountContext,
 ) -> Result<(), WebhookError> {
     let header = request.header(signature::SIGNATURE_HEADER);
-    let Some(secret) = account
-        .credentials
-        .get(CRED_APP_SECRET)
-        .filter(|s| !s.is_empty())
-    else {
+    let Some(secret) = app_secret(account) else {
         // Without our secret nothing can be verified; refuse rather than trust.
         tracing::warn!(
             account_id = %account.account_id,

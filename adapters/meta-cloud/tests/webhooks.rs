@@ -1,6 +1,7 @@
 //! Webhook path tests: handshake, signatures, and parsing of every documented payload.
 
 use serde_json::{Value, json};
+use switchboard_core::MAX_ROUTING_KEYS;
 use switchboard_core::{
     AccountContext, ChannelAdapter, Direction, ErrorKind, EventKind, InboundMessage,
     InteractiveKind, MediaKind, MessageStatus, ParsedWebhook, StatusUpdate, WebhookError,
@@ -253,6 +254,67 @@ fn routing_keys_are_distinct_and_ordered() {
     ]);
     let keys = meta().routing_keys(&webhook_request(&body, None)).unwrap();
     assert_eq!(keys, vec!["222".to_owned(), "111".to_owned()]);
+}
+
+/// Routing reads only `entry[].changes[].value.metadata.phone_number_id`; anything of
+/// another shape on the way names nothing (parsing reports it once the body is verified).
+#[test]
+fn routing_keys_skip_what_is_not_a_phone_number_id() {
+    let body = json!({"object": "whatsapp_business_account", "entry": [
+        "not an entry",
+        {"changes": null},
+        {"changes": {"value": {"metadata": {"phone_number_id": "1"}}}},
+        {"id": "waba", "changes": [
+            7,
+            {"value": {"metadata": {"phone_number_id": 106540352242922_u64}}},
+            {"value": {"metadata": {"phone_number_id": ""}}},
+            {"value": {"metadata": {"phone_number_id": {"nested": "2"}}}},
+            {"value": {"metadata": null}},
+            {"value": [{"metadata": {"phone_number_id": "3"}}]},
+            {"value": {"metadata": {"display_phone_number": "4", "phone_number_id": "555"},
+                       "messages": [{"id": "x", "metadata": {"phone_number_id": "6"}}]}},
+        ]},
+    ]});
+    let keys = meta()
+        .routing_keys(&webhook_request(&body.to_string(), None))
+        .unwrap();
+    assert_eq!(keys, vec![PNID.to_owned(), "555".to_owned()]);
+
+    let null_entries = r#"{"entry":null,"object":"whatsapp_business_account"}"#;
+    let keys = meta()
+        .routing_keys(&webhook_request(null_entries, None))
+        .unwrap();
+    assert!(keys.is_empty());
+}
+
+/// A body naming more distinct phone_number_ids than any notification of Meta's can is not
+/// Meta's: it is refused, and reading stops at the first id past the bound.
+#[test]
+fn routing_keys_stop_past_the_most_a_notification_can_name() {
+    let change = |id: usize| json!({"value": {"metadata": {"phone_number_id": id.to_string()}}});
+    let body = |ids: &mut dyn Iterator<Item = usize>| {
+        let changes: Vec<Value> = ids.map(change).collect();
+        json!({"object": "whatsapp_business_account", "entry": [{"changes": changes}]}).to_string()
+    };
+    let m = meta();
+    // Repeats are one key each: the bound is on distinct ids.
+    let at_bound = body(&mut (0..MAX_ROUTING_KEYS).chain(0..MAX_ROUTING_KEYS));
+    let keys = m.routing_keys(&webhook_request(&at_bound, None)).unwrap();
+    assert_eq!(keys.len(), MAX_ROUTING_KEYS);
+    assert_eq!(keys[7], "7");
+
+    let past = body(&mut (0..=MAX_ROUTING_KEYS));
+    let err = m.routing_keys(&webhook_request(&past, None)).unwrap_err();
+    assert_eq!(err.http_status(), 400);
+    assert!(err.to_string().contains("more than 1000"), "{err}");
+
+    // What follows the id past the bound is not read: not even broken JSON there matters.
+    let cut = past.find(&format!("\"{MAX_ROUTING_KEYS}\"")).unwrap();
+    let truncated = format!("{}\"}}}}, {{ not json", &past[..cut + 6]);
+    let err = m
+        .routing_keys(&webhook_request(&truncated, None))
+        .unwrap_err();
+    assert!(err.to_string().contains("more than 1000"), "{err}");
 }
 
 #[test]
