@@ -548,8 +548,38 @@ impl Router {
             .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
             .all(&txn)
             .await?;
+        due.retain(|e| !self.inner.claimed.in_flight(&e.message_id));
+        // Still leased to a process (the lease expired, or it would not be due): that
+        // process died or stalled between claiming and recording an outcome, so the provider
+        // may have it already. It waits for a status naming it (`statuses::apply` then
+        // takes it out of the outbox) and is sent again only after the grace.
+        let (in_doubt, mut due): (Vec<_>, Vec<_>) =
+            due.into_iter().partition(|e| e.locked_by.is_some());
+        if !in_doubt.is_empty() {
+            let grace = i64::try_from(cfg.in_doubt_grace.as_millis()).unwrap_or(i64::MAX / 4);
+            outbox::Entity::update_many()
+                .col_expr(
+                    outbox::Column::LockedBy,
+                    Expr::value(Option::<String>::None),
+                )
+                .col_expr(
+                    outbox::Column::LockedUntil,
+                    Expr::value(Option::<i64>::None),
+                )
+                .col_expr(outbox::Column::NextAttemptAt, Expr::value(now + grace))
+                .filter(
+                    outbox::Column::MessageId.is_in(in_doubt.iter().map(|e| e.message_id.as_str())),
+                )
+                .filter(outbox::Column::LockedUntil.lt(now))
+                .exec(&txn)
+                .await?;
+            tracing::info!(
+                n = in_doubt.len(),
+                grace_ms = grace,
+                "Messages whose send may have begun in a stopped process wait for a provider status before they are sent again."
+            );
+        }
         due.retain(|e| match rooms.get_mut(&e.account_id) {
-            _ if self.inner.claimed.in_flight(&e.message_id) => false,
             Some(room) if *room > 0 => {
                 *room -= 1;
                 true

@@ -35,6 +35,11 @@ pub struct DeliveryConfig {
     /// (the send's answer may come after the status); then it is deleted. A status for a
     /// message sent by another system on the same number never finds one.
     pub pending_statuses_kept: Duration,
+    /// How long an entry whose send may have begun in a process that died (claimed, lease
+    /// expired, outcome never recorded) waits for a provider status naming it before it is
+    /// sent again. A status that arrives meanwhile proves the provider has the message, and
+    /// it is not resent (see `delivery`).
+    pub in_doubt_grace: Duration,
 }
 
 impl Default for DeliveryConfig {
@@ -49,6 +54,7 @@ impl Default for DeliveryConfig {
             reconcile_after: Duration::from_secs(15 * 60),
             reconcile_every: Duration::from_secs(60),
             pending_statuses_kept: Duration::from_secs(7 * 24 * 60 * 60),
+            in_doubt_grace: Duration::from_secs(120),
         }
     }
 }
