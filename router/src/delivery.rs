@@ -251,22 +251,19 @@ impl Router {
         );
     }
 
-    async fn notify_loop(&self, mut shutdown: watch::Receiver<bool>) {
-        while !*shutdown.borrow() {
-            let claimed = match self.deliver_notifications().await {
-                Ok(n) => n,
-                Err(e) => {
-                    tracing::warn!(error = %e, "Notification round failed.");
-                    0
-                }
-            };
-            if claimed == 0 {
-                tokio::select! {
-                    () = tokio::time::sleep(self.inner.delivery.poll_interval) => {}
-                    changed = shutdown.changed() => if changed.is_err() { break },
-                }
-            }
-        }
+    async fn notify_loop(&self, shutdown: watch::Receiver<bool>) {
+        let queue = crate::wake::Queue {
+            table: "notifications",
+            only: "1 = 1",
+        };
+        self.work_loop(
+            shutdown,
+            &self.inner.wake_notify,
+            queue,
+            "Notification round",
+            || self.deliver_notifications(),
+        )
+        .await;
     }
 
     async fn reconcile_loop(&self, mut shutdown: watch::Receiver<bool>) {
@@ -309,26 +306,19 @@ impl Router {
         }
     }
 
-    async fn round_loop(&self, mut shutdown: watch::Receiver<bool>) {
-        loop {
-            if *shutdown.borrow() {
-                break;
-            }
-            let claimed = match self.deliver_due().await {
-                Ok(n) => n,
-                Err(e) => {
-                    tracing::warn!(error = %e, "Delivery round failed.");
-                    0
-                }
-            };
-            if claimed == 0 {
-                tokio::select! {
-                    () = self.inner.wake_delivery.notified() => {}
-                    () = tokio::time::sleep(self.inner.delivery.poll_interval) => {}
-                    _ = shutdown.changed() => {}
-                }
-            }
-        }
+    async fn round_loop(&self, shutdown: watch::Receiver<bool>) {
+        let queue = crate::wake::Queue {
+            table: "outbox",
+            only: "1 = 1",
+        };
+        self.work_loop(
+            shutdown,
+            &self.inner.wake_delivery,
+            queue,
+            "Delivery round",
+            || self.deliver_due(),
+        )
+        .await;
     }
 
     /// Claims due outbox entries and delivers them; returns how many were claimed.
@@ -1115,6 +1105,14 @@ impl Router {
         };
         crate::notify::enqueue(&txn, &events).await?;
         txn.commit().await?;
+        // The one line for a message that will not be delivered: ids and the code only (the
+        // provider's text may quote the recipient's number).
+        tracing::warn!(
+            message_id = %message.id,
+            channel = %message.channel,
+            code,
+            "Message delivery failed for good."
+        );
         self.publish(events);
         Ok(())
     }

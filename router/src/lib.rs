@@ -29,6 +29,7 @@ mod sender_rate;
 mod statuses;
 pub mod store;
 pub mod tenants;
+mod wake;
 pub mod wiring;
 
 pub use error::{Result, RouterError};
