@@ -12,11 +12,16 @@
 //!   blindly: the message fails visibly with code `delivery_unknown` and the attempt
 //!   history shows the exchange.
 //! - Crashes: delivery is at least once. A process that dies mid-round leaves its claimed
-//!   entries leased; they are claimed again when the lease (`DeliveryConfig::lease`,
-//!   `SWITCHBOARD_DELIVERY_LEASE_MS`) expires. An entry whose request reached the provider but
-//!   whose outcome was not committed before the crash is sent again: duplicates are bounded
-//!   by the sends in flight at the crash (at most `ROUNDS_IN_FLIGHT` claim batches), and only
-//!   happen on a crash. A live worker never sends an entry whose lease it lost (`keep_lease`).
+//!   entries leased. When the lease (`DeliveryConfig::lease`, `SWITCHBOARD_DELIVERY_LEASE_MS`)
+//!   has expired, such an entry is in doubt: its request may have reached the provider. The
+//!   next claim moves it `DeliveryConfig::in_doubt_grace` ahead instead of sending it; a
+//!   status naming it meanwhile (providers echo our message id) takes it out of the outbox
+//!   (`statuses::apply`), else it is sent again after the grace. Duplicates need a send that
+//!   reached the provider and no status within the grace, are bounded by the sends in flight
+//!   at the crash (at most `ROUNDS_IN_FLIGHT` claim batches), and only happen on a crash. A
+//!   live worker never sends an entry whose lease it lost (`keep_lease`).
+//! - Idle: after a round that claimed nothing, a round sleeps until `send()` wakes it, the
+//!   next entry is due, or `DeliveryConfig::idle_poll` (`wake`); looking only reads.
 //! - Throughput: two claim rounds overlap, each round keeps one queue per sender, and the
 //!   outcomes of successful sends (attempt row, provider id, status, outbox removal) are
 //!   written many per transaction by the round's writer; a failed batch is rewritten one
