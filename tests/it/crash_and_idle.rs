@@ -232,8 +232,8 @@ async fn wait_outbox_empty(router: &Router) {
 }
 
 /// Policy: an idle server writes nothing. Its workers look for work often here (the idle
-/// poll is 100 ms), and looking only reads; a sender lease it no longer needs is left to
-/// lapse rather than renewed.
+/// poll is 100 ms, reconciliation every 200 ms), and looking only reads; a sender lease it
+/// no longer needs is left to lapse rather than renewed.
 #[tokio::test]
 async fn an_idle_engine_writes_nothing() {
     on_each_backend(|db| async move {
@@ -241,6 +241,8 @@ async fn an_idle_engine_writes_nothing() {
         let cfg = DeliveryConfig {
             idle_poll: Duration::from_millis(100),
             poll_interval: Duration::from_millis(50),
+            // Reconciliation and the pending-status clean-up run often too.
+            reconcile_every: Duration::from_millis(200),
             ..DeliveryConfig::default()
         };
         let (router, tenant) = router_on(&db, &fake, cfg).await;
