@@ -283,6 +283,10 @@ pub struct Config {
     /// send. Default 30000.
     #[arg(long, env = "SWITCHBOARD_DELIVERY_LEASE_MS")]
     pub delivery_lease_ms: Option<u64>,
+    /// How long a message whose send may have begun before a crash waits for a provider
+    /// status proving it arrived before it is sent again (milliseconds). Default 120000.
+    #[arg(long, env = "SWITCHBOARD_DELIVERY_IN_DOUBT_GRACE_MS", global = true)]
+    pub delivery_in_doubt_grace_ms: Option<u64>,
     /// Where media files are kept. Default: `<sqlite file>.media` beside the SQLite
     /// database, or `./switchboard-media` with PostgreSQL.
     #[arg(long, env = "SWITCHBOARD_MEDIA_DIR")]
@@ -326,6 +330,9 @@ impl Config {
         let mut d = crate::router::DeliveryConfig::default();
         if let Some(ms) = self.delivery_lease_ms {
             d.lease = std::time::Duration::from_millis(ms.max(1));
+        }
+        if let Some(ms) = self.delivery_in_doubt_grace_ms {
+            d.in_doubt_grace = std::time::Duration::from_millis(ms);
         }
         d
     }

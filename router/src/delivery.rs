@@ -12,11 +12,16 @@
 //!   blindly: the message fails visibly with code `delivery_unknown` and the attempt
 //!   history shows the exchange.
 //! - Crashes: delivery is at least once. A process that dies mid-round leaves its claimed
-//!   entries leased; they are claimed again when the lease (`DeliveryConfig::lease`,
-//!   `SWITCHBOARD_DELIVERY_LEASE_MS`) expires. An entry whose request reached the provider but
-//!   whose outcome was not committed before the crash is sent again: duplicates are bounded
-//!   by the sends in flight at the crash (at most `ROUNDS_IN_FLIGHT` claim batches), and only
-//!   happen on a crash. A live worker never sends an entry whose lease it lost (`keep_lease`).
+//!   entries leased. When the lease (`DeliveryConfig::lease`, `SWITCHBOARD_DELIVERY_LEASE_MS`)
+//!   has expired, such an entry is in doubt: its request may have reached the provider. The
+//!   next claim moves it `DeliveryConfig::in_doubt_grace` ahead instead of sending it; a
+//!   status naming it meanwhile (providers echo our message id) takes it out of the outbox
+//!   (`statuses::apply`), else it is sent again after the grace. Duplicates need a send that
+//!   reached the provider and no status within the grace, are bounded by the sends in flight
+//!   at the crash (at most `ROUNDS_IN_FLIGHT` claim batches), and only happen on a crash. A
+//!   live worker never sends an entry whose lease it lost (`keep_lease`).
+//! - Idle: after a round that claimed nothing, a round sleeps until `send()` wakes it, the
+//!   next entry is due, or `DeliveryConfig::idle_poll` (`wake`); looking only reads.
 //! - Throughput: two claim rounds overlap, each round keeps one queue per sender, and the
 //!   outcomes of successful sends (attempt row, provider id, status, outbox removal) are
 //!   written many per transaction by the round's writer; a failed batch is rewritten one
@@ -251,22 +256,19 @@ impl Router {
         );
     }
 
-    async fn notify_loop(&self, mut shutdown: watch::Receiver<bool>) {
-        while !*shutdown.borrow() {
-            let claimed = match self.deliver_notifications().await {
-                Ok(n) => n,
-                Err(e) => {
-                    tracing::warn!(error = %e, "Notification round failed.");
-                    0
-                }
-            };
-            if claimed == 0 {
-                tokio::select! {
-                    () = tokio::time::sleep(self.inner.delivery.poll_interval) => {}
-                    changed = shutdown.changed() => if changed.is_err() { break },
-                }
-            }
-        }
+    async fn notify_loop(&self, shutdown: watch::Receiver<bool>) {
+        let queue = crate::wake::Queue {
+            table: "notifications",
+            only: "1 = 1",
+        };
+        self.work_loop(
+            shutdown,
+            &self.inner.wake_notify,
+            queue,
+            "Notification round",
+            || self.deliver_notifications(),
+        )
+        .await;
     }
 
     async fn reconcile_loop(&self, mut shutdown: watch::Receiver<bool>) {
@@ -309,26 +311,19 @@ impl Router {
         }
     }
 
-    async fn round_loop(&self, mut shutdown: watch::Receiver<bool>) {
-        loop {
-            if *shutdown.borrow() {
-                break;
-            }
-            let claimed = match self.deliver_due().await {
-                Ok(n) => n,
-                Err(e) => {
-                    tracing::warn!(error = %e, "Delivery round failed.");
-                    0
-                }
-            };
-            if claimed == 0 {
-                tokio::select! {
-                    () = self.inner.wake_delivery.notified() => {}
-                    () = tokio::time::sleep(self.inner.delivery.poll_interval) => {}
-                    _ = shutdown.changed() => {}
-                }
-            }
-        }
+    async fn round_loop(&self, shutdown: watch::Receiver<bool>) {
+        let queue = crate::wake::Queue {
+            table: "outbox",
+            only: "1 = 1",
+        };
+        self.work_loop(
+            shutdown,
+            &self.inner.wake_delivery,
+            queue,
+            "Delivery round",
+            || self.deliver_due(),
+        )
+        .await;
     }
 
     /// Claims due outbox entries and delivers them; returns how many were claimed.
@@ -548,8 +543,38 @@ impl Router {
             .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
             .all(&txn)
             .await?;
+        due.retain(|e| !self.inner.claimed.in_flight(&e.message_id));
+        // Still leased to a process (the lease expired, or it would not be due): that
+        // process died or stalled between claiming and recording an outcome, so the provider
+        // may have it already. It waits for a status naming it (`statuses::apply` then
+        // takes it out of the outbox) and is sent again only after the grace.
+        let (in_doubt, mut due): (Vec<_>, Vec<_>) =
+            due.into_iter().partition(|e| e.locked_by.is_some());
+        if !in_doubt.is_empty() {
+            let grace = i64::try_from(cfg.in_doubt_grace.as_millis()).unwrap_or(i64::MAX / 4);
+            outbox::Entity::update_many()
+                .col_expr(
+                    outbox::Column::LockedBy,
+                    Expr::value(Option::<String>::None),
+                )
+                .col_expr(
+                    outbox::Column::LockedUntil,
+                    Expr::value(Option::<i64>::None),
+                )
+                .col_expr(outbox::Column::NextAttemptAt, Expr::value(now + grace))
+                .filter(
+                    outbox::Column::MessageId.is_in(in_doubt.iter().map(|e| e.message_id.as_str())),
+                )
+                .filter(outbox::Column::LockedUntil.lt(now))
+                .exec(&txn)
+                .await?;
+            tracing::info!(
+                n = in_doubt.len(),
+                grace_ms = grace,
+                "Messages whose send may have begun in a stopped process wait for a provider status before they are sent again."
+            );
+        }
         due.retain(|e| match rooms.get_mut(&e.account_id) {
-            _ if self.inner.claimed.in_flight(&e.message_id) => false,
             Some(room) if *room > 0 => {
                 *room -= 1;
                 true
@@ -1085,6 +1110,14 @@ impl Router {
         };
         crate::notify::enqueue(&txn, &events).await?;
         txn.commit().await?;
+        // The one line for a message that will not be delivered: ids and the code only (the
+        // provider's text may quote the recipient's number).
+        tracing::warn!(
+            message_id = %message.id,
+            channel = %message.channel,
+            code,
+            "Message delivery failed for good."
+        );
         self.publish(events);
         Ok(())
     }

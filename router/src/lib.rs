@@ -30,6 +30,7 @@ mod statuses;
 pub mod store;
 pub mod telemetry;
 pub mod tenants;
+mod wake;
 pub mod wiring;
 
 pub use error::{Result, RouterError};

@@ -391,22 +391,19 @@ fn sha256_hex(bytes: &[u8]) -> String {
 
 impl Router {
     /// The fetcher loop: runs rounds until `shutdown` turns true.
-    pub(crate) async fn media_loop(&self, mut shutdown: watch::Receiver<bool>) {
-        while !*shutdown.borrow() {
-            let claimed = match self.fetch_media_due().await {
-                Ok(n) => n,
-                Err(e) => {
-                    tracing::warn!(error = %e, "Media fetch round failed.");
-                    0
-                }
-            };
-            if claimed == 0 {
-                tokio::select! {
-                    () = tokio::time::sleep(self.inner.delivery.poll_interval) => {}
-                    changed = shutdown.changed() => if changed.is_err() { break },
-                }
-            }
-        }
+    pub(crate) async fn media_loop(&self, shutdown: watch::Receiver<bool>) {
+        let queue = crate::wake::Queue {
+            table: "media",
+            only: "state = 'pending' AND next_attempt_at IS NOT NULL",
+        };
+        self.work_loop(
+            shutdown,
+            &self.inner.wake_media,
+            queue,
+            "Media fetch round",
+            || self.fetch_media_due(),
+        )
+        .await;
     }
 
     /// Claims due inbound media and downloads it; returns how many items were claimed.

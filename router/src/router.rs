@@ -24,8 +24,13 @@ pub struct DeliveryConfig {
     /// First retry delay; doubles per attempt (full jitter), capped by `max_backoff`.
     pub base_backoff: Duration,
     pub max_backoff: Duration,
-    /// How often an idle engine looks for due entries written by other processes.
+    /// How often a worker looks again while work is due that it could not take (held by
+    /// another process, or waiting for an older message to the same contact).
     pub poll_interval: Duration,
+    /// Longest sleep of a worker with nothing due: work of this process wakes it at once
+    /// and a retry at its due time, so this only bounds how late it sees work that another
+    /// process queued. Looking only reads.
+    pub idle_poll: Duration,
     /// Outbound messages without a final status for this long are asked about
     /// (`ChannelAdapter::fetch_status`).
     pub reconcile_after: Duration,
@@ -35,6 +40,11 @@ pub struct DeliveryConfig {
     /// (the send's answer may come after the status); then it is deleted. A status for a
     /// message sent by another system on the same number never finds one.
     pub pending_statuses_kept: Duration,
+    /// How long an entry whose send may have begun in a process that died (claimed, lease
+    /// expired, outcome never recorded) waits for a provider status naming it before it is
+    /// sent again. A status that arrives meanwhile proves the provider has the message, and
+    /// it is not resent (see `delivery`).
+    pub in_doubt_grace: Duration,
 }
 
 impl Default for DeliveryConfig {
@@ -46,9 +56,11 @@ impl Default for DeliveryConfig {
             base_backoff: Duration::from_millis(500),
             max_backoff: Duration::from_secs(300),
             poll_interval: Duration::from_millis(250),
+            idle_poll: Duration::from_secs(2),
             reconcile_after: Duration::from_secs(15 * 60),
             reconcile_every: Duration::from_secs(60),
             pending_statuses_kept: Duration::from_secs(7 * 24 * 60 * 60),
+            in_doubt_grace: Duration::from_secs(120),
         }
     }
 }
@@ -63,6 +75,10 @@ pub(crate) struct Inner {
     pub(crate) worker_id: String,
     pub(crate) delivery: DeliveryConfig,
     pub(crate) wake_delivery: Notify,
+    /// Wakes the notification worker (events were committed).
+    pub(crate) wake_notify: Notify,
+    /// Wakes the media fetcher (inbound messages were committed).
+    pub(crate) wake_media: Notify,
     pub(crate) limits: crate::sender_rate::SenderLimits,
     /// The senders this process may deliver for (see `sender_leases`).
     pub(crate) holds: crate::sender_leases::SenderHolds,
@@ -187,6 +203,8 @@ impl RouterBuilder {
                 worker_id: crate::ids::new_id("wrk"),
                 delivery: self.delivery,
                 wake_delivery: Notify::new(),
+                wake_notify: Notify::new(),
+                wake_media: Notify::new(),
                 limits: crate::sender_rate::SenderLimits::default(),
                 holds: crate::sender_leases::SenderHolds::default(),
                 claimed: crate::delivery::Claimed::default(),
@@ -229,7 +247,19 @@ impl Router {
         self.inner.events.subscribe()
     }
 
+    /// Hands committed events to subscribers, and wakes the workers that may have work
+    /// from them (queued notifications, inbound media to fetch).
     pub(crate) fn publish(&self, events: Vec<RouterEvent>) {
+        if events.is_empty() {
+            return;
+        }
+        self.inner.wake_notify.notify_one();
+        if events
+            .iter()
+            .any(|e| matches!(e, RouterEvent::MessageReceived { .. }))
+        {
+            self.inner.wake_media.notify_one();
+        }
         for e in events {
             // An error only means nobody subscribes right now.
             if self.inner.events.send(e).is_err() {

@@ -16,6 +16,10 @@
 //! always at least a cool-down apart. Taking, renewing and releasing are serialized in the
 //! process, so a renewal cannot revive a lease that is being released.
 //!
+//! A process with nothing due renews nothing and sends for no sender; its leases lapse.
+//! While they have not, it still finds other processes' work for them by its idle poll
+//! (`DeliveryConfig::idle_poll`), which only reads.
+//!
 //! Taking a lease is one conditional upsert (`ON CONFLICT DO UPDATE … WHERE the holder is
 //! me or the lease expired`), atomic on both PostgreSQL and SQLite.
 
@@ -129,12 +133,32 @@ impl Router {
     }
 
     /// Heartbeats, rebalances and returns the accounts this process may deliver for now.
+    ///
+    /// With nothing due it only reads and sends for no sender: an idle process renews no
+    /// lease and writes nothing. It takes senders again when their work is due.
     pub(crate) async fn hold_senders(&self) -> Result<Vec<String>> {
         let _ops = self.inner.holds.ops.lock().await;
         let db = self.inner.store.write_conn();
         let me = self.inner.worker_id.as_str();
         let now = now_ms();
         let ttl = self.lease_ms();
+
+        let due: BTreeSet<String> = outbox::Entity::find()
+            .select_only()
+            .column(outbox::Column::AccountId)
+            .distinct()
+            .filter(outbox::Column::NextAttemptAt.lte(now))
+            .into_tuple::<String>()
+            .all(self.inner.store.conn())
+            .await?
+            .into_iter()
+            .collect();
+        if due.is_empty() {
+            // Leases held are left to lapse, not renewed: no write. Until they do, work for
+            // them that another process queues is found here by the idle poll.
+            self.inner.holds.hold_only(&[], 0);
+            return Ok(Vec::new());
+        }
 
         worker_rows::Entity::insert(worker_rows::ActiveModel {
             worker_id: Set(me.to_owned()),
@@ -158,16 +182,6 @@ impl Router {
             .exec(db)
             .await?;
 
-        let due: BTreeSet<String> = outbox::Entity::find()
-            .select_only()
-            .column(outbox::Column::AccountId)
-            .distinct()
-            .filter(outbox::Column::NextAttemptAt.lte(now))
-            .into_tuple::<String>()
-            .all(db)
-            .await?
-            .into_iter()
-            .collect();
         let leases = lease_rows::Entity::find().all(db).await?;
         let mut mine: Vec<String> = leases
             .iter()

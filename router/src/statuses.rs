@@ -10,7 +10,7 @@ use switchboard_core::{MessageStatus, StatusUpdate};
 
 use crate::events::RouterEvent;
 use crate::ids::now_ms;
-use crate::store::entity::{message_status_events, messages, pending_statuses};
+use crate::store::entity::{message_status_events, messages, outbox, pending_statuses};
 
 /// What became of a status report.
 #[derive(Debug, PartialEq, Eq)]
@@ -79,6 +79,12 @@ pub(crate) async fn apply<C: ConnectionTrait>(
             )
             .filter(messages::Column::Id.eq(message.id.as_str()))
             .filter(messages::Column::ProviderMessageId.is_null())
+            .exec(db)
+            .await?;
+        // The provider has the message, so it must not be sent again: this is what keeps
+        // a send that began before a crash from going twice (`DeliveryConfig::in_doubt_grace`).
+        // A worker sending it right now writes its outcome all the same.
+        outbox::Entity::delete_by_id(message.id.clone())
             .exec(db)
             .await?;
     }

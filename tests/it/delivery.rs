@@ -1351,8 +1351,8 @@ mod real_binary {
     /// Crash safety. Policy: a message accepted by `send()` is delivered after a crash. An
     /// entry claimed by the dead process is taken over when its lease expires. Sends whose
     /// request reached the provider but whose outcome was not recorded before the crash are
-    /// sent again (at-least-once): the duplicates are bounded by the sends in flight at the
-    /// crash, at most one claim batch.
+    /// sent again after the in-doubt grace when no status proved them (at-least-once): the
+    /// duplicates are bounded by the sends in flight at the crash.
     #[tokio::test]
     async fn a_crash_mid_delivery_loses_nothing_and_duplicates_at_most_the_sends_in_flight() {
         let db = TestDb::sqlite().await;
@@ -1390,6 +1390,8 @@ mod real_binary {
             ("SWITCHBOARD_ENCRYPTION_KEY", key.as_str()),
             ("SWITCHBOARD_TWILIO_API_BASE", base.as_str()),
             ("SWITCHBOARD_DELIVERY_LEASE_MS", "1000"),
+            // FakeTwilio sends no status callbacks, so nothing proves a send in doubt.
+            ("SWITCHBOARD_DELIVERY_IN_DOUBT_GRACE_MS", "500"),
             ("SWITCHBOARD_LOG", "warn"),
         ];
         let server = Server::start(&db.url, &dir, &envs).await;

@@ -5,6 +5,7 @@ mod support;
 
 mod api;
 mod batching;
+mod crash_and_idle;
 mod delivery;
 mod e2e;
 mod first_run;

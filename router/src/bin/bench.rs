@@ -899,6 +899,13 @@ struct CrashOutboundArgs {
     /// process's claimed sends are taken over.
     #[arg(long, default_value_t = 2000)]
     lease_ms: u64,
+    /// How long the servers wait for a status before resending a send in doubt after a
+    /// crash (SWITCHBOARD_DELIVERY_IN_DOUBT_GRACE_MS).
+    #[arg(long, default_value_t = 10_000)]
+    in_doubt_grace_ms: u64,
+    /// The fake provider reports no statuses (nothing proves a send in doubt arrived).
+    #[arg(long)]
+    no_status_reports: bool,
 }
 
 /// One sender account created by the tool.
@@ -928,6 +935,74 @@ struct FakeState {
     origin: Instant,
     seq: AtomicUsize,
     log: Mutex<Vec<Arrival>>,
+    /// Where status reports go, when the fake sends them.
+    reports: Option<StatusReports>,
+}
+
+/// The auth token of the tool's Twilio senders.
+const BENCH_TWILIO_TOKEN: &str = "bench-token";
+/// The app secret of the tool's Meta senders.
+const BENCH_META_SECRET: &str = "bench-secret";
+
+/// Status reports the fake provider sends for every message it accepted, as the providers
+/// do: `sent` after 0.5 s and `delivered` 2 s later, each echoing our message id (Twilio: to
+/// the StatusCallback URL, signed with the auth token; Meta: to the server's webhook with
+/// `biz_opaque_callback_data`, signed with the app secret). A report the server does not
+/// take (it was killed) is retried every second for 30 s by Meta, never by Twilio.
+struct StatusReports {
+    meta_webhook: String,
+    client: reqwest::Client,
+}
+
+/// One status report: where, its body, its signature header.
+struct Report {
+    url: String,
+    content_type: &'static str,
+    signature: (&'static str, String),
+    body: String,
+    retries: usize,
+}
+
+impl StatusReports {
+    fn new(server: &str) -> Self {
+        Self {
+            meta_webhook: format!("{server}{META_PATH}"),
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(5))
+                .build()
+                .expect("a plain HTTP client"),
+        }
+    }
+
+    /// Sends `reports(status)` for `sent`, then `delivered`, in the background.
+    fn spawn(&self, reports: impl Fn(&str) -> Report + Send + 'static) {
+        let client = self.client.clone();
+        tokio::spawn(async move {
+            for (after, status) in [(500, "sent"), (2_000, "delivered")] {
+                tokio::time::sleep(Duration::from_millis(after)).await;
+                let r = reports(status);
+                tokio::spawn(post_report(client.clone(), r));
+            }
+        });
+    }
+}
+
+async fn post_report(client: reqwest::Client, r: Report) {
+    for attempt in 0..=r.retries {
+        if attempt > 0 {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        let res = client
+            .post(&r.url)
+            .header("content-type", r.content_type)
+            .header(r.signature.0, &r.signature.1)
+            .body(r.body.clone())
+            .send()
+            .await;
+        if res.is_ok_and(|x| x.status().is_success()) {
+            return;
+        }
+    }
 }
 
 impl FakeState {
@@ -953,7 +1028,14 @@ impl FakeState {
 
 /// Serves a minimal Twilio Messages API and Meta Graph send endpoint on `addr`, on its own
 /// 2-thread runtime: each success answer is the documented body with a fresh id.
-fn start_fake_provider(addr: SocketAddr, origin: Instant) -> Result<Arc<FakeState>, BoxError> {
+///
+/// With `reports_to` (the server's base URL) it also reports each message's status back,
+/// see `StatusReports`.
+fn start_fake_provider(
+    addr: SocketAddr,
+    origin: Instant,
+    reports_to: Option<&str>,
+) -> Result<Arc<FakeState>, BoxError> {
     use axum::extract::{Path as P, State};
     use axum::routing::post;
     let std_listener = std::net::TcpListener::bind(addr)?;
@@ -962,6 +1044,7 @@ fn start_fake_provider(addr: SocketAddr, origin: Instant) -> Result<Arc<FakeStat
         origin,
         seq: AtomicUsize::new(0),
         log: Mutex::new(Vec::new()),
+        reports: reports_to.map(StatusReports::new),
     });
     let twilio = async |State(st): State<Arc<FakeState>>,
                         P(account): P<String>,
@@ -978,6 +1061,24 @@ fn start_fake_provider(addr: SocketAddr, origin: Instant) -> Result<Arc<FakeStat
         st.record(id, from.trim_start_matches("whatsapp:").to_owned());
         let n = st.seq.fetch_add(1, Ordering::Relaxed);
         let sid = format!("SM{:032x}", n);
+        if let Some(reports) = &st.reports {
+            let (account, sid) = (account.clone(), sid.clone());
+            let business = from.trim_start_matches("whatsapp:").to_owned();
+            let recipient = get("To").trim_start_matches("whatsapp:").to_owned();
+            reports.spawn(move |status| {
+                let form = twilio::status_form(&account, &business, &recipient, &sid, status, None);
+                Report {
+                    signature: (
+                        "x-twilio-signature",
+                        twilio::sign_form(BENCH_TWILIO_TOKEN, &callback, &form),
+                    ),
+                    url: callback.clone(),
+                    content_type: "application/x-www-form-urlencoded",
+                    body: twilio::form_body(&form),
+                    retries: 0,
+                }
+            });
+        }
         (
             axum::http::StatusCode::CREATED,
             axum::Json(json!({
@@ -996,9 +1097,36 @@ fn start_fake_provider(addr: SocketAddr, origin: Instant) -> Result<Arc<FakeStat
             .as_str()
             .unwrap_or_default()
             .to_owned();
-        st.record(id, pnid);
+        st.record(id.clone(), pnid.clone());
         let n = st.seq.fetch_add(1, Ordering::Relaxed);
         let to = body["to"].as_str().unwrap_or_default().to_owned();
+        if let Some(reports) = &st.reports {
+            let url = reports.meta_webhook.clone();
+            let wamid = format!("wamid.bench{n:020}");
+            let recipient = to.trim_start_matches('+').to_owned();
+            reports.spawn(move |status| {
+                let timestamp = chrono::Utc::now().timestamp().to_string();
+                let body = meta::envelope(&[(
+                    &pnid,
+                    "15550783881",
+                    "messages",
+                    json!({"statuses": [{
+                        "id": wamid, "status": status, "timestamp": timestamp,
+                        "recipient_id": recipient, "biz_opaque_callback_data": id,
+                    }]}),
+                )]);
+                Report {
+                    signature: (
+                        "x-hub-signature-256",
+                        meta::sign(BENCH_META_SECRET, body.as_bytes()),
+                    ),
+                    url: url.clone(),
+                    content_type: "application/json",
+                    body,
+                    retries: 30,
+                }
+            });
+        }
         axum::Json(json!({
             "messaging_product": "whatsapp",
             "contacts": [{"input": to, "wa_id": to.trim_start_matches('+')}],
@@ -1040,14 +1168,14 @@ async fn setup_senders(router: &Router, load: &SendLoad) -> Result<OutSetup, Box
             let sid = format!("AC{run:08x}{i:024x}");
             (
                 "twilio-whatsapp",
-                json!({"account_sid": sid, "auth_token": "bench-token"}),
+                json!({"account_sid": sid, "auth_token": BENCH_TWILIO_TOKEN}),
                 None,
             )
         } else {
             let pnid = format!("8{run:010}{i:03}");
             (
                 "meta-whatsapp",
-                json!({"phone_number_id": pnid, "access_token": "bench", "app_secret": "bench-secret", "verify_token": "bench"}),
+                json!({"phone_number_id": pnid, "access_token": "bench", "app_secret": BENCH_META_SECRET, "verify_token": "bench"}),
                 Some(pnid),
             )
         };
@@ -1292,7 +1420,7 @@ async fn outbound(a: OutboundArgs) -> Result<(), BoxError> {
     }
     let server = a.target.server.trim_end_matches('/').to_owned();
     let origin = Instant::now();
-    let fake = start_fake_provider(a.fake_listen, origin)?;
+    let fake = start_fake_provider(a.fake_listen, origin, None)?;
     if !wait_healthy(&server, Duration::from_secs(10)).await {
         return Err(format!("{server}/health is not healthy").into());
     }
@@ -1461,6 +1589,10 @@ fn spawn_outbound_server(a: &CrashOutboundArgs) -> Result<Child, BoxError> {
         .env("SWITCHBOARD_TWILIO_API_BASE", &fake)
         .env("SWITCHBOARD_META_GRAPH_BASE", &fake)
         .env("SWITCHBOARD_DELIVERY_LEASE_MS", a.lease_ms.to_string())
+        .env(
+            "SWITCHBOARD_DELIVERY_IN_DOUBT_GRACE_MS",
+            a.in_doubt_grace_ms.to_string(),
+        )
         .env("SWITCHBOARD_LOG", "error")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -1473,7 +1605,11 @@ async fn crash_outbound(a: CrashOutboundArgs) -> Result<(), BoxError> {
     }
     let base = format!("http://{}", a.listen);
     let origin = Instant::now();
-    let fake = start_fake_provider(a.fake_listen, origin)?;
+    let fake = start_fake_provider(
+        a.fake_listen,
+        origin,
+        (!a.no_status_reports).then_some(base.as_str()),
+    )?;
     let router = open_router(&a.database_url, &a.encryption_key, &base).await?;
     let setup = Arc::new(setup_senders(&router, &a.load).await?);
     let mut accepted: HashMap<String, u64> = HashMap::new();
