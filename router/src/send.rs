@@ -56,6 +56,7 @@ impl Router {
     /// `OptedOut` (422), `not_found` for an unknown `from`/`reply_to`, a database error.
     pub async fn send(&self, tenant_id: &str, mut request: SendRequest) -> Result<SendAccepted> {
         refuse_nul_chars(&request)?;
+        let recipient = self.recipient(&request.to)?;
         if let Some(key) = &request.idempotency_key {
             if key.is_empty() || key.len() > 200 || key.contains('\0') {
                 return Err(RouterError::invalid(
@@ -64,13 +65,12 @@ impl Router {
                 ));
             }
             if let Some(existing) = self
-                .find_idempotent(tenant_id, key, &request_hash(&request))
+                .find_idempotent(tenant_id, key, &request_hash(&request, &recipient))
                 .await?
             {
                 return Ok(existing);
             }
         }
-        let recipient = self.recipient(&request.to)?;
         let account = self.choose_sender(tenant_id, &request, &recipient).await?;
         let adapter = self
             .inner
@@ -115,7 +115,7 @@ impl Router {
         let hash = request
             .idempotency_key
             .as_ref()
-            .map(|_| request_hash(request));
+            .map(|_| request_hash(request, recipient));
         let conv = convs::touch(
             &txn,
             tenant_id,
@@ -381,9 +381,10 @@ impl Router {
 /// The SHA-256 (hex) of what a request asks for, less its idempotency key: a key reused
 /// with another request is refused rather than answered with the first message. The JSON
 /// is canonical: object keys sorted (`serde_json::Value` keeps them in a sorted map).
-fn request_hash(request: &SendRequest) -> String {
+fn request_hash(request: &SendRequest, recipient: &ContactIdentity) -> String {
+    // The recipient as parsed: the same number in another spelling is the same request.
     let canonical = serde_json::json!({
-        "to": request.to,
+        "to": recipient,
         "channel": request.channel,
         "from": request.from,
         "content": request.content,

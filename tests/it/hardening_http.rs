@@ -615,6 +615,12 @@ async fn sender(db: &TestDb) -> (Router, String, String) {
     (router, tenant, created.key)
 }
 
+/// `+31612345678` as a person might type it: `+31 6 1234 5678`.
+fn respell(e164: &str) -> String {
+    let (country, rest) = e164.split_at(3);
+    format!("{country} {} {} {}", &rest[..1], &rest[1..5], &rest[5..])
+}
+
 fn text_to(text: &str, key: Option<&str>) -> SendRequest {
     SendRequest {
         to: PERSON.into(),
@@ -656,6 +662,15 @@ async fn reusing_an_idempotency_key_with_another_request_is_409() {
         assert_eq!(
             again.id, first.id,
             "the same request answers the first message"
+        );
+        let respelled = SendRequest {
+            to: respell(PERSON),
+            ..text_to("your order shipped", Some("order-42"))
+        };
+        let again = router.send(&tenant, respelled).await.unwrap();
+        assert_eq!(
+            again.id, first.id,
+            "the same recipient spelled another way is the same request"
         );
         for other in [
             text_to("your order was cancelled", Some("order-42")),
