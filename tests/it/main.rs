@@ -4,6 +4,7 @@
 mod support;
 
 mod api;
+mod architecture;
 mod batching;
 mod delivery;
 mod e2e;
