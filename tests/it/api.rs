@@ -13,9 +13,10 @@ use switchboard_core::{
     ContactIdentity, Content, Direction, EventKind, InboundEvent, InboundMessage, MessageStatus,
     PhoneNumber, PhoneParser, StatusUpdate,
 };
+use switchboard_http as http;
+use switchboard_router::Router;
 use switchboard_router::crypto::CredentialCipher;
 use switchboard_router::store::entity::{api_keys, messages};
-use switchboard_router::{Router, http};
 
 use crate::support::{TestDb, on_each_backend};
 

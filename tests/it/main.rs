@@ -4,6 +4,7 @@
 mod support;
 
 mod api;
+mod architecture;
 mod batching;
 mod crash_and_idle;
 mod delivery;

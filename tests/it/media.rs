@@ -5,10 +5,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use switchboard_http as http;
 use switchboard_meta_cloud::testing::{self as meta, FakeGraph};
+use switchboard_router::Router;
 use switchboard_router::media::{LocalMediaStore, MediaConfig};
 use switchboard_router::store::entity::messages;
-use switchboard_router::{Router, http};
 use switchboard_twilio_whatsapp::testing::{
     self as twilio, FakeTwilio, TEST_ACCOUNT_SID, TEST_AUTH_TOKEN,
 };

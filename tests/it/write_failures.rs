@@ -11,10 +11,11 @@ use std::sync::atomic::{AtomicBool, AtomicI64};
 use sea_orm::{ConnectionTrait, DatabaseBackend, EntityTrait, PaginatorTrait, Statement};
 use switchboard_core::testing::FakeAdapter;
 use switchboard_core::{Content, PhoneParser};
+use switchboard_http as http;
 use switchboard_router::crypto::CredentialCipher;
 use switchboard_router::store::entity::{messages, webhook_events};
 use switchboard_router::store::{SqliteConnectHook, SqliteSync};
-use switchboard_router::{Router, SendRequest, Store, http};
+use switchboard_router::{Router, SendRequest, Store};
 
 use crate::support::fake::{BUSINESS, SECRET, inbound_from, signed};
 use crate::support::{Backend, TestDb, fresh_db, on_each_backend};

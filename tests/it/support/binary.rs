@@ -26,7 +26,7 @@ pub fn path() -> PathBuf {
                 "build",
                 "-q",
                 "-p",
-                "switchboard-router",
+                "switchboard-server",
                 "--bin",
                 "switchboard",
             ])

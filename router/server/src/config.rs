@@ -9,8 +9,8 @@ use std::path::PathBuf;
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
-use crate::crypto::{CredentialCipher, CryptoError};
-use crate::store::SqliteSync;
+use switchboard_router::crypto::{CredentialCipher, CryptoError};
+use switchboard_router::store::SqliteSync;
 
 /// Switchboard: a unified WhatsApp messaging router (Twilio and Meta Cloud API).
 #[derive(Debug, Parser)]
@@ -238,8 +238,8 @@ impl StoreArgs {
     ///
     /// # Errors
     /// The database's error.
-    pub async fn connect(&self) -> Result<crate::Store, sea_orm::DbErr> {
-        crate::Store::connect(&self.connect_url(), self.sqlite_sync()).await
+    pub async fn connect(&self) -> Result<switchboard_router::Store, sea_orm::DbErr> {
+        switchboard_router::Store::connect(&self.connect_url(), self.sqlite_sync()).await
     }
 }
 
@@ -291,10 +291,10 @@ pub struct Config {
     /// database, or `./switchboard-media` with PostgreSQL.
     #[arg(long, env = "SWITCHBOARD_MEDIA_DIR")]
     pub media_dir: Option<PathBuf>,
-    // HTTP listener limits (http/serve.rs).
+    // HTTP listener limits (router/http/src/serve.rs).
     /// Connections served at once; one more is answered 503 and closed. Lowered to what the
     /// open-files limit holds.
-    #[arg(long, env = "SWITCHBOARD_MAX_CONNECTIONS", default_value_t = crate::http::DEFAULT_MAX_CONNECTIONS as u64, value_parser = clap::value_parser!(u64).range(1..), global = true)]
+    #[arg(long, env = "SWITCHBOARD_MAX_CONNECTIONS", default_value_t = switchboard_http::DEFAULT_MAX_CONNECTIONS as u64, value_parser = clap::value_parser!(u64).range(1..), global = true)]
     pub max_connections: u64,
     /// Milliseconds a client has to send a request's headers, and that a keep-alive
     /// connection may stay idle between requests. Default 10000.
@@ -304,11 +304,11 @@ pub struct Config {
 
 impl Config {
     /// The HTTP listener's limits.
-    pub fn serve_limits(&self) -> crate::http::ServeLimits {
-        crate::http::ServeLimits {
+    pub fn serve_limits(&self) -> switchboard_http::ServeLimits {
+        switchboard_http::ServeLimits {
             max_connections: usize::try_from(self.max_connections).unwrap_or(usize::MAX),
             header_read_timeout: self.header_read_timeout_ms.map_or(
-                crate::http::DEFAULT_HEADER_READ_TIMEOUT,
+                switchboard_http::DEFAULT_HEADER_READ_TIMEOUT,
                 std::time::Duration::from_millis,
             ),
         }
@@ -326,8 +326,8 @@ impl Config {
     }
 
     /// Delivery engine settings: defaults with the configured overrides.
-    pub fn delivery(&self) -> crate::router::DeliveryConfig {
-        let mut d = crate::router::DeliveryConfig::default();
+    pub fn delivery(&self) -> switchboard_router::router::DeliveryConfig {
+        let mut d = switchboard_router::router::DeliveryConfig::default();
         if let Some(ms) = self.delivery_lease_ms {
             d.lease = std::time::Duration::from_millis(ms.max(1));
         }

@@ -5,10 +5,10 @@ use axum::extract::{Path, State};
 use serde::Deserialize;
 
 use super::{ApiQuery, ApiResult, Auth};
-use crate::contacts::ContactView;
-use crate::error::RouterError;
-use crate::http::AppState;
-use crate::queries::{ConversationView, MessageView, Page, PageRequest};
+use crate::AppState;
+use switchboard_router::contacts::ContactView;
+use switchboard_router::error::RouterError;
+use switchboard_router::queries::{ConversationView, MessageView, Page, PageRequest};
 
 #[derive(Deserialize)]
 pub(super) struct PageQuery {

@@ -13,7 +13,7 @@ use serde_json::json;
 use switchboard_core::{HealthReport, HealthStatus};
 
 use super::AppState;
-use crate::accounts::AccountView;
+use switchboard_router::accounts::AccountView;
 
 /// How long channel health results are reused, so monitors polling every few seconds do not
 /// hammer providers.
@@ -152,7 +152,7 @@ async fn check_all(state: &AppState) -> (serde_json::Value, bool) {
                 "status": report.status.as_str(),
                 "latency_ms": u64::try_from(report.latency.as_millis()).unwrap_or(u64::MAX),
                 // The API's timestamp format (`created_at` and the rest).
-                "checked_at": crate::ids::rfc3339(report.checked_at.timestamp_millis()),
+                "checked_at": switchboard_router::ids::rfc3339(report.checked_at.timestamp_millis()),
                 "detail": report.detail,
             })
         })

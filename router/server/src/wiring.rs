@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use crate::config::Config;
-use crate::registry::AdapterRegistry;
+use switchboard_router::registry::AdapterRegistry;
 
 /// The built-in adapters, configured.
 #[cfg_attr(

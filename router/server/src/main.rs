@@ -6,10 +6,12 @@ use std::time::{Duration, Instant};
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 use switchboard_core::PhoneParser;
-use switchboard_router::config::{
+use switchboard_http as http;
+use switchboard_router::{Router, Store, tenants};
+use switchboard_server::config::{
     Cli, Command, Config, KeyCommand, LogArgs, LogFormat, StoreArgs, TenantCommand,
 };
-use switchboard_router::{Router, Store, http, tenants, wiring};
+use switchboard_server::{telemetry, wiring};
 use tracing_subscriber::EnvFilter;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -141,7 +143,7 @@ async fn serve(config: Config) -> Result<(), BoxError> {
             ],
         )?
         .install_recorder()?;
-    switchboard_router::telemetry::describe_metrics();
+    telemetry::describe_metrics();
     let upkeep = metrics.clone();
     tokio::spawn(async move {
         loop {

@@ -9,10 +9,10 @@ use serde::Deserialize;
 use switchboard_core::{Content, Location, MediaItem, MediaKind, Reaction, Template};
 
 use super::{ApiJson, ApiResult, Auth};
-use crate::error::RouterError;
-use crate::http::AppState;
-use crate::queries::MessageView;
-use crate::send::{SendAccepted, SendRequest};
+use crate::AppState;
+use switchboard_router::error::RouterError;
+use switchboard_router::queries::MessageView;
+use switchboard_router::send::{SendAccepted, SendRequest};
 
 /// The body of `POST /v1/messages`. Unknown fields are refused, so a typo (`txt`) is a 400
 /// rather than a silently empty message.

@@ -13,10 +13,10 @@ use serde::Deserialize;
 use switchboard_core::MediaKind;
 
 use super::{ApiError, ApiQuery, ApiResult, Auth};
-use crate::error::RouterError;
-use crate::http::AppState;
-use crate::media::{MediaBody, MediaView};
-use crate::store::entity::media;
+use crate::AppState;
+use switchboard_router::error::RouterError;
+use switchboard_router::media::{MediaBody, MediaView};
+use switchboard_router::store::entity::media;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

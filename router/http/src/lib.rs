@@ -23,7 +23,7 @@ use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::router::Router;
+use switchboard_router::router::Router;
 
 pub use errors::REFUSALS_METRIC;
 pub use serve::{

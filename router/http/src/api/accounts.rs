@@ -7,10 +7,10 @@ use serde::{Deserialize, Serialize};
 use switchboard_core::HealthReport;
 
 use super::{Admin, ApiJson, ApiResult};
-use crate::accounts::AccountView;
-use crate::error::RouterError;
-use crate::http::AppState;
-use crate::tenants::{ApiKeyView, NewApiKey, Role};
+use crate::AppState;
+use switchboard_router::accounts::AccountView;
+use switchboard_router::error::RouterError;
+use switchboard_router::tenants::{ApiKeyView, NewApiKey, Role};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -10,7 +10,7 @@ use serde_json::json;
 use switchboard_core::{HandshakeReply, WebhookRequest};
 
 use super::AppState;
-use crate::error::RouterError;
+use switchboard_router::error::RouterError;
 
 pub(super) fn routes() -> AxumRouter<AppState> {
     AxumRouter::new()
@@ -111,7 +111,7 @@ pub(crate) fn error_response(e: &RouterError) -> Response {
     let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let message = match e {
         // Never echo database or crypto internals to callers.
-        RouterError::Database(e) if crate::store::is_data_exception(e) => {
+        RouterError::Database(e) if switchboard_router::store::is_data_exception(e) => {
             "the database refused a value of this request".to_owned()
         }
         RouterError::Database(_) => "the database is unavailable; retry later".to_owned(),

@@ -23,8 +23,8 @@ use serde_json::json;
 
 use super::AppState;
 use super::webhooks::error_response;
-use crate::error::RouterError;
-use crate::tenants::{Principal, Role};
+use switchboard_router::error::RouterError;
+use switchboard_router::tenants::{Principal, Role};
 
 pub(super) fn routes() -> AxumRouter<AppState> {
     AxumRouter::new()

@@ -1,19 +1,18 @@
-//! `switchboard-router`: the [`Router`] (send, the inbound pipeline, the delivery engine),
-//! persistence over sea-orm, the HTTP server (axum) and the `switchboard` binary.
+//! `switchboard-router`: the engine. The [`Router`] (send, the inbound pipeline, the
+//! delivery engine) and persistence over sea-orm.
 //!
-//! Architecture invariant: nothing here knows a provider's wire format; adapters are
-//! reached only through `switchboard_core::ChannelAdapter`. The binary's wiring
-//! (`main.rs`) is the one place that names concrete adapters.
+//! Architecture invariant: nothing here knows a provider's wire format, serves HTTP or reads
+//! configuration; adapters are reached only through `switchboard_core::ChannelAdapter`. The
+//! HTTP surface is `switchboard-http`; the `switchboard` binary's wiring
+//! (`switchboard-server`) is the one place that names concrete adapters.
 
 pub mod accounts;
-pub mod config;
 pub mod contacts;
 mod conversations;
 pub mod crypto;
 pub mod delivery;
 pub mod error;
 pub mod events;
-pub mod http;
 pub mod ids;
 pub mod inbound;
 pub mod media;
@@ -28,10 +27,8 @@ mod sender_leases;
 mod sender_rate;
 mod statuses;
 pub mod store;
-pub mod telemetry;
 pub mod tenants;
 mod wake;
-pub mod wiring;
 
 pub use error::{Result, RouterError};
 pub use events::RouterEvent;
