@@ -8,37 +8,19 @@ use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use switchboard_core::testing::FakeAdapter;
 use switchboard_core::{Content, MessageStatus};
-use switchboard_router::crypto::CredentialCipher;
 use switchboard_router::store::entity::{messages, outbox};
 use switchboard_router::{DeliveryConfig, Router, SendRequest};
 
-use crate::support::fake::{BUSINESS, SECRET, inbound_from, signed, status};
-use crate::support::{TestDb, on_each_backend};
+use crate::support::fake::{inbound_from, signed, status};
+use crate::support::{TestDb, fake_site_with, on_each_backend};
 
 const ALICE: &str = "+31612345678";
 const BOB: &str = "+31612345679";
 const GRACE: Duration = Duration::from_millis(1_500);
 
 async fn router_on(db: &TestDb, fake: &FakeAdapter, cfg: DeliveryConfig) -> (Router, String) {
-    let router = Router::builder(
-        db.store().await,
-        CredentialCipher::from_base64(&CredentialCipher::generate_key()).unwrap(),
-    )
-    .adapter(Arc::new(fake.clone()))
-    .delivery(cfg)
-    .build();
-    let tenant = router.create_tenant("acme").await.unwrap().tenant_id;
-    router
-        .connect_account(
-            &tenant,
-            "fake",
-            BUSINESS,
-            &FakeAdapter::credentials(SECRET),
-            None,
-        )
-        .await
-        .unwrap();
-    (router, tenant)
+    let site = fake_site_with(db.store().await, fake.clone(), |b| b.delivery(cfg)).await;
+    (site.router, site.tenant)
 }
 
 async fn send_text(router: &Router, tenant: &str, to: &str, key: &str) -> String {

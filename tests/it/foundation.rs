@@ -1,12 +1,11 @@
 //! Issue 2: the foundation, proven on SQLite and PostgreSQL.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use sea_orm::{ConnectionTrait, EntityTrait, PaginatorTrait};
 use switchboard_core::testing::FakeAdapter;
-use switchboard_core::{Bsuid, ContactIdentity, Content, MessageStatus, PhoneNumber, PhoneParser};
+use switchboard_core::{Bsuid, ContactIdentity, Content, MessageStatus, PhoneNumber};
 use switchboard_migrations::MigratorTrait;
 use switchboard_router::crypto::CredentialCipher;
 use switchboard_router::store::entity::{
@@ -14,28 +13,12 @@ use switchboard_router::store::entity::{
 };
 use switchboard_router::{Router, RouterError, SendRequest};
 
-use crate::support::fake::{BUSINESS, SECRET, inbound, phone, status, webhook};
-use crate::support::{self, Backend, TestDb, binary, on_each_backend};
+use crate::support::fake::{SECRET, inbound, phone, status, webhook};
+use crate::support::{self, Backend, TestDb, binary, fake_site, on_each_backend};
 
 async fn setup(db: &TestDb) -> (Router, FakeAdapter, String) {
-    let fake = FakeAdapter::new();
-    let cipher = CredentialCipher::from_base64(&CredentialCipher::generate_key()).unwrap();
-    let router = Router::builder(db.store().await, cipher)
-        .adapter(Arc::new(fake.clone()))
-        .phone_parser(PhoneParser::with_region("NL").unwrap())
-        .build();
-    let tenant = router.create_tenant("acme").await.unwrap().tenant_id;
-    router
-        .connect_account(
-            &tenant,
-            "fake",
-            BUSINESS,
-            &FakeAdapter::credentials(SECRET),
-            None,
-        )
-        .await
-        .unwrap();
-    (router, fake, tenant)
+    let site = fake_site(db.store().await, |b| b).await;
+    (site.router, site.fake, site.tenant)
 }
 
 async fn count<E>(router: &Router, _e: E) -> u64

@@ -10,7 +10,6 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use switchboard_core::testing::FakeAdapter;
 use switchboard_core::{Content, MessageStatus};
 use switchboard_http as http;
 use switchboard_router::{Router, RouterError, SendRequest};
@@ -19,8 +18,8 @@ use tokio::net::TcpStream;
 use tokio::process::Command;
 
 use crate::support::binary::{self, Server};
-use crate::support::fake::{BUSINESS, SECRET, inbound_from, signed};
-use crate::support::{TestDb, fake_router, on_each_backend, post_oversized};
+use crate::support::fake::{inbound_from, signed};
+use crate::support::{TestDb, fake_router, fake_site, on_each_backend, post_oversized};
 
 const PERSON: &str = "+31612345678";
 const MB: usize = 1024 * 1024;
@@ -596,24 +595,12 @@ async fn a_request_not_finished_in_time_is_408_in_the_error_shape() {
 /// A router over the fake channel with a connected sender, and a person inside the window;
 /// the tenant's id and admin key.
 async fn sender(db: &TestDb) -> (Router, String, String) {
-    let (router, _fake) = fake_router(db).await;
-    let created = router.create_tenant("acme").await.unwrap();
-    let tenant = created.tenant_id;
-    router
-        .connect_account(
-            &tenant,
-            "fake",
-            BUSINESS,
-            &FakeAdapter::credentials(SECRET),
-            None,
-        )
-        .await
-        .unwrap();
-    router
+    let site = fake_site(db.store().await, |b| b).await;
+    site.router
         .receive_webhook("fake", signed(&[inbound_from("in-1", PERSON, "hi")]))
         .await
         .unwrap();
-    (router, tenant, created.key)
+    (site.router, site.tenant, site.admin_key)
 }
 
 /// `+31612345678` as a person might type it: `+31 6 1234 5678`.

@@ -9,16 +9,14 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::{AtomicBool, AtomicI64};
 
 use sea_orm::{ConnectionTrait, DatabaseBackend, EntityTrait, PaginatorTrait, Statement};
-use switchboard_core::testing::FakeAdapter;
-use switchboard_core::{Content, PhoneParser};
+use switchboard_core::Content;
 use switchboard_http as http;
-use switchboard_router::crypto::CredentialCipher;
 use switchboard_router::store::entity::{messages, webhook_events};
 use switchboard_router::store::{SqliteConnectHook, SqliteSync};
 use switchboard_router::{Router, SendRequest, Store};
 
-use crate::support::fake::{BUSINESS, SECRET, inbound_from, signed};
-use crate::support::{Backend, TestDb, fresh_db, on_each_backend};
+use crate::support::fake::{inbound_from, signed};
+use crate::support::{Backend, TestDb, fake_site, fresh_db, on_each_backend};
 
 /// What the tests impose on every SQLite connection the store opens: SQLite's
 /// `max_page_count` (the database is "full" beyond it), and whether commits are refused.
@@ -67,23 +65,8 @@ async fn setup_with_disk(db: &TestDb, disk: &Disk) -> (Router, String) {
 }
 
 async fn setup_on(_db: &TestDb, store: Store) -> (Router, String) {
-    let cipher = CredentialCipher::from_base64(&CredentialCipher::generate_key()).unwrap();
-    let router = Router::builder(store, cipher)
-        .adapter(Arc::new(FakeAdapter::new()))
-        .phone_parser(PhoneParser::with_region("NL").unwrap())
-        .build();
-    let tenant = router.create_tenant("acme").await.unwrap().tenant_id;
-    router
-        .connect_account(
-            &tenant,
-            "fake",
-            BUSINESS,
-            &FakeAdapter::credentials(SECRET),
-            None,
-        )
-        .await
-        .unwrap();
-    (router, tenant)
+    let site = fake_site(store, |b| b).await;
+    (site.router, site.tenant)
 }
 
 /// A text long enough that every message needs new pages.

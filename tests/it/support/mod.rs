@@ -15,7 +15,7 @@ use sea_orm::{ConnectionTrait, Database};
 use switchboard_core::testing::FakeAdapter;
 use switchboard_router::crypto::CredentialCipher;
 use switchboard_router::store::SqliteSync;
-use switchboard_router::{Router, Store};
+use switchboard_router::{Router, RouterBuilder, Store};
 
 /// The environment variable naming a PostgreSQL server for the tests (any database on it;
 /// each test creates and drops its own).
@@ -164,6 +164,55 @@ pub async fn fake_router(db: &TestDb) -> (Router, FakeAdapter) {
         .adapter(Arc::new(fake.clone()))
         .build();
     (router, fake)
+}
+
+/// A router over the fake channel (`fake`) with one tenant, `acme`, whose account on the
+/// fake channel (business number [`fake::BUSINESS`], secret [`fake::SECRET`]) is connected.
+pub struct FakeSite {
+    pub router: Router,
+    pub fake: FakeAdapter,
+    pub tenant: String,
+    /// The tenant's first admin API key.
+    pub admin_key: String,
+}
+
+/// [`FakeSite`] on `store`, the router built with Dutch phone numbers as the default and
+/// whatever `configure` adds.
+pub async fn fake_site(
+    store: Store,
+    configure: impl FnOnce(RouterBuilder) -> RouterBuilder,
+) -> FakeSite {
+    fake_site_with(store, FakeAdapter::new(), configure).await
+}
+
+/// [`fake_site`] over `fake`, a fake adapter the test keeps to steer.
+pub async fn fake_site_with(
+    store: Store,
+    fake: FakeAdapter,
+    configure: impl FnOnce(RouterBuilder) -> RouterBuilder,
+) -> FakeSite {
+    let cipher = CredentialCipher::from_base64(&CredentialCipher::generate_key()).unwrap();
+    let builder = Router::builder(store, cipher)
+        .adapter(Arc::new(fake.clone()))
+        .phone_parser(switchboard_core::PhoneParser::with_region("NL").unwrap());
+    let router = configure(builder).build();
+    let created = router.create_tenant("acme").await.unwrap();
+    router
+        .connect_account(
+            &created.tenant_id,
+            "fake",
+            fake::BUSINESS,
+            &FakeAdapter::credentials(fake::SECRET),
+            None,
+        )
+        .await
+        .unwrap();
+    FakeSite {
+        router,
+        fake,
+        tenant: created.tenant_id,
+        admin_key: created.key,
+    }
 }
 
 /// POSTs only the headers of a request announcing `content_length` body bytes and reads the
