@@ -148,7 +148,7 @@ impl fmt::Debug for Credentials {
 /// Most distinct routing keys one webhook may name. Keys are read before the signature is
 /// checked, so this bounds the look-ups an unauthenticated request can cost; no provider's
 /// webhook names more accounts (Meta batches at most 1000 updates in one POST, each change
-/// naming one phone number: meta.md §3.6).
+/// naming one phone number).
 pub const MAX_ROUTING_KEYS: usize = 1000;
 
 /// How the router turns a webhook's routing keys into the accounts it is for.

@@ -8,7 +8,7 @@
 //!
 //! Traps of `phonenumber` 0.3.10 handled here (see engineering-notes):
 //! - with a `+CC` number and a reference region it strips the *region's* national prefix
-//!   (issue #30), so input starting with `+` is always parsed without a region;
+//!   (a known bug of that version), so input starting with `+` is always parsed without a region;
 //! - digits without `+` and without a region fail, so Meta `wa_id`s get a `+` prepended;
 //! - `00` international prefixes fail, so they are rewritten to `+`;
 //! - letters are silently mapped to digits, so input with letters is rejected first;

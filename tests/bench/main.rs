@@ -1,4 +1,4 @@
-//! `switchboard-bench`: the load tool of issue 7 (see BENCHMARKS.md).
+//! `switchboard-bench`: the load tool (see BENCHMARKS.md).
 //!
 //! It drives a *running* `switchboard serve` over HTTP/1.1 keep-alive from another process:
 //! sets up a tenant with one Twilio and one Meta account directly on the server's database
@@ -35,7 +35,7 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 const TWILIO_PATH: &str = "/webhooks/twilio-whatsapp";
 const META_PATH: &str = "/webhooks/meta-whatsapp";
 /// A request slower than this is counted in the run's slow-request timeline (the p99
-/// target of issue 7 is 10 ms).
+/// target in BENCHMARKS.md is 10 ms).
 const SLOW_MS: u64 = 10;
 /// Warm-up webhooks' keys start here, far above any measured plan's.
 const WARM_UP_KEYS: u32 = 1 << 30;

@@ -1,4 +1,4 @@
-//! Issue 6: the product REST API, driven over a real loopback socket on SQLite and
+//! The product REST API, driven over a real loopback socket on SQLite and
 //! PostgreSQL.
 
 use std::sync::Arc;
@@ -1100,7 +1100,7 @@ const CONTRACT: &[(&str, &str)] = &[
     ("get", "/v1/conversations"),
     ("get", "/v1/conversations/{id}/messages"),
     ("get", "/v1/contacts"),
-    // Issue 8: media.
+    // Media.
     ("post", "/v1/media"),
     ("get", "/v1/media/{id}"),
     ("get", "/media/{id}"),

@@ -1,4 +1,4 @@
-//! Issue 7: the group commit's batch path (per-batch statements) gives the same result as
+//! The group commit's batch path (per-batch statements) gives the same result as
 //! storing the webhooks one by one. Webhooks sent concurrently from one task are all queued
 //! before the writer task runs, so they are stored as one batch.
 

@@ -1,4 +1,4 @@
-//! Issue 5: the delivery engine (idempotency, window, opt-out, retries, status truth,
+//! The delivery engine (idempotency, window, opt-out, retries, status truth,
 //! ordering, pacing, crash safety, scale-out), on SQLite and PostgreSQL.
 
 use std::sync::Arc;

@@ -1,4 +1,4 @@
-//! Issue 6 end to end: the real `switchboard serve` binary on a free port, driven over HTTP
+//! End to end: the real `switchboard serve` binary on a free port, driven over HTTP
 //! only, on SQLite and PostgreSQL, against fake Twilio and Graph servers on loopback.
 
 use std::path::PathBuf;

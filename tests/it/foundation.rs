@@ -1,4 +1,4 @@
-//! Issue 2: the foundation, proven on SQLite and PostgreSQL.
+//! The foundation, proven on SQLite and PostgreSQL.
 
 use std::time::{Duration, Instant};
 

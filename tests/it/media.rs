@@ -1,4 +1,4 @@
-//! Issue 8: media that is never lost. The real Twilio and Meta adapters against their fake
+//! Media that is never lost. The real Twilio and Meta adapters against their fake
 //! servers, the router's HTTP app on loopback, on SQLite and PostgreSQL.
 
 use std::sync::Arc;

@@ -59,10 +59,10 @@ pub const STORED: &str = "stored";
 pub const FAILED: &str = "failed";
 
 /// How long a signed public URL stays valid. Twilio fetches `MediaUrl` when it processes
-/// the message, and may hold a message in its queue for up to 4 hours (twilio.md §6).
+/// the message, and may hold a message in its queue for up to 4 hours.
 pub const PUBLIC_URL_TTL: Duration = Duration::from_secs(6 * 60 * 60);
 
-/// Meta keeps uploaded media 30 days (meta.md §7.3); a cached upload older than this is
+/// Meta keeps uploaded media 30 days; a cached upload older than this is
 /// uploaded again.
 const UPLOAD_REUSE_MS: i64 = 29 * 24 * 60 * 60 * 1000;
 

@@ -4,7 +4,7 @@
 //!
 //! Why: a multi-row `VALUES (…), (…)` statement has another SQL text for every row count, so
 //! each batch size is parsed and planned again and fills the connections' statement caches
-//! with one-off texts (session 2's memory growth). One text per statement is prepared once
+//! with one-off texts (the memory growth BENCHMARKS.md records). One text per statement is prepared once
 //! per connection and reused for every batch, and one bound string replaces a bound value
 //! per column and row.
 
