@@ -745,4 +745,37 @@ mod tests {
         assert_eq!((ack.stored, ack.duplicates), (1, 0));
         assert_eq!(messages::Entity::find().count(db).await.unwrap(), 6);
     }
+
+    /// A router whose writer tasks ended with their runtime still stores a webhook, alone,
+    /// before acknowledging it.
+    #[test]
+    fn a_webhook_is_stored_alone_when_the_writer_tasks_are_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let runtime = || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+        };
+        let first = runtime();
+        let router = first.block_on(fake_router(&dir));
+        // Starts the writer tasks on the first runtime, then ends them with it.
+        first
+            .block_on(router.receive_webhook("fake", webhook("E0", "+31612345600")))
+            .unwrap();
+        drop(first);
+
+        runtime().block_on(async {
+            let ack = router
+                .receive_webhook("fake", webhook("E1", "+31612345601"))
+                .await
+                .unwrap();
+            assert_eq!((ack.stored, ack.duplicates), (1, 0));
+            let stats = router.inbound_batch_stats();
+            assert_eq!(stats.batched.load(Relaxed), 2);
+            let db = router.store().conn();
+            assert_eq!(messages::Entity::find().count(db).await.unwrap(), 2);
+            assert_eq!(webhook_events::Entity::find().count(db).await.unwrap(), 2);
+        });
+    }
 }
