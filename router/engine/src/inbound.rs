@@ -13,23 +13,22 @@ pub use batch::lookup_statement;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use sea_orm::{ActiveValue::Set, ConnectionTrait, DbErr, EntityTrait, TryInsertResult};
+use sea_orm::{ActiveValue::Set, ConnectionTrait, DbErr, EntityTrait};
 use switchboard_core::{
-    ChannelAdapter, Direction, EventKind, HandshakeReply, InboundEvent, InboundMessage, KeyRule,
-    MAX_ROUTING_KEYS, MessageStatus, ParseProblem, ParsedWebhook, WebhookError, WebhookReply,
-    WebhookRequest,
+    ChannelAdapter, EventKind, HandshakeReply, InboundEvent, InboundMessage, KeyRule,
+    MAX_ROUTING_KEYS, ParsedWebhook, WebhookError, WebhookReply, WebhookRequest,
 };
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 use crate::accounts::Account;
+use crate::contacts;
 use crate::error::{Result, RouterError};
 use crate::events::RouterEvent;
-use crate::ids::{self, now_ms};
+use crate::ids::now_ms;
 use crate::router::Router;
 use crate::statuses::{self, Applied};
 use crate::store::Store;
-use crate::store::entity::{messages, webhook_events, webhook_problems};
-use crate::{contacts, conversations};
+use crate::store::entity::webhook_problems;
 
 /// What happened to an accepted webhook.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,23 +55,7 @@ impl Router {
         channel: &str,
         request: WebhookRequest,
     ) -> Result<WebhookAck> {
-        let adapter = self
-            .inner
-            .adapters
-            .get(channel)
-            .ok_or(RouterError::NotFound("channel"))?
-            .clone();
-        let keys = adapter.routing_keys(&request)?;
-        let verified = self
-            .signed_accounts(channel, &keys, adapter.as_ref(), &request)
-            .await?;
-        let contexts: Vec<&switchboard_core::AccountContext> =
-            verified.iter().map(|a| &a.ctx).collect();
-        let mut parsed = adapter.parse_webhook(&request, &contexts)?;
-        if request.may_carry_nul() {
-            parsed.strip_nul_chars();
-        }
-        let parsed = Arc::new(parsed);
+        let (adapter, job) = self.verify_and_parse(channel, &request).await?;
 
         // A deadlock or serialization failure between concurrent webhooks (PostgreSQL) is
         // retried: the whole transaction is idempotent thanks to the event keys.
@@ -80,9 +63,7 @@ impl Router {
             .inner
             .store
             .retry_conflicts("webhook", || {
-                self.inner
-                    .batcher
-                    .store(self.inner.store.clone(), channel, &verified, &parsed)
+                self.inner.batcher.store(self.inner.store.clone(), &job)
             })
             .await?;
         self.publish(events);
@@ -91,8 +72,39 @@ impl Router {
             reply: adapter.webhook_reply(),
             stored,
             duplicates,
-            problems: parsed.problems.len(),
+            problems: job.parsed.problems.len(),
         })
+    }
+
+    /// Everything before the write: the channel's adapter, and the webhook verified by the
+    /// accounts it names and parsed into what to store.
+    async fn verify_and_parse(
+        &self,
+        channel: &str,
+        request: &WebhookRequest,
+    ) -> Result<(Arc<dyn ChannelAdapter>, Job)> {
+        let adapter = self
+            .inner
+            .adapters
+            .get(channel)
+            .ok_or(RouterError::NotFound("channel"))?
+            .clone();
+        let keys = adapter.routing_keys(request)?;
+        let accounts = self
+            .signed_accounts(channel, &keys, adapter.as_ref(), request)
+            .await?;
+        let contexts: Vec<&switchboard_core::AccountContext> =
+            accounts.iter().map(|a| &a.ctx).collect();
+        let mut parsed = adapter.parse_webhook(request, &contexts)?;
+        if request.may_carry_nul() {
+            parsed.strip_nul_chars();
+        }
+        let job = Job {
+            channel: channel.to_owned(),
+            accounts,
+            parsed: Arc::new(parsed),
+        };
+        Ok((adapter, job))
     }
 
     /// The accounts a webhook is for: the connected accounts its routing keys name (all of
@@ -205,104 +217,6 @@ impl Router {
 /// What storing one webhook produced: (stored, duplicates) and the events to publish.
 type Stored = ((usize, usize), Vec<RouterEvent>);
 
-/// Stores one webhook in its own transaction.
-async fn store_events(
-    store: &Store,
-    channel: &str,
-    accounts: &[Arc<Account>],
-    events: &[InboundEvent],
-    problems: &[ParseProblem],
-) -> Result<Stored, DbErr> {
-    let txn = store.write_txn().await?;
-    let done = store_events_in(&txn, channel, accounts, events, problems).await?;
-    txn.commit().await?;
-    Ok(done)
-}
-
-/// Stores one webhook's events and problems inside the caller's transaction.
-async fn store_events_in<C: ConnectionTrait>(
-    txn: &C,
-    channel: &str,
-    accounts: &[Arc<Account>],
-    events: &[InboundEvent],
-    problems: &[ParseProblem],
-) -> Result<Stored, DbErr> {
-    let mut stored = 0;
-    let mut duplicates = 0;
-    let mut notify = Vec::new();
-    for event in events {
-        let Some(account) = accounts
-            .iter()
-            .find(|a| a.ctx.routing_key == event.routing_key)
-        else {
-            problem(
-                txn,
-                channel,
-                None,
-                "unrouted_event",
-                "event for an account that did not verify",
-                &event.raw,
-            )
-            .await?;
-            continue;
-        };
-        let fresh = webhook_events::Entity::insert(webhook_events::ActiveModel {
-            channel: Set(channel.to_owned()),
-            event_key: Set(event.event_key.clone()),
-            tenant_id: Set(account.ctx.tenant_id.clone()),
-            account_id: Set(account.ctx.account_id.clone()),
-            kind: Set(kind_name(&event.kind).to_owned()),
-            received_at: Set(now_ms()),
-            ..Default::default()
-        })
-        .on_conflict_do_nothing_on([
-            webhook_events::Column::Channel,
-            webhook_events::Column::EventKey,
-        ])
-        .exec_without_returning(txn)
-        .await?;
-        if conflicted(&fresh) {
-            duplicates += 1;
-            continue;
-        }
-        stored += 1;
-        match &event.kind {
-            EventKind::Message(m) => match store_message(txn, account, m, &event.raw).await? {
-                StoredMessage::New(ev) => notify.push(ev),
-                StoredMessage::Duplicate => {
-                    stored -= 1;
-                    duplicates += 1;
-                }
-                StoredMessage::NoContact => {
-                    problem(
-                        txn,
-                        channel,
-                        Some(account),
-                        "unknown_contact",
-                        "message names no phone number or BSUID",
-                        &event.raw,
-                    )
-                    .await?;
-                }
-            },
-            _ => {
-                if let Some(ev) = store_other(txn, channel, account, event).await? {
-                    notify.push(ev);
-                }
-            }
-        }
-    }
-    for p in problems {
-        let account = p
-            .routing_key
-            .as_deref()
-            .and_then(|k| accounts.iter().find(|a| a.ctx.routing_key == k));
-        problem(txn, channel, account, "parse_problem", &p.detail, &p.raw).await?;
-    }
-    crate::notify::enqueue(txn, &notify).await?;
-    Ok(((stored, duplicates), notify))
-}
-
 /// Stores a new event that is not a message: a status, a provider error or an unknown kind.
 async fn store_other<C: ConnectionTrait>(
     txn: &C,
@@ -352,14 +266,6 @@ async fn store_other<C: ConnectionTrait>(
         }
     }
     Ok(None)
-}
-
-/// Whether an `ON CONFLICT DO NOTHING` insert inserted nothing.
-pub(crate) fn conflicted(result: &TryInsertResult<u64>) -> bool {
-    matches!(
-        result,
-        TryInsertResult::Conflicted | TryInsertResult::Inserted(0)
-    )
 }
 
 fn kind_name(kind: &EventKind) -> &'static str {
@@ -413,125 +319,52 @@ fn opt_keyword(m: &InboundMessage) -> Option<bool> {
     }
 }
 
-enum StoredMessage {
-    New(RouterEvent),
-    /// Same provider message id already stored (under another event key).
-    Duplicate,
-    NoContact,
-}
-
-async fn store_message<C: ConnectionTrait>(
-    db: &C,
-    account: &Account,
-    m: &InboundMessage,
-    raw: &serde_json::Value,
-) -> Result<StoredMessage, DbErr> {
-    let tenant_id = &account.ctx.tenant_id;
-    let Some(contact_id) = contacts::upsert(db, tenant_id, &m.contact).await? else {
-        return Ok(StoredMessage::NoContact);
-    };
-    // A provider clock ahead of ours must not stretch the service window.
-    let at = m.timestamp.timestamp_millis().min(now_ms());
-    let inbound = m.direction == Direction::Inbound;
-    let conv = conversations::touch(
-        db,
-        tenant_id,
-        &contact_id,
-        &account.ctx.account_id,
-        &account.channel,
-        at,
-        inbound,
-    )
-    .await?;
-    if inbound {
-        // STOP opts out; any other message from the person opts back in.
-        match opt_keyword(m) {
-            Some(true) => conversations::set_opted_out(db, &conv.id, Some(now_ms())).await?,
-            _ if conv.opted_out_at.is_some() => {
-                conversations::set_opted_out(db, &conv.id, None).await?
-            }
-            _ => {}
-        }
-    }
-    let id = ids::new_id(ids::MESSAGE);
-    let now = now_ms();
-    let content = serde_json::to_string(&m.content).unwrap_or_else(|_| "{}".into());
-    let inserted = messages::Entity::insert(messages::ActiveModel {
-        id: Set(id.clone()),
-        tenant_id: Set(tenant_id.clone()),
-        conversation_id: Set(conv.id.clone()),
-        account_id: Set(account.ctx.account_id.clone()),
-        channel: Set(account.channel.clone()),
-        direction: Set(m.direction.as_str().to_owned()),
-        status: Set(MessageStatus::Received.as_str().to_owned()),
-        status_rank: Set(MessageStatus::Received.rank()),
-        provider_message_id: Set(Some(m.provider_message_id.clone())),
-        content: Set(content),
-        reply_to: Set(m.reply_to.clone()),
-        error_code: Set(None),
-        error_message: Set(None),
-        raw: Set(Some(raw.to_string())),
-        idempotency_key: Set(None),
-        request_hash: Set(None),
-        provider_timestamp: Set(Some(at)),
-        created_at: Set(now),
-        updated_at: Set(now),
-    })
-    .on_conflict_do_nothing_on([
-        messages::Column::Channel,
-        messages::Column::ProviderMessageId,
-    ])
-    .exec_without_returning(db)
-    .await?;
-    if conflicted(&inserted) {
-        return Ok(StoredMessage::Duplicate);
-    }
-    crate::media::enqueue_inbound(db, tenant_id, &account.ctx.account_id, &id, &m.content).await?;
-    Ok(StoredMessage::New(RouterEvent::MessageReceived {
-        tenant_id: tenant_id.clone(),
-        message_id: id,
-        conversation_id: conv.id,
-        direction: m.direction,
-    }))
-}
-
 /// Most webhooks one group commit takes.
 const MAX_BATCH: usize = 128;
 
-/// One webhook waiting for the group commit.
+/// One verified, parsed webhook to store.
+#[derive(Clone)]
 struct Job {
     channel: String,
     accounts: Vec<Arc<Account>>,
     parsed: Arc<ParsedWebhook>,
+}
+
+/// A job waiting for the group commit, with where its answer goes.
+struct Queued {
+    job: Job,
     reply: oneshot::Sender<Result<Stored, DbErr>>,
 }
 
-/// Group commit for inbound webhooks. Concurrent webhooks queue here; a writer task takes
-/// everything queued (up to [`MAX_BATCH`]) and stores it in ONE transaction, so a burst costs
-/// one BEGIN/COMMIT (one fsync on SQLite) instead of one per webhook, and a webhook waits for
+/// Group commit for inbound webhooks, the only way they are written. Concurrent webhooks
+/// queue here; a writer task takes everything queued (up to [`MAX_BATCH`]) and stores it in
+/// ONE transaction with the per-batch statements of `batch.rs`, so a burst costs one
+/// BEGIN/COMMIT (one fsync on SQLite) instead of one per webhook, and a webhook waits for
 /// the write lock once per batch instead of behind every other webhook. Nothing waits for a
-/// batch to fill: a lone webhook is committed at once.
+/// batch to fill: a lone webhook is a batch of one, committed at once.
 ///
 /// Invariant: each webhook is answered only after the transaction holding it committed. If
-/// any webhook of a batch fails, the batch is rolled back and every webhook of it is stored
-/// again in its own transaction, so one bad webhook fails alone.
+/// a batch of several fails, it is rolled back and each of its webhooks is stored again as a
+/// batch of one, so one bad webhook fails alone and each gets its own answer.
 #[derive(Default)]
 pub(crate) struct Batcher {
-    queue: std::sync::OnceLock<mpsc::Sender<Job>>,
+    queue: std::sync::OnceLock<mpsc::Sender<Queued>>,
     stats: Arc<BatchStats>,
 }
 
-/// How the group commit went, for tests and operators: a batch that failed and was stored
-/// one by one is correct but slow, and on SQLite it means a bug in the batch path.
+/// How the group commit went, for tests and operators: a batch that failed and was split
+/// is correct but slow, and on SQLite it means a bug in the batch path or a failing disk.
 #[derive(Debug, Default)]
 pub struct BatchStats {
-    /// Webhooks committed by the batch path.
+    /// Webhooks committed in the batch they queued in (a lone webhook is a batch of one).
     pub batched: std::sync::atomic::AtomicU64,
-    /// Batches rolled back and stored again one webhook at a time.
-    pub fallbacks: std::sync::atomic::AtomicU64,
-    /// Tests: every batch fails just before its commit.
+    /// Batches of several webhooks rolled back and retried a webhook at a time.
+    pub split_batches: std::sync::atomic::AtomicU64,
+    /// Webhooks committed alone after the batch they queued in was rolled back.
+    pub retried_alone: std::sync::atomic::AtomicU64,
+    /// Tests: a batch holding this event key fails just before its commit.
     #[cfg(test)]
-    fail_batches: std::sync::atomic::AtomicBool,
+    poisoned_key: std::sync::Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for Batcher {
@@ -541,39 +374,34 @@ impl std::fmt::Debug for Batcher {
 }
 
 impl Batcher {
-    /// Stores one webhook through the group commit, or directly when no writer task runs.
-    async fn store(
-        &self,
-        store: Store,
-        channel: &str,
-        accounts: &[Arc<Account>],
-        parsed: &Arc<ParsedWebhook>,
-    ) -> Result<Stored, DbErr> {
+    /// Stores one webhook through the group commit, or as a batch of one when no writer
+    /// task runs.
+    async fn store(&self, store: Store, job: &Job) -> Result<Stored, DbErr> {
         let queue = self
             .queue
             .get_or_init(|| start_writers(store.clone(), self.stats.clone()));
         let (reply, answer) = oneshot::channel();
-        let job = Job {
-            channel: channel.to_owned(),
-            accounts: accounts.to_vec(),
-            parsed: parsed.clone(),
+        let queued = Queued {
+            job: job.clone(),
             reply,
         };
-        if queue.send(job).await.is_ok()
+        if queue.send(queued).await.is_ok()
             && let Ok(done) = answer.await
         {
             return done;
         }
         // The writers are gone (their runtime ended): nothing of this webhook is committed
-        // unless it was answered, and the stores are idempotent, so store it directly.
-        store_events(&store, channel, accounts, &parsed.events, &parsed.problems).await
+        // unless it was answered, and storing is idempotent, so store it here.
+        let done = store_alone(&store, &self.stats, job).await?;
+        count(&self.stats.batched, 1);
+        Ok(done)
     }
 }
 
 /// Starts the writer tasks: one on SQLite (a single writer anyway), several on PostgreSQL,
 /// whose commits can run in parallel.
-fn start_writers(store: Store, stats: Arc<BatchStats>) -> mpsc::Sender<Job> {
-    let (tx, rx) = mpsc::channel::<Job>(4 * MAX_BATCH);
+fn start_writers(store: Store, stats: Arc<BatchStats>) -> mpsc::Sender<Queued> {
+    let (tx, rx) = mpsc::channel::<Queued>(4 * MAX_BATCH);
     let writers = match store.backend() {
         sea_orm::DatabaseBackend::Sqlite => 1,
         _ => 4,
@@ -583,60 +411,75 @@ fn start_writers(store: Store, stats: Arc<BatchStats>) -> mpsc::Sender<Job> {
         let (store, rx, stats) = (store.clone(), rx.clone(), stats.clone());
         tokio::spawn(async move {
             loop {
-                let mut jobs = Vec::new();
+                let mut queued = Vec::new();
                 {
                     let mut rx = rx.lock().await;
                     match rx.recv().await {
-                        Some(job) => jobs.push(job),
+                        Some(q) => queued.push(q),
                         // Every sender (the Router) is gone.
                         None => return,
                     }
-                    while jobs.len() < MAX_BATCH {
+                    while queued.len() < MAX_BATCH {
                         match rx.try_recv() {
-                            Ok(job) => jobs.push(job),
+                            Ok(q) => queued.push(q),
                             Err(_) => break,
                         }
                     }
                 }
-                commit_batch(&store, &stats, jobs).await;
+                commit_batch(&store, &stats, queued).await;
             }
         });
     }
     tx
 }
 
-/// Stores `jobs` by the batch path, even a lone webhook (a message from a known contact
-/// takes four statements there against seven one by one, so a quiet server answers sooner
-/// too); if that fails, one by one.
-async fn commit_batch(store: &Store, stats: &BatchStats, jobs: Vec<Job>) {
-    use std::sync::atomic::Ordering::Relaxed;
-    match store_batch(store, stats, &jobs).await {
+/// Stores the queued webhooks as one batch and answers each. If the batch fails and holds
+/// several webhooks, each is stored again as a batch of one and answered with its own
+/// outcome; a failed batch of one answers its error.
+async fn commit_batch(store: &Store, stats: &BatchStats, queued: Vec<Queued>) {
+    let (jobs, replies): (Vec<Job>, Vec<_>) = queued.into_iter().map(|q| (q.job, q.reply)).unzip();
+    let error = match store_batch(store, stats, &jobs).await {
         Ok(results) => {
-            stats
-                .batched
-                .fetch_add(u64::try_from(jobs.len()).unwrap_or(u64::MAX), Relaxed);
-            for (job, done) in jobs.into_iter().zip(results) {
-                answer(job.reply, Ok(done));
+            count(&stats.batched, jobs.len());
+            for (reply, done) in replies.into_iter().zip(results) {
+                answer(reply, Ok(done));
             }
             return;
         }
-        Err(e) => {
-            stats.fallbacks.fetch_add(1, Relaxed);
-            metrics::counter!("switchboard_inbound_batch_fallbacks_total").increment(1);
-            tracing::debug!(error = %e, batch = jobs.len(), "Group commit failed; storing one by one.");
+        Err(e) => e,
+    };
+    let mut replies = replies;
+    if jobs.len() == 1 {
+        if let Some(reply) = replies.pop() {
+            answer(reply, Err(error));
         }
+        return;
     }
-    for job in jobs {
-        let done = store_events(
-            store,
-            &job.channel,
-            &job.accounts,
-            &job.parsed.events,
-            &job.parsed.problems,
-        )
-        .await;
-        answer(job.reply, done);
+    count(&stats.split_batches, 1);
+    metrics::counter!("switchboard_inbound_batch_splits_total").increment(1);
+    tracing::debug!(error = %error, batch = jobs.len(), "Group commit failed; storing its webhooks one at a time.");
+    for (job, reply) in jobs.iter().zip(replies) {
+        let done = store_alone(store, stats, job).await;
+        if done.is_ok() {
+            count(&stats.retried_alone, 1);
+        }
+        answer(reply, done);
     }
+}
+
+/// Stores one webhook as a batch of one, in its own transaction.
+async fn store_alone(store: &Store, stats: &BatchStats, job: &Job) -> Result<Stored, DbErr> {
+    store_batch(store, stats, std::slice::from_ref(job))
+        .await?
+        .pop()
+        .ok_or_else(|| DbErr::Custom("a batch of one gave no result".into()))
+}
+
+fn count(counter: &std::sync::atomic::AtomicU64, webhooks: usize) {
+    counter.fetch_add(
+        u64::try_from(webhooks).unwrap_or(u64::MAX),
+        std::sync::atomic::Ordering::Relaxed,
+    );
 }
 
 /// A caller that went away (client disconnected) gets no answer; what it sent is committed
@@ -656,9 +499,10 @@ async fn store_batch(
     let txn = store.write_txn().await?;
     let results = batch::store_jobs(&txn, jobs).await?;
     #[cfg(test)]
-    if stats
-        .fail_batches
-        .load(std::sync::atomic::Ordering::Relaxed)
+    if let Some(key) = stats.poisoned_key.lock().unwrap().as_deref()
+        && jobs
+            .iter()
+            .any(|j| j.parsed.events.iter().any(|e| e.event_key == key))
     {
         // Dropping the transaction rolls back everything the batch wrote.
         return Err(DbErr::Custom("batch failpoint".into()));
@@ -678,6 +522,7 @@ mod tests {
     use super::*;
     use crate::crypto::CredentialCipher;
     use crate::store::SqliteSync;
+    use crate::store::entity::{messages, webhook_events};
 
     const BUSINESS: &str = "+14155238886";
     const SECRET: &str = "batch-secret";
@@ -804,10 +649,11 @@ mod tests {
         assert_eq!(adapter.verifications(), 2, "one check per distinct secret");
     }
 
-    /// When a batch fails, nothing of it stays and every webhook of it is stored on its own,
-    /// exactly once, and answered as if the batch had worked.
+    /// When a batch fails, nothing of it stays and each of its webhooks is stored again as a
+    /// batch of one: the good ones exactly once and answered as if the batch had worked, the
+    /// bad one failing alone with nothing of it stored.
     #[tokio::test]
-    async fn a_failed_batch_is_rolled_back_and_stored_one_by_one() {
+    async fn a_failed_batch_is_rolled_back_and_its_webhooks_retried_alone() {
         let dir = tempfile::tempdir().unwrap();
         let router = fake_router(&dir).await;
         let stats = router.inbound_batch_stats();
@@ -818,27 +664,54 @@ mod tests {
             .unwrap();
         assert_eq!(stats.batched.load(Relaxed), 1);
 
-        stats.fail_batches.store(true, Relaxed);
-        let acks = futures::future::join_all(
+        *stats.poisoned_key.lock().unwrap() = Some("BAD".into());
+        let mut queued = Vec::new();
+        let mut answers = Vec::new();
+        for (key, from) in [
+            ("E1", "+31612345601"),
+            ("E2", "+31612345602"),
+            ("E1", "+31612345601"),
+            ("E0", "+31612345600"),
+            ("BAD", "+31612345609"),
+            ("E3", "+31612345600"),
+        ] {
+            let (_, job) = router
+                .verify_and_parse("fake", &webhook(key, from))
+                .await
+                .unwrap();
+            let (reply, answer) = oneshot::channel();
+            queued.push(Queued { job, reply });
+            answers.push(answer);
+        }
+        // One batch, as a writer task takes it.
+        commit_batch(router.store(), stats, queued).await;
+        let mut outcomes = Vec::new();
+        for answer in answers {
+            match answer.await.expect("every webhook is answered") {
+                Ok((counts, events)) => outcomes.push(Some((counts, events.len()))),
+                Err(e) => {
+                    assert_eq!(e, DbErr::Custom("batch failpoint".into()));
+                    outcomes.push(None);
+                }
+            }
+        }
+        assert_eq!(
+            outcomes,
             [
-                ("E1", "+31612345601"),
-                ("E2", "+31612345602"),
-                ("E1", "+31612345601"),
-                ("E0", "+31612345600"),
-                ("E3", "+31612345600"),
+                Some(((1, 0), 1)),
+                Some(((1, 0), 1)),
+                Some(((0, 1), 0)),
+                Some(((0, 1), 0)),
+                None,
+                Some(((1, 0), 1)),
             ]
-            .map(|(key, from)| router.receive_webhook("fake", webhook(key, from))),
-        )
-        .await;
-        let acks: Vec<WebhookAck> = acks.into_iter().map(Result::unwrap).collect();
-        let stored: usize = acks.iter().map(|a| a.stored).sum();
-        let duplicates: usize = acks.iter().map(|a| a.duplicates).sum();
-        assert_eq!((stored, duplicates), (3, 2));
-        assert!(stats.fallbacks.load(Relaxed) >= 1);
+        );
+        assert_eq!(stats.split_batches.load(Relaxed), 1);
+        assert_eq!(stats.retried_alone.load(Relaxed), 5);
         assert_eq!(
             stats.batched.load(Relaxed),
             1,
-            "no failed batch counts as batched"
+            "no webhook of the failed batch counts as batched"
         );
 
         let db = router.store().conn();
@@ -849,7 +722,60 @@ mod tests {
                 .count(db)
                 .await
                 .unwrap(),
-            3
+            3,
+            "nothing of the bad webhook stayed"
         );
+
+        // Through the pipeline: the bad webhook is refused with a 503, the other answered.
+        let acks = futures::future::join_all(
+            [("E4", "+31612345604"), ("BAD", "+31612345609")]
+                .map(|(key, from)| router.receive_webhook("fake", webhook(key, from))),
+        )
+        .await;
+        assert_eq!(acks[0].as_ref().unwrap().stored, 1);
+        let refused = acks[1].as_ref().unwrap_err();
+        assert_eq!(refused.http_status(), 503, "{refused}");
+
+        // Once it can be stored, it is, for the first time.
+        *stats.poisoned_key.lock().unwrap() = None;
+        let ack = router
+            .receive_webhook("fake", webhook("BAD", "+31612345609"))
+            .await
+            .unwrap();
+        assert_eq!((ack.stored, ack.duplicates), (1, 0));
+        assert_eq!(messages::Entity::find().count(db).await.unwrap(), 6);
+    }
+
+    /// A router whose writer tasks ended with their runtime still stores a webhook, alone,
+    /// before acknowledging it.
+    #[test]
+    fn a_webhook_is_stored_alone_when_the_writer_tasks_are_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let runtime = || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+        };
+        let first = runtime();
+        let router = first.block_on(fake_router(&dir));
+        // Starts the writer tasks on the first runtime, then ends them with it.
+        first
+            .block_on(router.receive_webhook("fake", webhook("E0", "+31612345600")))
+            .unwrap();
+        drop(first);
+
+        runtime().block_on(async {
+            let ack = router
+                .receive_webhook("fake", webhook("E1", "+31612345601"))
+                .await
+                .unwrap();
+            assert_eq!((ack.stored, ack.duplicates), (1, 0));
+            let stats = router.inbound_batch_stats();
+            assert_eq!(stats.batched.load(Relaxed), 2);
+            let db = router.store().conn();
+            assert_eq!(messages::Entity::find().count(db).await.unwrap(), 2);
+            assert_eq!(webhook_events::Entity::find().count(db).await.unwrap(), 2);
+        });
     }
 }

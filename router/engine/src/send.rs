@@ -189,7 +189,7 @@ impl Router {
             ])
             .exec_without_returning(&txn)
             .await?;
-            if crate::inbound::conflicted(&inserted) {
+            if conflicted(&inserted) {
                 // A concurrent request with the same key won: answer with its message.
                 drop(txn);
                 let key = request.idempotency_key.as_deref().unwrap_or_default();
@@ -497,6 +497,14 @@ fn refuse_nul_chars(request: &SendRequest) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// Whether an `ON CONFLICT DO NOTHING` insert inserted nothing.
+fn conflicted(result: &sea_orm::TryInsertResult<u64>) -> bool {
+    matches!(
+        result,
+        sea_orm::TryInsertResult::Conflicted | sea_orm::TryInsertResult::Inserted(0)
+    )
 }
 
 #[cfg(test)]

@@ -72,9 +72,9 @@ pub const METRICS: &[(&str, MetricKind, &str)] = &[
         "Stuck messages whose status was asked from the provider and applied (by channel).",
     ),
     (
-        "switchboard_inbound_batch_fallbacks_total",
+        "switchboard_inbound_batch_splits_total",
         MetricKind::Counter,
-        "Inbound webhook batches that failed as a whole and were stored one webhook at a time.",
+        "Inbound webhook batches that failed as a whole and whose webhooks were stored again one at a time.",
     ),
     (
         "switchboard_http_refusals_total",

@@ -1,5 +1,6 @@
-//! The group commit's batch path: a batch of webhooks stored with per-batch statements
-//! instead of per-webhook ones, inside the one transaction of the group commit. Each
+//! The group commit's batch path, the only way inbound webhooks are written: a batch of
+//! webhooks (a lone webhook is a batch of one) stored with per-batch statements instead of
+//! per-webhook ones, inside the one transaction of the group commit. Each
 //! statement takes the batch's rows as one JSON array ([`json_rows`]), so its SQL text is
 //! the same for every batch size and is prepared once per connection.
 //!
@@ -15,11 +16,12 @@
 //! - Conversations: one multi-row upsert (`ON CONFLICT DO UPDATE`, timestamps only moving
 //!   forward) creates or touches every conversation of the batch and returns the rows.
 //! - Messages: one multi-row `INSERT … ON CONFLICT DO NOTHING RETURNING id`.
-//! - Statuses, problems and the rest: per event, in order, as the one-by-one path does.
+//! - Statuses, problems and the rest: per event, in order.
 //! - Notifications: one enqueue for the whole batch, in event order.
 //!
 //! The result is the same as storing the webhooks one after another in one transaction;
-//! any error rolls the batch back and the caller stores each webhook on its own.
+//! any error rolls the batch back, and the caller stores each of its webhooks again as a
+//! batch of one.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
