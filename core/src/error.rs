@@ -304,6 +304,19 @@ pub fn error_with_sources(err: &(dyn StdError + 'static)) -> String {
     text
 }
 
+/// A `Retry-After` header in whole seconds, the form providers send; the HTTP-date form
+/// and anything unreadable count as absent, so the caller falls back to its backoff.
+pub fn retry_after_header(headers: &http::HeaderMap) -> Option<Duration> {
+    headers
+        .get(http::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_secs)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -321,6 +334,25 @@ mod tests {
         fn source(&self) -> Option<&(dyn StdError + 'static)> {
             self.1.as_deref().map(|l| l as &(dyn StdError + 'static))
         }
+    }
+
+    #[test]
+    fn retry_after_header_reads_whole_seconds_only() {
+        let with = |value: &str| {
+            let mut headers = http::HeaderMap::new();
+            headers.insert(
+                http::header::RETRY_AFTER,
+                http::HeaderValue::from_str(value).unwrap(),
+            );
+            retry_after_header(&headers)
+        };
+        assert_eq!(with("7"), Some(Duration::from_secs(7)));
+        assert_eq!(with(" 30 "), Some(Duration::from_secs(30)));
+        assert_eq!(with("0"), Some(Duration::ZERO));
+        assert_eq!(with("Wed, 21 Oct 2015 07:28:00 GMT"), None);
+        assert_eq!(with("-1"), None);
+        assert_eq!(with("1.5"), None);
+        assert_eq!(retry_after_header(&http::HeaderMap::new()), None);
     }
 
     #[test]
