@@ -19,6 +19,7 @@ use sha2::{Digest, Sha256};
 use switchboard_core::media::{MB, MediaLimit, mime_essence};
 use switchboard_core::{
     AccountContext, ChannelError, ErrorKind, Exchange, FetchedMedia, MediaItem, MediaKind,
+    retry_after_header,
 };
 
 use crate::config::{MetaConfig, is_graph_id};
@@ -116,7 +117,7 @@ pub(crate) async fn fetch(
         .await
         .map_err(|e| retryable(errors::from_transport(e, None)))?;
     let status = resp.status().as_u16();
-    let retry_after = errors::retry_after(resp.headers());
+    let retry_after = retry_after_header(resp.headers());
     let body = resp
         .bytes()
         .await
@@ -309,7 +310,7 @@ pub(crate) async fn upload(
         .await
         .map_err(|e| errors::from_transport(e, Some(request_summary.clone())))?;
     let status = resp.status().as_u16();
-    let retry_after = errors::retry_after(resp.headers());
+    let retry_after = retry_after_header(resp.headers());
     let answer = resp
         .bytes()
         .await

@@ -7,7 +7,7 @@
 use serde_json::{Map, Value, json};
 use switchboard_core::{
     AccountContext, ChannelError, Content, Exchange, MediaItem, MediaKind, MessageStatus,
-    OutboundMessage, PhoneNumber, SendReceipt, Template,
+    OutboundMessage, PhoneNumber, SendReceipt, Template, retry_after_header,
 };
 
 use crate::config::{CRED_ACCESS_TOKEN, CRED_PHONE_NUMBER_ID, MetaConfig, is_graph_id};
@@ -321,7 +321,7 @@ pub(crate) async fn post_json(
         .await
         .map_err(|e| errors::from_transport(e, Some(body.clone())))?;
     let status = resp.status().as_u16();
-    let retry_after = errors::retry_after(resp.headers());
+    let retry_after = retry_after_header(resp.headers());
     let bytes = resp
         .bytes()
         .await
