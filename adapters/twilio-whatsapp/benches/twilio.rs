@@ -7,7 +7,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use switchboard_core::{AccountContext, Credentials, PhoneNumber};
 use switchboard_twilio_whatsapp::TwilioConfig;
 use switchboard_twilio_whatsapp::signature::{compute_signature, validate_signature};
-use switchboard_twilio_whatsapp::webhook::{Form, parse_form};
+use switchboard_twilio_whatsapp::{Form, parse_form};
 
 const TOKEN: &str = "0123456789abcdef0123456789abcdef";
 const URL: &str = "https://sb.example.com/webhooks/twilio-whatsapp";
