@@ -153,7 +153,7 @@ impl ChannelAdapter for TwilioWhatsApp {
     }
 
     /// A Twilio webhook is one message or status of one account: the business is `To` or
-    /// `From`, whichever of them (in [`webhook::routing_keys`]' order) is connected and
+    /// `From`, whichever of them (in `webhook::routing_keys`' order) is connected and
     /// signed it; the other is the customer, whose number need not be looked up.
     fn key_rule(&self) -> KeyRule {
         KeyRule::FirstSigned
