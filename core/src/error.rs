@@ -74,6 +74,25 @@ pub struct Exchange {
     pub response: Option<serde_json::Value>,
 }
 
+impl Exchange {
+    /// Longest non-JSON response text kept, in characters.
+    pub const MAX_RAW_RESPONSE: usize = 4096;
+
+    /// A provider's response body as [`Exchange::response`] keeps it: the JSON when it
+    /// parses, else the text (lossy UTF-8), cut at [`Exchange::MAX_RAW_RESPONSE`]
+    /// characters and marked `…[truncated]` when cut.
+    pub fn response_body(body: &[u8]) -> serde_json::Value {
+        serde_json::from_slice(body).unwrap_or_else(|_| {
+            let text = String::from_utf8_lossy(body);
+            let mut kept: String = text.chars().take(Self::MAX_RAW_RESPONSE).collect();
+            if text.chars().count() > Self::MAX_RAW_RESPONSE {
+                kept.push_str("…[truncated]");
+            }
+            serde_json::Value::String(kept)
+        })
+    }
+}
+
 /// An error from a channel adapter.
 pub struct ChannelError {
     inner: Box<Inner>,
@@ -334,6 +353,32 @@ mod tests {
         fn source(&self) -> Option<&(dyn StdError + 'static)> {
             self.1.as_deref().map(|l| l as &(dyn StdError + 'static))
         }
+    }
+
+    #[test]
+    fn response_bodies_are_json_or_cut_text() {
+        assert_eq!(
+            Exchange::response_body(br#"{"code": 1}"#),
+            serde_json::json!({"code": 1})
+        );
+        assert_eq!(
+            Exchange::response_body(b"<html>busy</html>"),
+            serde_json::json!("<html>busy</html>")
+        );
+        let exact = "é".repeat(Exchange::MAX_RAW_RESPONSE);
+        assert_eq!(
+            Exchange::response_body(exact.as_bytes()),
+            serde_json::json!(exact)
+        );
+        let long = "é".repeat(Exchange::MAX_RAW_RESPONSE + 1);
+        let serde_json::Value::String(kept) = Exchange::response_body(long.as_bytes()) else {
+            panic!("text must stay a string");
+        };
+        assert_eq!(kept, format!("{exact}…[truncated]"));
+        assert_eq!(
+            Exchange::response_body(&[0xff, b'a']),
+            serde_json::json!("\u{fffd}a")
+        );
     }
 
     #[test]

@@ -24,7 +24,7 @@ use switchboard_core::{
 
 use crate::config::{MetaConfig, is_graph_id};
 use crate::errors;
-use crate::send::{account_keys, response_value};
+use crate::send::account_keys;
 
 /// Downloads and uploads may be large and slow; the API timeout does not fit them.
 const TRANSFER_TIMEOUT: Duration = Duration::from_secs(120);
@@ -126,7 +126,7 @@ pub(crate) async fn fetch(
         let exchange = Exchange {
             http_status: Some(status),
             request: None,
-            response: Some(response_value(&body)),
+            response: Some(Exchange::response_body(&body)),
         };
         return Err(retryable(errors::from_response(
             status,
@@ -318,7 +318,7 @@ pub(crate) async fn upload(
     let exchange = Exchange {
         http_status: Some(status),
         request: Some(request_summary),
-        response: Some(response_value(&answer)),
+        response: Some(Exchange::response_body(&answer)),
     };
     if !(200..300).contains(&status) || errors::graph_error(&answer).is_some() {
         return Err(errors::from_response(

@@ -204,10 +204,7 @@ pub fn receipt(body: &Value, exchange: Exchange) -> Option<SendReceipt> {
     })
 }
 
-/// Longest response text kept in an exchange when it is not JSON.
-const MAX_RAW_RESPONSE: usize = 4096;
-
-/// A response: status, headers and the body as JSON (or a truncated string).
+/// A response: status, headers and the body as [`Exchange::response_body`] keeps it.
 pub(crate) struct Answer {
     pub(crate) status: u16,
     pub(crate) headers: http::HeaderMap,
@@ -218,11 +215,7 @@ pub(crate) async fn read(resp: reqwest::Response) -> Result<Answer, reqwest::Err
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
     let bytes = resp.bytes().await?;
-    let body = serde_json::from_slice(&bytes).unwrap_or_else(|_| {
-        let text = String::from_utf8_lossy(&bytes);
-        let cut: String = text.chars().take(MAX_RAW_RESPONSE).collect();
-        Value::String(cut)
-    });
+    let body = Exchange::response_body(&bytes);
     Ok(Answer {
         status,
         headers,
