@@ -8,6 +8,11 @@ use switchboard_core::{AccountContext, ChannelError, ChannelId};
 /// This channel's id.
 pub static CHANNEL: ChannelId = ChannelId::new_static("twilio-whatsapp");
 
+/// Credential: the account SID (`AC` + 32 letters and digits), the basic-auth user.
+pub const CRED_ACCOUNT_SID: &str = "account_sid";
+/// Credential: the auth token, the basic-auth password and the webhook signing key.
+pub const CRED_AUTH_TOKEN: &str = "auth_token";
+
 /// The default Twilio REST API base.
 pub const DEFAULT_API_BASE: &str = "https://api.twilio.com";
 /// The default path the router serves Twilio webhooks on.
@@ -121,8 +126,8 @@ pub(crate) fn percent_decode(s: &str) -> Option<String> {
 
 /// The account SID and auth token an account's credentials must hold.
 pub(crate) fn credentials(account: &AccountContext) -> Result<(&str, &str), ChannelError> {
-    let sid = account.credentials.require("account_sid")?;
-    let token = account.credentials.require("auth_token")?;
+    let sid = account.credentials.require(CRED_ACCOUNT_SID)?;
+    let token = account.credentials.require(CRED_AUTH_TOKEN)?;
     Ok((sid, token))
 }
 

@@ -44,7 +44,10 @@ use switchboard_core::{
     WebhookRequest,
 };
 
-pub use config::{CHANNEL, DEFAULT_API_BASE, DEFAULT_WEBHOOK_PATH, TwilioConfig};
+pub use config::{
+    CHANNEL, CRED_ACCOUNT_SID, CRED_AUTH_TOKEN, DEFAULT_API_BASE, DEFAULT_WEBHOOK_PATH,
+    TwilioConfig,
+};
 pub use webhook::{EMPTY_TWIML, parse_form};
 pub use wire::Form;
 
@@ -114,16 +117,16 @@ impl TwilioWhatsApp {
 /// `Invalid`, naming the field.
 pub fn check_credentials(credentials: &serde_json::Value) -> Result<Credentials, ChannelError> {
     let given = Credentials::from_json(credentials).map_err(ChannelError::invalid)?;
-    let sid = given.require("account_sid")?.trim();
+    let sid = given.require(CRED_ACCOUNT_SID)?.trim();
     if !config::is_sid(sid, "AC") {
         return Err(ChannelError::invalid(
             "credential \"account_sid\" must be a Twilio account SID: AC followed by 32 letters and digits (34 characters)",
         ));
     }
-    let token = given.require("auth_token")?.trim();
+    let token = given.require(CRED_AUTH_TOKEN)?.trim();
     let mut out = Credentials::default();
-    out.insert("account_sid", sid);
-    out.insert("auth_token", token);
+    out.insert(CRED_ACCOUNT_SID, sid);
+    out.insert(CRED_AUTH_TOKEN, token);
     Ok(out)
 }
 

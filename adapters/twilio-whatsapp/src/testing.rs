@@ -25,15 +25,34 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
-use switchboard_core::WebhookRequest;
 use switchboard_core::fake_server::{self, LoopbackServer};
+use switchboard_core::{AccountContext, Credentials, PhoneNumber, WebhookRequest};
 
+use crate::config::{CRED_ACCOUNT_SID, CRED_AUTH_TOKEN};
 use crate::signature::{SIGNATURE_HEADER, compute_signature};
 
 /// An account SID in Twilio's shape, for tests.
 pub const TEST_ACCOUNT_SID: &str = "AC00000000000000000000000000000001";
 /// An auth token for tests.
 pub const TEST_AUTH_TOKEN: &str = "test-auth-token-0001";
+
+/// A connected account as the router hands it to the adapter: `business_number` is its
+/// address and routing key.
+///
+/// # Panics
+/// If `business_number` is not a valid E.164 number.
+pub fn account(account_sid: &str, auth_token: &str, business_number: &str) -> AccountContext {
+    let mut credentials = Credentials::default();
+    credentials.insert(CRED_ACCOUNT_SID, account_sid);
+    credentials.insert(CRED_AUTH_TOKEN, auth_token);
+    AccountContext {
+        account_id: format!("acct_{account_sid}"),
+        tenant_id: "tenant_test".to_owned(),
+        address: PhoneNumber::parse(business_number).expect("test business number"),
+        routing_key: business_number.to_owned(),
+        credentials,
+    }
+}
 
 /// Signs a form webhook as Twilio would: `url` is the full public URL Twilio called
 /// (scheme, host, path and query).

@@ -23,7 +23,7 @@ use switchboard_core::{
     WebhookError, WebhookReply, WebhookRequest,
 };
 
-use crate::config::{CHANNEL, TwilioConfig};
+use crate::config::{CHANNEL, CRED_ACCOUNT_SID, CRED_AUTH_TOKEN, TwilioConfig};
 use crate::signature::{SIGNATURE_HEADER, validate_json_body, validate_signature};
 use crate::wire::{Form, map_status};
 
@@ -150,7 +150,7 @@ pub fn verify(
     let signature = header.to_str().map_err(|_| WebhookError::BadSignature)?;
     let token = account
         .credentials
-        .get("auth_token")
+        .get(CRED_AUTH_TOKEN)
         .filter(|t| !t.is_empty())
         .ok_or(WebhookError::BadSignature)?;
     let url = config.signed_url(&req.path, req.query.as_deref());
@@ -179,7 +179,7 @@ pub fn verify(
 }
 
 fn check_account_sid(sid: Option<&str>, account: &AccountContext) -> Result<(), WebhookError> {
-    match (sid, account.credentials.get("account_sid")) {
+    match (sid, account.credentials.get(CRED_ACCOUNT_SID)) {
         (Some(got), Some(want)) if got == want => Ok(()),
         _ => Err(WebhookError::UnknownAccount),
     }
@@ -562,7 +562,7 @@ fn status_update(config: &TwilioConfig, path: &str, form: &Form) -> Result<Statu
 mod tests {
     use super::*;
     use crate::signature::compute_signature;
-    use switchboard_core::{Credentials, MessageStatus};
+    use switchboard_core::MessageStatus;
 
     const SID: &str = "AC00000000000000000000000000000001";
     const TOKEN: &str = "tok";
@@ -578,16 +578,7 @@ mod tests {
     }
 
     fn account() -> AccountContext {
-        let mut credentials = Credentials::default();
-        credentials.insert("account_sid", SID);
-        credentials.insert("auth_token", TOKEN);
-        AccountContext {
-            account_id: "acc-1".into(),
-            tenant_id: "t-1".into(),
-            address: PhoneNumber::parse(BUSINESS).unwrap(),
-            routing_key: BUSINESS.into(),
-            credentials,
-        }
+        crate::testing::account(SID, TOKEN, BUSINESS)
     }
 
     fn base(extra: &[(&str, &str)]) -> Vec<(String, String)> {
