@@ -74,6 +74,25 @@ pub struct Exchange {
     pub response: Option<serde_json::Value>,
 }
 
+impl Exchange {
+    /// Longest non-JSON response text kept, in characters.
+    pub const MAX_RAW_RESPONSE: usize = 4096;
+
+    /// A provider's response body as [`Exchange::response`] keeps it: the JSON when it
+    /// parses, else the text (lossy UTF-8), cut at [`Exchange::MAX_RAW_RESPONSE`]
+    /// characters and marked `…[truncated]` when cut.
+    pub fn response_body(body: &[u8]) -> serde_json::Value {
+        serde_json::from_slice(body).unwrap_or_else(|_| {
+            let text = String::from_utf8_lossy(body);
+            let mut kept: String = text.chars().take(Self::MAX_RAW_RESPONSE).collect();
+            if text.chars().count() > Self::MAX_RAW_RESPONSE {
+                kept.push_str("…[truncated]");
+            }
+            serde_json::Value::String(kept)
+        })
+    }
+}
+
 /// An error from a channel adapter.
 pub struct ChannelError {
     inner: Box<Inner>,
@@ -304,6 +323,19 @@ pub fn error_with_sources(err: &(dyn StdError + 'static)) -> String {
     text
 }
 
+/// A `Retry-After` header in whole seconds, the form providers send; the HTTP-date form
+/// and anything unreadable count as absent, so the caller falls back to its backoff.
+pub fn retry_after_header(headers: &http::HeaderMap) -> Option<Duration> {
+    headers
+        .get(http::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_secs)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -321,6 +353,51 @@ mod tests {
         fn source(&self) -> Option<&(dyn StdError + 'static)> {
             self.1.as_deref().map(|l| l as &(dyn StdError + 'static))
         }
+    }
+
+    #[test]
+    fn response_bodies_are_json_or_cut_text() {
+        assert_eq!(
+            Exchange::response_body(br#"{"code": 1}"#),
+            serde_json::json!({"code": 1})
+        );
+        assert_eq!(
+            Exchange::response_body(b"<html>busy</html>"),
+            serde_json::json!("<html>busy</html>")
+        );
+        let exact = "é".repeat(Exchange::MAX_RAW_RESPONSE);
+        assert_eq!(
+            Exchange::response_body(exact.as_bytes()),
+            serde_json::json!(exact)
+        );
+        let long = "é".repeat(Exchange::MAX_RAW_RESPONSE + 1);
+        let serde_json::Value::String(kept) = Exchange::response_body(long.as_bytes()) else {
+            panic!("text must stay a string");
+        };
+        assert_eq!(kept, format!("{exact}…[truncated]"));
+        assert_eq!(
+            Exchange::response_body(&[0xff, b'a']),
+            serde_json::json!("\u{fffd}a")
+        );
+    }
+
+    #[test]
+    fn retry_after_header_reads_whole_seconds_only() {
+        let with = |value: &str| {
+            let mut headers = http::HeaderMap::new();
+            headers.insert(
+                http::header::RETRY_AFTER,
+                http::HeaderValue::from_str(value).unwrap(),
+            );
+            retry_after_header(&headers)
+        };
+        assert_eq!(with("7"), Some(Duration::from_secs(7)));
+        assert_eq!(with(" 30 "), Some(Duration::from_secs(30)));
+        assert_eq!(with("0"), Some(Duration::ZERO));
+        assert_eq!(with("Wed, 21 Oct 2015 07:28:00 GMT"), None);
+        assert_eq!(with("-1"), None);
+        assert_eq!(with("1.5"), None);
+        assert_eq!(retry_after_header(&http::HeaderMap::new()), None);
     }
 
     #[test]

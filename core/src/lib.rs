@@ -14,6 +14,8 @@ pub mod channel;
 pub mod content;
 pub mod error;
 pub mod event;
+#[cfg(feature = "testing")]
+pub mod fake_server;
 pub mod identity;
 pub mod media;
 pub mod outbound;
@@ -31,7 +33,9 @@ pub use content::{
     Content, InteractiveKind, InteractiveReply, Location, MediaItem, MediaKind, Reaction,
     SharedContact, SystemNotice, Template, TemplateButton, Unsupported,
 };
-pub use error::{ChannelError, ErrorKind, Exchange, WebhookError, error_with_sources};
+pub use error::{
+    ChannelError, ErrorKind, Exchange, WebhookError, error_with_sources, retry_after_header,
+};
 pub use event::{
     Direction, EventKind, Forwarded, InboundEvent, InboundMessage, ParseProblem, ParsedWebhook,
     ProviderError, Referral, StatusUpdate,

@@ -5,7 +5,6 @@
 //! signed by putting the account's `secret` credential in `x-fake-signature`.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -20,6 +19,7 @@ use crate::channel::ChannelId;
 use crate::content::MediaKind;
 use crate::error::{ChannelError, WebhookError};
 use crate::event::{InboundEvent, ParseProblem, ParsedWebhook, StatusUpdate};
+use crate::fake_server::Shared;
 use crate::outbound::{OutboundMessage, SendReceipt};
 use crate::phone::PhoneNumber;
 use crate::status::MessageStatus;
@@ -46,7 +46,7 @@ pub struct FakeAdapter {
     capabilities: Capabilities,
     send_delay: Duration,
     key_rule: KeyRule,
-    state: Arc<Mutex<State>>,
+    state: Shared<State>,
 }
 
 impl FakeAdapter {
@@ -79,7 +79,7 @@ impl FakeAdapter {
             },
             send_delay: Duration::ZERO,
             key_rule: KeyRule::EveryKey,
-            state: Arc::default(),
+            state: Shared::default(),
         }
     }
 
@@ -104,7 +104,7 @@ impl FakeAdapter {
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        self.state.lock()
     }
 
     /// The next send answers with `error` (queued after earlier scripted outcomes).

@@ -1,9 +1,12 @@
-//! Adapter configuration and the static facts about the channel (capabilities, credential
-//! names).
+//! Adapter configuration and the static facts about the channel (its id, capabilities,
+//! credential names).
 
 use std::time::Duration;
 
-use switchboard_core::{Capabilities, MediaKind, Pacing};
+use switchboard_core::{Capabilities, ChannelId, MediaKind, Pacing};
+
+/// This channel's id.
+pub static CHANNEL: ChannelId = ChannelId::new_static("meta-whatsapp");
 
 /// Credential: the business number's Graph id; also the account's routing key.
 pub const CRED_PHONE_NUMBER_ID: &str = "phone_number_id";

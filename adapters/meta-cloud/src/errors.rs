@@ -148,18 +148,6 @@ pub(crate) fn from_transport(e: reqwest::Error, request: Option<Value>) -> Chann
     err.with_exchange(exchange).with_source(e)
 }
 
-/// `Retry-After` in seconds (Meta does not document it, proxies may send it).
-pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    headers
-        .get(reqwest::header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse::<u64>()
-        .ok()
-        .map(Duration::from_secs)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

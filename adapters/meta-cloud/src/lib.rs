@@ -44,10 +44,9 @@ use switchboard_core::{
 };
 
 pub use config::{
-    CRED_ACCESS_TOKEN, CRED_APP_SECRET, CRED_PHONE_NUMBER_ID, CRED_VERIFY_TOKEN, MetaConfig,
+    CHANNEL, CRED_ACCESS_TOKEN, CRED_APP_SECRET, CRED_PHONE_NUMBER_ID, CRED_VERIFY_TOKEN,
+    MetaConfig,
 };
-
-static CHANNEL_ID: ChannelId = MetaCloud::CHANNEL;
 
 /// The Meta Cloud API adapter.
 #[derive(Clone, Debug)]
@@ -58,9 +57,6 @@ pub struct MetaCloud {
 }
 
 impl MetaCloud {
-    /// This channel's id.
-    pub const CHANNEL: ChannelId = ChannelId::new_static("meta-whatsapp");
-
     /// An adapter with one HTTP client (timeouts, a `User-Agent`: Meta's media hosts refuse
     /// requests without one).
     pub fn new(config: MetaConfig) -> Self {
@@ -98,7 +94,7 @@ impl Default for MetaCloud {
 #[async_trait]
 impl ChannelAdapter for MetaCloud {
     fn channel(&self) -> &ChannelId {
-        &CHANNEL_ID
+        &CHANNEL
     }
 
     fn capabilities(&self) -> &Capabilities {

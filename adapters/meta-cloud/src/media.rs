@@ -19,11 +19,12 @@ use sha2::{Digest, Sha256};
 use switchboard_core::media::{MB, MediaLimit, mime_essence};
 use switchboard_core::{
     AccountContext, ChannelError, ErrorKind, Exchange, FetchedMedia, MediaItem, MediaKind,
+    retry_after_header,
 };
 
 use crate::config::{MetaConfig, is_graph_id};
 use crate::errors;
-use crate::send::{account_keys, response_value};
+use crate::send::account_keys;
 
 /// Downloads and uploads may be large and slow; the API timeout does not fit them.
 const TRANSFER_TIMEOUT: Duration = Duration::from_secs(120);
@@ -116,7 +117,7 @@ pub(crate) async fn fetch(
         .await
         .map_err(|e| retryable(errors::from_transport(e, None)))?;
     let status = resp.status().as_u16();
-    let retry_after = errors::retry_after(resp.headers());
+    let retry_after = retry_after_header(resp.headers());
     let body = resp
         .bytes()
         .await
@@ -125,7 +126,7 @@ pub(crate) async fn fetch(
         let exchange = Exchange {
             http_status: Some(status),
             request: None,
-            response: Some(response_value(&body)),
+            response: Some(Exchange::response_body(&body)),
         };
         return Err(retryable(errors::from_response(
             status,
@@ -309,7 +310,7 @@ pub(crate) async fn upload(
         .await
         .map_err(|e| errors::from_transport(e, Some(request_summary.clone())))?;
     let status = resp.status().as_u16();
-    let retry_after = errors::retry_after(resp.headers());
+    let retry_after = retry_after_header(resp.headers());
     let answer = resp
         .bytes()
         .await
@@ -317,7 +318,7 @@ pub(crate) async fn upload(
     let exchange = Exchange {
         http_status: Some(status),
         request: Some(request_summary),
-        response: Some(response_value(&answer)),
+        response: Some(Exchange::response_body(&answer)),
     };
     if !(200..300).contains(&status) || errors::graph_error(&answer).is_some() {
         return Err(errors::from_response(

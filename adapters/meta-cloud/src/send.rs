@@ -7,7 +7,7 @@
 use serde_json::{Map, Value, json};
 use switchboard_core::{
     AccountContext, ChannelError, Content, Exchange, MediaItem, MediaKind, MessageStatus,
-    OutboundMessage, PhoneNumber, SendReceipt, Template,
+    OutboundMessage, PhoneNumber, SendReceipt, Template, retry_after_header,
 };
 
 use crate::config::{CRED_ACCESS_TOKEN, CRED_PHONE_NUMBER_ID, MetaConfig, is_graph_id};
@@ -16,8 +16,6 @@ use crate::wire;
 
 pub(crate) const MAX_TEXT_CHARS: usize = 4096;
 pub(crate) const MAX_CAPTION_CHARS: usize = 1024;
-/// Longest response body kept in an [`Exchange`] when it is not JSON.
-const MAX_RAW_RESPONSE: usize = 4096;
 
 /// The account's phone number id and token, checked for shape.
 pub(crate) fn account_keys(account: &AccountContext) -> Result<(&str, &str), ChannelError> {
@@ -294,18 +292,6 @@ pub(crate) fn build_body(msg: &OutboundMessage) -> Result<Value, ChannelError> {
     Ok(body)
 }
 
-/// A response body for an [`Exchange`]: JSON when it is JSON, else truncated text.
-pub(crate) fn response_value(body: &[u8]) -> Value {
-    serde_json::from_slice(body).unwrap_or_else(|_| {
-        let text = String::from_utf8_lossy(body);
-        let mut s: String = text.chars().take(MAX_RAW_RESPONSE).collect();
-        if text.chars().count() > MAX_RAW_RESPONSE {
-            s.push_str("…[truncated]");
-        }
-        Value::String(s)
-    })
-}
-
 /// One authenticated JSON POST, classified: a 2xx body, or the [`ChannelError`].
 pub(crate) async fn post_json(
     client: &reqwest::Client,
@@ -321,7 +307,7 @@ pub(crate) async fn post_json(
         .await
         .map_err(|e| errors::from_transport(e, Some(body.clone())))?;
     let status = resp.status().as_u16();
-    let retry_after = errors::retry_after(resp.headers());
+    let retry_after = retry_after_header(resp.headers());
     let bytes = resp
         .bytes()
         .await
@@ -329,7 +315,7 @@ pub(crate) async fn post_json(
     let exchange = Exchange {
         http_status: Some(status),
         request: Some(body.clone()),
-        response: Some(response_value(&bytes)),
+        response: Some(Exchange::response_body(&bytes)),
     };
     if !(200..300).contains(&status) {
         return Err(errors::from_response(status, retry_after, &bytes, exchange));
@@ -355,7 +341,7 @@ pub(crate) async fn send(
     let exchange = Exchange {
         http_status: Some(status),
         request: Some(body),
-        response: Some(response_value(&bytes)),
+        response: Some(Exchange::response_body(&bytes)),
     };
     let parsed: wire::SendResponse = serde_json::from_slice(&bytes).unwrap_or_default();
     let Some(id) = parsed
@@ -413,7 +399,7 @@ pub(crate) async fn mark_read(
                 .with_exchange(Exchange {
                     http_status: Some(status),
                     request: Some(body),
-                    response: Some(response_value(&bytes)),
+                    response: Some(Exchange::response_body(&bytes)),
                 }),
         )
     }

@@ -14,9 +14,7 @@
 //! ```
 
 use std::collections::{HashMap, VecDeque};
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
@@ -25,6 +23,7 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+use switchboard_core::fake_server::{self, LoopbackServer};
 use switchboard_core::{AccountContext, Credentials, PhoneNumber, WebhookRequest};
 
 use crate::config::{
@@ -98,18 +97,13 @@ impl std::fmt::Debug for Upload {
     }
 }
 
-type Shared = Arc<Mutex<State>>;
-
-fn lock(state: &Shared) -> MutexGuard<'_, State> {
-    state.lock().unwrap_or_else(PoisonError::into_inner)
-}
+type Shared = fake_server::Shared<State>;
 
 /// A fake Graph API: `POST /{version}/{phone_number_id}/messages` (send and mark-as-read)
 /// and `GET /{version}/{phone_number_id}` (health fields). Stops when dropped.
 pub struct FakeGraph {
-    addr: SocketAddr,
+    server: LoopbackServer,
     state: Shared,
-    task: tokio::task::JoinHandle<()>,
 }
 
 impl FakeGraph {
@@ -118,26 +112,21 @@ impl FakeGraph {
     /// # Panics
     /// If no loopback port can be bound (a broken test environment).
     pub async fn start() -> Self {
-        let state: Shared = Arc::default();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind 127.0.0.1:0 for FakeGraph");
-        let addr = listener.local_addr().expect("FakeGraph local address");
+        let state = Shared::default();
         let shared = state.clone();
         let app = Router::new().fallback(move |method, uri, headers, body| {
             handle(shared.clone(), method, uri, headers, body)
         });
-        let task = tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
-                tracing::error!(error = %e, "FakeGraph stopped.");
-            }
-        });
-        Self { addr, state, task }
+        let server = LoopbackServer::start("FakeGraph", |listener| async move {
+            axum::serve(listener, app).await
+        })
+        .await;
+        Self { server, state }
     }
 
     /// `http://127.0.0.1:{port}`, for [`MetaConfig::graph_base`].
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.server.base_url()
     }
 
     /// A [`MetaConfig`] pointing at this fake, with a 2 s request timeout.
@@ -152,7 +141,8 @@ impl FakeGraph {
     /// Accepts `token` for `phone_number_id`. Requests for unknown numbers or with another
     /// token get the code-190 `OAuthException`.
     pub fn add_number(&self, phone_number_id: &str, token: &str) {
-        lock(&self.state)
+        self.state
+            .lock()
             .numbers
             .insert(phone_number_id.to_owned(), token.to_owned());
     }
@@ -160,7 +150,8 @@ impl FakeGraph {
     /// Answers sends to `input` (digits, with or without `+`) with `wa_id` in
     /// `contacts[].wa_id`, e.g. Brazil's ninth digit.
     pub fn map_wa_id(&self, input: &str, wa_id: &str) {
-        lock(&self.state)
+        self.state
+            .lock()
             .wa_ids
             .insert(input.trim_start_matches('+').to_owned(), wa_id.to_owned());
     }
@@ -168,32 +159,32 @@ impl FakeGraph {
     /// The next request (any endpoint) gets this answer instead of the normal one.
     /// Queue several to script a sequence.
     pub fn respond_next(&self, status: u16, body: Value) {
-        lock(&self.state).scripted.push_back((status, body));
+        self.state.lock().scripted.push_back((status, body));
     }
 
     /// Waits this long before answering each request (for timeouts and slow health).
     pub fn set_delay(&self, delay: Duration) {
-        lock(&self.state).delay = delay;
+        self.state.lock().delay = delay;
     }
 
     /// The phone-number node returned by `GET /{version}/{id}` (an `id` field is added).
     pub fn set_health(&self, node: Value) {
-        lock(&self.state).health = Some(node);
+        self.state.lock().health = Some(node);
     }
 
     /// Every request so far, oldest first.
     pub fn requests(&self) -> Vec<RecordedRequest> {
-        lock(&self.state).requests.clone()
+        self.state.lock().requests.clone()
     }
 
     /// Forgets the recorded requests.
     pub fn clear_requests(&self) {
-        lock(&self.state).requests.clear();
+        self.state.lock().requests.clear();
     }
 
     /// Serves `bytes` as media `media_id` to callers with `token`.
     pub fn add_media(&self, media_id: &str, token: &str, bytes: &[u8], mime_type: &str) {
-        lock(&self.state).media.insert(
+        self.state.lock().media.insert(
             media_id.to_owned(),
             FakeMedia {
                 bytes: Bytes::copy_from_slice(bytes),
@@ -205,17 +196,17 @@ impl FakeGraph {
 
     /// `GET /{version}/{media_id}` answers 404 (code 100), as for an expired media id.
     pub fn media_gone(&self, media_id: &str) {
-        lock(&self.state).gone_media.push(media_id.to_owned());
+        self.state.lock().gone_media.push(media_id.to_owned());
     }
 
     /// The next downloads (`GET /fake-media/…`) answer these statuses, in order.
     pub fn fail_media_downloads(&self, statuses: &[u16]) {
-        lock(&self.state).media_failures.extend(statuses);
+        self.state.lock().media_failures.extend(statuses);
     }
 
     /// Every upload so far, oldest first.
     pub fn uploads(&self) -> Vec<Upload> {
-        lock(&self.state).uploads.clone()
+        self.state.lock().uploads.clone()
     }
 
     /// The base64 SHA-256 of `bytes`, as Meta writes it in webhooks.
@@ -284,7 +275,7 @@ fn media_route(
     body: &Bytes,
 ) -> Option<Response> {
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let mut s = lock(state);
+    let mut s = state.lock();
     match (method, segments.as_slice()) {
         (&Method::GET, ["fake-media", id]) => {
             if let Some(status) = s.media_failures.pop_front() {
@@ -381,12 +372,6 @@ fn media_route(
     }
 }
 
-impl Drop for FakeGraph {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
 /// A Graph error envelope as Meta sends it.
 pub fn error_envelope(code: u32, message: &str) -> Value {
     json!({"error": {
@@ -439,7 +424,7 @@ async fn handle(
     let json_body: Option<Value> = serde_json::from_slice(&body).ok();
     let path = uri.path().to_owned();
     let delay = {
-        let mut s = lock(&state);
+        let mut s = state.lock();
         s.requests.push(RecordedRequest {
             method: method.to_string(),
             path: path.clone(),
@@ -456,7 +441,7 @@ async fn handle(
         return resp;
     }
     let (scripted, token_ok, wa_ids, health) = {
-        let mut s = lock(&state);
+        let mut s = state.lock();
         let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
         let number = segments.get(1).copied().unwrap_or("");
         let token_ok = match (s.numbers.get(number), &bearer) {

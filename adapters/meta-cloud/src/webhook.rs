@@ -23,18 +23,16 @@ use switchboard_core::{
     Unsupported, WebhookError, WebhookRequest,
 };
 
-use crate::config::{CRED_APP_SECRET, CRED_VERIFY_TOKEN};
+use crate::config::{CHANNEL, CRED_APP_SECRET, CRED_VERIFY_TOKEN};
 use crate::signature;
 use crate::wire;
 
-/// The channel name used in [`WebhookError::Malformed`].
-pub(crate) const CHANNEL_NAME: &str = "meta-whatsapp";
 const OBJECT: &str = "whatsapp_business_account";
 /// Meta's challenges are short numbers; anything huge is not Meta.
 const MAX_CHALLENGE_LEN: usize = 1024;
 
 fn malformed(detail: impl Into<String>) -> WebhookError {
-    WebhookError::malformed(CHANNEL_NAME, detail)
+    WebhookError::malformed(CHANNEL.as_str(), detail)
 }
 
 fn read_envelope(body: &[u8]) -> Result<wire::Envelope, WebhookError> {

@@ -1085,7 +1085,7 @@ fn reply_channel_and_capabilities() {
         (200, "text/plain", &b"OK"[..])
     );
     assert_eq!(m.channel().as_str(), "meta-whatsapp");
-    assert_eq!(MetaCloud::CHANNEL.as_str(), "meta-whatsapp");
+    assert_eq!(switchboard_meta_cloud::CHANNEL.as_str(), "meta-whatsapp");
     let caps = m.capabilities();
     assert_eq!(caps.max_text_chars, 4096);
     assert_eq!(caps.max_caption_chars, 1024);

@@ -4,10 +4,9 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use switchboard_core::{AccountContext, Credentials, PhoneNumber};
-use switchboard_twilio_whatsapp::TwilioConfig;
 use switchboard_twilio_whatsapp::signature::{compute_signature, validate_signature};
-use switchboard_twilio_whatsapp::webhook::{Form, parse_form};
+use switchboard_twilio_whatsapp::{Form, parse_form};
+use switchboard_twilio_whatsapp::{TwilioConfig, testing};
 
 const TOKEN: &str = "0123456789abcdef0123456789abcdef";
 const URL: &str = "https://sb.example.com/webhooks/twilio-whatsapp";
@@ -64,16 +63,7 @@ fn bench(c: &mut Criterion) {
         });
     });
 
-    let mut credentials = Credentials::default();
-    credentials.insert("account_sid", "AC00000000000000000000000000000001");
-    credentials.insert("auth_token", TOKEN);
-    let account = AccountContext {
-        account_id: "a".into(),
-        tenant_id: "t".into(),
-        address: PhoneNumber::parse("+14155238886").expect("valid number"),
-        routing_key: "+14155238886".into(),
-        credentials,
-    };
+    let account = testing::account(testing::TEST_ACCOUNT_SID, TOKEN, "+14155238886");
     let config = TwilioConfig {
         public_url: "https://sb.example.com".into(),
         ..TwilioConfig::default()

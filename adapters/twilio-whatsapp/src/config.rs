@@ -1,6 +1,17 @@
-//! Adapter configuration: where Twilio's API is and where Twilio reaches us.
+//! Adapter configuration (where Twilio's API is, where Twilio reaches us, the URLs built
+//! from both) and the static facts about the channel: its id and credential shapes.
 
 use std::time::Duration;
+
+use switchboard_core::{AccountContext, ChannelError, ChannelId};
+
+/// This channel's id.
+pub static CHANNEL: ChannelId = ChannelId::new_static("twilio-whatsapp");
+
+/// Credential: the account SID (`AC` + 32 letters and digits), the basic-auth user.
+pub const CRED_ACCOUNT_SID: &str = "account_sid";
+/// Credential: the auth token, the basic-auth password and the webhook signing key.
+pub const CRED_AUTH_TOKEN: &str = "auth_token";
 
 /// The default Twilio REST API base.
 pub const DEFAULT_API_BASE: &str = "https://api.twilio.com";
@@ -56,8 +67,18 @@ impl TwilioConfig {
             "{}{}/status/{}",
             self.public_base(),
             self.webhook_path(),
-            crate::webhook::percent_encode_segment(message_id)
+            percent_encode_segment(message_id)
         )
+    }
+
+    /// Switchboard's message id from a status callback path `{webhook_path}/status/{id}`.
+    pub fn message_ref(&self, path: &str) -> Option<String> {
+        let prefix = format!("{}/status/", self.webhook_path());
+        let id = path.strip_prefix(prefix.as_str())?;
+        if id.is_empty() || id.contains('/') {
+            return None;
+        }
+        percent_decode(id)
     }
 
     /// The URL Twilio signed for a request with this raw path and query.
@@ -67,6 +88,52 @@ impl TwilioConfig {
             None => format!("{}{raw_path}", self.public_base()),
         }
     }
+}
+
+/// Percent-encodes everything but RFC 3986 unreserved characters (for one path segment).
+pub(crate) fn percent_encode_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Decodes `%XX` escapes; `None` on a malformed escape or invalid UTF-8.
+pub(crate) fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = s.get(i + 1..i + 3)?;
+            if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return None;
+            }
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// The account SID and auth token an account's credentials must hold.
+pub(crate) fn credentials(account: &AccountContext) -> Result<(&str, &str), ChannelError> {
+    let sid = account.credentials.require(CRED_ACCOUNT_SID)?;
+    let token = account.credentials.require(CRED_AUTH_TOKEN)?;
+    Ok((sid, token))
+}
+
+/// Whether `s` is a Twilio SID of the given prefix (`AC`, `SM`, …): safe in a URL path.
+pub(crate) fn is_sid(s: &str, prefix: &str) -> bool {
+    s.len() == 34 && s.starts_with(prefix) && s.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
 #[cfg(test)]
@@ -92,6 +159,29 @@ mod tests {
         assert_eq!(
             TwilioConfig::default().request_timeout,
             Duration::from_secs(15)
+        );
+    }
+
+    #[test]
+    fn message_ref_paths() {
+        let c = TwilioConfig::default();
+        assert_eq!(
+            c.message_ref("/webhooks/twilio-whatsapp/status/abc")
+                .as_deref(),
+            Some("abc")
+        );
+        assert_eq!(
+            c.message_ref("/webhooks/twilio-whatsapp/status/")
+                .as_deref(),
+            None
+        );
+        assert_eq!(c.message_ref("/webhooks/twilio-whatsapp/status/a/b"), None);
+        assert_eq!(c.message_ref("/webhooks/twilio-whatsapp/status/%zz"), None);
+        assert_eq!(c.message_ref("/webhooks/twilio-whatsapp/status/%+1"), None);
+        assert_eq!(c.message_ref("/webhooks/twilio-whatsapp"), None);
+        assert_eq!(
+            percent_decode(&percent_encode_segment("a b/é~")).as_deref(),
+            Some("a b/é~")
         );
     }
 }

@@ -5,21 +5,9 @@
 
 use std::time::Duration;
 
-use serde::Deserialize;
 use switchboard_core::{ChannelError, ErrorKind, Exchange};
 
-/// Twilio's 2010 API error body: `{"code":21211,"message":"…","more_info":"…","status":400}`.
-#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
-pub struct TwilioErrorBody {
-    #[serde(default)]
-    pub code: Option<u32>,
-    #[serde(default)]
-    pub message: Option<String>,
-    #[serde(default)]
-    pub more_info: Option<String>,
-    #[serde(default)]
-    pub status: Option<u16>,
-}
+use crate::wire::TwilioErrorBody;
 
 /// The kind a Twilio error code always means, whatever the HTTP status; `None` when the
 /// code is not in the table (the HTTP status decides).
@@ -90,18 +78,6 @@ pub fn error_from_response(
         err = err.with_provider_code(code.to_string());
     }
     err
-}
-
-/// Reads `Retry-After` as whole seconds (the HTTP-date form is not used by Twilio).
-pub fn retry_after(headers: &http::HeaderMap) -> Option<Duration> {
-    headers
-        .get(http::header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse::<u64>()
-        .ok()
-        .map(Duration::from_secs)
 }
 
 /// Classifies a transport failure. A connection that never opened means the request was
@@ -214,21 +190,5 @@ mod tests {
     fn message_names_status_and_code() {
         let e = err(400, Some(21211), None);
         assert_eq!(e.message(), "Twilio answered HTTP 400, error 21211: msg");
-    }
-
-    #[test]
-    fn retry_after_header() {
-        let mut h = http::HeaderMap::new();
-        assert_eq!(retry_after(&h), None);
-        h.insert(
-            http::header::RETRY_AFTER,
-            http::HeaderValue::from_static(" 7 "),
-        );
-        assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
-        h.insert(
-            http::header::RETRY_AFTER,
-            http::HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
-        );
-        assert_eq!(retry_after(&h), None);
     }
 }

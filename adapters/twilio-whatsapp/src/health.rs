@@ -11,9 +11,9 @@ use chrono::Utc;
 use serde_json::Value;
 use switchboard_core::{AccountContext, HealthReport, HealthStatus};
 
-use crate::client::{credentials, error_body, is_sid, read};
-use crate::config::TwilioConfig;
+use crate::config::{TwilioConfig, credentials, is_sid};
 use crate::errors::describe_transport;
+use crate::send::{error_body, get};
 
 /// A health check slower than this is `Degraded`.
 pub const SLOW_HEALTH_CHECK: Duration = Duration::from_secs(2);
@@ -41,17 +41,7 @@ pub(crate) async fn check_health(
         );
     }
     let url = format!("{}/2010-04-01/Accounts/{sid}.json", config.api_base());
-    let result = http
-        .get(&url)
-        .basic_auth(sid, Some(token))
-        .header(http::header::ACCEPT, "application/json")
-        .send()
-        .await;
-    let answer = match result {
-        Ok(r) => read(r).await,
-        Err(e) => Err(e),
-    };
-    let answer = match answer {
+    let answer = match get(http, &url, sid, token).await {
         Ok(a) => a,
         Err(e) => {
             return HealthReport::unreachable(

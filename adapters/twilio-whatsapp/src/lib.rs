@@ -1,11 +1,16 @@
 //! `switchboard-twilio-whatsapp`: the Twilio WhatsApp channel adapter.
 //!
-//! What it knows: Twilio's wire format for WhatsApp (see `shared/protocols/twilio.md`):
-//! - `X-Twilio-Signature` validation exactly as Twilio's SDKs do it ([`signature`]);
-//! - inbound-message and status-callback forms, parsed into canonical events ([`webhook`]);
-//! - the Messages API (`POST …/Messages.json`), form-encoded with basic auth ([`send`]);
-//! - Twilio's error codes and what each means for retrying ([`errors`]);
-//! - account health and message status look-ups ([`health`], `fetch_status`).
+//! What it knows: Twilio's wire format for WhatsApp (see `shared/protocols/twilio.md`),
+//! one module each, laid out like the Meta adapter's:
+//! - `config`: [`TwilioConfig`], the channel id [`CHANNEL`], credential shapes and the
+//!   status-callback URLs;
+//! - `wire`: the form shape ([`Form`]), the JSON error body and the status vocabulary;
+//! - [`signature`]: `X-Twilio-Signature` validation exactly as Twilio's SDKs do it;
+//! - `webhook`: inbound-message and status-callback forms parsed into canonical events;
+//! - `send`: the Messages API (`POST …/Messages.json`, form-encoded with basic auth) and
+//!   message status look-ups;
+//! - `errors`: Twilio's error codes and what each means for retrying;
+//! - `media`, `health`: media downloads and limits, account health.
 //!
 //! What it does not know: databases, queues, retries, HTTP serving or routing. The router
 //! serves the webhook path, looks accounts up by [`routing key`](ChannelAdapter::routing_keys)
@@ -17,16 +22,19 @@
 //! Feature `testing` adds [`testing::FakeTwilio`], a local fake of the Twilio REST API, and
 //! helpers that sign fake webhooks.
 
-pub mod client;
-pub mod config;
-pub mod errors;
-pub mod health;
-pub mod media;
-pub mod send;
+mod config;
+mod errors;
+mod health;
+mod media;
+mod send;
 pub mod signature;
+mod webhook;
+mod wire;
+
 #[cfg(feature = "testing")]
 pub mod testing;
-pub mod webhook;
+
+use std::time::Duration;
 
 use async_trait::async_trait;
 use switchboard_core::{
@@ -36,10 +44,12 @@ use switchboard_core::{
     WebhookRequest,
 };
 
-pub use config::TwilioConfig;
-
-/// The channel id of this adapter.
-pub const CHANNEL: ChannelId = ChannelId::new_static("twilio-whatsapp");
+pub use config::{
+    CHANNEL, CRED_ACCOUNT_SID, CRED_AUTH_TOKEN, DEFAULT_API_BASE, DEFAULT_WEBHOOK_PATH,
+    TwilioConfig,
+};
+pub use webhook::{EMPTY_TWIML, parse_form};
+pub use wire::Form;
 
 static MEDIA_KINDS: [MediaKind; 4] = [
     MediaKind::Image,
@@ -70,18 +80,27 @@ pub fn capabilities() -> Capabilities {
 pub struct TwilioWhatsApp {
     config: TwilioConfig,
     http: reqwest::Client,
-    channel: ChannelId,
     capabilities: Capabilities,
 }
 
 impl TwilioWhatsApp {
     /// An adapter with one HTTP client (timeouts from `config`, a User-Agent).
     pub fn new(config: TwilioConfig) -> Self {
-        let http = client::build_client(&config);
+        let http = reqwest::Client::builder()
+            .timeout(config.request_timeout)
+            .connect_timeout(config.request_timeout.min(Duration::from_secs(10)))
+            .user_agent(concat!(
+                "switchboard-twilio-whatsapp/",
+                env!("CARGO_PKG_VERSION")
+            ))
+            .build()
+            .unwrap_or_else(|e| {
+                tracing::error!(error = %e, "could not build the Twilio HTTP client; using defaults");
+                reqwest::Client::new()
+            });
         Self {
             config,
             http,
-            channel: CHANNEL,
             capabilities: capabilities(),
         }
     }
@@ -98,23 +117,23 @@ impl TwilioWhatsApp {
 /// `Invalid`, naming the field.
 pub fn check_credentials(credentials: &serde_json::Value) -> Result<Credentials, ChannelError> {
     let given = Credentials::from_json(credentials).map_err(ChannelError::invalid)?;
-    let sid = given.require("account_sid")?.trim();
-    if !client::is_sid(sid, "AC") {
+    let sid = given.require(CRED_ACCOUNT_SID)?.trim();
+    if !config::is_sid(sid, "AC") {
         return Err(ChannelError::invalid(
             "credential \"account_sid\" must be a Twilio account SID: AC followed by 32 letters and digits (34 characters)",
         ));
     }
-    let token = given.require("auth_token")?.trim();
+    let token = given.require(CRED_AUTH_TOKEN)?.trim();
     let mut out = Credentials::default();
-    out.insert("account_sid", sid);
-    out.insert("auth_token", token);
+    out.insert(CRED_ACCOUNT_SID, sid);
+    out.insert(CRED_AUTH_TOKEN, token);
     Ok(out)
 }
 
 #[async_trait]
 impl ChannelAdapter for TwilioWhatsApp {
     fn channel(&self) -> &ChannelId {
-        &self.channel
+        &CHANNEL
     }
 
     fn capabilities(&self) -> &Capabilities {
@@ -137,7 +156,7 @@ impl ChannelAdapter for TwilioWhatsApp {
     }
 
     /// A Twilio webhook is one message or status of one account: the business is `To` or
-    /// `From`, whichever of them (in [`webhook::routing_keys`]' order) is connected and
+    /// `From`, whichever of them (in `webhook::routing_keys`' order) is connected and
     /// signed it; the other is the customer, whose number need not be looked up.
     fn key_rule(&self) -> KeyRule {
         KeyRule::FirstSigned
@@ -168,7 +187,7 @@ impl ChannelAdapter for TwilioWhatsApp {
         account: &AccountContext,
         message: &OutboundMessage,
     ) -> Result<SendReceipt, ChannelError> {
-        client::send(&self.http, &self.config, account, message).await
+        send::send(&self.http, &self.config, account, message).await
     }
 
     async fn check_health(&self, account: &AccountContext) -> switchboard_core::HealthReport {
@@ -180,7 +199,7 @@ impl ChannelAdapter for TwilioWhatsApp {
         account: &AccountContext,
         provider_message_id: &str,
     ) -> Result<Option<StatusUpdate>, ChannelError> {
-        client::fetch_status(&self.http, &self.config, account, provider_message_id).await
+        send::fetch_status(&self.http, &self.config, account, provider_message_id).await
     }
 
     fn media_limit(&self, kind: MediaKind) -> MediaLimit {

@@ -13,12 +13,11 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use switchboard_core::media::{MB, MediaLimit, mime_essence};
 use switchboard_core::{
-    AccountContext, ChannelError, ErrorKind, FetchedMedia, MediaItem, MediaKind,
+    AccountContext, ChannelError, ErrorKind, FetchedMedia, MediaItem, MediaKind, retry_after_header,
 };
 
-use crate::client::credentials;
-use crate::config::TwilioConfig;
-use crate::errors::{error_from_transport, retry_after};
+use crate::config::{TwilioConfig, credentials};
+use crate::errors::error_from_transport;
 
 /// Downloads may be large and slow; the 15 s API timeout does not fit them.
 const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(120);
@@ -117,7 +116,7 @@ pub(crate) async fn fetch(
         };
         let mut err = ChannelError::new(kind, what).with_provider_code(format!("http_{status}"));
         if kind == ErrorKind::RateLimited {
-            err = err.with_retry_after(retry_after(resp.headers()));
+            err = err.with_retry_after(retry_after_header(resp.headers()));
         }
         return Err(err);
     }

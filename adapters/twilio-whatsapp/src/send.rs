@@ -10,13 +10,16 @@
 //! - `reply_to` is ignored: Twilio has no reply context for outbound WhatsApp
 //!   (`Capabilities::reply_context` is false).
 
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 use switchboard_core::{
-    ChannelError, MediaKind, MessageStatus, OutboundMessage, PhoneNumber, SendReceipt,
+    AccountContext, ChannelError, ContactIdentity, Exchange, MediaKind, MessageStatus,
+    OutboundMessage, PhoneNumber, ProviderError, SendReceipt, StatusUpdate, retry_after_header,
 };
 
-use crate::config::TwilioConfig;
-use crate::webhook::{Form, map_status};
+use crate::config::{CHANNEL, TwilioConfig, credentials, is_sid};
+use crate::errors::{error_from_response, error_from_transport};
+use crate::wire::{Form, TwilioErrorBody, map_status};
 
 /// Twilio's `Body` limit, in characters.
 pub const MAX_BODY_CHARS: usize = 1600;
@@ -34,7 +37,7 @@ pub fn build_form(
     let c = &msg.content;
     let unsupported = |what: &str| {
         Err(ChannelError::unsupported(format!(
-            "twilio-whatsapp cannot send {what}"
+            "{CHANNEL} cannot send {what}"
         )))
     };
     if c.reaction.is_some() {
@@ -191,13 +194,195 @@ pub fn receipt_fields(body: &Value) -> Option<(String, MessageStatus)> {
 }
 
 /// Builds the receipt for a 2xx answer; `None` when the body has no SID.
-pub fn receipt(body: &Value, exchange: switchboard_core::Exchange) -> Option<SendReceipt> {
+pub fn receipt(body: &Value, exchange: Exchange) -> Option<SendReceipt> {
     let (sid, status) = receipt_fields(body)?;
     Some(SendReceipt {
         provider_message_id: sid,
         status,
         recipient_wa_id: None,
         exchange: Some(exchange),
+    })
+}
+
+/// A response: status, headers and the body as [`Exchange::response_body`] keeps it.
+pub(crate) struct Answer {
+    pub(crate) status: u16,
+    pub(crate) headers: http::HeaderMap,
+    pub(crate) body: Value,
+}
+
+pub(crate) async fn read(resp: reqwest::Response) -> Result<Answer, reqwest::Error> {
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let bytes = resp.bytes().await?;
+    let body = Exchange::response_body(&bytes);
+    Ok(Answer {
+        status,
+        headers,
+        body,
+    })
+}
+
+/// `GET url` with basic auth, asking for JSON, read into an [`Answer`].
+pub(crate) async fn get(
+    http: &reqwest::Client,
+    url: &str,
+    sid: &str,
+    token: &str,
+) -> Result<Answer, reqwest::Error> {
+    let resp = http
+        .get(url)
+        .basic_auth(sid, Some(token))
+        .header(http::header::ACCEPT, "application/json")
+        .send()
+        .await?;
+    read(resp).await
+}
+
+pub(crate) fn error_body(body: &Value) -> TwilioErrorBody {
+    serde_json::from_value(body.clone()).unwrap_or_default()
+}
+
+pub(crate) async fn send(
+    http: &reqwest::Client,
+    config: &TwilioConfig,
+    account: &AccountContext,
+    msg: &OutboundMessage,
+) -> Result<SendReceipt, ChannelError> {
+    let (sid, token) = credentials(account)?;
+    if !is_sid(sid, "AC") {
+        return Err(ChannelError::invalid(
+            "credential \"account_sid\" is not a Twilio account SID",
+        ));
+    }
+    let form = build_form(config, &account.address, msg)?;
+    let request_json = form_json(&form);
+    let url = format!(
+        "{}/2010-04-01/Accounts/{sid}/Messages.json",
+        config.api_base()
+    );
+    let result = http
+        .post(&url)
+        .basic_auth(sid, Some(token))
+        .header(http::header::ACCEPT, "application/json")
+        .form(&form)
+        .send()
+        .await;
+    let resp = match result {
+        Ok(r) => r,
+        Err(e) => {
+            return Err(error_from_transport(e, true).with_exchange(Exchange {
+                http_status: None,
+                request: Some(request_json),
+                response: None,
+            }));
+        }
+    };
+    let answer = match read(resp).await {
+        Ok(a) => a,
+        // The status line arrived, so Twilio had the request: ambiguous.
+        Err(e) => return Err(error_from_transport(e, true)),
+    };
+    let exchange = Exchange {
+        http_status: Some(answer.status),
+        request: Some(request_json),
+        response: Some(answer.body.clone()),
+    };
+    if (200..300).contains(&answer.status) {
+        return receipt(&answer.body, exchange.clone()).ok_or_else(|| {
+            ChannelError::ambiguous("Twilio accepted the request but its answer has no message SID")
+                .with_exchange(exchange)
+        });
+    }
+    tracing::debug!(
+        http_status = answer.status,
+        account_id = %account.account_id,
+        "Twilio refused a message"
+    );
+    Err(error_from_response(
+        answer.status,
+        &error_body(&answer.body),
+        retry_after_header(&answer.headers),
+        true,
+        exchange,
+    ))
+}
+
+pub(crate) async fn fetch_status(
+    http: &reqwest::Client,
+    config: &TwilioConfig,
+    account: &AccountContext,
+    message_sid: &str,
+) -> Result<Option<StatusUpdate>, ChannelError> {
+    let (sid, token) = credentials(account)?;
+    if !is_sid(sid, "AC") {
+        return Err(ChannelError::invalid(
+            "credential \"account_sid\" is not a Twilio account SID",
+        ));
+    }
+    if !(is_sid(message_sid, "SM") || is_sid(message_sid, "MM")) {
+        return Err(ChannelError::invalid(
+            "a Twilio message SID is SM or MM followed by 32 letters and digits",
+        ));
+    }
+    let url = format!(
+        "{}/2010-04-01/Accounts/{sid}/Messages/{message_sid}.json",
+        config.api_base()
+    );
+    let answer = get(http, &url, sid, token)
+        .await
+        .map_err(|e| error_from_transport(e, false))?;
+    if answer.status == 404 {
+        return Ok(None);
+    }
+    let exchange = Exchange {
+        http_status: Some(answer.status),
+        request: None,
+        response: Some(answer.body.clone()),
+    };
+    if !(200..300).contains(&answer.status) {
+        return Err(error_from_response(
+            answer.status,
+            &error_body(&answer.body),
+            retry_after_header(&answer.headers),
+            false,
+            exchange,
+        ));
+    }
+    Ok(Some(message_status(&answer.body, message_sid)?))
+}
+
+/// A Message resource as a status update.
+pub(crate) fn message_status(
+    body: &Value,
+    message_sid: &str,
+) -> Result<StatusUpdate, ChannelError> {
+    let s = |k: &str| body.get(k).and_then(Value::as_str);
+    let raw = s("status").unwrap_or("");
+    let status = map_status(raw).ok_or_else(|| {
+        ChannelError::permanent(format!("Twilio reported an unknown message status {raw:?}"))
+    })?;
+    let timestamp = s("date_updated")
+        .and_then(|d| DateTime::parse_from_rfc2822(d).ok())
+        .map_or_else(Utc::now, |d| d.with_timezone(&Utc));
+    let error = body
+        .get("error_code")
+        .filter(|c| !c.is_null())
+        .map(|c| ProviderError {
+            code: c.as_str().map_or_else(|| c.to_string(), str::to_owned),
+            message: s("error_message").map(str::to_owned),
+            details: None,
+        });
+    let recipient = s("to")
+        .and_then(|to| PhoneNumber::parse(to).ok())
+        .map(ContactIdentity::from_phone);
+    Ok(StatusUpdate {
+        provider_message_id: s("sid").unwrap_or(message_sid).to_owned(),
+        message_ref: None,
+        status,
+        timestamp,
+        error,
+        recipient,
     })
 }
 

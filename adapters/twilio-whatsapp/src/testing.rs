@@ -16,8 +16,6 @@
 //! ```
 
 use std::collections::{HashMap, VecDeque};
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use axum::Router;
@@ -27,14 +25,34 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
-use switchboard_core::WebhookRequest;
+use switchboard_core::fake_server::{self, LoopbackServer};
+use switchboard_core::{AccountContext, Credentials, PhoneNumber, WebhookRequest};
 
+use crate::config::{CRED_ACCOUNT_SID, CRED_AUTH_TOKEN};
 use crate::signature::{SIGNATURE_HEADER, compute_signature};
 
 /// An account SID in Twilio's shape, for tests.
 pub const TEST_ACCOUNT_SID: &str = "AC00000000000000000000000000000001";
 /// An auth token for tests.
 pub const TEST_AUTH_TOKEN: &str = "test-auth-token-0001";
+
+/// A connected account as the router hands it to the adapter: `business_number` is its
+/// address and routing key.
+///
+/// # Panics
+/// If `business_number` is not a valid E.164 number.
+pub fn account(account_sid: &str, auth_token: &str, business_number: &str) -> AccountContext {
+    let mut credentials = Credentials::default();
+    credentials.insert(CRED_ACCOUNT_SID, account_sid);
+    credentials.insert(CRED_AUTH_TOKEN, auth_token);
+    AccountContext {
+        account_id: format!("acct_{account_sid}"),
+        tenant_id: "tenant_test".to_owned(),
+        address: PhoneNumber::parse(business_number).expect("test business number"),
+        routing_key: business_number.to_owned(),
+        credentials,
+    }
+}
 
 /// Signs a form webhook as Twilio would: `url` is the full public URL Twilio called
 /// (scheme, host, path and query).
@@ -248,26 +266,15 @@ impl std::fmt::Debug for FetchedMedia {
     }
 }
 
-type Shared = Arc<Mutex<State>>;
-
-fn lock(state: &Shared) -> MutexGuard<'_, State> {
-    state.lock().unwrap_or_else(PoisonError::into_inner)
-}
+type Shared = fake_server::Shared<State>;
 
 /// A fake Twilio REST API on `127.0.0.1`, speaking the documented JSON:
 /// `POST /2010-04-01/Accounts/{sid}/Messages.json`, `GET /2010-04-01/Accounts/{sid}.json`
 /// and `GET /2010-04-01/Accounts/{sid}/Messages/{sid}.json`, with basic auth checked
 /// against the accounts added. The server stops when the value is dropped.
 pub struct FakeTwilio {
-    addr: SocketAddr,
+    server: LoopbackServer,
     state: Shared,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for FakeTwilio {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
 }
 
 impl FakeTwilio {
@@ -277,17 +284,14 @@ impl FakeTwilio {
     /// # Panics
     /// If no loopback port can be bound (a broken test environment).
     pub async fn start() -> Self {
-        let state: Shared = Arc::new(Mutex::new(State {
+        let state = Shared::new(State {
             account_status: "active".into(),
             ..State::default()
-        }));
-        lock(&state)
+        });
+        state
+            .lock()
             .accounts
             .insert(TEST_ACCOUNT_SID.into(), TEST_AUTH_TOKEN.into());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind 127.0.0.1:0 for FakeTwilio");
-        let addr = listener.local_addr().expect("FakeTwilio local address");
         let app_state = state.clone();
         let app = Router::new().fallback(
             move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
@@ -295,27 +299,26 @@ impl FakeTwilio {
                 async move { handle(state, method, uri, headers, body).await }
             },
         );
-        let task = tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
-                tracing::warn!(error = %e, "FakeTwilio stopped");
-            }
-        });
-        Self { addr, state, task }
+        let server = LoopbackServer::start("FakeTwilio", |listener| async move {
+            axum::serve(listener, app).await
+        })
+        .await;
+        Self { server, state }
     }
 
     /// `http://127.0.0.1:{port}`, to use as [`crate::TwilioConfig::api_base`].
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.server.base_url()
     }
 
     /// Accepts basic auth `sid:token` from now on.
     pub fn add_account(&self, sid: &str, token: &str) {
-        lock(&self.state).accounts.insert(sid.into(), token.into());
+        self.state.lock().accounts.insert(sid.into(), token.into());
     }
 
     /// The `status` the account resource reports (`active`, `suspended`, `closed`).
     pub fn set_account_status(&self, status: &str) {
-        lock(&self.state).account_status = status.into();
+        self.state.lock().account_status = status.into();
     }
 
     /// Stores media of an inbound message and returns its `MediaUrl`:
@@ -329,7 +332,7 @@ impl FakeTwilio {
         bytes: &[u8],
         content_type: &str,
     ) -> String {
-        let mut st = lock(&self.state);
+        let mut st = self.state.lock();
         st.counter += 1;
         let me = format!("ME{:032x}", st.counter);
         st.media.insert(
@@ -344,23 +347,23 @@ impl FakeTwilio {
 
     /// The next media requests (`…/Media/ME…`) answer these statuses, in order.
     pub fn fail_media(&self, statuses: &[u16]) {
-        lock(&self.state).media_failures.extend(statuses);
+        self.state.lock().media_failures.extend(statuses);
     }
 
     /// The `MediaUrl`s fetched after sends, oldest first.
     pub fn fetched_media(&self) -> Vec<FetchedMedia> {
-        lock(&self.state).fetched.clone()
+        self.state.lock().fetched.clone()
     }
 
     /// Delays every answer (after recording the request), to provoke client timeouts.
     pub fn set_delay(&self, delay: Duration) {
-        lock(&self.state).delay = delay;
+        self.state.lock().delay = delay;
     }
 
     /// Answers the next request (any route) with this status, JSON body and headers
     /// instead of the normal behaviour. Calls queue up in order.
     pub fn respond_next(&self, status: u16, body: Value, headers: &[(&str, &str)]) {
-        lock(&self.state).scripted.push_back(Scripted {
+        self.state.lock().scripted.push_back(Scripted {
             status,
             body,
             headers: headers
@@ -379,7 +382,7 @@ impl FakeTwilio {
     /// Changes a created message's status (for `fetch_status` tests); returns false when
     /// no such message was created.
     pub fn set_message_status(&self, sid: &str, status: &str) -> bool {
-        let mut st = lock(&self.state);
+        let mut st = self.state.lock();
         match st.messages.get_mut(sid) {
             Some(m) => {
                 m["status"] = Value::String(status.into());
@@ -391,7 +394,7 @@ impl FakeTwilio {
 
     /// Every request received so far, in order.
     pub fn requests(&self) -> Vec<RecordedRequest> {
-        lock(&self.state).requests.clone()
+        self.state.lock().requests.clone()
     }
 
     /// The SIDs of the messages created so far, in order.
@@ -401,7 +404,7 @@ impl FakeTwilio {
 }
 
 fn created_in_order(state: &Shared) -> Vec<String> {
-    let st = lock(state);
+    let st = state.lock();
     let mut v: Vec<(u64, String)> = st
         .messages
         .iter()
@@ -498,7 +501,7 @@ async fn handle(
     };
     let is_media = uri.path().starts_with("/cdn/") || uri.path().contains("/Media/ME");
     let (delay, scripted) = {
-        let mut st = lock(&state);
+        let mut st = state.lock();
         st.requests.push(recorded);
         // Scripted answers are for the REST API, not for media downloads.
         let scripted = if is_media {
@@ -517,7 +520,7 @@ async fn handle(
 
     let path = uri.path();
     if let Some(me) = path.strip_prefix("/cdn/") {
-        let found = lock(&state).media.get(me).cloned();
+        let found = state.lock().media.get(me).cloned();
         return match found {
             Some((bytes, ct)) => ([(http::header::CONTENT_TYPE, ct)], bytes).into_response(),
             None => json_response(404, &error_json(404, 20404, "Not found"), &[]),
@@ -538,7 +541,7 @@ async fn handle(
 
     // Basic auth must name the account in the path with its token.
     let authorized = {
-        let st = lock(&state);
+        let st = state.lock();
         user.as_deref() == Some(sid)
             && password.is_some()
             && st.accounts.get(sid).map(String::as_str) == password.as_deref()
@@ -549,7 +552,7 @@ async fn handle(
 
     match (method.as_str(), segments.as_slice()) {
         ("GET", [account]) if account.ends_with(".json") => {
-            let status = lock(&state).account_status.clone();
+            let status = state.lock().account_status.clone();
             let body = json!({
                 "sid": sid,
                 "friendly_name": "Switchboard test account",
@@ -565,7 +568,7 @@ async fn handle(
             json_response(200, &body, &[])
         }
         ("GET", [_, "Messages", _, "Media", me]) => {
-            let mut st = lock(&state);
+            let mut st = state.lock();
             if let Some(status) = st.media_failures.pop_front() {
                 return json_response(status, &error_json(status, 20404, "scripted failure"), &[]);
             }
@@ -592,7 +595,7 @@ async fn handle(
                     // Twilio fetches MediaUrl itself, without credentials, after accepting.
                     tokio::spawn(async move {
                         let fetched = fetch_media_url(&url).await;
-                        lock(&state).fetched.push(fetched);
+                        state.lock().fetched.push(fetched);
                     });
                 }
             }
@@ -600,7 +603,7 @@ async fn handle(
         }
         ("GET", [_, "Messages", message]) if message.ends_with(".json") => {
             let msid = message.trim_end_matches(".json");
-            let found = lock(&state).messages.get(msid).cloned();
+            let found = state.lock().messages.get(msid).cloned();
             match found {
                 Some(mut m) => {
                     if let Some(o) = m.as_object_mut() {
@@ -688,7 +691,7 @@ fn create_message(state: &Shared, account_sid: &str, form: &[(String, String)]) 
             &[],
         );
     }
-    let mut st = lock(state);
+    let mut st = state.lock();
     st.counter += 1;
     let seq = st.counter;
     let sid = format!("SM{seq:032x}");

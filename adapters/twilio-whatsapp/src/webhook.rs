@@ -19,81 +19,19 @@ use serde_json::Value;
 use switchboard_core::{
     AccountContext, Bsuid, ContactIdentity, Content, Direction, EventKind, Forwarded, InboundEvent,
     InboundMessage, InteractiveKind, InteractiveReply, Location, MediaItem, MediaKind,
-    MessageStatus, ParseProblem, ParsedWebhook, PhoneNumber, ProviderError, Referral, StatusUpdate,
-    Unsupported, WebhookError, WebhookReply, WebhookRequest,
+    ParseProblem, ParsedWebhook, PhoneNumber, ProviderError, Referral, StatusUpdate, Unsupported,
+    WebhookError, WebhookReply, WebhookRequest,
 };
 
-use crate::config::TwilioConfig;
+use crate::config::{CHANNEL, CRED_ACCOUNT_SID, CRED_AUTH_TOKEN, TwilioConfig};
 use crate::signature::{SIGNATURE_HEADER, validate_json_body, validate_signature};
-
-const CHANNEL: &str = "twilio-whatsapp";
+use crate::wire::{Form, map_status};
 
 /// The TwiML answer Twilio expects: an empty `<Response>` (no reply message).
 pub const EMPTY_TWIML: &str = r#"<?xml version="1.0" encoding="UTF-8"?><Response></Response>"#;
 
 /// Fields without which a form is not a Twilio messaging webhook.
 const REQUIRED: [&str; 4] = ["AccountSid", "From", "To", "MessageSid"];
-
-/// A decoded form, every pair in order, repeated keys kept.
-#[derive(Clone, Debug, Default)]
-pub struct Form {
-    pairs: Vec<(String, String)>,
-}
-
-impl Form {
-    /// Decodes `application/x-www-form-urlencoded` bytes (lossy on invalid UTF-8).
-    pub fn parse(bytes: &[u8]) -> Self {
-        Self {
-            pairs: form_urlencoded::parse(bytes).into_owned().collect(),
-        }
-    }
-
-    /// A form from already-decoded pairs.
-    pub fn from_pairs(pairs: Vec<(String, String)>) -> Self {
-        Self { pairs }
-    }
-
-    pub fn pairs(&self) -> &[(String, String)] {
-        &self.pairs
-    }
-
-    /// The first value of `name`.
-    pub fn get(&self, name: &str) -> Option<&str> {
-        self.pairs
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// The first value of `name`, when it is not blank.
-    pub fn get_nonempty(&self, name: &str) -> Option<&str> {
-        self.get(name).filter(|v| !v.trim().is_empty())
-    }
-
-    /// The form as a JSON object of strings; a repeated key becomes an array of its values.
-    pub fn to_json(&self) -> Value {
-        let mut map = serde_json::Map::new();
-        for (k, v) in &self.pairs {
-            match map.get_mut(k) {
-                None => {
-                    map.insert(k.clone(), Value::String(v.clone()));
-                }
-                Some(Value::Array(items)) => items.push(Value::String(v.clone())),
-                Some(existing) => {
-                    let first = existing.take();
-                    *existing = Value::Array(vec![first, Value::String(v.clone())]);
-                }
-            }
-        }
-        Value::Object(map)
-    }
-
-    /// Whether it is a status callback: `MessageStatus` present and not an inbound one.
-    pub fn is_status_callback(&self) -> bool {
-        self.get("MessageStatus")
-            .is_some_and(|s| !matches!(s, "received" | "receiving"))
-    }
-}
 
 /// The form a request carries: the query of a GET, the body otherwise.
 fn request_form(req: &WebhookRequest) -> Form {
@@ -116,7 +54,7 @@ fn is_json(req: &WebhookRequest) -> bool {
 fn checked_form(req: &WebhookRequest) -> Result<Form, WebhookError> {
     if is_json(req) {
         return Err(WebhookError::malformed(
-            CHANNEL,
+            CHANNEL.as_str(),
             "Twilio messaging webhooks are forms, not JSON",
         ));
     }
@@ -128,7 +66,7 @@ fn checked_form(req: &WebhookRequest) -> Result<Form, WebhookError> {
         .collect();
     if !missing.is_empty() {
         return Err(WebhookError::malformed(
-            CHANNEL,
+            CHANNEL.as_str(),
             format!("the form lacks {}", missing.join(", ")),
         ));
     }
@@ -187,7 +125,7 @@ pub fn routing_keys(req: &WebhookRequest) -> Result<Vec<String>, WebhookError> {
     }
     if keys.is_empty() {
         return Err(WebhookError::malformed(
-            CHANNEL,
+            CHANNEL.as_str(),
             "neither To nor From is a phone number",
         ));
     }
@@ -212,7 +150,7 @@ pub fn verify(
     let signature = header.to_str().map_err(|_| WebhookError::BadSignature)?;
     let token = account
         .credentials
-        .get("auth_token")
+        .get(CRED_AUTH_TOKEN)
         .filter(|t| !t.is_empty())
         .ok_or(WebhookError::BadSignature)?;
     let url = config.signed_url(&req.path, req.query.as_deref());
@@ -241,7 +179,7 @@ pub fn verify(
 }
 
 fn check_account_sid(sid: Option<&str>, account: &AccountContext) -> Result<(), WebhookError> {
-    match (sid, account.credentials.get("account_sid")) {
+    match (sid, account.credentials.get(CRED_ACCOUNT_SID)) {
         (Some(got), Some(want)) if got == want => Ok(()),
         _ => Err(WebhookError::UnknownAccount),
     }
@@ -254,24 +192,6 @@ pub fn reply() -> WebhookReply {
         content_type: "text/xml",
         body: bytes::Bytes::from_static(EMPTY_TWIML.as_bytes()),
     }
-}
-
-/// Maps Twilio's message status. `queued` (Twilio holds it, not yet sent) is the provider's
-/// acceptance, so it maps to [`MessageStatus::Accepted`]; core's `Queued` is Switchboard's
-/// own outbox state. `partially_delivered` counts as delivered.
-pub fn map_status(status: &str) -> Option<MessageStatus> {
-    Some(match status.trim().to_ascii_lowercase().as_str() {
-        "queued" | "accepted" | "scheduled" => MessageStatus::Accepted,
-        "sending" => MessageStatus::Sending,
-        "sent" => MessageStatus::Sent,
-        "delivered" | "partially_delivered" => MessageStatus::Delivered,
-        "undelivered" => MessageStatus::Undelivered,
-        "failed" => MessageStatus::Failed,
-        "read" => MessageStatus::Read,
-        "canceled" => MessageStatus::Canceled,
-        "received" | "receiving" => MessageStatus::Received,
-        _ => return None,
-    })
 }
 
 /// Parses a verified webhook into one event (or one problem).
@@ -630,7 +550,7 @@ fn status_update(config: &TwilioConfig, path: &str, form: &Form) -> Result<Statu
     };
     Ok(StatusUpdate {
         provider_message_id: form.get("MessageSid").unwrap_or("").to_owned(),
-        message_ref: message_ref(config, path),
+        message_ref: config.message_ref(path),
         status,
         timestamp: Utc::now(),
         error,
@@ -638,55 +558,11 @@ fn status_update(config: &TwilioConfig, path: &str, form: &Form) -> Result<Statu
     })
 }
 
-/// Switchboard's message id from a status callback path `{webhook_path}/status/{id}`.
-pub fn message_ref(config: &TwilioConfig, path: &str) -> Option<String> {
-    let prefix = format!("{}/status/", config.webhook_path());
-    let id = path.strip_prefix(prefix.as_str())?;
-    if id.is_empty() || id.contains('/') {
-        return None;
-    }
-    percent_decode(id)
-}
-
-/// Percent-encodes everything but RFC 3986 unreserved characters (for one path segment).
-pub(crate) fn percent_encode_segment(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-/// Decodes `%XX` escapes; `None` on a malformed escape or invalid UTF-8.
-pub(crate) fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = s.get(i + 1..i + 3)?;
-            if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return None;
-            }
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::signature::compute_signature;
-    use switchboard_core::Credentials;
+    use switchboard_core::MessageStatus;
 
     const SID: &str = "AC00000000000000000000000000000001";
     const TOKEN: &str = "tok";
@@ -702,16 +578,7 @@ mod tests {
     }
 
     fn account() -> AccountContext {
-        let mut credentials = Credentials::default();
-        credentials.insert("account_sid", SID);
-        credentials.insert("auth_token", TOKEN);
-        AccountContext {
-            account_id: "acc-1".into(),
-            tenant_id: "t-1".into(),
-            address: PhoneNumber::parse(BUSINESS).unwrap(),
-            routing_key: BUSINESS.into(),
-            credentials,
-        }
+        crate::testing::account(SID, TOKEN, BUSINESS)
     }
 
     fn base(extra: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -1280,36 +1147,6 @@ mod tests {
         .unwrap();
         assert!(parsed.events.is_empty());
         assert!(parsed.problems[0].detail.contains("exploded"));
-    }
-
-    #[test]
-    fn message_ref_paths() {
-        let c = config();
-        assert_eq!(
-            message_ref(&c, "/webhooks/twilio-whatsapp/status/abc").as_deref(),
-            Some("abc")
-        );
-        assert_eq!(
-            message_ref(&c, "/webhooks/twilio-whatsapp/status/").as_deref(),
-            None
-        );
-        assert_eq!(
-            message_ref(&c, "/webhooks/twilio-whatsapp/status/a/b"),
-            None
-        );
-        assert_eq!(
-            message_ref(&c, "/webhooks/twilio-whatsapp/status/%zz"),
-            None
-        );
-        assert_eq!(
-            message_ref(&c, "/webhooks/twilio-whatsapp/status/%+1"),
-            None
-        );
-        assert_eq!(message_ref(&c, "/webhooks/twilio-whatsapp"), None);
-        assert_eq!(
-            percent_decode(&percent_encode_segment("a b/é~")).as_deref(),
-            Some("a b/é~")
-        );
     }
 
     #[test]

@@ -4,10 +4,10 @@ use std::time::Duration;
 
 use serde_json::json;
 use switchboard_core::{
-    AccountContext, ChannelAdapter, Content, Credentials, ErrorKind, HealthStatus, MediaItem,
-    MediaKind, MessageStatus, OutboundMessage, PhoneNumber, Recipient, Template,
+    AccountContext, ChannelAdapter, Content, ErrorKind, HealthStatus, MediaItem, MediaKind,
+    MessageStatus, OutboundMessage, PhoneNumber, Recipient, Template,
 };
-use switchboard_twilio_whatsapp::testing::{FakeTwilio, TEST_ACCOUNT_SID, TEST_AUTH_TOKEN};
+use switchboard_twilio_whatsapp::testing::{self, FakeTwilio, TEST_ACCOUNT_SID, TEST_AUTH_TOKEN};
 use switchboard_twilio_whatsapp::{TwilioConfig, TwilioWhatsApp};
 
 const BUSINESS: &str = "+14155238886";
@@ -27,16 +27,7 @@ fn adapter(fake: &FakeTwilio) -> TwilioWhatsApp {
 }
 
 fn account() -> AccountContext {
-    let mut credentials = Credentials::default();
-    credentials.insert("account_sid", TEST_ACCOUNT_SID);
-    credentials.insert("auth_token", TEST_AUTH_TOKEN);
-    AccountContext {
-        account_id: "acc-1".into(),
-        tenant_id: "tenant-1".into(),
-        address: PhoneNumber::parse(BUSINESS).unwrap(),
-        routing_key: BUSINESS.into(),
-        credentials,
-    }
+    testing::account(TEST_ACCOUNT_SID, TEST_AUTH_TOKEN, BUSINESS)
 }
 
 fn text(id: &str, body: &str) -> OutboundMessage {
@@ -175,7 +166,7 @@ async fn send_with_scripted(
 ) -> switchboard_core::ChannelError {
     let fake = FakeTwilio::start().await;
     let body = match code {
-        Some(c) => switchboard_twilio_whatsapp::testing::error_json(status, c, "scripted"),
+        Some(c) => testing::error_json(status, c, "scripted"),
         None => json!({"message": "scripted"}),
     };
     fake.respond_next(status, body, headers);
