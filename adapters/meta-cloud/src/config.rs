@@ -62,7 +62,7 @@ const MEDIA_KINDS: &[MediaKind] = &[
     MediaKind::Sticker,
 ];
 
-/// What the Cloud API carries (meta.md §5.2, §8).
+/// What the Cloud API carries.
 pub(crate) fn capabilities() -> Capabilities {
     Capabilities {
         max_text_chars: 4096,
@@ -73,7 +73,7 @@ pub(crate) fn capabilities() -> Capabilities {
         reactions: true,
         locations: true,
         reply_context: true,
-        // The send-side BSUID field is not confirmed in Meta's reference (meta.md §3.8).
+        // The send-side BSUID field is not confirmed in Meta's reference.
         send_to_bsuid: false,
         default_rate_per_second: 80,
         // "1 message every 6 seconds to the same WhatsApp user", bursts of 45.

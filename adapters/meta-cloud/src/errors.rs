@@ -1,4 +1,4 @@
-//! Meta's error codes → [`ChannelError`] (meta.md §6), and transport failures.
+//! Meta's error codes → [`ChannelError`], and transport failures.
 //!
 //! Classification is by the envelope's `error.code`, never by HTTP status or message text:
 //! Meta says so, and the same code arrives with different statuses over time.

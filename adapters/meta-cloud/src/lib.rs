@@ -1,6 +1,6 @@
 //! `switchboard-meta-cloud`: the Meta WhatsApp Cloud API channel (`meta-whatsapp`).
 //!
-//! What it knows: Meta's wire formats and rules, as collected in `shared/protocols/meta.md`:
+//! What it knows: Meta's wire formats and rules, as Meta documents them:
 //! the GET subscription handshake, `X-Hub-Signature-256` over the raw body, the
 //! `whatsapp_business_account` webhook envelope (messages of every documented type,
 //! statuses, account-level errors, coexistence echoes, 2026 BSUID and username fields), the

@@ -1,4 +1,4 @@
-//! Media download and upload (meta.md §7.3) and Meta's per-kind limits (§8).
+//! Media download and upload and Meta's per-kind limits.
 //!
 //! Download is two steps: `GET /{version}/{media-id}` answers the file's short-lived URL
 //! (5 minutes), MIME type, SHA-256 and size; then `GET <url>` with the same bearer token.
@@ -29,7 +29,7 @@ use crate::send::account_keys;
 /// Downloads and uploads may be large and slow; the API timeout does not fit them.
 const TRANSFER_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// Meta's media table (meta.md §8). Stickers: 500 KB (animated; static ones are 100 KB,
+/// Meta's media table. Stickers: 500 KB (animated; static ones are 100 KB,
 /// which Meta enforces itself).
 pub(crate) fn media_limit(kind: MediaKind) -> MediaLimit {
     match kind {

@@ -1,7 +1,7 @@
 //! `X-Hub-Signature-256`: HMAC-SHA256 of the exact raw body bytes, keyed with the app secret.
 //!
 //! The body is never re-serialized before hashing: Meta's wire form escapes non-ASCII as
-//! `\uXXXX` and `/` as `\/`, so a re-encoded body has a different signature (meta.md §2.3).
+//! `\uXXXX` and `/` as `\/`, so a re-encoded body has a different signature.
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;

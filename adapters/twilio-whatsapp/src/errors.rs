@@ -1,6 +1,6 @@
 //! Twilio's error codes and HTTP statuses, classified into [`ChannelError`] kinds.
 //!
-//! Sources: twilio.md §5 (Twilio's error pages). The router never matches codes; it asks
+//! Sources: Twilio's error pages. The router never matches codes; it asks
 //! the error's predicates, so this table is the only place Twilio codes mean anything.
 
 use std::time::Duration;

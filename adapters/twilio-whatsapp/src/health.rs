@@ -1,4 +1,4 @@
-//! Account health: `GET /2010-04-01/Accounts/{sid}.json` (twilio.md §4).
+//! Account health: `GET /2010-04-01/Accounts/{sid}.json`.
 //!
 //! `Up` when the account is `active`; `Down` when the credentials are refused or the
 //! account is `suspended`/`closed` (the account must be fixed) or Twilio cannot be reached

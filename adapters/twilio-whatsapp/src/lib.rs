@@ -1,6 +1,6 @@
 //! `switchboard-twilio-whatsapp`: the Twilio WhatsApp channel adapter.
 //!
-//! What it knows: Twilio's wire format for WhatsApp (see `shared/protocols/twilio.md`),
+//! What it knows: Twilio's wire format for WhatsApp (as Twilio documents it),
 //! one module each, laid out like the Meta adapter's:
 //! - `config`: [`TwilioConfig`], the channel id [`CHANNEL`], credential shapes and the
 //!   status-callback URLs;
@@ -58,7 +58,7 @@ static MEDIA_KINDS: [MediaKind; 4] = [
     MediaKind::Document,
 ];
 
-/// What Twilio WhatsApp carries (twilio.md §4 and §6).
+/// What Twilio WhatsApp carries.
 pub fn capabilities() -> Capabilities {
     Capabilities {
         max_text_chars: send::MAX_BODY_CHARS,

@@ -1,4 +1,4 @@
-//! Inbound media downloads (twilio.md §2 "Media access", §6 limits).
+//! Inbound media downloads.
 //!
 //! `MediaUrl{N}` points at Twilio's API (`…/Messages/MM…/Media/ME…`), which may require
 //! basic auth (a Console setting) and usually redirects to a short-lived CDN link. The
@@ -22,7 +22,7 @@ use crate::errors::error_from_transport;
 /// Downloads may be large and slow; the 15 s API timeout does not fit them.
 const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// Twilio's WhatsApp limits (twilio.md §6): 16 MB per message, images 5 MB; JPEG/PNG
+/// Twilio's WhatsApp limits: 16 MB per message, images 5 MB; JPEG/PNG
 /// images, MP4 video, OGG/AMR/3GP/AAC/MPEG audio, PDF/DOC/DOCX/PPTX/XLSX documents.
 pub fn media_limit(kind: MediaKind) -> MediaLimit {
     match kind {

@@ -1,4 +1,4 @@
-//! Outbound messages as Twilio Messages API form fields (twilio.md §4), and the API's
+//! Outbound messages as Twilio Messages API form fields, and the API's
 //! answer as a [`SendReceipt`].
 //!
 //! Decisions:

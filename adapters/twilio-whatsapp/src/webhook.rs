@@ -1,5 +1,5 @@
 //! Twilio's webhooks: routing keys, signature verification, and parsing inbound messages
-//! and status callbacks (twilio.md §2 and §3) into canonical events.
+//! and status callbacks into canonical events.
 //!
 //! Decisions where Twilio's documentation is silent:
 //! - One form is one event. A form that names no connected account, an unknown
