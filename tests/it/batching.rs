@@ -2,7 +2,6 @@
 //! opt-outs and notifications inside one batch. Webhooks sent concurrently from one task are
 //! all queued before the writer task runs, so they are stored as one batch.
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
 use futures::future::join_all;
@@ -11,33 +10,16 @@ use sea_orm::{
     Statement,
 };
 use switchboard_core::testing::{self, FakeAdapter};
-use switchboard_core::{Bsuid, ContactIdentity, InboundEvent, PhoneParser, WebhookRequest};
-use switchboard_router::crypto::CredentialCipher;
+use switchboard_core::{Bsuid, ContactIdentity, InboundEvent, WebhookRequest};
 use switchboard_router::store::entity::{contacts, conversations, messages, webhook_events};
 use switchboard_router::{Router, WebhookAck};
 
-use crate::support::fake::{BUSINESS, SECRET, inbound, phone, signed};
-use crate::support::{TestDb, on_each_backend};
+use crate::support::fake::{SECRET, inbound, phone, signed};
+use crate::support::{TestDb, fake_site, on_each_backend};
 
 async fn setup(db: &TestDb) -> (Router, String) {
-    let fake = FakeAdapter::new();
-    let cipher = CredentialCipher::from_base64(&CredentialCipher::generate_key()).unwrap();
-    let router = Router::builder(db.store().await, cipher)
-        .adapter(Arc::new(fake))
-        .phone_parser(PhoneParser::with_region("NL").unwrap())
-        .build();
-    let tenant = router.create_tenant("acme").await.unwrap().tenant_id;
-    router
-        .connect_account(
-            &tenant,
-            "fake",
-            BUSINESS,
-            &FakeAdapter::credentials(SECRET),
-            None,
-        )
-        .await
-        .unwrap();
-    (router, tenant)
+    let site = fake_site(db.store().await, |b| b).await;
+    (site.router, site.tenant)
 }
 
 /// Sends every webhook at once; all must be acknowledged, in the batch they queued in: a
