@@ -5,7 +5,7 @@
 //! Most tests drive the real `switchboard serve` over raw sockets (`SWITCHBOARD_TEST_BIN`
 //! names another build of it, such as a release binary).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -25,10 +25,6 @@ const PERSON: &str = "+31612345678";
 const MB: usize = 1024 * 1024;
 
 /// The `switchboard` binary under test.
-fn server_binary() -> PathBuf {
-    std::env::var_os("SWITCHBOARD_TEST_BIN").map_or_else(binary::path, PathBuf::from)
-}
-
 /// A SQLite database in a fresh directory, with a tenant; its admin key.
 struct Site {
     dir: tempfile::TempDir,
@@ -39,7 +35,7 @@ struct Site {
 async fn site() -> Site {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("sb.db").display());
-    let out = clean_command(&server_binary(), &url, dir.path())
+    let out = clean_command(&binary::path(), &url, dir.path())
         .args(["tenant", "create", "acme"])
         .output()
         .await
@@ -53,15 +49,10 @@ async fn site() -> Site {
     Site { dir, url, key }
 }
 
+/// A `switchboard` (or other) command with a clean environment, logging warnings only.
 fn clean_command(program: &Path, db_url: &str, dir: &Path) -> Command {
-    let mut cmd = Command::new(program);
-    cmd.current_dir(dir)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("SWITCHBOARD_DATABASE_URL", db_url)
-        .env("SWITCHBOARD_LOG", "warn")
-        .stdin(Stdio::null())
-        .kill_on_drop(true);
+    let mut cmd = binary::command_for(program, db_url, dir);
+    cmd.env("SWITCHBOARD_LOG", "warn");
     cmd
 }
 
@@ -69,7 +60,7 @@ fn clean_command(program: &Path, db_url: &str, dir: &Path) -> Command {
 /// open-files limit (as a shell's `ulimit -S -n` leaves it).
 async fn serve(site: &Site, envs: &[(&str, &str)], open_files: Option<u64>) -> Server {
     let port = binary::free_port();
-    let bin = server_binary();
+    let bin = binary::path();
     let mut cmd = match open_files {
         Some(n) => {
             let mut cmd = clean_command(Path::new("sh"), &site.url, site.dir.path());

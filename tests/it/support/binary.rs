@@ -9,10 +9,14 @@ use std::time::{Duration, Instant};
 use tokio::process::{Child, Command};
 
 /// The path of the `switchboard` binary of this build, built if missing (when only this test
-/// crate was asked for, cargo has not built the router's binary).
+/// crate was asked for, cargo has not built the router's binary); `SWITCHBOARD_TEST_BIN`
+/// names another one (to run the black-box tests against an older build).
 pub fn path() -> PathBuf {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
     PATH.get_or_init(|| {
+        if let Some(bin) = std::env::var_os("SWITCHBOARD_TEST_BIN") {
+            return PathBuf::from(bin);
+        }
         let exe = std::env::current_exe().expect("current exe");
         // target/<profile>/deps/it-<hash> → target/<profile>/switchboard
         let dir = exe
@@ -55,7 +59,12 @@ pub fn free_port() -> u16 {
 
 /// A `switchboard` command with a clean environment: only what the test sets.
 pub fn command(db_url: &str, dir: &std::path::Path) -> Command {
-    let mut cmd = Command::new(path());
+    command_for(&path(), db_url, dir)
+}
+
+/// [`command`] for another program (a shell that sets limits, then runs the binary).
+pub fn command_for(program: &std::path::Path, db_url: &str, dir: &std::path::Path) -> Command {
+    let mut cmd = Command::new(program);
     cmd.current_dir(dir)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
