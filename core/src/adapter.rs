@@ -40,19 +40,28 @@ pub struct WebhookRequest {
     pub body: Bytes,
 }
 
+/// Whether `bytes` hold U+0000 or spell it: a NUL byte, `%00` (percent-encoded, as in a
+/// URL or a form) or `\u0000` (JSON). One pass: this runs on every webhook.
+pub fn spells_nul(bytes: &[u8]) -> bool {
+    bytes.iter().enumerate().any(|(i, &b)| match b {
+        0 => true,
+        b'%' => bytes.get(i + 1..i + 3) == Some(&b"00"[..]),
+        b'\\' => bytes.get(i + 1..i + 6) == Some(&b"u0000"[..]),
+        _ => false,
+    })
+}
+
 impl WebhookRequest {
     /// Whether anything parsed from this request may hold U+0000: the path, query or body
     /// holds a NUL byte or its form (`%00`) or JSON (`\u0000`) spelling. Usually not, so the
     /// parsed events need no cleaning ([`crate::ParsedWebhook::strip_nul_chars`]).
     pub fn may_carry_nul(&self) -> bool {
-        let spelled = |bytes: &[u8]| {
-            bytes.contains(&0)
-                || bytes.windows(3).any(|w| w.eq_ignore_ascii_case(b"%00"))
-                || bytes.windows(6).any(|w| w.eq_ignore_ascii_case(b"\\u0000"))
-        };
-        spelled(self.path.as_bytes())
-            || self.query.as_deref().is_some_and(|q| spelled(q.as_bytes()))
-            || spelled(&self.body)
+        spells_nul(self.path.as_bytes())
+            || self
+                .query
+                .as_deref()
+                .is_some_and(|q| spells_nul(q.as_bytes()))
+            || spells_nul(&self.body)
     }
 
     /// A header's value, when present and valid UTF-8 (names are case-insensitive).
@@ -444,6 +453,18 @@ pub trait ChannelAdapter: Send + Sync + 'static {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn nul_is_found_in_every_spelling_and_nowhere_else() {
+        use super::spells_nul;
+        for yes in [&b"a\0b"[..], b"x=%00", b"{\"t\":\"\\u0000\"}", b"%00"] {
+            assert!(spells_nul(yes), "{yes:?}");
+        }
+        for no in [&b"plain"[..], b"%0", b"%20%30", b"\\u00", b"\\u0001", b""] {
+            assert!(!spells_nul(no), "{no:?}");
+        }
+    }
+
     use super::*;
 
     #[test]

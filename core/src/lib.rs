@@ -27,6 +27,7 @@ pub mod testing;
 pub use adapter::{
     AccountContext, AccountSetup, Capabilities, ChannelAdapter, Credentials, HandshakeReply,
     HealthReport, HealthStatus, KeyRule, MAX_ROUTING_KEYS, Pacing, WebhookReply, WebhookRequest,
+    spells_nul,
 };
 pub use channel::ChannelId;
 pub use content::{

@@ -118,13 +118,7 @@ async fn refuse_nul_paths(
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
-    let spells_nul = request
-        .uri()
-        .path()
-        .as_bytes()
-        .windows(3)
-        .any(|w| w.eq_ignore_ascii_case(b"%00"));
-    if spells_nul {
+    if switchboard_core::spells_nul(request.uri().path().as_bytes()) {
         let body =
             serde_json::json!({"error": {"code": "not_found", "message": "no such resource"}});
         return (StatusCode::NOT_FOUND, axum::Json(body)).into_response();
