@@ -441,7 +441,7 @@ mod tests {
     }
 
     #[test]
-    fn the_region_trap_of_issue_30_is_avoided() {
+    fn an_international_number_is_not_read_in_the_default_region() {
         // phonenumber 0.3.10 with Some(US) returns +3342764978 for this input.
         let us = PhoneParser::with_region("US").unwrap();
         assert_eq!(us.parse("+33142764978").unwrap().as_str(), "+33142764978");

@@ -23,10 +23,10 @@ use rand::{Rng, SeedableRng};
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect};
 use serde_json::json;
 use switchboard_meta_cloud::{MetaCloud, MetaConfig, testing as meta};
-use switchboard_router::crypto::CredentialCipher;
-use switchboard_router::registry::AdapterRegistry;
 use switchboard_router::store::SqliteSync;
+use switchboard_router::store::crypto::CredentialCipher;
 use switchboard_router::store::entity::{messages, webhook_events};
+use switchboard_router::tenancy::registry::AdapterRegistry;
 use switchboard_router::{Router, Store};
 use switchboard_twilio_whatsapp::{TwilioConfig, TwilioWhatsApp, testing as twilio};
 
@@ -201,7 +201,7 @@ async fn open_router(database_url: &str, key: &str, public_url: &str) -> Result<
 async fn setup(router: &Router) -> Result<Setup, BoxError> {
     let mut rng = rand::rng();
     let run: u32 = rng.random();
-    let tenant = router.create_tenant(&format!("bench-{run:08x}")).await?;
+    let tenant = router.tenants().create(&format!("bench-{run:08x}")).await?;
     let twilio_sid = format!("AC{run:08x}{:024x}", 1u8);
     let twilio_token = format!("bench-token-{run:08x}");
     let meta_pnid = format!("9{run:010}");
@@ -211,7 +211,8 @@ async fn setup(router: &Router) -> Result<Setup, BoxError> {
             // 650-253 is a valid US range; the last four digits are random.
             let address = format!("+1650253{:04}", rng.random_range(0..10_000));
             match router
-                .connect_account(&tenant.tenant_id, channel, &address, &creds, None)
+                .accounts()
+                .connect(&tenant.tenant_id, channel, &address, &creds, None)
                 .await
             {
                 Ok(v) => return Ok((v.id, address)),
@@ -1158,7 +1159,8 @@ async fn setup_senders(router: &Router, load: &SendLoad) -> Result<OutSetup, Box
     let mut rng = rand::rng();
     let run: u32 = rng.random();
     let tenant = router
-        .create_tenant(&format!("bench-out-{run:08x}"))
+        .tenants()
+        .create(&format!("bench-out-{run:08x}"))
         .await?;
     let mut senders = Vec::new();
     let total = load.twilio_senders + load.meta_senders;
@@ -1183,7 +1185,8 @@ async fn setup_senders(router: &Router, load: &SendLoad) -> Result<OutSetup, Box
         for _ in 0..50 {
             let address = format!("+1650253{:04}", rng.random_range(0..10_000));
             match router
-                .connect_account(
+                .accounts()
+                .connect(
                     &tenant.tenant_id,
                     channel,
                     &address,
@@ -1651,7 +1654,7 @@ async fn crash_outbound(a: CrashOutboundArgs) -> Result<(), BoxError> {
         // At most this many sends are in flight at a kill (README "Delivery").
         in_flight_bound += usize::try_from(switchboard_router::DeliveryConfig::default().batch)
             .unwrap_or(usize::MAX / 4)
-            * switchboard_router::delivery::ROUNDS_IN_FLIGHT;
+            * switchboard_router::outbound::delivery::ROUNDS_IN_FLIGHT;
         println!(
             "round {round:>2}: pid {pid} killed after {} ms; {} accepted; {} arrivals at the fake this round; statuses {:?}; transport errors {}",
             kill_after.as_millis(),

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use sea_orm::{ConnectionTrait, Database, EntityTrait, PaginatorTrait};
 use switchboard_core::{Content, Template};
-use switchboard_router::crypto::CredentialCipher;
 use switchboard_router::store::SqliteSync;
+use switchboard_router::store::crypto::CredentialCipher;
 use switchboard_router::store::entity::{outbox, send_attempts};
 use switchboard_router::{Router, SendRequest, Store};
 use switchboard_twilio_whatsapp::testing::FakeTwilio;
@@ -95,7 +95,7 @@ async fn run(router: &Router, tenant: &str, senders: &[String], n: usize) -> (f6
     let (stop, rx) = tokio::sync::watch::channel(false);
     let engine = {
         let router = router.clone();
-        tokio::spawn(async move { router.run_delivery(rx).await })
+        tokio::spawn(async move { router.run_workers(rx).await })
     };
     let started = Instant::now();
     while outbox::Entity::find()
@@ -138,7 +138,7 @@ async fn main() {
                 ..TwilioConfig::default()
             })))
             .build();
-        let tenant = router.create_tenant("bench").await.unwrap().tenant_id;
+        let tenant = router.tenants().create("bench").await.unwrap().tenant_id;
         let mut fast = Vec::new();
         let mut limited = Vec::new();
         for s in 0..SENDERS + 1 {
@@ -148,7 +148,8 @@ async fn main() {
             // Four senders with a limit far above what the engine reaches; one at 50/s.
             let rate = if s < SENDERS { 10_000 } else { 50 };
             router
-                .connect_account(
+                .accounts()
+                .connect(
                     &tenant,
                     "twilio-whatsapp",
                     &number,

@@ -15,7 +15,7 @@ use switchboard_core::{
 };
 use switchboard_http as http;
 use switchboard_router::Router;
-use switchboard_router::crypto::CredentialCipher;
+use switchboard_router::store::crypto::CredentialCipher;
 use switchboard_router::store::entity::{api_keys, messages};
 
 use crate::support::{TestDb, on_each_backend};
@@ -86,7 +86,7 @@ pub(crate) async fn start(db: &TestDb) -> Api {
     let server = tokio::spawn(async move {
         axum::serve(listener, app).await.unwrap();
     });
-    let admin = router.create_tenant("acme").await.unwrap().key;
+    let admin = router.tenants().create("acme").await.unwrap().key;
     let mut api = Api {
         base,
         client: reqwest::Client::new(),
@@ -203,7 +203,7 @@ impl Api {
     async fn deliver_all(&self) -> usize {
         let mut total = 0;
         loop {
-            match self.router.deliver_due().await.unwrap() {
+            match self.router.delivery().deliver_due().await.unwrap() {
                 0 => return total,
                 n => total += n,
             }
@@ -472,7 +472,7 @@ async fn a_text_inside_the_window_is_accepted_delivered_and_shows_its_status_his
         assert!(queued.body["provider_message_id"].is_null());
         assert_eq!(queued.body["attempts"], json!([]));
 
-        assert_eq!(api.router.deliver_due().await.unwrap(), 1);
+        assert_eq!(api.router.delivery().deliver_due().await.unwrap(), 1);
         let sent = api.fake.sent();
         assert_eq!(sent.len(), 1);
         assert_eq!(sent[0].1.content.text.as_deref(), Some("hi Alice"));
@@ -575,7 +575,7 @@ async fn free_form_outside_the_window_is_422_and_nothing_is_stored_or_sent_but_a
         .await
         .expect(422, Some("outside_service_window"));
         assert_eq!(api.message_count().await, 0);
-        assert_eq!(api.router.deliver_due().await.unwrap(), 0);
+        assert_eq!(api.router.delivery().deliver_due().await.unwrap(), 0);
         assert!(api.fake.sent().is_empty());
 
         let template = json!({"to": BOB, "template": {"name": "HXb5b62575e6e4ff6129ad7c8efe1f983e",
@@ -584,7 +584,7 @@ async fn free_form_outside_the_window_is_422_and_nothing_is_stored_or_sent_but_a
             .post("/v1/messages", &api.admin, template)
             .await
             .expect(202, None);
-        api.router.deliver_due().await.unwrap();
+        api.router.delivery().deliver_due().await.unwrap();
         let sent = api.fake.sent();
         assert_eq!(sent.len(), 1);
         let t = sent[0].1.content.template.as_ref().unwrap();
@@ -914,7 +914,7 @@ async fn another_tenant_gets_404_for_every_id_and_sees_empty_lists() {
             .post("/v1/messages", &api.admin, text_message(ALICE, "hello"))
             .await
             .expect(202, None);
-        api.router.deliver_due().await.unwrap();
+        api.router.delivery().deliver_due().await.unwrap();
         let message_id = accepted.body["id"].as_str().unwrap().to_owned();
         let conversation_id = accepted.body["conversation_id"]
             .as_str()
@@ -922,7 +922,7 @@ async fn another_tenant_gets_404_for_every_id_and_sees_empty_lists() {
             .to_owned();
         let account_id = api.account_id.clone();
 
-        let other = api.router.create_tenant("globex").await.unwrap().key;
+        let other = api.router.tenants().create("globex").await.unwrap().key;
         // The first tenant's ids, on every route that takes one: 404, exactly like unknown ids.
         let routes = [
             (Method::GET, format!("/v1/messages/{message_id}")),

@@ -86,8 +86,8 @@ async fn a_send_in_doubt_after_a_crash_waits_for_a_status_before_it_is_resent() 
         leave_as_a_killed_process_would(&router).await;
 
         let recovered = Instant::now();
-        router.deliver_due().await.unwrap();
-        router.deliver_due().await.unwrap();
+        router.delivery().deliver_due().await.unwrap();
+        router.delivery().deliver_due().await.unwrap();
         assert!(fake.sent().is_empty(), "nothing is resent at once");
         assert!(in_outbox(&router, &reached).await && in_outbox(&router, &lost).await);
 
@@ -123,7 +123,7 @@ async fn a_send_in_doubt_after_a_crash_waits_for_a_status_before_it_is_resent() 
         let deadline = Instant::now() + Duration::from_secs(20);
         while in_outbox(&router, &lost).await {
             assert!(Instant::now() < deadline, "the message was never resent");
-            router.deliver_due().await.unwrap();
+            router.delivery().deliver_due().await.unwrap();
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         assert!(
@@ -131,7 +131,7 @@ async fn a_send_in_doubt_after_a_crash_waits_for_a_status_before_it_is_resent() 
             "resent before the grace was over"
         );
         for _ in 0..3 {
-            router.deliver_due().await.unwrap();
+            router.delivery().deliver_due().await.unwrap();
         }
         assert_eq!(sends_of(&fake, &lost), 1, "resent exactly once");
         assert_eq!(sends_of(&fake, &reached), 0, "never resent");
@@ -231,7 +231,7 @@ async fn an_idle_engine_writes_nothing() {
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let engine = tokio::spawn({
             let router = router.clone();
-            async move { router.run_delivery(stopped).await }
+            async move { router.run_workers(stopped).await }
         });
         // Some work first, so that every worker has run and a sender lease was taken.
         send_text(&router, &tenant, ALICE, "in-1").await;
@@ -268,7 +268,7 @@ async fn a_send_wakes_an_idle_engine() {
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let engine = tokio::spawn({
             let router = router.clone();
-            async move { router.run_delivery(stopped).await }
+            async move { router.run_workers(stopped).await }
         });
         for (i, to) in [ALICE, BOB, ALICE].into_iter().enumerate() {
             // Idle for a while between sends: every worker is asleep when it comes.
@@ -348,7 +348,7 @@ async fn a_message_that_finally_fails_logs_one_warning() {
                 > 0
             {
                 assert!(Instant::now() < deadline, "the outbox did not drain");
-                router.deliver_due().await.unwrap();
+                router.delivery().deliver_due().await.unwrap();
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
             let lines = captured.lines();

@@ -10,7 +10,7 @@ use switchboard_core::testing::FakeAdapter;
 use switchboard_core::{
     ChannelAdapter, ChannelError, Content, ErrorKind, MessageStatus, StatusUpdate, Template,
 };
-use switchboard_router::crypto::CredentialCipher;
+use switchboard_router::store::crypto::CredentialCipher;
 use switchboard_router::store::entity::{messages, outbox, pending_statuses, send_attempts};
 use switchboard_router::{DeliveryConfig, Router, RouterError, SendRequest};
 
@@ -55,7 +55,8 @@ async fn router_on(db: &TestDb, fake: &FakeAdapter, key: &str, cfg: DeliveryConf
 /// Connects a fake-channel sender; returns its account id.
 async fn connect_fake(router: &Router, tenant: &str, number: &str, rate: Option<i32>) -> String {
     router
-        .connect_account(
+        .accounts()
+        .connect(
             tenant,
             "fake",
             number,
@@ -70,7 +71,7 @@ async fn connect_fake(router: &Router, tenant: &str, number: &str, rate: Option<
 async fn setup_with(db: &TestDb, fake: FakeAdapter, cfg: DeliveryConfig) -> Env {
     let key = CredentialCipher::generate_key();
     let router = router_on(db, &fake, &key, cfg).await;
-    let tenant = router.create_tenant("acme").await.unwrap().tenant_id;
+    let tenant = router.tenants().create("acme").await.unwrap().tenant_id;
     connect_fake(&router, &tenant, BUSINESS, None).await;
     Env {
         router,
@@ -143,7 +144,7 @@ async fn drain(router: &Router) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while outbox_len(router).await > 0 {
         assert!(Instant::now() < deadline, "the outbox did not drain");
-        router.deliver_due().await.unwrap();
+        router.delivery().deliver_due().await.unwrap();
         tokio::time::sleep(ms(3)).await;
     }
 }
@@ -225,7 +226,7 @@ async fn free_form_outside_the_window_is_refused_but_a_template_goes() {
         assert_eq!(err.code(), "outside_service_window");
         assert_eq!(outbound_count(&env.router).await, 0);
         assert_eq!(outbox_len(&env.router).await, 0);
-        env.router.deliver_due().await.unwrap();
+        env.router.delivery().deliver_due().await.unwrap();
         assert!(env.fake.sent().is_empty());
 
         let ok = env
@@ -370,7 +371,7 @@ async fn a_retry_after_is_honoured() {
             .await
             .unwrap();
         let before = Utc::now().timestamp_millis();
-        assert_eq!(env.router.deliver_due().await.unwrap(), 1);
+        assert_eq!(env.router.delivery().deliver_due().await.unwrap(), 1);
         let entry = outbox::Entity::find_by_id(a.id.clone())
             .one(env.router.store().conn())
             .await
@@ -385,7 +386,7 @@ async fn a_retry_after_is_honoured() {
         assert_eq!(entry.locked_by, None, "the lease is released");
         // Not claimable before then, however often the engine looks.
         for _ in 0..3 {
-            assert_eq!(env.router.deliver_due().await.unwrap(), 0);
+            assert_eq!(env.router.delivery().deliver_due().await.unwrap(), 0);
         }
         assert_eq!(env.fake.sent().len(), 1);
         assert_eq!(message(&env.router, &a.id).await.status, "queued");
@@ -409,7 +410,7 @@ async fn a_permanent_failure_is_not_retried_and_keeps_the_provider_code() {
             .unwrap();
         drain(&env.router).await;
         for _ in 0..3 {
-            env.router.deliver_due().await.unwrap();
+            env.router.delivery().deliver_due().await.unwrap();
         }
         assert_eq!(env.fake.sent().len(), 1);
         let row = message(&env.router, &a.id).await;
@@ -440,7 +441,7 @@ async fn an_ambiguous_outcome_fails_visibly_and_is_not_resent() {
             .await
             .unwrap();
         drain(&env.router).await;
-        env.router.deliver_due().await.unwrap();
+        env.router.delivery().deliver_due().await.unwrap();
         assert_eq!(env.fake.sent().len(), 1);
         let row = message(&env.router, &a.id).await;
         assert_eq!(row.status, "failed");
@@ -585,7 +586,14 @@ async fn statuses_whose_message_never_appears_are_deleted_after_the_configured_t
             .await
             .unwrap();
 
-        assert_eq!(env.router.prune_pending_statuses().await.unwrap(), 1);
+        assert_eq!(
+            env.router
+                .reconciler()
+                .prune_pending_statuses()
+                .await
+                .unwrap(),
+            1
+        );
         let left: Vec<String> = pending_statuses::Entity::find()
             .all(db)
             .await
@@ -594,7 +602,14 @@ async fn statuses_whose_message_never_appears_are_deleted_after_the_configured_t
             .map(|p| p.provider_message_id)
             .collect();
         assert_eq!(left, ["elsewhere-2"]);
-        assert_eq!(env.router.prune_pending_statuses().await.unwrap(), 0);
+        assert_eq!(
+            env.router
+                .reconciler()
+                .prune_pending_statuses()
+                .await
+                .unwrap(),
+            0
+        );
     })
     .await;
 }
@@ -702,7 +717,7 @@ async fn messages_to_one_contact_leave_in_order_and_different_contacts_go_in_par
                 .await
                 .unwrap();
         }
-        assert_eq!(env.router.deliver_due().await.unwrap(), 4);
+        assert_eq!(env.router.delivery().deliver_due().await.unwrap(), 4);
         assert_eq!(env.fake.sent().len(), before + 4);
         // Each send takes 150 ms, so the four overlap unless one waits for another (the
         // first part, one contact, never has two at once).
@@ -726,7 +741,7 @@ fn engine(
     let router = router.clone();
     (
         tx,
-        tokio::spawn(async move { router.run_delivery(rx).await }),
+        tokio::spawn(async move { router.run_workers(rx).await }),
     )
 }
 
@@ -837,7 +852,7 @@ async fn a_released_sender_gets_no_more_sends_from_the_old_holder() {
         let fake = FakeAdapter::new();
         let key = CredentialCipher::generate_key();
         let router = router_on(&db, &fake, &key, quick()).await;
-        let tenant = router.create_tenant("acme").await.unwrap().tenant_id;
+        let tenant = router.tenants().create("acme").await.unwrap().tenant_id;
         let mut accounts = Vec::new();
         for number in [BUSINESS, SECOND] {
             accounts.push(connect_fake(&router, &tenant, number, Some(2)).await);
@@ -957,7 +972,7 @@ async fn a_slow_sender_is_claimed_only_as_far_as_its_rate_reaches() {
             ..quick()
         };
         let router = router_on(&db, &fake, &key, cfg).await;
-        let tenant = router.create_tenant("acme").await.unwrap().tenant_id;
+        let tenant = router.tenants().create("acme").await.unwrap().tenant_id;
         connect_fake(&router, &tenant, BUSINESS, Some(5)).await;
         for i in 0..40 {
             router
@@ -1040,11 +1055,15 @@ async fn reconciliation_asks_the_provider_about_messages_stuck_without_an_outcom
         // c: the provider knows nothing (None).
 
         // Too recent: nobody is asked yet.
-        assert_eq!(env.router.reconcile().await.unwrap(), 0);
+        assert_eq!(env.router.reconciler().reconcile().await.unwrap(), 0);
         assert_eq!(message(&env.router, &a.id).await.status, "accepted");
 
         tokio::time::sleep(ms(650)).await;
-        assert_eq!(env.router.reconcile().await.unwrap(), 1, "only a advanced");
+        assert_eq!(
+            env.router.reconciler().reconcile().await.unwrap(),
+            1,
+            "only a advanced"
+        );
         assert_eq!(message(&env.router, &a.id).await.status, "delivered");
         assert_eq!(
             message(&env.router, &b.id).await.status,
@@ -1055,15 +1074,15 @@ async fn reconciliation_asks_the_provider_about_messages_stuck_without_an_outcom
         // Asked at most once per period; a later answer is picked up by a later pass.
         env.fake
             .set_provider_status("fake-3", provider_status("fake-3", MessageStatus::Read));
-        assert_eq!(env.router.reconcile().await.unwrap(), 0);
+        assert_eq!(env.router.reconciler().reconcile().await.unwrap(), 0);
         tokio::time::sleep(ms(650)).await;
-        assert_eq!(env.router.reconcile().await.unwrap(), 1);
+        assert_eq!(env.router.reconciler().reconcile().await.unwrap(), 1);
         assert_eq!(message(&env.router, &c.id).await.status, "read");
         // Final or delivered messages are not asked about again.
         env.fake
             .set_provider_status("fake-1", provider_status("fake-1", MessageStatus::Read));
         tokio::time::sleep(ms(650)).await;
-        assert_eq!(env.router.reconcile().await.unwrap(), 0);
+        assert_eq!(env.router.reconciler().reconcile().await.unwrap(), 0);
         assert_eq!(message(&env.router, &a.id).await.status, "delivered");
     })
     .await;
@@ -1157,12 +1176,14 @@ async fn events_reach_the_tenant_signed_in_order_and_despite_failures() {
         let product = receiver(2).await;
         let secret = env
             .router
+            .notifications()
             .set_notify_url(&env.tenant, Some(&product.url))
             .await
             .unwrap()
             .expect("a secret");
         assert!(
             env.router
+                .notifications()
                 .set_notify_url(&env.tenant, Some("ftp://x"))
                 .await
                 .is_err()
@@ -1361,9 +1382,9 @@ mod real_binary {
         let twilio = FakeTwilio::start().await;
         twilio.set_delay(ms(3));
         let router = producer(&db, &key, &twilio).await;
-        let tenant = router.create_tenant("acme").await.unwrap().tenant_id;
+        let tenant = router.tenants().create("acme").await.unwrap().tenant_id;
         router
-            .connect_account(
+            .accounts().connect(
                 &tenant,
                 "twilio-whatsapp",
                 BUSINESS,
@@ -1429,7 +1450,7 @@ mod real_binary {
         assert_eq!(times.len(), N, "nothing but our messages");
         let duplicates: usize = times.values().map(|n| n - 1).sum();
         let batch = usize::try_from(DeliveryConfig::default().batch).unwrap()
-            * switchboard_router::delivery::ROUNDS_IN_FLIGHT;
+            * switchboard_router::outbound::delivery::ROUNDS_IN_FLIGHT;
         eprintln!(
             "crash test: {at_kill} requests before SIGKILL, {queued_at_kill} still queued, \
              {duplicates} sent twice (bound: {batch} in flight)"
@@ -1488,7 +1509,7 @@ mod real_binary {
         let twilio = FakeTwilio::start().await;
         twilio.set_delay(ms(2));
         let router = producer(&db, &key, &twilio).await;
-        let tenant = router.create_tenant("acme").await.unwrap().tenant_id;
+        let tenant = router.tenants().create("acme").await.unwrap().tenant_id;
         let mut senders = Vec::new();
         for s in 0..SENDERS {
             let sid = format!("AC{:032}", 100 + s);
@@ -1496,7 +1517,8 @@ mod real_binary {
             twilio.add_account(&sid, &token);
             let number = format!("+1415523{:04}", 8000 + s);
             router
-                .connect_account(
+                .accounts()
+                .connect(
                     &tenant,
                     "twilio-whatsapp",
                     &number,
@@ -1646,7 +1668,7 @@ async fn a_failed_outcome_in_a_batch_does_not_lose_the_other_receipts() {
         ))
         .await
         .unwrap();
-    assert_eq!(env.router.deliver_due().await.unwrap(), 10);
+    assert_eq!(env.router.delivery().deliver_due().await.unwrap(), 10);
     assert_eq!(sent_ids(&env.fake).len(), 10, "each was sent once");
     for id in &ids {
         let m = message(&env.router, id).await;

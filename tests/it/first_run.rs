@@ -7,7 +7,7 @@ use std::process::{Output, Stdio};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use switchboard_router::crypto::CredentialCipher;
+use switchboard_router::store::crypto::CredentialCipher;
 
 use crate::support::{binary, on_each_backend};
 

@@ -7,7 +7,7 @@ use sea_orm::{ConnectionTrait, EntityTrait, PaginatorTrait};
 use switchboard_core::testing::FakeAdapter;
 use switchboard_core::{Bsuid, ContactIdentity, Content, MessageStatus, PhoneNumber};
 use switchboard_migrations::MigratorTrait;
-use switchboard_router::crypto::CredentialCipher;
+use switchboard_router::store::crypto::CredentialCipher;
 use switchboard_router::store::entity::{
     contact_identities, contacts, conversations, messages, outbox, send_attempts, webhook_events,
 };
@@ -80,7 +80,11 @@ async fn every_spelling_of_a_number_lands_on_one_contact() {
             count(&router, messages::Entity).await,
             1 + spellings.len() as u64
         );
-        let view = router.find_contact(&tenant, "06-12345678").await.unwrap();
+        let view = router
+            .records()
+            .find_contact(&tenant, "06-12345678")
+            .await
+            .unwrap();
         assert_eq!(view.phone.as_deref(), Some("+31612345678"));
     })
     .await;
@@ -115,7 +119,11 @@ async fn a_contact_first_seen_by_bsuid_then_with_its_phone_stays_one_contact() {
         }
         assert_eq!(count(&router, contacts::Entity).await, 1);
         assert_eq!(count(&router, conversations::Entity).await, 1);
-        let contact = router.find_contact(&tenant, "+16505551234").await.unwrap();
+        let contact = router
+            .records()
+            .find_contact(&tenant, "+16505551234")
+            .await
+            .unwrap();
         assert_eq!(contact.bsuid.as_deref(), Some("US.13491208655302741918"));
         assert_eq!(contact.profile_name.as_deref(), Some("Sam"));
         assert_eq!(count(&router, contact_identities::Entity).await, 2);
@@ -169,7 +177,11 @@ async fn two_contacts_merge_when_one_event_names_both_identities() {
             .filter(|m| m.conversation_id == conv.id)
             .count();
         assert_eq!(in_conv, 3, "every message moved to the kept conversation");
-        let c = router.find_contact(&tenant, "BR.98765").await.unwrap();
+        let c = router
+            .records()
+            .find_contact(&tenant, "BR.98765")
+            .await
+            .unwrap();
         assert_eq!(c.phone.as_deref(), Some("+5511987654321"));
     })
     .await;
@@ -327,7 +339,7 @@ async fn send_persists_then_delivers_and_records_the_receipt() {
         assert_eq!(accepted.status, "queued");
         assert!(fake.sent().is_empty(), "send() returns before delivery");
         assert_eq!(count(&router, outbox::Entity).await, 1);
-        assert_eq!(router.deliver_due().await.unwrap(), 1);
+        assert_eq!(router.delivery().deliver_due().await.unwrap(), 1);
         let sent = fake.sent();
         assert_eq!(sent.len(), 1);
         assert_eq!(sent[0].1.id, accepted.id);
@@ -398,7 +410,7 @@ async fn a_status_that_arrives_before_the_send_response_is_applied_when_the_id_i
             )
             .await
             .unwrap();
-        router.deliver_due().await.unwrap();
+        router.delivery().deliver_due().await.unwrap();
         let row = messages::Entity::find_by_id(a.id)
             .one(router.store().conn())
             .await
@@ -428,7 +440,7 @@ async fn outside_the_window_free_form_is_refused_and_nothing_is_stored() {
         assert_eq!(err.code(), "outside_service_window");
         assert_eq!(count(&router, messages::Entity).await, 0);
         assert_eq!(count(&router, contacts::Entity).await, 0);
-        router.deliver_due().await.unwrap();
+        router.delivery().deliver_due().await.unwrap();
         assert!(fake.sent().is_empty());
     })
     .await;
@@ -553,6 +565,7 @@ async fn tenant_create_prints_one_api_key_line() {
     )
     .build();
     let principal = router
+        .tenants()
         .authenticate(key)
         .await
         .unwrap()

@@ -567,7 +567,7 @@ async fn in_process(router: Router) -> (String, tokio::task::JoinHandle<()>) {
 async fn a_request_not_finished_in_time_is_408_in_the_error_shape() {
     let db = TestDb::sqlite().await;
     let (router, _fake) = fake_router(&db).await;
-    let key = router.create_tenant("acme").await.unwrap().key;
+    let key = router.tenants().create("acme").await.unwrap().key;
     let (addr, task) = in_process(router).await;
     let mut stream = TcpStream::connect(&addr).await.unwrap();
     // The body is announced and never sent.
@@ -669,7 +669,11 @@ async fn reusing_an_idempotency_key_with_another_request_is_409() {
             .await
             .unwrap();
         assert_ne!(queued.id, first.id);
-        let view = router.get_message(&tenant, &first.id).await.unwrap();
+        let view = router
+            .records()
+            .get_message(&tenant, &first.id)
+            .await
+            .unwrap();
         assert_eq!(view.status, MessageStatus::Queued.as_str());
     })
     .await;

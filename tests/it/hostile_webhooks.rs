@@ -19,7 +19,7 @@ const APP_SECRET: &str = "hostile_test_app_secret";
 async fn router(db: &TestDb) -> (Router, String) {
     let (twilio, graph) = fakes().await;
     let router = builder(db, &twilio, &graph).await.build();
-    let tenant = router.create_tenant("acme").await.unwrap().tenant_id;
+    let tenant = router.tenants().create("acme").await.unwrap().tenant_id;
     connect_both(&router, &tenant, APP_SECRET).await;
     (router, tenant)
 }
@@ -63,7 +63,7 @@ async fn a_meta_webhook_naming_thousands_of_numbers_is_refused_before_any_look_u
         ids[2_500] = PNID.to_owned();
         let body = naming(&ids);
         for secret in [None, Some("not-the-app-secret")] {
-            let reads = router.route_reads();
+            let reads = router.accounts().route_reads();
             let err = router
                 .receive_webhook("meta-whatsapp", meta::webhook_request(&body, secret))
                 .await
@@ -73,7 +73,11 @@ async fn a_meta_webhook_naming_thousands_of_numbers_is_refused_before_any_look_u
                 "{err:?}"
             );
             assert_eq!(err.http_status(), 400);
-            assert_eq!(router.route_reads() - reads, 0, "no key is looked up");
+            assert_eq!(
+                router.accounts().route_reads() - reads,
+                0,
+                "no key is looked up"
+            );
         }
         assert!(!stored_anything(&router).await);
     })
@@ -89,29 +93,38 @@ async fn the_numbers_of_an_unsigned_meta_webhook_are_read_in_one_query() {
     on_each_backend(|db| async move {
         let (router, _) = router(&db).await;
         let unknown = naming(&unknown_ids(MAX_ROUTING_KEYS));
-        let (reads, queries) = (router.route_reads(), router.route_queries());
+        let (reads, queries) = (
+            router.accounts().route_reads(),
+            router.accounts().route_queries(),
+        );
         let err = router
             .receive_webhook("meta-whatsapp", meta::webhook_request(&unknown, None))
             .await
             .unwrap_err();
         assert_eq!(err.http_status(), 404, "{err:?}");
-        assert_eq!(router.route_queries() - queries, 1);
-        assert_eq!(router.route_reads() - reads, MAX_ROUTING_KEYS as u64);
+        assert_eq!(router.accounts().route_queries() - queries, 1);
+        assert_eq!(
+            router.accounts().route_reads() - reads,
+            MAX_ROUTING_KEYS as u64
+        );
 
         let mut ids = unknown_ids(MAX_ROUTING_KEYS + 500);
         ids[MAX_ROUTING_KEYS - 1] = PNID.to_owned();
         ids.truncate(MAX_ROUTING_KEYS);
         let body = naming(&ids);
         for secret in [None, Some("not-the-app-secret"), None] {
-            let (reads, queries) = (router.route_reads(), router.route_queries());
+            let (reads, queries) = (
+                router.accounts().route_reads(),
+                router.accounts().route_queries(),
+            );
             let err = router
                 .receive_webhook("meta-whatsapp", meta::webhook_request(&body, secret))
                 .await
                 .unwrap_err();
             assert_eq!(err.http_status(), 403, "{err:?}");
-            assert!(router.route_queries() - queries <= 1);
+            assert!(router.accounts().route_queries() - queries <= 1);
             assert!(
-                router.route_reads() - reads <= 1,
+                router.accounts().route_reads() - reads <= 1,
                 "only PNID was not cached"
             );
         }
@@ -129,14 +142,14 @@ async fn a_signed_meta_webhook_for_several_numbers_still_routes_each() {
     const OTHER_APP_PNID: &str = "106540352242924";
     on_each_backend(|db| async move {
         let (router, acme) = router(&db).await;
-        let globex = router.create_tenant("globex").await.unwrap().tenant_id;
+        let globex = router.tenants().create("globex").await.unwrap().tenant_id;
         for (tenant, number, pnid, secret) in [
             (&globex, "+15550783882", GLOBEX_PNID, APP_SECRET),
             (&globex, "+15550783883", OTHER_APP_PNID, "another-apps-secret"),
         ] {
             let creds = json!({"phone_number_id": pnid, "access_token": "t", "app_secret": secret, "verify_token": "vt"});
             router
-                .connect_account(tenant, "meta-whatsapp", number, &creds, None)
+                .accounts().connect(tenant, "meta-whatsapp", number, &creds, None)
                 .await
                 .unwrap();
         }
@@ -160,12 +173,12 @@ async fn a_signed_meta_webhook_for_several_numbers_still_routes_each() {
             .map(|(pnid, value)| (pnid.as_str(), META_DISPLAY, "messages", value.clone()))
             .collect();
         let body = meta::envelope(&changes);
-        let queries = router.route_queries();
+        let queries = router.accounts().route_queries();
         let ack = router
             .receive_webhook("meta-whatsapp", meta::webhook_request(&body, Some(APP_SECRET)))
             .await
             .unwrap();
-        assert_eq!(router.route_queries() - queries, 1);
+        assert_eq!(router.accounts().route_queries() - queries, 1);
         assert_eq!((ack.stored, ack.duplicates, ack.problems), (2, 0, 2));
         for (tenant, wamid) in [(&acme, "wamid.acme"), (&globex, "wamid.globex")] {
             let stored = messages::Entity::find()
@@ -181,7 +194,7 @@ async fn a_signed_meta_webhook_for_several_numbers_still_routes_each() {
             .await
             .unwrap();
         assert_eq!((again.stored, again.duplicates), (0, 2));
-        assert_eq!(router.route_queries() - queries, 1, "the second is answered from the cache");
+        assert_eq!(router.accounts().route_queries() - queries, 1, "the second is answered from the cache");
     })
     .await;
 }
@@ -210,14 +223,17 @@ async fn a_twilio_form_repeating_its_numbers_costs_at_most_two_look_ups() {
             if token.is_none() {
                 request.headers.remove("x-twilio-signature");
             }
-            let (reads, queries) = (router.route_reads(), router.route_queries());
+            let (reads, queries) = (
+                router.accounts().route_reads(),
+                router.accounts().route_queries(),
+            );
             let err = router
                 .receive_webhook("twilio-whatsapp", request)
                 .await
                 .unwrap_err();
             assert_eq!(err.http_status(), 404, "{err:?}");
-            assert!(router.route_queries() - queries <= 2);
-            assert!(router.route_reads() - reads <= 2);
+            assert!(router.accounts().route_queries() - queries <= 2);
+            assert!(router.accounts().route_reads() - reads <= 2);
         }
         assert!(!stored_anything(&router).await);
     })

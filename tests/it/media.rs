@@ -8,7 +8,8 @@ use serde_json::{Value, json};
 use switchboard_http as http;
 use switchboard_meta_cloud::testing::{self as meta, FakeGraph};
 use switchboard_router::Router;
-use switchboard_router::media::{LocalMediaStore, MediaConfig};
+use switchboard_router::media::config::MediaConfig;
+use switchboard_router::media::storage::LocalMediaStore;
 use switchboard_router::store::entity::messages;
 use switchboard_twilio_whatsapp::testing::{
     self as twilio, FakeTwilio, TEST_ACCOUNT_SID, TEST_AUTH_TOKEN,
@@ -59,7 +60,7 @@ async fn env(db: &TestDb) -> Env {
     let server = tokio::spawn(async move {
         axum::serve(listener, app).await.unwrap();
     });
-    let created = router.create_tenant("acme").await.unwrap();
+    let created = router.tenants().create("acme").await.unwrap();
     connect_both(&router, &created.tenant_id, APP_SECRET).await;
     Env {
         router,
@@ -91,7 +92,7 @@ async fn twilio_inbound(e: &Env, sid: &str, media: &[(String, &str)]) {
 /// Runs fetch rounds until nothing is pending (or 10 s pass).
 async fn fetch_all(e: &Env) {
     for _ in 0..400 {
-        let claimed = e.router.fetch_media_due().await.unwrap();
+        let claimed = e.router.media_fetcher().fetch_due().await.unwrap();
         let pending = media_rows(e).await.iter().any(|m| m["state"] == "pending");
         if claimed == 0 && !pending {
             return;
@@ -353,7 +354,7 @@ async fn uploads_are_checked_and_only_the_owning_tenant_reads_media() {
             doc
         );
 
-        let other = e.router.create_tenant("other").await.unwrap();
+        let other = e.router.tenants().create("other").await.unwrap();
         let (status, body) = get(&e, &format!("/v1/media/{id}"), &other.key).await;
         assert_eq!(status, 404, "{body}");
         // Nor send it.
@@ -411,7 +412,7 @@ async fn a_stored_image_goes_to_twilio_by_signed_url_and_to_meta_by_uploaded_id(
             assert_eq!(r.status().as_u16(), 202, "{}", r.text().await.unwrap());
         }
         for _ in 0..100 {
-            e.router.deliver_due().await.unwrap();
+            e.router.delivery().deliver_due().await.unwrap();
             if !e.twilio.fetched_media().is_empty() && !e.graph.uploads().is_empty() {
                 break;
             }
@@ -496,7 +497,7 @@ async fn a_slow_upload_outlives_the_timeout_that_ends_other_slow_requests() {
             .await
             .media_store(Arc::new(LocalMediaStore::new(media_dir.path())))
             .build();
-        let key = router.create_tenant("acme").await.unwrap().key;
+        let key = router.tenants().create("acme").await.unwrap().key;
         let state = http::AppState::new(router, None)
             .with_timeouts(Duration::from_millis(300), Duration::from_secs(30));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -31,7 +31,7 @@ struct Env {
 async fn env(db: &TestDb) -> Env {
     let (twilio, graph) = fakes().await;
     let router = builder(db, &twilio, &graph).await.build();
-    let tenant = router.create_tenant("acme").await.unwrap().tenant_id;
+    let tenant = router.tenants().create("acme").await.unwrap().tenant_id;
     connect_both(&router, &tenant, APP_SECRET).await;
     Env {
         router,
@@ -137,7 +137,7 @@ async fn twilio_inbound_kinds_become_canonical_messages_on_one_contact() {
         let reply = &content(&msgs[3])["interactive"];
         assert_eq!(reply["id"], "confirm-42");
         assert_eq!(reply["title"], "Yes");
-        let contact = e.router.find_contact(&e.tenant, "whatsapp:+1 650 555 1234").await.unwrap();
+        let contact = e.router.records().find_contact(&e.tenant, "whatsapp:+1 650 555 1234").await.unwrap();
         assert_eq!(contact.profile_name.as_deref(), Some("Test User"));
     })
     .await;
@@ -204,13 +204,14 @@ async fn a_twilio_webhook_is_for_the_first_of_to_and_from_whose_token_signed_it(
     const GLOBEX_TOKEN: &str = "globex-auth-token";
     on_each_backend(|db| async move {
         let e = env(&db).await;
-        let globex = e.router.create_tenant("globex").await.unwrap().tenant_id;
+        let globex = e.router.tenants().create("globex").await.unwrap().tenant_id;
         let creds = json!({"account_sid": GLOBEX_SID, "auth_token": GLOBEX_TOKEN});
         e.router
-            .connect_account(&globex, "twilio-whatsapp", GLOBEX_NUMBER, &creds, None)
+            .accounts()
+            .connect(&globex, "twilio-whatsapp", GLOBEX_NUMBER, &creds, None)
             .await
             .unwrap();
-        let reads = e.router.route_reads();
+        let reads = e.router.accounts().route_reads();
         for (i, person) in ["+16505551234", "+16505551235", "+16505551236"]
             .iter()
             .enumerate()
@@ -228,7 +229,7 @@ async fn a_twilio_webhook_is_for_the_first_of_to_and_from_whose_token_signed_it(
                 .unwrap();
         }
         assert_eq!(
-            e.router.route_reads() - reads,
+            e.router.accounts().route_reads() - reads,
             1,
             "the business number is read once; the customers' numbers never"
         );
@@ -273,7 +274,12 @@ async fn a_twilio_webhook_is_for_the_first_of_to_and_from_whose_token_signed_it(
             1,
             "globex's copy is globex's inbound message"
         );
-        let from_acme = e.router.find_contact(&globex, TWILIO_NUMBER).await.unwrap();
+        let from_acme = e
+            .router
+            .records()
+            .find_contact(&globex, TWILIO_NUMBER)
+            .await
+            .unwrap();
         assert_eq!(from_acme.phone.as_deref(), Some(TWILIO_NUMBER));
     })
     .await;
@@ -309,7 +315,7 @@ async fn twilio_status_callbacks_read_sent_delivered_end_read() {
             )
             .await
             .unwrap();
-        e.router.deliver_due().await.unwrap();
+        e.router.delivery().deliver_due().await.unwrap();
         let req = e
             .twilio
             .requests()
@@ -357,8 +363,8 @@ async fn twilio_rejected_number_fails_with_21211_and_is_not_retried() {
             .send(&e.tenant, send_text(PERSON, "twilio-whatsapp", "hi"))
             .await
             .unwrap();
-        e.router.deliver_due().await.unwrap();
-        e.router.deliver_due().await.unwrap();
+        e.router.delivery().deliver_due().await.unwrap();
+        e.router.delivery().deliver_due().await.unwrap();
         let m = messages::Entity::find_by_id(accepted.id)
             .one(e.router.store().conn())
             .await
@@ -397,7 +403,7 @@ async fn twilio_429_is_retried_after_retry_after() {
             .send(&e.tenant, send_text(PERSON, "twilio-whatsapp", "hi"))
             .await
             .unwrap();
-        e.router.deliver_due().await.unwrap();
+        e.router.delivery().deliver_due().await.unwrap();
         let m = messages::Entity::find_by_id(accepted.id.clone())
             .one(e.router.store().conn())
             .await
@@ -415,12 +421,12 @@ async fn twilio_429_is_retried_after_retry_after() {
             "Retry-After honoured"
         );
         assert_eq!(
-            e.router.deliver_due().await.unwrap(),
+            e.router.delivery().deliver_due().await.unwrap(),
             0,
             "not before Retry-After"
         );
         tokio::time::sleep(Duration::from_millis(1100)).await;
-        assert_eq!(e.router.deliver_due().await.unwrap(), 1);
+        assert_eq!(e.router.delivery().deliver_due().await.unwrap(), 1);
         let m = messages::Entity::find_by_id(accepted.id)
             .one(e.router.store().conn())
             .await
@@ -455,7 +461,12 @@ async fn the_same_person_via_twilio_and_meta_is_one_contact() {
             2,
             "one conversation per sender"
         );
-        let contact = e.router.find_contact(&e.tenant, PERSON).await.unwrap();
+        let contact = e
+            .router
+            .records()
+            .find_contact(&e.tenant, PERSON)
+            .await
+            .unwrap();
         assert_eq!(
             contact.channels,
             vec!["meta-whatsapp".to_owned(), "twilio-whatsapp".to_owned()]
@@ -530,7 +541,7 @@ async fn meta_statuses_in_shuffled_order_end_at_the_highest_for_each_message() {
                     .id,
             );
         }
-        while e.router.deliver_due().await.unwrap() > 0 {}
+        while e.router.delivery().deliver_due().await.unwrap() > 0 {}
         let rows = stored(&e.router).await;
         let wamid = |id: &str| {
             rows.iter()
@@ -624,8 +635,8 @@ async fn meta_131047_fails_a_free_form_send_without_retry() {
             .await
             .unwrap()
             .id;
-        e.router.deliver_due().await.unwrap();
-        e.router.deliver_due().await.unwrap();
+        e.router.delivery().deliver_due().await.unwrap();
+        e.router.delivery().deliver_due().await.unwrap();
         let m = messages::Entity::find_by_id(id)
             .one(e.router.store().conn())
             .await
@@ -673,7 +684,7 @@ async fn meta_130429_is_retried() {
             .await
             .unwrap()
             .id;
-        e.router.deliver_due().await.unwrap();
+        e.router.delivery().deliver_due().await.unwrap();
         let entry = outbox::Entity::find_by_id(id.clone())
             .one(e.router.store().conn())
             .await
@@ -681,7 +692,7 @@ async fn meta_130429_is_retried() {
             .unwrap();
         assert_eq!(entry.attempts, 1, "kept for a retry");
         tokio::time::sleep(Duration::from_millis(600)).await;
-        e.router.deliver_due().await.unwrap();
+        e.router.delivery().deliver_due().await.unwrap();
         let m = messages::Entity::find_by_id(id)
             .one(e.router.store().conn())
             .await

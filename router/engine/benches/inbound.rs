@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use switchboard_core::testing::{self, FakeAdapter};
 use switchboard_core::{ContactIdentity, PhoneNumber, WebhookRequest};
-use switchboard_router::crypto::CredentialCipher;
 use switchboard_router::store::SqliteSync;
+use switchboard_router::store::crypto::CredentialCipher;
 use switchboard_router::{Router, Store};
 
 const SECRET: &str = "bench-secret";
@@ -40,12 +40,14 @@ fn bench(c: &mut Criterion) {
             .adapter(Arc::new(FakeAdapter::new()))
             .build();
         let tenant = router
-            .create_tenant("bench")
+            .tenants()
+            .create("bench")
             .await
             .expect("tenant")
             .tenant_id;
         router
-            .connect_account(
+            .accounts()
+            .connect(
                 &tenant,
                 "fake",
                 BUSINESS,

@@ -4,7 +4,7 @@
 use sea_orm::DbErr;
 use switchboard_core::{ChannelError, WebhookError};
 
-use crate::crypto::CryptoError;
+use crate::store::crypto::CryptoError;
 
 /// An error from the router's public operations.
 #[derive(Debug, thiserror::Error)]

@@ -1,7 +1,10 @@
 //! What subscribers hear after a change is committed.
 
+use std::sync::Arc;
+
 use serde::Serialize;
 use switchboard_core::{Direction, MessageStatus};
+use tokio::sync::{Notify, broadcast};
 
 /// A committed change, for product code (`Router::subscribe`) and outgoing webhooks.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -29,6 +32,53 @@ impl RouterEvent {
         match self {
             Self::MessageReceived { tenant_id, .. } | Self::StatusChanged { tenant_id, .. } => {
                 tenant_id
+            }
+        }
+    }
+}
+
+/// Hands committed events to subscribers and wakes the workers that may have work from
+/// them. Components that commit events publish them here after their commit.
+pub(crate) struct EventBus {
+    subscribers: broadcast::Sender<RouterEvent>,
+    /// Woken by any event (an event may have queued a notification).
+    on_any: Arc<Notify>,
+    /// Woken by inbound messages (they may carry media to fetch).
+    on_received: Arc<Notify>,
+}
+
+impl EventBus {
+    /// How far a subscriber may fall behind before it sees `Lagged`.
+    pub(crate) const CAPACITY: usize = 4096;
+
+    pub(crate) fn new(on_any: Arc<Notify>, on_received: Arc<Notify>) -> Self {
+        let (subscribers, _) = broadcast::channel(Self::CAPACITY);
+        Self {
+            subscribers,
+            on_any,
+            on_received,
+        }
+    }
+
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<RouterEvent> {
+        self.subscribers.subscribe()
+    }
+
+    pub(crate) fn publish(&self, events: Vec<RouterEvent>) {
+        if events.is_empty() {
+            return;
+        }
+        self.on_any.notify_one();
+        if events
+            .iter()
+            .any(|e| matches!(e, RouterEvent::MessageReceived { .. }))
+        {
+            self.on_received.notify_one();
+        }
+        for e in events {
+            // An error only means nobody subscribes right now.
+            if self.subscribers.send(e).is_err() {
+                break;
             }
         }
     }

@@ -24,7 +24,7 @@ use serde_json::json;
 use super::AppState;
 use super::webhooks::error_response;
 use switchboard_router::error::RouterError;
-use switchboard_router::tenants::{Principal, Role};
+use switchboard_router::tenancy::tenants::{Principal, Role};
 
 pub(super) fn routes() -> AxumRouter<AppState> {
     AxumRouter::new()
@@ -143,7 +143,7 @@ impl FromRequestParts<AppState> for Auth {
             .ok_or_else(|| {
                 ApiError::unauthorized("send an API key as `Authorization: Bearer <key>`")
             })?;
-        match state.router.authenticate(key).await? {
+        match state.router.tenants().authenticate(key).await? {
             Some(principal) => Ok(Self(principal)),
             None => Err(ApiError::unauthorized("the API key is not valid")),
         }

@@ -13,7 +13,7 @@ use serde_json::json;
 use switchboard_core::{HealthReport, HealthStatus};
 
 use super::AppState;
-use switchboard_router::accounts::AccountView;
+use switchboard_router::tenancy::accounts::AccountView;
 
 /// How long channel health results are reused, so monitors polling every few seconds do not
 /// hammer providers.
@@ -125,7 +125,7 @@ async fn channels(State(state): State<AppState>) -> Response {
 }
 
 async fn check_all(state: &AppState) -> (serde_json::Value, bool) {
-    let reports = match state.router.check_all_accounts().await {
+    let reports = match state.router.accounts().check_all().await {
         Ok(r) => r,
         Err(e) => {
             tracing::warn!(error = %e, "Could not read the accounts to check their channels.");
@@ -164,7 +164,7 @@ async fn check_all(state: &AppState) -> (serde_json::Value, bool) {
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
-    if let Ok(depth) = state.router.queue_depth().await {
+    if let Ok(depth) = state.router.delivery().queue_depth().await {
         #[allow(clippy::cast_precision_loss)]
         metrics::gauge!("switchboard_queue_depth").set(depth as f64);
     }

@@ -93,7 +93,12 @@ async fn handshake(
     headers: HeaderMap,
 ) -> Response {
     let req = request(Method::GET, &uri, headers, Bytes::new());
-    match state.router.answer_handshake(&channel, &req).await {
+    match state
+        .router
+        .inbound()
+        .answer_handshake(&channel, &req)
+        .await
+    {
         Ok(HandshakeReply::Accept(challenge)) => (
             StatusCode::OK,
             [(header::CONTENT_TYPE, "text/plain")],

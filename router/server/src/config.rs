@@ -9,8 +9,8 @@ use std::path::PathBuf;
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
-use switchboard_router::crypto::{CredentialCipher, CryptoError};
 use switchboard_router::store::SqliteSync;
+use switchboard_router::store::crypto::{CredentialCipher, CryptoError};
 
 /// Switchboard: a unified WhatsApp messaging router (Twilio and Meta Cloud API).
 #[derive(Debug, Parser)]
@@ -326,8 +326,8 @@ impl Config {
     }
 
     /// Delivery engine settings: defaults with the configured overrides.
-    pub fn delivery(&self) -> switchboard_router::router::DeliveryConfig {
-        let mut d = switchboard_router::router::DeliveryConfig::default();
+    pub fn delivery(&self) -> switchboard_router::DeliveryConfig {
+        let mut d = switchboard_router::DeliveryConfig::default();
         if let Some(ms) = self.delivery_lease_ms {
             d.lease = std::time::Duration::from_millis(ms.max(1));
         }

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 use switchboard_core::PhoneParser;
 use switchboard_http as http;
-use switchboard_router::{Router, Store, tenants};
+use switchboard_router::tenancy::tenants::{self, Tenants};
+use switchboard_router::{Router, Store};
 use switchboard_server::config::{
     Cli, Command, Config, KeyCommand, LogArgs, LogFormat, StoreArgs, TenantCommand,
 };
@@ -64,11 +65,11 @@ async fn open(config: &Config) -> Result<Router, BoxError> {
         .phone_parser(phones)
         .delivery(config.delivery())
         .media_store(std::sync::Arc::new(
-            switchboard_router::media::LocalMediaStore::new(config.media_dir()),
+            switchboard_router::media::storage::LocalMediaStore::new(config.media_dir()),
         ))
         .public_url(config.public_url())
         .build();
-    router.check_encryption_key().await?;
+    router.accounts().check_encryption_key().await?;
     Ok(router)
 }
 
@@ -90,6 +91,7 @@ async fn admin_command(
     store: &Store,
     command: &Command,
 ) -> Result<Vec<String>, switchboard_router::RouterError> {
+    let tenants = Tenants::new(store.clone());
     Ok(match command {
         // `serve` is run before this is reached; `migrate` only needed `open_store`.
         Command::Serve(_) | Command::Migrate(_) => {
@@ -97,24 +99,22 @@ async fn admin_command(
             Vec::new()
         }
         Command::Tenant(TenantCommand::Create { name, .. }) => {
-            vec![tenants::create_tenant(store, name).await?.key]
+            vec![tenants.create(name).await?.key]
         }
-        Command::Tenant(TenantCommand::List { .. }) => tenants::list_tenants(store)
+        Command::Tenant(TenantCommand::List { .. }) => tenants
+            .list()
             .await?
             .into_iter()
             .map(|tenant| format!("{}\t{}", tenant.id, tenant.name))
             .collect(),
-        Command::Key(KeyCommand::List { tenant_id, .. }) => {
-            tenants::list_api_keys(store, tenant_id)
-                .await?
-                .iter()
-                .map(key_line)
-                .collect()
-        }
+        Command::Key(KeyCommand::List { tenant_id, .. }) => tenants
+            .list_api_keys(tenant_id)
+            .await?
+            .iter()
+            .map(key_line)
+            .collect(),
         Command::Key(KeyCommand::Revoke { key_id, .. }) => {
-            vec![key_line(
-                &tenants::revoke_api_key(store, None, key_id).await?,
-            )]
+            vec![key_line(&tenants.revoke_api_key(None, key_id).await?)]
         }
     })
 }
@@ -165,7 +165,7 @@ async fn serve(config: Config) -> Result<(), BoxError> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let delivery = {
         let router = router.clone();
-        tokio::spawn(async move { router.run_delivery(stop_rx).await })
+        tokio::spawn(async move { router.run_workers(stop_rx).await })
     };
     tracing::info!(
         listen = %listener.local_addr()?,

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use crate::config::Config;
-use switchboard_router::registry::AdapterRegistry;
+use switchboard_router::tenancy::registry::AdapterRegistry;
 
 /// The built-in adapters, configured.
 #[cfg_attr(

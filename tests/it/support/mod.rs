@@ -13,8 +13,8 @@ use std::sync::Arc;
 
 use sea_orm::{ConnectionTrait, Database};
 use switchboard_core::testing::FakeAdapter;
-use switchboard_router::crypto::CredentialCipher;
 use switchboard_router::store::SqliteSync;
+use switchboard_router::store::crypto::CredentialCipher;
 use switchboard_router::{Router, RouterBuilder, Store};
 
 /// The environment variable naming a PostgreSQL server for the tests (any database on it;
@@ -196,9 +196,10 @@ pub async fn fake_site_with(
         .adapter(Arc::new(fake.clone()))
         .phone_parser(switchboard_core::PhoneParser::with_region("NL").unwrap());
     let router = configure(builder).build();
-    let created = router.create_tenant("acme").await.unwrap();
+    let created = router.tenants().create("acme").await.unwrap();
     router
-        .connect_account(
+        .accounts()
+        .connect(
             &created.tenant_id,
             "fake",
             fake::BUSINESS,

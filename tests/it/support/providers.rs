@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::json;
 use switchboard_meta_cloud::MetaCloud;
 use switchboard_meta_cloud::testing::FakeGraph;
-use switchboard_router::crypto::CredentialCipher;
+use switchboard_router::store::crypto::CredentialCipher;
 use switchboard_router::{Router, RouterBuilder};
 use switchboard_twilio_whatsapp::testing::{FakeTwilio, TEST_ACCOUNT_SID, TEST_AUTH_TOKEN};
 use switchboard_twilio_whatsapp::{TwilioConfig, TwilioWhatsApp};
@@ -51,7 +51,8 @@ pub async fn builder(db: &TestDb, twilio: &FakeTwilio, graph: &FakeGraph) -> Rou
 /// Connects the Twilio and the Meta account for `tenant_id`.
 pub async fn connect_both(router: &Router, tenant_id: &str, app_secret: &str) {
     router
-        .connect_account(
+        .accounts()
+        .connect(
             tenant_id,
             "twilio-whatsapp",
             TWILIO_NUMBER,
@@ -61,7 +62,7 @@ pub async fn connect_both(router: &Router, tenant_id: &str, app_secret: &str) {
         .await
         .unwrap();
     router
-        .connect_account(
+        .accounts().connect(
             tenant_id,
             "meta-whatsapp",
             META_NUMBER,

@@ -29,13 +29,14 @@ use std::sync::Arc;
 use sea_orm::{ConnectionTrait, DatabaseBackend, DbErr, EntityTrait, FromQueryResult, QueryResult};
 use switchboard_core::{Direction, EventKind, InboundEvent, InboundMessage, MessageStatus};
 
-use super::{Job, Stored, opt_keyword, problem, store_other};
-use crate::accounts::Account;
 use crate::events::RouterEvent;
 use crate::ids::{self, now_ms};
+use crate::inbound::items::{kind_name, opt_keyword, problem, store_other};
+use crate::inbound::job::{Job, Stored};
+use crate::records::{contacts, conversations as convs};
 use crate::store::entity::{contacts as contact_rows, conversations};
 use crate::store::json_rows::{self, Col::*};
-use crate::{contacts, conversations as convs};
+use crate::tenancy::accounts::Account;
 
 /// One routed event of the batch.
 struct Item<'a> {
@@ -94,7 +95,7 @@ pub(super) async fn store_jobs<C: ConnectionTrait>(
                 it.event.event_key.as_str(),
                 it.account.ctx.tenant_id.as_str(),
                 it.account.ctx.account_id.as_str(),
-                super::kind_name(&it.event.kind),
+                kind_name(&it.event.kind),
                 now,
             )
         })
@@ -170,7 +171,7 @@ pub(super) async fn store_jobs<C: ConnectionTrait>(
 
     notify.sort_by_key(|(job, index, _)| (*job, *index));
     let events: Vec<RouterEvent> = notify.iter().map(|(_, _, e)| e.clone()).collect();
-    crate::notify::enqueue_known(db, &events, &subscribed).await?;
+    crate::notify::queue::enqueue_known(db, &events, &subscribed).await?;
     let mut per_job: Vec<Vec<RouterEvent>> = vec![Vec::new(); jobs.len()];
     for (job, _, ev) in notify {
         per_job[job].push(ev);
@@ -702,8 +703,14 @@ async fn store_messages<C: ConnectionTrait>(
             continue;
         }
         let tenant_id = &it.account.ctx.tenant_id;
-        crate::media::enqueue_inbound(db, tenant_id, &it.account.ctx.account_id, &id, &m.content)
-            .await?;
+        crate::media::queue::enqueue_inbound(
+            db,
+            tenant_id,
+            &it.account.ctx.account_id,
+            &id,
+            &m.content,
+        )
+        .await?;
         notify.push((
             it.job,
             it.index,

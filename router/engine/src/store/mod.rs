@@ -7,8 +7,10 @@
 //! commits before the outage may roll back) for fewer fsyncs. PostgreSQL's durability is
 //! its own (`synchronous_commit=on` by default).
 
+pub mod crypto;
 pub mod entity;
 pub(crate) mod json_rows;
+pub(crate) mod queue;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};

@@ -8,9 +8,9 @@ use switchboard_core::HealthReport;
 
 use super::{Admin, ApiJson, ApiResult};
 use crate::AppState;
-use switchboard_router::accounts::AccountView;
 use switchboard_router::error::RouterError;
-use switchboard_router::tenants::{ApiKeyView, NewApiKey, Role};
+use switchboard_router::tenancy::accounts::AccountView;
+use switchboard_router::tenancy::tenants::{ApiKeyView, NewApiKey, Role};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -35,7 +35,8 @@ pub(super) async fn connect(
     }
     let view = state
         .router
-        .connect_account(
+        .accounts()
+        .connect(
             &p.tenant_id,
             &body.channel,
             &body.address,
@@ -59,7 +60,7 @@ pub(super) async fn list(
     Admin(p): Admin,
 ) -> ApiResult<Json<AccountList>> {
     Ok(Json(AccountList {
-        data: state.router.list_accounts(&p.tenant_id).await?,
+        data: state.router.accounts().list(&p.tenant_id).await?,
         next_cursor: None,
     }))
 }
@@ -70,7 +71,11 @@ pub(super) async fn disconnect(
     Path(id): Path<String>,
 ) -> ApiResult<Json<AccountView>> {
     Ok(Json(
-        state.router.disconnect_account(&p.tenant_id, &id).await?,
+        state
+            .router
+            .accounts()
+            .disconnect(&p.tenant_id, &id)
+            .await?,
     ))
 }
 
@@ -94,7 +99,7 @@ pub(super) async fn verify(
         latency,
         checked_at,
         detail,
-    } = state.router.verify_account(&p.tenant_id, &id).await?;
+    } = state.router.accounts().verify(&p.tenant_id, &id).await?;
     Ok(Json(Verification {
         account_id: id,
         status: status.as_str(),
@@ -137,6 +142,7 @@ pub(super) async fn create_key(
     }
     let key = state
         .router
+        .tenants()
         .create_api_key(&p.tenant_id, role, name)
         .await?;
     Ok((StatusCode::CREATED, Json(key)))
@@ -154,7 +160,7 @@ pub(super) async fn list_keys(
     Admin(p): Admin,
 ) -> ApiResult<Json<KeyList>> {
     Ok(Json(KeyList {
-        data: state.router.list_api_keys(&p.tenant_id).await?,
+        data: state.router.tenants().list_api_keys(&p.tenant_id).await?,
         next_cursor: None,
     }))
 }
@@ -165,7 +171,13 @@ pub(super) async fn revoke_key(
     Admin(p): Admin,
     Path(id): Path<String>,
 ) -> ApiResult<Json<ApiKeyView>> {
-    Ok(Json(state.router.revoke_api_key(&p.tenant_id, &id).await?))
+    Ok(Json(
+        state
+            .router
+            .tenants()
+            .revoke_api_key(Some(&p.tenant_id), &id)
+            .await?,
+    ))
 }
 
 #[derive(Deserialize)]
@@ -189,6 +201,7 @@ pub(super) async fn set_notifications(
 ) -> ApiResult<Json<NotificationSettings>> {
     let secret = state
         .router
+        .notifications()
         .set_notify_url(&p.tenant_id, Some(body.url.trim()))
         .await?
         .unwrap_or_default();
@@ -202,6 +215,10 @@ pub(super) async fn clear_notifications(
     State(state): State<AppState>,
     Admin(p): Admin,
 ) -> ApiResult<StatusCode> {
-    state.router.set_notify_url(&p.tenant_id, None).await?;
+    state
+        .router
+        .notifications()
+        .set_notify_url(&p.tenant_id, None)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

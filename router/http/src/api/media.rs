@@ -15,7 +15,8 @@ use switchboard_core::MediaKind;
 use super::{ApiError, ApiQuery, ApiResult, Auth};
 use crate::AppState;
 use switchboard_router::error::RouterError;
-use switchboard_router::media::{MediaBody, MediaView};
+use switchboard_router::media::storage::MediaBody;
+use switchboard_router::media::view::MediaView;
 use switchboard_router::store::entity::media;
 
 #[derive(Deserialize)]
@@ -67,6 +68,7 @@ pub(super) async fn upload(
     };
     let target = state
         .router
+        .media()
         .upload_target(mime, kind)
         .map_err(upload_error)?;
     let declared = headers
@@ -90,6 +92,7 @@ pub(super) async fn upload(
     }
     let view = state
         .router
+        .media()
         .store_upload(&p.tenant_id, &target, buf.freeze(), q.filename.as_deref())
         .await
         .map_err(upload_error)?;
@@ -124,7 +127,7 @@ pub(super) async fn get(
     Auth(p): Auth,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    let (row, body) = state.router.media_content(&p.tenant_id, &id).await?;
+    let (row, body) = state.router.media().content(&p.tenant_id, &id).await?;
     Ok(stream_response(&row, body))
 }
 
@@ -133,6 +136,6 @@ pub(super) async fn public(
     Path(id): Path<String>,
     ApiQuery(q): ApiQuery<SignedQuery>,
 ) -> ApiResult<Response> {
-    let (row, body) = state.router.public_media(&id, q.expires, &q.sig).await?;
+    let (row, body) = state.router.media().public(&id, q.expires, &q.sig).await?;
     Ok(stream_response(&row, body))
 }

@@ -11,8 +11,8 @@ use switchboard_core::{Content, Location, MediaItem, MediaKind, Reaction, Templa
 use super::{ApiJson, ApiResult, Auth};
 use crate::AppState;
 use switchboard_router::error::RouterError;
-use switchboard_router::queries::MessageView;
-use switchboard_router::send::{SendAccepted, SendRequest};
+use switchboard_router::outbound::send::{SendAccepted, SendRequest};
+use switchboard_router::records::queries::MessageView;
 
 /// The body of `POST /v1/messages`. Unknown fields are refused, so a typo (`txt`) is a 400
 /// rather than a silently empty message.
@@ -184,6 +184,7 @@ pub(super) async fn send(
         Some(r) => Some(Reaction {
             message_id: state
                 .router
+                .records()
                 .provider_message_id(&p.tenant_id, &r.message_id)
                 .await?,
             emoji: r.emoji.filter(|e| !e.is_empty()),
@@ -200,7 +201,13 @@ pub(super) async fn get(
     Auth(p): Auth,
     Path(id): Path<String>,
 ) -> ApiResult<Json<MessageView>> {
-    Ok(Json(state.router.get_message(&p.tenant_id, &id).await?))
+    Ok(Json(
+        state
+            .router
+            .records()
+            .get_message(&p.tenant_id, &id)
+            .await?,
+    ))
 }
 
 #[cfg(test)]

@@ -6,9 +6,9 @@ use serde::Deserialize;
 
 use super::{ApiQuery, ApiResult, Auth};
 use crate::AppState;
-use switchboard_router::contacts::ContactView;
 use switchboard_router::error::RouterError;
-use switchboard_router::queries::{ConversationView, MessageView, Page, PageRequest};
+use switchboard_router::records::contacts::ContactView;
+use switchboard_router::records::queries::{ConversationView, MessageView, Page, PageRequest};
 
 #[derive(Deserialize)]
 pub(super) struct PageQuery {
@@ -33,6 +33,7 @@ pub(super) async fn conversations(
     Ok(Json(
         state
             .router
+            .records()
             .list_conversations(&p.tenant_id, &q.into())
             .await?,
     ))
@@ -47,6 +48,7 @@ pub(super) async fn conversation_messages(
     Ok(Json(
         state
             .router
+            .records()
             .list_conversation_messages(&p.tenant_id, &id, &q.into())
             .await?,
     ))
@@ -65,5 +67,11 @@ pub(super) async fn contact(
     let phone = q
         .phone
         .ok_or_else(|| RouterError::invalid("missing_phone", "give the number as ?phone=…"))?;
-    Ok(Json(state.router.find_contact(&p.tenant_id, &phone).await?))
+    Ok(Json(
+        state
+            .router
+            .records()
+            .find_contact(&p.tenant_id, &phone)
+            .await?,
+    ))
 }

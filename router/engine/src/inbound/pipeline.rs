@@ -1,34 +1,21 @@
-//! The inbound pipeline: resolve account → verify → parse → one transaction (webhook event,
-//! contact, conversation, message or status) → commit → acknowledge → notify.
-//!
-//! Invariant: nothing is stored before the signature is verified, and a webhook is
-//! acknowledged only after its transaction committed. Redeliveries hit the unique
-//! (channel, event key) of `webhook_events` and change nothing, yet are acknowledged.
-
-mod batch;
-
-#[doc(hidden)]
-pub use batch::lookup_statement;
+//! The inbound pipeline's front: the channel's adapter, the accounts a webhook names and
+//! signed, parsing, then the group commit ([`crate::inbound::writer`]).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use sea_orm::{ActiveValue::Set, ConnectionTrait, DbErr, EntityTrait};
 use switchboard_core::{
-    ChannelAdapter, EventKind, HandshakeReply, InboundEvent, InboundMessage, KeyRule,
-    MAX_ROUTING_KEYS, ParsedWebhook, WebhookError, WebhookReply, WebhookRequest,
+    ChannelAdapter, HandshakeReply, KeyRule, MAX_ROUTING_KEYS, WebhookError, WebhookReply,
+    WebhookRequest,
 };
-use tokio::sync::{Mutex, mpsc, oneshot};
 
-use crate::accounts::Account;
-use crate::contacts;
 use crate::error::{Result, RouterError};
-use crate::events::RouterEvent;
-use crate::ids::now_ms;
-use crate::router::Router;
-use crate::statuses::{self, Applied};
+use crate::events::EventBus;
+use crate::inbound::job::Job;
+use crate::inbound::writer::{BatchStats, Batcher};
 use crate::store::Store;
-use crate::store::entity::webhook_problems;
+use crate::tenancy::accounts::{Account, Accounts};
+use crate::tenancy::registry::AdapterRegistry;
 
 /// What happened to an accepted webhook.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,7 +30,31 @@ pub struct WebhookAck {
     pub problems: usize,
 }
 
-impl Router {
+/// Takes providers' webhooks in: verifies, parses and stores them. Owns the group commit.
+pub struct Inbound {
+    store: Store,
+    adapters: AdapterRegistry,
+    accounts: Arc<Accounts>,
+    events: Arc<EventBus>,
+    batcher: Batcher,
+}
+
+impl Inbound {
+    pub(crate) fn new(
+        store: Store,
+        adapters: AdapterRegistry,
+        accounts: Arc<Accounts>,
+        events: Arc<EventBus>,
+    ) -> Self {
+        Self {
+            store,
+            adapters,
+            accounts,
+            events,
+            batcher: Batcher::default(),
+        }
+    }
+
     /// Runs a provider's webhook through the inbound pipeline.
     ///
     /// # Errors
@@ -60,13 +71,10 @@ impl Router {
         // A deadlock or serialization failure between concurrent webhooks (PostgreSQL) is
         // retried: the whole transaction is idempotent thanks to the event keys.
         let (ack_counts, events) = self
-            .inner
             .store
-            .retry_conflicts("webhook", || {
-                self.inner.batcher.store(self.inner.store.clone(), &job)
-            })
+            .retry_conflicts("webhook", || self.batcher.store(self.store.clone(), &job))
             .await?;
-        self.publish(events);
+        self.events.publish(events);
         let (stored, duplicates) = ack_counts;
         Ok(WebhookAck {
             reply: adapter.webhook_reply(),
@@ -84,7 +92,6 @@ impl Router {
         request: &WebhookRequest,
     ) -> Result<(Arc<dyn ChannelAdapter>, Job)> {
         let adapter = self
-            .inner
             .adapters
             .get(channel)
             .ok_or(RouterError::NotFound("channel"))?
@@ -152,6 +159,7 @@ impl Router {
                 continue;
             }
             for acc in self
+                .accounts
                 .resolve_routes(channel, batch)
                 .await?
                 .into_iter()
@@ -191,8 +199,8 @@ impl Router {
     }
 
     /// How the inbound group commit has gone since this router started.
-    pub fn inbound_batch_stats(&self) -> &BatchStats {
-        &self.inner.batcher.stats
+    pub fn batch_stats(&self) -> &BatchStats {
+        &self.batcher.stats
     }
 
     /// Answers a provider's subscription handshake (Meta's GET).
@@ -205,310 +213,12 @@ impl Router {
         request: &WebhookRequest,
     ) -> Result<HandshakeReply> {
         let adapter = self
-            .inner
             .adapters
             .get(channel)
             .ok_or(RouterError::NotFound("channel"))?;
-        let accounts = self.active_accounts(channel).await?;
+        let accounts = self.accounts.active(channel).await?;
         Ok(adapter.answer_handshake(request, &accounts))
     }
-}
-
-/// What storing one webhook produced: (stored, duplicates) and the events to publish.
-type Stored = ((usize, usize), Vec<RouterEvent>);
-
-/// Stores a new event that is not a message: a status, a provider error or an unknown kind.
-async fn store_other<C: ConnectionTrait>(
-    txn: &C,
-    channel: &str,
-    account: &Arc<Account>,
-    event: &InboundEvent,
-) -> Result<Option<RouterEvent>, DbErr> {
-    match &event.kind {
-        EventKind::Status(s) => {
-            let applied = statuses::apply(txn, channel, s, &event.raw).await?;
-            if let Some(recipient) = &s.recipient {
-                // A recipient reported with another wa_id or a BSUID is the same person.
-                if recipient.phones().count() + usize::from(recipient.bsuid.is_some()) > 1 {
-                    contacts::upsert(txn, &account.ctx.tenant_id, recipient).await?;
-                }
-            }
-            if let Applied::Advanced(ev) = applied {
-                return Ok(Some(ev));
-            }
-        }
-        EventKind::ProviderError(e) => {
-            let detail = format!(
-                "provider error {}: {}",
-                e.code,
-                e.message.as_deref().unwrap_or("")
-            );
-            problem(
-                txn,
-                channel,
-                Some(account),
-                "provider_error",
-                &detail,
-                &event.raw,
-            )
-            .await?;
-        }
-        _ => {
-            problem(
-                txn,
-                channel,
-                Some(account),
-                "unknown_event",
-                "event kind not handled",
-                &event.raw,
-            )
-            .await?;
-        }
-    }
-    Ok(None)
-}
-
-fn kind_name(kind: &EventKind) -> &'static str {
-    match kind {
-        EventKind::Message(m) => m.direction.as_str(),
-        EventKind::Status(_) => "status",
-        EventKind::ProviderError(_) => "provider_error",
-        _ => "other",
-    }
-}
-
-async fn problem<C: ConnectionTrait>(
-    db: &C,
-    channel: &str,
-    account: Option<&Arc<Account>>,
-    kind: &str,
-    detail: &str,
-    raw: &serde_json::Value,
-) -> Result<(), DbErr> {
-    tracing::warn!(
-        channel,
-        kind,
-        detail,
-        "Webhook item not stored as an event."
-    );
-    webhook_problems::Entity::insert(webhook_problems::ActiveModel {
-        channel: Set(channel.to_owned()),
-        tenant_id: Set(account.map(|a| a.ctx.tenant_id.clone())),
-        account_id: Set(account.map(|a| a.ctx.account_id.clone())),
-        kind: Set(kind.to_owned()),
-        detail: Set(detail.to_owned()),
-        raw: Set((!raw.is_null()).then(|| raw.to_string())),
-        received_at: Set(now_ms()),
-        ..Default::default()
-    })
-    .exec_without_returning(db)
-    .await?;
-    Ok(())
-}
-
-/// Whether an inbound text is an opt-out or opt-in keyword (WhatsApp/Twilio conventions).
-fn opt_keyword(m: &InboundMessage) -> Option<bool> {
-    let text = m.content.text.as_deref()?.trim();
-    if ["STOP", "UNSUBSCRIBE", "STOPALL", "CANCEL", "END", "QUIT"]
-        .iter()
-        .any(|k| text.eq_ignore_ascii_case(k))
-    {
-        Some(true)
-    } else {
-        Some(false)
-    }
-}
-
-/// Most webhooks one group commit takes.
-const MAX_BATCH: usize = 128;
-
-/// One verified, parsed webhook to store.
-#[derive(Clone)]
-struct Job {
-    channel: String,
-    accounts: Vec<Arc<Account>>,
-    parsed: Arc<ParsedWebhook>,
-}
-
-/// A job waiting for the group commit, with where its answer goes.
-struct Queued {
-    job: Job,
-    reply: oneshot::Sender<Result<Stored, DbErr>>,
-}
-
-/// Group commit for inbound webhooks, the only way they are written. Concurrent webhooks
-/// queue here; a writer task takes everything queued (up to [`MAX_BATCH`]) and stores it in
-/// ONE transaction with the per-batch statements of `batch.rs`, so a burst costs one
-/// BEGIN/COMMIT (one fsync on SQLite) instead of one per webhook, and a webhook waits for
-/// the write lock once per batch instead of behind every other webhook. Nothing waits for a
-/// batch to fill: a lone webhook is a batch of one, committed at once.
-///
-/// Invariant: each webhook is answered only after the transaction holding it committed. If
-/// a batch of several fails, it is rolled back and each of its webhooks is stored again as a
-/// batch of one, so one bad webhook fails alone and each gets its own answer.
-#[derive(Default)]
-pub(crate) struct Batcher {
-    queue: std::sync::OnceLock<mpsc::Sender<Queued>>,
-    stats: Arc<BatchStats>,
-}
-
-/// How the group commit went, for tests and operators: a batch that failed and was split
-/// is correct but slow, and on SQLite it means a bug in the batch path or a failing disk.
-#[derive(Debug, Default)]
-pub struct BatchStats {
-    /// Webhooks committed in the batch they queued in (a lone webhook is a batch of one).
-    pub batched: std::sync::atomic::AtomicU64,
-    /// Batches of several webhooks rolled back and retried a webhook at a time.
-    pub split_batches: std::sync::atomic::AtomicU64,
-    /// Webhooks committed alone after the batch they queued in was rolled back.
-    pub retried_alone: std::sync::atomic::AtomicU64,
-    /// Tests: a batch holding this event key fails just before its commit.
-    #[cfg(test)]
-    poisoned_key: std::sync::Mutex<Option<String>>,
-}
-
-impl std::fmt::Debug for Batcher {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Batcher").finish_non_exhaustive()
-    }
-}
-
-impl Batcher {
-    /// Stores one webhook through the group commit, or as a batch of one when no writer
-    /// task runs.
-    async fn store(&self, store: Store, job: &Job) -> Result<Stored, DbErr> {
-        let queue = self
-            .queue
-            .get_or_init(|| start_writers(store.clone(), self.stats.clone()));
-        let (reply, answer) = oneshot::channel();
-        let queued = Queued {
-            job: job.clone(),
-            reply,
-        };
-        if queue.send(queued).await.is_ok()
-            && let Ok(done) = answer.await
-        {
-            return done;
-        }
-        // The writers are gone (their runtime ended): nothing of this webhook is committed
-        // unless it was answered, and storing is idempotent, so store it here.
-        let done = store_alone(&store, &self.stats, job).await?;
-        count(&self.stats.batched, 1);
-        Ok(done)
-    }
-}
-
-/// Starts the writer tasks: one on SQLite (a single writer anyway), several on PostgreSQL,
-/// whose commits can run in parallel.
-fn start_writers(store: Store, stats: Arc<BatchStats>) -> mpsc::Sender<Queued> {
-    let (tx, rx) = mpsc::channel::<Queued>(4 * MAX_BATCH);
-    let writers = match store.backend() {
-        sea_orm::DatabaseBackend::Sqlite => 1,
-        _ => 4,
-    };
-    let rx = Arc::new(Mutex::new(rx));
-    for _ in 0..writers {
-        let (store, rx, stats) = (store.clone(), rx.clone(), stats.clone());
-        tokio::spawn(async move {
-            loop {
-                let mut queued = Vec::new();
-                {
-                    let mut rx = rx.lock().await;
-                    match rx.recv().await {
-                        Some(q) => queued.push(q),
-                        // Every sender (the Router) is gone.
-                        None => return,
-                    }
-                    while queued.len() < MAX_BATCH {
-                        match rx.try_recv() {
-                            Ok(q) => queued.push(q),
-                            Err(_) => break,
-                        }
-                    }
-                }
-                commit_batch(&store, &stats, queued).await;
-            }
-        });
-    }
-    tx
-}
-
-/// Stores the queued webhooks as one batch and answers each. If the batch fails and holds
-/// several webhooks, each is stored again as a batch of one and answered with its own
-/// outcome; a failed batch of one answers its error.
-async fn commit_batch(store: &Store, stats: &BatchStats, queued: Vec<Queued>) {
-    let (jobs, replies): (Vec<Job>, Vec<_>) = queued.into_iter().map(|q| (q.job, q.reply)).unzip();
-    let error = match store_batch(store, stats, &jobs).await {
-        Ok(results) => {
-            count(&stats.batched, jobs.len());
-            for (reply, done) in replies.into_iter().zip(results) {
-                answer(reply, Ok(done));
-            }
-            return;
-        }
-        Err(e) => e,
-    };
-    let mut replies = replies;
-    if jobs.len() == 1 {
-        if let Some(reply) = replies.pop() {
-            answer(reply, Err(error));
-        }
-        return;
-    }
-    count(&stats.split_batches, 1);
-    metrics::counter!("switchboard_inbound_batch_splits_total").increment(1);
-    tracing::debug!(error = %error, batch = jobs.len(), "Group commit failed; storing its webhooks one at a time.");
-    for (job, reply) in jobs.iter().zip(replies) {
-        let done = store_alone(store, stats, job).await;
-        if done.is_ok() {
-            count(&stats.retried_alone, 1);
-        }
-        answer(reply, done);
-    }
-}
-
-/// Stores one webhook as a batch of one, in its own transaction.
-async fn store_alone(store: &Store, stats: &BatchStats, job: &Job) -> Result<Stored, DbErr> {
-    store_batch(store, stats, std::slice::from_ref(job))
-        .await?
-        .pop()
-        .ok_or_else(|| DbErr::Custom("a batch of one gave no result".into()))
-}
-
-fn count(counter: &std::sync::atomic::AtomicU64, webhooks: usize) {
-    counter.fetch_add(
-        u64::try_from(webhooks).unwrap_or(u64::MAX),
-        std::sync::atomic::Ordering::Relaxed,
-    );
-}
-
-/// A caller that went away (client disconnected) gets no answer; what it sent is committed
-/// or not, and a redelivery is stored once either way.
-fn answer(reply: oneshot::Sender<Result<Stored, DbErr>>, done: Result<Stored, DbErr>) {
-    if reply.send(done).is_err() {
-        tracing::debug!("A webhook's caller left before its commit finished.");
-    }
-}
-
-/// Stores every job in one transaction; any error rolls all of them back.
-async fn store_batch(
-    store: &Store,
-    #[cfg_attr(not(test), allow(unused_variables))] stats: &BatchStats,
-    jobs: &[Job],
-) -> Result<Vec<Stored>, DbErr> {
-    let txn = store.write_txn().await?;
-    let results = batch::store_jobs(&txn, jobs).await?;
-    #[cfg(test)]
-    if let Some(key) = stats.poisoned_key.lock().unwrap().as_deref()
-        && jobs
-            .iter()
-            .any(|j| j.parsed.events.iter().any(|e| e.event_key == key))
-    {
-        // Dropping the transaction rolls back everything the batch wrote.
-        return Err(DbErr::Custom("batch failpoint".into()));
-    }
-    txn.commit().await?;
-    Ok(results)
 }
 
 #[cfg(test)]
@@ -520,9 +230,14 @@ mod tests {
     use switchboard_core::{ContactIdentity, PhoneNumber, PhoneParser, WebhookRequest};
 
     use super::*;
-    use crate::crypto::CredentialCipher;
+    use sea_orm::DbErr;
+    use tokio::sync::{Notify, oneshot};
+
+    use crate::inbound::writer::{Queued, commit_batch};
     use crate::store::SqliteSync;
+    use crate::store::crypto::CredentialCipher;
     use crate::store::entity::{messages, webhook_events};
+    use crate::tenancy::tenants::Tenants;
 
     const BUSINESS: &str = "+14155238886";
     const SECRET: &str = "batch-secret";
@@ -533,18 +248,38 @@ mod tests {
         FakeAdapter::webhook(BUSINESS, &[event], Some(SECRET))
     }
 
-    async fn fake_router(dir: &tempfile::TempDir) -> Router {
+    /// The inbound pipeline and what it needs, on a fresh SQLite file, with one fake
+    /// account connected.
+    struct Fixture {
+        inbound: Inbound,
+        accounts: Arc<Accounts>,
+        tenants: Tenants,
+        store: Store,
+    }
+
+    async fn fixture(dir: &tempfile::TempDir) -> Fixture {
         let url = format!("sqlite://{}/inbound.db?mode=rwc", dir.path().display());
         let store = Store::connect(&url, SqliteSync::Full).await.unwrap();
         store.migrate().await.unwrap();
         let cipher = CredentialCipher::from_base64(&CredentialCipher::generate_key()).unwrap();
-        let router = Router::builder(store, cipher)
-            .adapter(Arc::new(FakeAdapter::new()))
-            .phone_parser(PhoneParser::with_region("NL").unwrap())
-            .build();
-        let tenant = router.create_tenant("acme").await.unwrap().tenant_id;
-        router
-            .connect_account(
+        let mut adapters = AdapterRegistry::new();
+        adapters.register(Arc::new(FakeAdapter::new()));
+        let phones = PhoneParser::with_region("NL").unwrap();
+        let accounts = Arc::new(Accounts::new(
+            store.clone(),
+            cipher,
+            adapters.clone(),
+            phones,
+        ));
+        let events = Arc::new(EventBus::new(
+            Arc::new(Notify::new()),
+            Arc::new(Notify::new()),
+        ));
+        let inbound = Inbound::new(store.clone(), adapters, accounts.clone(), events);
+        let tenants = Tenants::new(store.clone());
+        let tenant = tenants.create("acme").await.unwrap().tenant_id;
+        accounts
+            .connect(
                 &tenant,
                 "fake",
                 BUSINESS,
@@ -553,7 +288,12 @@ mod tests {
             )
             .await
             .unwrap();
-        router
+        Fixture {
+            inbound,
+            accounts,
+            tenants,
+            store,
+        }
     }
 
     /// Whatever an adapter hands over, the keys read before verification are bounded, and
@@ -561,16 +301,17 @@ mod tests {
     #[tokio::test]
     async fn routing_keys_are_bounded_and_read_in_one_query() {
         let dir = tempfile::tempdir().unwrap();
-        let router = fake_router(&dir).await;
+        let f = fixture(&dir).await;
         let unknown: Vec<String> = (0..=MAX_ROUTING_KEYS)
             .map(|i| format!("+3161{i:07}"))
             .collect();
         let every_key = FakeAdapter::new();
         let first_signed = FakeAdapter::new().with_key_rule(KeyRule::FirstSigned);
         let request = FakeAdapter::webhook(BUSINESS, &[], Some(SECRET));
-        let counts = || (router.route_queries(), router.route_reads());
+        let counts = || (f.accounts.route_queries(), f.accounts.route_reads());
 
-        let err = router
+        let err = f
+            .inbound
             .signed_accounts("fake", &unknown, &every_key, &request)
             .await
             .unwrap_err();
@@ -579,7 +320,8 @@ mod tests {
 
         let mut keys = unknown[..MAX_ROUTING_KEYS - 1].to_vec();
         keys.push(BUSINESS.to_owned());
-        let signed = router
+        let signed = f
+            .inbound
             .signed_accounts("fake", &keys, &every_key, &request)
             .await
             .unwrap();
@@ -588,17 +330,17 @@ mod tests {
 
         // FirstSigned: the first key alone, then the rest together.
         let keys = [BUSINESS.to_owned(), unknown[MAX_ROUTING_KEYS].clone()];
-        router.inner.accounts.clear();
+        f.accounts.clear_cache();
         let before = counts();
-        router
+        f.inbound
             .signed_accounts("fake", &keys, &first_signed, &request)
             .await
             .unwrap();
         assert_eq!((counts().0 - before.0, counts().1 - before.1), (1, 1));
         let keys = [unknown[MAX_ROUTING_KEYS].clone(), BUSINESS.to_owned()];
-        router.inner.accounts.clear();
+        f.accounts.clear_cache();
         let before = counts();
-        router
+        f.inbound
             .signed_accounts("fake", &keys, &first_signed, &request)
             .await
             .unwrap();
@@ -610,16 +352,16 @@ mod tests {
     #[tokio::test]
     async fn a_signature_is_checked_once_per_distinct_secret() {
         let dir = tempfile::tempdir().unwrap();
-        let router = fake_router(&dir).await;
-        let tenant = router.create_tenant("globex").await.unwrap().tenant_id;
+        let f = fixture(&dir).await;
+        let tenant = f.tenants.create("globex").await.unwrap().tenant_id;
         let shared = ["+31201234567", "+31201234568", "+31201234569"];
         for (number, secret) in shared
             .iter()
             .map(|n| (n, SECRET))
             .chain([(&"+31201234560", "other")])
         {
-            router
-                .connect_account(
+            f.accounts
+                .connect(
                     &tenant,
                     "fake",
                     number,
@@ -636,7 +378,8 @@ mod tests {
             .chain(shared)
             .map(str::to_owned)
             .collect();
-        let verified = router
+        let verified = f
+            .inbound
             .signed_accounts("fake", &keys, &adapter, &request)
             .await
             .unwrap();
@@ -655,10 +398,10 @@ mod tests {
     #[tokio::test]
     async fn a_failed_batch_is_rolled_back_and_its_webhooks_retried_alone() {
         let dir = tempfile::tempdir().unwrap();
-        let router = fake_router(&dir).await;
-        let stats = router.inbound_batch_stats();
+        let f = fixture(&dir).await;
+        let stats = f.inbound.batch_stats();
         // A lone webhook goes by the batch path too.
-        router
+        f.inbound
             .receive_webhook("fake", webhook("E0", "+31612345600"))
             .await
             .unwrap();
@@ -675,7 +418,8 @@ mod tests {
             ("BAD", "+31612345609"),
             ("E3", "+31612345600"),
         ] {
-            let (_, job) = router
+            let (_, job) = f
+                .inbound
                 .verify_and_parse("fake", &webhook(key, from))
                 .await
                 .unwrap();
@@ -684,7 +428,7 @@ mod tests {
             answers.push(answer);
         }
         // One batch, as a writer task takes it.
-        commit_batch(router.store(), stats, queued).await;
+        commit_batch(&f.store, stats, queued).await;
         let mut outcomes = Vec::new();
         for answer in answers {
             match answer.await.expect("every webhook is answered") {
@@ -714,7 +458,7 @@ mod tests {
             "no webhook of the failed batch counts as batched"
         );
 
-        let db = router.store().conn();
+        let db = f.store.conn();
         assert_eq!(messages::Entity::find().count(db).await.unwrap(), 4);
         assert_eq!(webhook_events::Entity::find().count(db).await.unwrap(), 4);
         assert_eq!(
@@ -729,7 +473,7 @@ mod tests {
         // Through the pipeline: the bad webhook is refused with a 503, the other answered.
         let acks = futures::future::join_all(
             [("E4", "+31612345604"), ("BAD", "+31612345609")]
-                .map(|(key, from)| router.receive_webhook("fake", webhook(key, from))),
+                .map(|(key, from)| f.inbound.receive_webhook("fake", webhook(key, from))),
         )
         .await;
         assert_eq!(acks[0].as_ref().unwrap().stored, 1);
@@ -738,7 +482,8 @@ mod tests {
 
         // Once it can be stored, it is, for the first time.
         *stats.poisoned_key.lock().unwrap() = None;
-        let ack = router
+        let ack = f
+            .inbound
             .receive_webhook("fake", webhook("BAD", "+31612345609"))
             .await
             .unwrap();
@@ -746,7 +491,7 @@ mod tests {
         assert_eq!(messages::Entity::find().count(db).await.unwrap(), 6);
     }
 
-    /// A router whose writer tasks ended with their runtime still stores a webhook, alone,
+    /// A pipeline whose writer tasks ended with their runtime still stores a webhook, alone,
     /// before acknowledging it.
     #[test]
     fn a_webhook_is_stored_alone_when_the_writer_tasks_are_gone() {
@@ -758,22 +503,26 @@ mod tests {
                 .unwrap()
         };
         let first = runtime();
-        let router = first.block_on(fake_router(&dir));
+        let f = first.block_on(fixture(&dir));
         // Starts the writer tasks on the first runtime, then ends them with it.
         first
-            .block_on(router.receive_webhook("fake", webhook("E0", "+31612345600")))
+            .block_on(
+                f.inbound
+                    .receive_webhook("fake", webhook("E0", "+31612345600")),
+            )
             .unwrap();
         drop(first);
 
         runtime().block_on(async {
-            let ack = router
+            let ack = f
+                .inbound
                 .receive_webhook("fake", webhook("E1", "+31612345601"))
                 .await
                 .unwrap();
             assert_eq!((ack.stored, ack.duplicates), (1, 0));
-            let stats = router.inbound_batch_stats();
+            let stats = f.inbound.batch_stats();
             assert_eq!(stats.batched.load(Relaxed), 2);
-            let db = router.store().conn();
+            let db = f.store.conn();
             assert_eq!(messages::Entity::find().count(db).await.unwrap(), 2);
             assert_eq!(webhook_events::Entity::find().count(db).await.unwrap(), 2);
         });

@@ -11,13 +11,13 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde::Serialize;
-use switchboard_core::Bsuid;
+use switchboard_core::{Bsuid, PhoneParser};
 
-use crate::contacts::{self, ContactView};
 use crate::error::{Result, RouterError};
 use crate::ids;
-use crate::router::Router;
-use crate::send::SERVICE_WINDOW_MS;
+use crate::media::library::MediaLibrary;
+use crate::records::contacts::{self, ContactView};
+use crate::records::conversations::SERVICE_WINDOW_MS;
 use crate::store::entity::{
     contacts as contact_rows, conversations, message_status_events, messages, send_attempts,
 };
@@ -142,7 +142,7 @@ pub struct MessageView {
     /// and state (`pending`, `stored`, `failed` with the reason). Each `content.media[i]`
     /// also carries its `media_id` and `media_state`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub media: Vec<crate::media::MediaView>,
+    pub media: Vec<crate::media::view::MediaView>,
 }
 
 /// One status report of a message.
@@ -220,11 +220,30 @@ fn message_view(row: messages::Model) -> MessageView {
     }
 }
 
-impl Router {
+/// The read side of the product API: messages, conversations and contacts of a tenant.
+pub struct Records {
+    store: crate::store::Store,
+    phones: PhoneParser,
+    media: std::sync::Arc<MediaLibrary>,
+}
+
+impl Records {
+    pub(crate) fn new(
+        store: crate::store::Store,
+        phones: PhoneParser,
+        media: std::sync::Arc<MediaLibrary>,
+    ) -> Self {
+        Self {
+            store,
+            phones,
+            media,
+        }
+    }
+
     /// Adds the stored media of each message (one query for the whole list).
     async fn attach_media(&self, tenant_id: &str, views: &mut [MessageView]) -> Result<()> {
         let ids = views.iter().map(|v| v.id.clone()).collect();
-        let mut by_message = self.media_of_messages(tenant_id, ids).await?;
+        let mut by_message = self.media.of_messages(tenant_id, ids).await?;
         for v in views {
             let Some(rows) = by_message.remove(&v.id) else {
                 continue;
@@ -241,7 +260,7 @@ impl Router {
                     }
                 }
             }
-            v.media = rows.iter().map(crate::media::view).collect();
+            v.media = rows.iter().map(crate::media::view::view).collect();
         }
         Ok(())
     }
@@ -271,13 +290,13 @@ fn attempt_view(row: send_attempts::Model) -> AttemptView {
     }
 }
 
-impl Router {
+impl Records {
     /// A message of the tenant with its status history and delivery attempts.
     ///
     /// # Errors
     /// `not_found` for an unknown id or another tenant's; a database error.
     pub async fn get_message(&self, tenant_id: &str, message_id: &str) -> Result<MessageView> {
-        let db = self.inner.store.conn();
+        let db = self.store.conn();
         let row = messages::Entity::find_by_id(message_id.to_owned())
             .filter(messages::Column::TenantId.eq(tenant_id))
             .one(db)
@@ -311,7 +330,7 @@ impl Router {
     pub async fn provider_message_id(&self, tenant_id: &str, message_id: &str) -> Result<String> {
         messages::Entity::find_by_id(message_id.to_owned())
             .filter(messages::Column::TenantId.eq(tenant_id))
-            .one(self.inner.store.conn())
+            .one(self.store.conn())
             .await?
             .ok_or(RouterError::NotFound("message"))?
             .provider_message_id
@@ -334,7 +353,7 @@ impl Router {
     ) -> Result<Page<ConversationView>> {
         use conversations::Column as C;
         let (limit, cursor) = request.parse()?;
-        let db = self.inner.store.conn();
+        let db = self.store.conn();
         let mut query = conversations::Entity::find().filter(C::TenantId.eq(tenant_id));
         if let Some(c) = cursor {
             query = query.filter(
@@ -408,7 +427,7 @@ impl Router {
     ) -> Result<Page<MessageView>> {
         use messages::Column as M;
         let (limit, cursor) = request.parse()?;
-        let db = self.inner.store.conn();
+        let db = self.store.conn();
         conversations::Entity::find_by_id(conversation_id.to_owned())
             .filter(conversations::Column::TenantId.eq(tenant_id))
             .one(db)
@@ -453,14 +472,13 @@ impl Router {
     /// `invalid_phone` (400) when it is neither a number nor a BSUID; `not_found`; a
     /// database error.
     pub async fn find_contact(&self, tenant_id: &str, phone_or_bsuid: &str) -> Result<ContactView> {
-        let db = self.inner.store.conn();
+        let db = self.store.conn();
         let (kind, value) = if Bsuid::looks_like(phone_or_bsuid) {
             let bsuid = Bsuid::parse(phone_or_bsuid)
                 .map_err(|e| RouterError::invalid("invalid_phone", e.to_string()))?;
             (contacts::BSUID, bsuid.to_string())
         } else {
             let phone = self
-                .inner
                 .phones
                 .parse(phone_or_bsuid)
                 .map_err(|e| RouterError::invalid("invalid_phone", e.to_string()))?;

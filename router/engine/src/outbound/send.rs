@@ -7,17 +7,21 @@ use sea_orm::{
 };
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use switchboard_core::{Bsuid, Capabilities, ContactIdentity, Content, MessageStatus};
+use switchboard_core::{Bsuid, Capabilities, ContactIdentity, Content, MessageStatus, PhoneParser};
 
-use crate::accounts::Account;
+use std::sync::Arc;
+
+use tokio::sync::Notify;
+
 use crate::error::{Result, RouterError};
 use crate::ids::{self, now_ms};
-use crate::router::Router;
+use crate::media::library::MediaLibrary;
+use crate::records::conversations::SERVICE_WINDOW_MS;
+use crate::records::{contacts, conversations as convs};
+use crate::store::Store;
 use crate::store::entity::{channel_accounts, conversations, messages, outbox};
-use crate::{contacts, conversations as convs};
-
-/// The 24-hour customer-service window.
-pub const SERVICE_WINDOW_MS: i64 = 24 * 60 * 60 * 1000;
+use crate::tenancy::accounts::{Account, Accounts};
+use crate::tenancy::registry::AdapterRegistry;
 
 /// A message the product wants sent.
 #[derive(Clone, Debug, Default)]
@@ -48,7 +52,36 @@ pub struct SendAccepted {
     pub parts: Vec<String>,
 }
 
-impl Router {
+/// Accepts messages for delivery: `send()`.
+pub struct Sending {
+    store: Store,
+    adapters: AdapterRegistry,
+    accounts: Arc<Accounts>,
+    phones: PhoneParser,
+    media: Arc<MediaLibrary>,
+    /// Wakes the delivery engine.
+    wake: Arc<Notify>,
+}
+
+impl Sending {
+    pub(crate) fn new(
+        store: Store,
+        adapters: AdapterRegistry,
+        accounts: Arc<Accounts>,
+        phones: PhoneParser,
+        media: Arc<MediaLibrary>,
+        wake: Arc<Notify>,
+    ) -> Self {
+        Self {
+            store,
+            adapters,
+            accounts,
+            phones,
+            media,
+            wake,
+        }
+    }
+
     /// Accepts a message for delivery.
     ///
     /// # Errors
@@ -73,20 +106,19 @@ impl Router {
         }
         let account = self.choose_sender(tenant_id, &request, &recipient).await?;
         let adapter = self
-            .inner
             .adapters
             .get(&account.channel)
             .ok_or(RouterError::NotFound("channel"))?
             .clone();
-        self.resolve_media_refs(tenant_id, adapter.as_ref(), &mut request.content)
+        self.media
+            .resolve_media_refs(tenant_id, adapter.as_ref(), &mut request.content)
             .await?;
         let parts = split(&request.content, adapter.capabilities())?;
 
         // Two concurrent first messages to one new number race to create its contact; on
         // PostgreSQL the loser's unique violation rolls its transaction back, and a retry
         // finds the contact (SQLite serializes write transactions, so it never races).
-        self.inner
-            .store
+        self.store
             .retry_conflicts("send", || {
                 self.accept(tenant_id, &request, &recipient, &account, &parts)
             })
@@ -99,10 +131,10 @@ impl Router {
         tenant_id: &str,
         request: &SendRequest,
         recipient: &ContactIdentity,
-        account: &crate::accounts::Account,
+        account: &Account,
         parts: &[Content],
     ) -> Result<SendAccepted> {
-        let txn = self.inner.store.write_txn().await?;
+        let txn = self.store.write_txn().await?;
         let contact_id = contacts::upsert(&txn, tenant_id, recipient)
             .await?
             .ok_or_else(|| {
@@ -219,7 +251,7 @@ impl Router {
             ids_out.push(id);
         }
         txn.commit().await?;
-        self.inner.wake_delivery.notify_one();
+        self.wake.notify_one();
         let mut ids_iter = ids_out.into_iter();
         Ok(SendAccepted {
             id: ids_iter.next().unwrap_or_default(),
@@ -242,7 +274,7 @@ impl Router {
         key: &str,
         hash: &str,
     ) -> Result<Option<SendAccepted>> {
-        let db = self.inner.store.conn();
+        let db = self.store.conn();
         let Some(first) = messages::Entity::find()
             .filter(messages::Column::TenantId.eq(tenant_id))
             .filter(messages::Column::IdempotencyKey.eq(key))
@@ -287,7 +319,6 @@ impl Router {
             });
         }
         let phone = self
-            .inner
             .phones
             .parse(to)
             .map_err(|e| RouterError::invalid("invalid_recipient", e.to_string()))?;
@@ -302,12 +333,12 @@ impl Router {
         request: &SendRequest,
         recipient: &ContactIdentity,
     ) -> Result<std::sync::Arc<Account>> {
-        let db = self.inner.store.conn();
+        let db = self.store.conn();
         let mut query = channel_accounts::Entity::find()
             .filter(channel_accounts::Column::TenantId.eq(tenant_id))
             .filter(channel_accounts::Column::Active.eq(true));
         if let Some(channel) = &request.channel {
-            if self.inner.adapters.get(channel).is_none() {
+            if self.adapters.get(channel).is_none() {
                 return Err(RouterError::invalid(
                     "unknown_channel",
                     format!("no channel named {channel:?}"),
@@ -317,7 +348,6 @@ impl Router {
         }
         if let Some(from) = &request.from {
             let from = self
-                .inner
                 .phones
                 .parse(from)
                 .map_err(|e| RouterError::invalid("invalid_from", e.to_string()))?;
@@ -340,7 +370,7 @@ impl Router {
                 .await?
                 .ok_or_else(|| RouterError::invalid("sender_ambiguous", "several accounts could send this and the contact has written to none of them: give `channel` or `from`"))?
         };
-        self.account_by_id(&chosen).await
+        self.accounts.by_id(&chosen).await
     }
 
     async fn last_written_to<C: ConnectionTrait>(

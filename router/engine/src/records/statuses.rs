@@ -23,6 +23,16 @@ pub(crate) enum Applied {
     Pending,
 }
 
+impl Applied {
+    /// The event to publish, when the message moved.
+    pub(crate) fn into_event(self) -> Option<RouterEvent> {
+        match self {
+            Self::Advanced(ev) => Some(ev),
+            Self::Stale | Self::Pending => None,
+        }
+    }
+}
+
 fn raw_text(raw: &serde_json::Value) -> Option<String> {
     (!raw.is_null()).then(|| raw.to_string())
 }

@@ -5,11 +5,10 @@ use std::fmt;
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use serde::Serialize;
 
-use crate::crypto::{generate_api_key, hash_api_key};
 use crate::error::{Result, RouterError};
 use crate::ids::{self, now_ms};
-use crate::router::Router;
 use crate::store::Store;
+use crate::store::crypto::{generate_api_key, hash_api_key};
 use crate::store::entity::{api_keys, tenants};
 
 /// What an API key may do.
@@ -112,119 +111,63 @@ impl ApiKeyView {
     }
 }
 
-/// Creates a tenant and its first admin API key. Needs only the database: the CLI creates
-/// tenants without the credentials key.
-///
-/// # Errors
-/// `invalid_name` for an empty or over-long name; a database error.
-pub async fn create_tenant(store: &Store, name: &str) -> Result<NewApiKey> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 200 {
-        return Err(RouterError::invalid(
-            "invalid_name",
-            "a tenant name must have 1 to 200 characters",
-        ));
-    }
-    let tenant_id = ids::new_id(ids::TENANT);
-    let txn = store.write_txn().await?;
-    tenants::Entity::insert(tenants::ActiveModel {
-        id: Set(tenant_id.clone()),
-        name: Set(name.to_owned()),
-        notify_url: Set(None),
-        notify_secret_enc: Set(None),
-        created_at: Set(now_ms()),
-    })
-    .exec_without_returning(&txn)
-    .await?;
-    let key = insert_key(&txn, &tenant_id, Role::Admin, Some("initial admin key")).await?;
-    txn.commit().await?;
-    Ok(key)
+/// Tenants and their API keys. Needs only the database: the CLI manages tenants without
+/// the credentials key.
+#[derive(Clone, Debug)]
+pub struct Tenants {
+    store: Store,
 }
 
-/// Every tenant, oldest first.
-///
-/// # Errors
-/// A database error.
-pub async fn list_tenants(store: &Store) -> Result<Vec<TenantView>> {
-    Ok(tenants::Entity::find()
-        .order_by_asc(tenants::Column::CreatedAt)
-        .order_by_asc(tenants::Column::Id)
-        .all(store.conn())
-        .await?
-        .into_iter()
-        .map(|t| TenantView {
-            id: t.id,
-            name: t.name,
-            created_at: ids::rfc3339(t.created_at),
-        })
-        .collect())
-}
-
-/// A tenant's API keys, revoked ones included, oldest first.
-///
-/// # Errors
-/// `not_found` for an unknown tenant; a database error.
-pub async fn list_api_keys(store: &Store, tenant_id: &str) -> Result<Vec<ApiKeyView>> {
-    if tenants::Entity::find_by_id(tenant_id.to_owned())
-        .one(store.conn())
-        .await?
-        .is_none()
-    {
-        return Err(RouterError::NotFound("tenant"));
+impl Tenants {
+    pub fn new(store: Store) -> Self {
+        Self { store }
     }
-    Ok(api_keys::Entity::find()
-        .filter(api_keys::Column::TenantId.eq(tenant_id))
-        .order_by_asc(api_keys::Column::CreatedAt)
-        .order_by_asc(api_keys::Column::Id)
-        .all(store.conn())
-        .await?
-        .into_iter()
-        .map(ApiKeyView::from_row)
-        .collect())
-}
 
-/// Revokes the key `key_id` (of `tenant_id` when given): it authenticates nothing from now
-/// on. Revoking a revoked key keeps its first revocation time.
-///
-/// # Errors
-/// `not_found` when no such key (of that tenant) exists; a database error.
-pub async fn revoke_api_key(
-    store: &Store,
-    tenant_id: Option<&str>,
-    key_id: &str,
-) -> Result<ApiKeyView> {
-    let txn = store.write_txn().await?;
-    let mut find = api_keys::Entity::find_by_id(key_id.to_owned());
-    if let Some(tenant_id) = tenant_id {
-        find = find.filter(api_keys::Column::TenantId.eq(tenant_id));
-    }
-    let mut row = find
-        .one(&txn)
-        .await?
-        .ok_or(RouterError::NotFound("api key"))?;
-    if row.revoked_at.is_none() {
-        let at = now_ms();
-        api_keys::Entity::update_many()
-            .col_expr(
-                api_keys::Column::RevokedAt,
-                sea_orm::sea_query::Expr::value(at),
-            )
-            .filter(api_keys::Column::Id.eq(key_id))
-            .exec(&txn)
-            .await?;
-        row.revoked_at = Some(at);
-    }
-    txn.commit().await?;
-    Ok(ApiKeyView::from_row(row))
-}
-
-impl Router {
-    /// Creates a tenant and its first admin API key ([`create_tenant`]).
+    /// Creates a tenant and its first admin API key.
     ///
     /// # Errors
     /// `invalid_name` for an empty or over-long name; a database error.
-    pub async fn create_tenant(&self, name: &str) -> Result<NewApiKey> {
-        create_tenant(&self.inner.store, name).await
+    pub async fn create(&self, name: &str) -> Result<NewApiKey> {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 200 {
+            return Err(RouterError::invalid(
+                "invalid_name",
+                "a tenant name must have 1 to 200 characters",
+            ));
+        }
+        let tenant_id = ids::new_id(ids::TENANT);
+        let txn = self.store.write_txn().await?;
+        tenants::Entity::insert(tenants::ActiveModel {
+            id: Set(tenant_id.clone()),
+            name: Set(name.to_owned()),
+            notify_url: Set(None),
+            notify_secret_enc: Set(None),
+            created_at: Set(now_ms()),
+        })
+        .exec_without_returning(&txn)
+        .await?;
+        let key = insert_key(&txn, &tenant_id, Role::Admin, Some("initial admin key")).await?;
+        txn.commit().await?;
+        Ok(key)
+    }
+
+    /// Every tenant, oldest first.
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn list(&self) -> Result<Vec<TenantView>> {
+        Ok(tenants::Entity::find()
+            .order_by_asc(tenants::Column::CreatedAt)
+            .order_by_asc(tenants::Column::Id)
+            .all(self.store.conn())
+            .await?
+            .into_iter()
+            .map(|t| TenantView {
+                id: t.id,
+                name: t.name,
+                created_at: ids::rfc3339(t.created_at),
+            })
+            .collect())
     }
 
     /// Creates another API key for the tenant.
@@ -237,23 +180,65 @@ impl Router {
         role: Role,
         name: Option<&str>,
     ) -> Result<NewApiKey> {
-        insert_key(self.inner.store.write_conn(), tenant_id, role, name).await
+        insert_key(self.store.write_conn(), tenant_id, role, name).await
     }
 
-    /// The tenant's API keys without their secrets ([`list_api_keys`]).
+    /// A tenant's API keys without their secrets, revoked ones included, oldest first.
     ///
     /// # Errors
-    /// A database error.
+    /// `not_found` for an unknown tenant; a database error.
     pub async fn list_api_keys(&self, tenant_id: &str) -> Result<Vec<ApiKeyView>> {
-        list_api_keys(&self.inner.store, tenant_id).await
+        if tenants::Entity::find_by_id(tenant_id.to_owned())
+            .one(self.store.conn())
+            .await?
+            .is_none()
+        {
+            return Err(RouterError::NotFound("tenant"));
+        }
+        Ok(api_keys::Entity::find()
+            .filter(api_keys::Column::TenantId.eq(tenant_id))
+            .order_by_asc(api_keys::Column::CreatedAt)
+            .order_by_asc(api_keys::Column::Id)
+            .all(self.store.conn())
+            .await?
+            .into_iter()
+            .map(ApiKeyView::from_row)
+            .collect())
     }
 
-    /// Revokes one of the tenant's API keys ([`revoke_api_key`]).
+    /// Revokes the key `key_id` (of `tenant_id` when given): it authenticates nothing from
+    /// now on. Revoking a revoked key keeps its first revocation time.
     ///
     /// # Errors
-    /// `not_found` for another tenant's or an unknown key; a database error.
-    pub async fn revoke_api_key(&self, tenant_id: &str, key_id: &str) -> Result<ApiKeyView> {
-        revoke_api_key(&self.inner.store, Some(tenant_id), key_id).await
+    /// `not_found` when no such key (of that tenant) exists; a database error.
+    pub async fn revoke_api_key(
+        &self,
+        tenant_id: Option<&str>,
+        key_id: &str,
+    ) -> Result<ApiKeyView> {
+        let txn = self.store.write_txn().await?;
+        let mut find = api_keys::Entity::find_by_id(key_id.to_owned());
+        if let Some(tenant_id) = tenant_id {
+            find = find.filter(api_keys::Column::TenantId.eq(tenant_id));
+        }
+        let mut row = find
+            .one(&txn)
+            .await?
+            .ok_or(RouterError::NotFound("api key"))?;
+        if row.revoked_at.is_none() {
+            let at = now_ms();
+            api_keys::Entity::update_many()
+                .col_expr(
+                    api_keys::Column::RevokedAt,
+                    sea_orm::sea_query::Expr::value(at),
+                )
+                .filter(api_keys::Column::Id.eq(key_id))
+                .exec(&txn)
+                .await?;
+            row.revoked_at = Some(at);
+        }
+        txn.commit().await?;
+        Ok(ApiKeyView::from_row(row))
     }
 
     /// The caller an API key belongs to, if it is a live key.
@@ -266,7 +251,7 @@ impl Router {
         }
         let row = api_keys::Entity::find()
             .filter(api_keys::Column::KeyHash.eq(hash_api_key(api_key)))
-            .one(self.inner.store.conn())
+            .one(self.store.conn())
             .await?;
         Ok(row.filter(|r| r.revoked_at.is_none()).and_then(|r| {
             Some(Principal {

@@ -10,18 +10,24 @@
 //! because statuses only move forward.
 
 use std::collections::HashSet;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, DbBackend, EntityTrait, QueryFilter, Statement};
 use switchboard_core::ErrorKind;
 
+use tokio::sync::watch;
+
+use crate::config::DeliveryConfig;
 use crate::error::Result;
+use crate::events::EventBus;
 use crate::ids::now_ms;
-use crate::router::Router;
-use crate::statuses::{self, Applied};
+use crate::records::statuses;
+use crate::store::Store;
 use crate::store::entity::messages;
+use crate::tenancy::accounts::Accounts;
+use crate::tenancy::registry::AdapterRegistry;
 
 const MAX_AGE_MS: i64 = 7 * 24 * 60 * 60 * 1000;
 const PER_PASS: u64 = 200;
@@ -45,7 +51,46 @@ fn stuck_messages_sql(backend: DbBackend, now: i64, after: i64) -> String {
     )
 }
 
-impl Router {
+/// Asks providers about messages whose outcome never arrived, and forgets statuses whose
+/// message never appeared.
+pub struct Reconciler {
+    pub(crate) store: Store,
+    pub(crate) adapters: AdapterRegistry,
+    pub(crate) accounts: Arc<Accounts>,
+    pub(crate) events: Arc<EventBus>,
+    pub(crate) config: DeliveryConfig,
+}
+
+impl Reconciler {
+    /// Reconciles every `DeliveryConfig::reconcile_every` until `shutdown` turns true.
+    pub(crate) async fn run(&self, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(self.config.reconcile_every) => {}
+                changed = shutdown.changed() => if changed.is_err() { break },
+            }
+            if *shutdown.borrow() {
+                break;
+            }
+            match self.reconcile().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(
+                    advanced = n,
+                    "Reconciled message statuses with the providers."
+                ),
+                Err(e) => tracing::warn!(error = %e, "Status reconciliation failed."),
+            }
+            match self.prune_pending_statuses().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(
+                    deleted = n,
+                    "Deleted statuses whose message never appeared."
+                ),
+                Err(e) => tracing::warn!(error = %e, "Could not delete old pending statuses."),
+            }
+        }
+    }
+
     /// Deletes statuses that waited longer than `DeliveryConfig::pending_statuses_kept`
     /// for a message that never appeared; returns how many. The running engine does this
     /// with every reconciliation pass.
@@ -53,9 +98,9 @@ impl Router {
     /// # Errors
     /// A database error.
     pub async fn prune_pending_statuses(&self) -> Result<u64> {
-        let kept = i64::try_from(self.inner.delivery.pending_statuses_kept.as_millis())
-            .unwrap_or(i64::MAX / 4);
-        Ok(statuses::prune_pending(self.inner.store.write_conn(), now_ms() - kept).await?)
+        let kept =
+            i64::try_from(self.config.pending_statuses_kept.as_millis()).unwrap_or(i64::MAX / 4);
+        Ok(statuses::prune_pending(self.store.write_conn(), now_ms() - kept).await?)
     }
 
     /// Asks providers about outbound messages stuck without an outcome; returns how many
@@ -64,11 +109,10 @@ impl Router {
     /// # Errors
     /// A database error while selecting the messages (per-message failures are logged).
     pub async fn reconcile(&self) -> Result<usize> {
-        let db = self.inner.store.write_conn();
+        let db = self.store.write_conn();
         let now = now_ms();
-        let after =
-            i64::try_from(self.inner.delivery.reconcile_after.as_millis()).unwrap_or(i64::MAX / 4);
-        let backend = self.inner.store.backend();
+        let after = i64::try_from(self.config.reconcile_after.as_millis()).unwrap_or(i64::MAX / 4);
+        let backend = self.store.backend();
         let stuck = messages::Entity::find()
             .from_raw_sql(Statement::from_string(
                 backend,
@@ -114,13 +158,13 @@ impl Router {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .contains(&message.channel);
         let (Some(adapter), Some(provider_id), false) = (
-            self.inner.adapters.get(&message.channel).cloned(),
+            self.adapters.get(&message.channel).cloned(),
             message.provider_message_id.as_deref(),
             skip,
         ) else {
             return Ok(false);
         };
-        let account = self.account_by_id(&message.account_id).await?;
+        let account = self.accounts.by_id(&message.account_id).await?;
         let update = match adapter.fetch_status(&account.ctx, provider_id).await {
             Ok(Some(update)) => update,
             Ok(None) => return Ok(false),
@@ -133,7 +177,7 @@ impl Router {
             }
             Err(e) => return Err(e.into()),
         };
-        let txn = self.inner.store.write_txn().await?;
+        let txn = self.store.write_txn().await?;
         let applied = statuses::record(
             &txn,
             message,
@@ -143,17 +187,14 @@ impl Router {
             Some(update.timestamp.timestamp_millis()),
         )
         .await?;
-        let events: Vec<_> = match applied {
-            Applied::Advanced(ev) => vec![ev],
-            _ => Vec::new(),
-        };
-        crate::notify::enqueue(&txn, &events).await?;
+        let events: Vec<_> = applied.into_event().into_iter().collect();
+        crate::notify::queue::enqueue(&txn, &events).await?;
         txn.commit().await?;
         if events.is_empty() {
             return Ok(false);
         }
         metrics::counter!("switchboard_statuses_reconciled_total", "channel" => message.channel.clone()).increment(1);
-        self.publish(events);
+        self.events.publish(events);
         Ok(true)
     }
 }

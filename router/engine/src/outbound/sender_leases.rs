@@ -33,7 +33,7 @@ use sea_orm::{
 
 use crate::error::Result;
 use crate::ids::now_ms;
-use crate::router::Router;
+use crate::store::Store;
 use crate::store::entity::outbox;
 
 /// Nobody may take a released lease for this long (one rate window).
@@ -43,7 +43,7 @@ const RELEASED: &str = "";
 
 /// The senders this process may send for, and until when (milliseconds since the epoch).
 #[derive(Default)]
-pub(crate) struct SenderHolds {
+struct SenderHolds {
     /// Serializes taking, renewing and releasing leases.
     ops: tokio::sync::Mutex<()>,
     send_until: Mutex<HashMap<String, i64>>,
@@ -51,7 +51,7 @@ pub(crate) struct SenderHolds {
 
 impl SenderHolds {
     /// True when this process holds the sender's lease with a cool-down to spare at `now`.
-    pub(crate) fn may_send(&self, account_id: &str, now: i64) -> bool {
+    fn may_send(&self, account_id: &str, now: i64) -> bool {
         self.map().get(account_id).is_some_and(|until| now < *until)
     }
 
@@ -121,9 +121,31 @@ pub(crate) mod worker_rows {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
-impl Router {
+/// This process's sender leases: which senders it may deliver for.
+pub(crate) struct SenderLeases {
+    store: Store,
+    worker_id: String,
+    lease: std::time::Duration,
+    holds: SenderHolds,
+}
+
+impl SenderLeases {
+    pub(crate) fn new(store: Store, worker_id: String, lease: std::time::Duration) -> Self {
+        Self {
+            store,
+            worker_id,
+            lease,
+            holds: SenderHolds::default(),
+        }
+    }
+
+    /// True when this process holds the sender's lease with a cool-down to spare at `now`.
+    pub(crate) fn may_send(&self, account_id: &str, now: i64) -> bool {
+        self.holds.may_send(account_id, now)
+    }
+
     fn lease_ms(&self) -> i64 {
-        i64::try_from(self.inner.delivery.lease.as_millis()).unwrap_or(i64::MAX / 4)
+        i64::try_from(self.lease.as_millis()).unwrap_or(i64::MAX / 4)
     }
 
     /// How long before a sender lease expires this process stops sending for it: the
@@ -136,10 +158,10 @@ impl Router {
     ///
     /// With nothing due it only reads and sends for no sender: an idle process renews no
     /// lease and writes nothing. It takes senders again when their work is due.
-    pub(crate) async fn hold_senders(&self) -> Result<Vec<String>> {
-        let _ops = self.inner.holds.ops.lock().await;
-        let db = self.inner.store.write_conn();
-        let me = self.inner.worker_id.as_str();
+    pub(crate) async fn hold(&self) -> Result<Vec<String>> {
+        let _ops = self.holds.ops.lock().await;
+        let db = self.store.write_conn();
+        let me = self.worker_id.as_str();
         let now = now_ms();
         let ttl = self.lease_ms();
 
@@ -149,14 +171,14 @@ impl Router {
             .distinct()
             .filter(outbox::Column::NextAttemptAt.lte(now))
             .into_tuple::<String>()
-            .all(self.inner.store.conn())
+            .all(self.store.conn())
             .await?
             .into_iter()
             .collect();
         if due.is_empty() {
             // Leases held are left to lapse, not renewed: no write. Until they do, work for
             // them that another process queues is found here by the idle poll.
-            self.inner.holds.hold_only(&[], 0);
+            self.holds.hold_only(&[], 0);
             return Ok(Vec::new());
         }
 
@@ -206,7 +228,7 @@ impl Router {
             mine.sort_by_key(|a| due.contains(a));
             let extra: Vec<String> = mine.drain(..mine.len() - share).collect();
             // Stop sending before anyone else may start.
-            self.inner.holds.forget(&extra);
+            self.holds.forget(&extra);
             lease_rows::Entity::update_many()
                 .col_expr(lease_rows::Column::Holder, Expr::value(RELEASED))
                 .col_expr(
@@ -248,18 +270,17 @@ impl Router {
             }
         }
         // Every lease in `mine` now expires at `now + ttl` or later.
-        self.inner
-            .holds
+        self.holds
             .hold_only(&mine, now + ttl - self.send_margin_ms());
         Ok(mine)
     }
 
     /// Extends every lease this process still holds by one lease period, and with it how
     /// long this process may send for those senders (during a long round).
-    pub(crate) async fn renew_senders(&self) -> Result<()> {
-        let _ops = self.inner.holds.ops.lock().await;
-        let db = self.inner.store.conn();
-        let me = self.inner.worker_id.as_str();
+    pub(crate) async fn renew(&self) -> Result<()> {
+        let _ops = self.holds.ops.lock().await;
+        let db = self.store.conn();
+        let me = self.worker_id.as_str();
         let until = self.extend_leases().await?;
         let held: Vec<String> = lease_rows::Entity::find()
             .select_only()
@@ -269,9 +290,7 @@ impl Router {
             .into_tuple::<String>()
             .all(db)
             .await?;
-        self.inner
-            .holds
-            .extend(&held, until - self.send_margin_ms());
+        self.holds.extend(&held, until - self.send_margin_ms());
         Ok(())
     }
 
@@ -282,28 +301,28 @@ impl Router {
         let until = now + self.lease_ms();
         lease_rows::Entity::update_many()
             .col_expr(lease_rows::Column::ExpiresAt, Expr::value(until))
-            .filter(lease_rows::Column::Holder.eq(self.inner.worker_id.as_str()))
+            .filter(lease_rows::Column::Holder.eq(self.worker_id.as_str()))
             .filter(lease_rows::Column::ExpiresAt.gt(now))
-            .exec(self.inner.store.write_conn())
+            .exec(self.store.write_conn())
             .await?;
         Ok(until)
     }
 
     /// Gives up this process's leases at once (clean shutdown), after the cool-down.
-    pub(crate) async fn release_senders(&self) -> Result<()> {
-        let _ops = self.inner.holds.ops.lock().await;
-        self.inner.holds.hold_only(&[], 0);
+    pub(crate) async fn release(&self) -> Result<()> {
+        let _ops = self.holds.ops.lock().await;
+        self.holds.hold_only(&[], 0);
         lease_rows::Entity::update_many()
             .col_expr(lease_rows::Column::Holder, Expr::value(RELEASED))
             .col_expr(
                 lease_rows::Column::ExpiresAt,
                 Expr::value(now_ms() + RELEASE_COOLDOWN_MS),
             )
-            .filter(lease_rows::Column::Holder.eq(self.inner.worker_id.as_str()))
-            .exec(self.inner.store.write_conn())
+            .filter(lease_rows::Column::Holder.eq(self.worker_id.as_str()))
+            .exec(self.store.write_conn())
             .await?;
-        worker_rows::Entity::delete_by_id(self.inner.worker_id.clone())
-            .exec(self.inner.store.write_conn())
+        worker_rows::Entity::delete_by_id(self.worker_id.clone())
+            .exec(self.store.write_conn())
             .await?;
         Ok(())
     }

@@ -10,14 +10,16 @@ use sea_orm::{
     ActiveValue::Set, ColumnTrait, DatabaseBackend, EntityTrait, QueryFilter, QueryOrder,
 };
 use serde::Serialize;
-use switchboard_core::{AccountContext, Credentials, HealthReport, PhoneNumber};
+use switchboard_core::{AccountContext, Credentials, HealthReport, PhoneNumber, PhoneParser};
 
 use crate::error::{Result, RouterError};
 use crate::ids::{self, now_ms};
-use crate::router::Router;
+use crate::store::Store;
+use crate::store::crypto::{CredentialCipher, CryptoError};
 use crate::store::entity::channel_accounts as accounts;
 use crate::store::is_unique_violation;
 use crate::store::json_rows::{self, Col};
+use crate::tenancy::registry::AdapterRegistry;
 
 /// How long a resolved account is trusted before it is read again, so a disconnect made by
 /// another process takes effect within this time.
@@ -113,6 +115,16 @@ impl AccountCache {
     }
 }
 
+/// The connected accounts: connecting and disconnecting them, and resolving the account a
+/// webhook or an outbox entry belongs to. Owns the account cache.
+pub struct Accounts {
+    store: Store,
+    cipher: CredentialCipher,
+    adapters: AdapterRegistry,
+    phones: PhoneParser,
+    cache: AccountCache,
+}
+
 fn aad(tenant_id: &str, account_id: &str, channel: &str) -> String {
     format!("{tenant_id}|{account_id}|{channel}")
 }
@@ -130,14 +142,29 @@ fn view(row: &accounts::Model, credential_names: Vec<String>) -> AccountView {
     }
 }
 
-impl Router {
+impl Accounts {
+    pub(crate) fn new(
+        store: Store,
+        cipher: CredentialCipher,
+        adapters: AdapterRegistry,
+        phones: PhoneParser,
+    ) -> Self {
+        Self {
+            store,
+            cipher,
+            adapters,
+            phones,
+            cache: AccountCache::default(),
+        }
+    }
+
     /// Connects a provider account for `tenant_id`: validates the address and credentials
     /// with the channel's adapter, stores the credentials encrypted.
     ///
     /// # Errors
     /// `unknown_channel`, `invalid_address`, `invalid_credentials` (400), `account_exists`
     /// (409) when the number is already connected, or a database error.
-    pub async fn connect_account(
+    pub async fn connect(
         &self,
         tenant_id: &str,
         channel: &str,
@@ -145,11 +172,10 @@ impl Router {
         credentials: &serde_json::Value,
         rate_per_second: Option<i32>,
     ) -> Result<AccountView> {
-        let adapter = self.inner.adapters.get(channel).ok_or_else(|| {
+        let adapter = self.adapters.get(channel).ok_or_else(|| {
             RouterError::invalid("unknown_channel", format!("no channel named {channel:?}"))
         })?;
         let address = self
-            .inner
             .phones
             .parse(address)
             .map_err(|e| RouterError::invalid("invalid_address", e.to_string()))?;
@@ -166,10 +192,7 @@ impl Router {
         }
         let id = ids::new_id(ids::ACCOUNT);
         let plaintext = serde_json::to_vec(&setup.credentials.expose_json()).unwrap_or_default();
-        let sealed = self
-            .inner
-            .cipher
-            .seal(&plaintext, &aad(tenant_id, &id, channel));
+        let sealed = self.cipher.seal(&plaintext, &aad(tenant_id, &id, channel));
         let row = accounts::ActiveModel {
             id: Set(id),
             tenant_id: Set(tenant_id.to_owned()),
@@ -183,7 +206,7 @@ impl Router {
             disconnected_at: Set(None),
         };
         let row = accounts::Entity::insert(row)
-            .exec_with_returning(self.inner.store.write_conn())
+            .exec_with_returning(self.store.write_conn())
             .await
             .map_err(|e| {
                 if is_unique_violation(&e) {
@@ -197,7 +220,7 @@ impl Router {
                     e.into()
                 }
             })?;
-        self.inner.accounts.clear();
+        self.clear_cache();
         Ok(view(
             &row,
             setup.credentials.names().map(str::to_owned).collect(),
@@ -208,11 +231,11 @@ impl Router {
     ///
     /// # Errors
     /// A database error.
-    pub async fn list_accounts(&self, tenant_id: &str) -> Result<Vec<AccountView>> {
+    pub async fn list(&self, tenant_id: &str) -> Result<Vec<AccountView>> {
         let rows = accounts::Entity::find()
             .filter(accounts::Column::TenantId.eq(tenant_id))
             .order_by_asc(accounts::Column::Id)
-            .all(self.inner.store.conn())
+            .all(self.store.conn())
             .await?;
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
@@ -229,17 +252,13 @@ impl Router {
     ///
     /// # Errors
     /// `not_found` for another tenant's or an unknown id; a database error.
-    pub async fn disconnect_account(
-        &self,
-        tenant_id: &str,
-        account_id: &str,
-    ) -> Result<AccountView> {
+    pub async fn disconnect(&self, tenant_id: &str, account_id: &str) -> Result<AccountView> {
         let row = self.account_row(tenant_id, account_id).await?;
         let mut am: accounts::ActiveModel = row.clone().into();
         am.active = Set(false);
         am.disconnected_at = Set(Some(row.disconnected_at.unwrap_or_else(now_ms)));
-        let row = sea_orm::ActiveModelTrait::update(am, self.inner.store.write_conn()).await?;
-        self.inner.accounts.clear();
+        let row = sea_orm::ActiveModelTrait::update(am, self.store.write_conn()).await?;
+        self.clear_cache();
         Ok(view(&row, Vec::new()))
     }
 
@@ -247,11 +266,10 @@ impl Router {
     ///
     /// # Errors
     /// `not_found`; a database or decryption error.
-    pub async fn verify_account(&self, tenant_id: &str, account_id: &str) -> Result<HealthReport> {
+    pub async fn verify(&self, tenant_id: &str, account_id: &str) -> Result<HealthReport> {
         let row = self.account_row(tenant_id, account_id).await?;
         let ctx = self.context(&row)?;
         let adapter = self
-            .inner
             .adapters
             .get(&row.channel)
             .ok_or(RouterError::NotFound("channel"))?;
@@ -265,7 +283,7 @@ impl Router {
     ) -> Result<accounts::Model> {
         accounts::Entity::find_by_id(account_id.to_owned())
             .filter(accounts::Column::TenantId.eq(tenant_id))
-            .one(self.inner.store.conn())
+            .one(self.store.conn())
             .await?
             .ok_or(RouterError::NotFound("account"))
     }
@@ -275,18 +293,17 @@ impl Router {
     /// would otherwise answer every webhook and send for those accounts with an error.
     ///
     /// # Errors
-    /// [`CryptoError::WrongKey`](crate::crypto::CryptoError::WrongKey) when it does not; a
+    /// [`CryptoError::WrongKey`](CryptoError::WrongKey) when it does not; a
     /// database error.
     pub async fn check_encryption_key(&self) -> Result<()> {
         let newest = accounts::Entity::find()
             .order_by_desc(accounts::Column::CreatedAt)
             .order_by_desc(accounts::Column::Id)
-            .one(self.inner.store.conn())
+            .one(self.store.conn())
             .await?;
         match newest {
             Some(row)
                 if self
-                    .inner
                     .cipher
                     .open(
                         &row.credentials_enc,
@@ -294,20 +311,20 @@ impl Router {
                     )
                     .is_err() =>
             {
-                Err(crate::crypto::CryptoError::WrongKey { account_id: row.id }.into())
+                Err(CryptoError::WrongKey { account_id: row.id }.into())
             }
             _ => Ok(()),
         }
     }
 
     fn decrypt(&self, row: &accounts::Model) -> Result<Credentials> {
-        let plain = self.inner.cipher.open(
+        let plain = self.cipher.open(
             &row.credentials_enc,
             &aad(&row.tenant_id, &row.id, &row.channel),
         )?;
         let json: serde_json::Value =
-            serde_json::from_slice(&plain).map_err(|_| crate::crypto::CryptoError::Decrypt)?;
-        Credentials::from_json(&json).map_err(|_| crate::crypto::CryptoError::Decrypt.into())
+            serde_json::from_slice(&plain).map_err(|_| CryptoError::Decrypt)?;
+        Credentials::from_json(&json).map_err(|_| CryptoError::Decrypt.into())
     }
 
     pub(crate) fn context(&self, row: &accounts::Model) -> Result<AccountContext> {
@@ -342,7 +359,7 @@ impl Router {
         channel: &str,
         routing_keys: &[String],
     ) -> Result<Vec<Option<Arc<Account>>>> {
-        let cache = &self.inner.accounts;
+        let cache = &self.cache;
         let mut resolved: Vec<Option<Option<Arc<Account>>>> = routing_keys
             .iter()
             .map(|key| cache.route(channel, key))
@@ -359,7 +376,7 @@ impl Router {
                 u64::try_from(missing.len()).unwrap_or(u64::MAX),
                 Ordering::Relaxed,
             );
-            let backend = self.inner.store.backend();
+            let backend = self.store.backend();
             // Each key is one probe of the unique index on active (channel, routing_key).
             // PostgreSQL plans a plain join as a scan of every account; LIMIT 1 in a lateral
             // subquery (one row at most anyway) keeps it probing. SQLite probes either way.
@@ -380,7 +397,7 @@ impl Router {
             let wanted: Vec<(&str, &str)> = missing.iter().map(|key| (channel, *key)).collect();
             let rows = accounts::Entity::find()
                 .from_raw_sql(json_rows::statement(backend, &sql, &wanted)?)
-                .all(self.inner.store.conn())
+                .all(self.store.conn())
                 .await?;
             let mut by_key = HashMap::with_capacity(rows.len());
             for row in &rows {
@@ -397,57 +414,62 @@ impl Router {
         Ok(resolved.into_iter().map(Option::flatten).collect())
     }
 
+    /// Forgets every resolved account: after a change, and in tests.
+    pub(crate) fn clear_cache(&self) {
+        self.cache.clear();
+    }
+
     /// How many webhook routing keys were read from the database since this router started
     /// (look-ups the route cache could not answer): for operators watching that cache, and
     /// for tests.
     pub fn route_reads(&self) -> u64 {
-        self.inner.accounts.route_reads.load(Ordering::Relaxed)
+        self.cache.route_reads.load(Ordering::Relaxed)
     }
 
     /// How many database queries read those routing keys: at most one per look-up, however
     /// many keys a webhook names.
     pub fn route_queries(&self) -> u64 {
-        self.inner.accounts.route_queries.load(Ordering::Relaxed)
+        self.cache.route_queries.load(Ordering::Relaxed)
     }
 
     /// An account by id (active or not), for delivering its outbox entries.
-    pub(crate) async fn account_by_id(&self, account_id: &str) -> Result<Arc<Account>> {
-        if let Some(hit) = self.inner.accounts.id(account_id) {
+    pub(crate) async fn by_id(&self, account_id: &str) -> Result<Arc<Account>> {
+        if let Some(hit) = self.cache.id(account_id) {
             return Ok(hit);
         }
         let row = accounts::Entity::find_by_id(account_id.to_owned())
-            .one(self.inner.store.conn())
+            .one(self.store.conn())
             .await?
             .ok_or(RouterError::NotFound("account"))?;
         let account = self.resolved(&row)?;
-        self.inner.accounts.put_id(account.clone());
+        self.cache.put_id(account.clone());
         Ok(account)
     }
 
     /// Every active account of a channel (for the subscription handshake).
-    pub(crate) async fn active_accounts(&self, channel: &str) -> Result<Vec<AccountContext>> {
+    pub(crate) async fn active(&self, channel: &str) -> Result<Vec<AccountContext>> {
         let rows = accounts::Entity::find()
             .filter(accounts::Column::Channel.eq(channel))
             .filter(accounts::Column::Active.eq(true))
-            .all(self.inner.store.conn())
+            .all(self.store.conn())
             .await?;
         rows.iter().map(|r| self.context(r)).collect()
     }
 }
 
-impl Router {
+impl Accounts {
     /// Checks every active account of every tenant against its provider, concurrently.
     ///
     /// # Errors
     /// A database error.
-    pub async fn check_all_accounts(&self) -> Result<Vec<(AccountView, HealthReport)>> {
+    pub async fn check_all(&self) -> Result<Vec<(AccountView, HealthReport)>> {
         let rows = accounts::Entity::find()
             .filter(accounts::Column::Active.eq(true))
             .order_by_asc(accounts::Column::Id)
-            .all(self.inner.store.conn())
+            .all(self.store.conn())
             .await?;
         let checks = rows.into_iter().map(|row| async move {
-            let report = match (self.context(&row), self.inner.adapters.get(&row.channel)) {
+            let report = match (self.context(&row), self.adapters.get(&row.channel)) {
                 (Ok(ctx), Some(adapter)) => adapter.check_health(&ctx).await,
                 (Err(e), _) => down(e.to_string()),
                 (_, None) => down("the channel is not enabled in this build".into()),

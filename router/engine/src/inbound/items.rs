@@ -1,0 +1,116 @@
+//! Webhook items that are not new messages (statuses, provider errors, items not
+//! understood), and the opt-out keywords of inbound texts.
+
+use std::sync::Arc;
+
+use sea_orm::{ActiveValue::Set, ConnectionTrait, DbErr, EntityTrait};
+use switchboard_core::{EventKind, InboundEvent, InboundMessage};
+
+use crate::events::RouterEvent;
+use crate::ids::now_ms;
+use crate::records::contacts;
+use crate::records::statuses::{self, Applied};
+use crate::store::entity::webhook_problems;
+use crate::tenancy::accounts::Account;
+
+/// Stores a new event that is not a message: a status, a provider error or an unknown kind.
+pub(super) async fn store_other<C: ConnectionTrait>(
+    txn: &C,
+    channel: &str,
+    account: &Arc<Account>,
+    event: &InboundEvent,
+) -> Result<Option<RouterEvent>, DbErr> {
+    match &event.kind {
+        EventKind::Status(s) => {
+            let applied = statuses::apply(txn, channel, s, &event.raw).await?;
+            if let Some(recipient) = &s.recipient {
+                // A recipient reported with another wa_id or a BSUID is the same person.
+                if recipient.phones().count() + usize::from(recipient.bsuid.is_some()) > 1 {
+                    contacts::upsert(txn, &account.ctx.tenant_id, recipient).await?;
+                }
+            }
+            if let Applied::Advanced(ev) = applied {
+                return Ok(Some(ev));
+            }
+        }
+        EventKind::ProviderError(e) => {
+            let detail = format!(
+                "provider error {}: {}",
+                e.code,
+                e.message.as_deref().unwrap_or("")
+            );
+            problem(
+                txn,
+                channel,
+                Some(account),
+                "provider_error",
+                &detail,
+                &event.raw,
+            )
+            .await?;
+        }
+        _ => {
+            problem(
+                txn,
+                channel,
+                Some(account),
+                "unknown_event",
+                "event kind not handled",
+                &event.raw,
+            )
+            .await?;
+        }
+    }
+    Ok(None)
+}
+
+pub(super) fn kind_name(kind: &EventKind) -> &'static str {
+    match kind {
+        EventKind::Message(m) => m.direction.as_str(),
+        EventKind::Status(_) => "status",
+        EventKind::ProviderError(_) => "provider_error",
+        _ => "other",
+    }
+}
+
+pub(super) async fn problem<C: ConnectionTrait>(
+    db: &C,
+    channel: &str,
+    account: Option<&Arc<Account>>,
+    kind: &str,
+    detail: &str,
+    raw: &serde_json::Value,
+) -> Result<(), DbErr> {
+    tracing::warn!(
+        channel,
+        kind,
+        detail,
+        "Webhook item not stored as an event."
+    );
+    webhook_problems::Entity::insert(webhook_problems::ActiveModel {
+        channel: Set(channel.to_owned()),
+        tenant_id: Set(account.map(|a| a.ctx.tenant_id.clone())),
+        account_id: Set(account.map(|a| a.ctx.account_id.clone())),
+        kind: Set(kind.to_owned()),
+        detail: Set(detail.to_owned()),
+        raw: Set((!raw.is_null()).then(|| raw.to_string())),
+        received_at: Set(now_ms()),
+        ..Default::default()
+    })
+    .exec_without_returning(db)
+    .await?;
+    Ok(())
+}
+
+/// Whether an inbound text is an opt-out or opt-in keyword (WhatsApp/Twilio conventions).
+pub(super) fn opt_keyword(m: &InboundMessage) -> Option<bool> {
+    let text = m.content.text.as_deref()?.trim();
+    if ["STOP", "UNSUBSCRIBE", "STOPALL", "CANCEL", "END", "QUIT"]
+        .iter()
+        .any(|k| text.eq_ignore_ascii_case(k))
+    {
+        Some(true)
+    } else {
+        Some(false)
+    }
+}

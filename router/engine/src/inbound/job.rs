@@ -1,0 +1,19 @@
+//! A verified, parsed webhook on its way to the database.
+
+use std::sync::Arc;
+
+use switchboard_core::ParsedWebhook;
+
+use crate::events::RouterEvent;
+use crate::tenancy::accounts::Account;
+
+/// What storing one webhook produced: (stored, duplicates) and the events to publish.
+pub(crate) type Stored = ((usize, usize), Vec<RouterEvent>);
+
+/// One verified, parsed webhook to store.
+#[derive(Clone)]
+pub(crate) struct Job {
+    pub(crate) channel: String,
+    pub(crate) accounts: Vec<Arc<Account>>,
+    pub(crate) parsed: Arc<ParsedWebhook>,
+}

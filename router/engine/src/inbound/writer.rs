@@ -1,0 +1,194 @@
+//! The group commit: the one way inbound webhooks are written.
+
+use std::sync::Arc;
+
+use sea_orm::DbErr;
+use tokio::sync::{Mutex, mpsc, oneshot};
+
+use crate::inbound::batch;
+use crate::inbound::job::{Job, Stored};
+use crate::store::Store;
+
+/// Most webhooks one group commit takes.
+const MAX_BATCH: usize = 128;
+
+/// A job waiting for the group commit, with where its answer goes.
+pub(crate) struct Queued {
+    pub(crate) job: Job,
+    pub(crate) reply: oneshot::Sender<Result<Stored, DbErr>>,
+}
+
+/// Group commit for inbound webhooks, the only way they are written. Concurrent webhooks
+/// queue here; a writer task takes everything queued (up to [`MAX_BATCH`]) and stores it in
+/// ONE transaction with the per-batch statements of `batch.rs`, so a burst costs one
+/// BEGIN/COMMIT (one fsync on SQLite) instead of one per webhook, and a webhook waits for
+/// the write lock once per batch instead of behind every other webhook. Nothing waits for a
+/// batch to fill: a lone webhook is a batch of one, committed at once.
+///
+/// Invariant: each webhook is answered only after the transaction holding it committed. If
+/// a batch of several fails, it is rolled back and each of its webhooks is stored again as a
+/// batch of one, so one bad webhook fails alone and each gets its own answer.
+#[derive(Default)]
+pub(crate) struct Batcher {
+    queue: std::sync::OnceLock<mpsc::Sender<Queued>>,
+    pub(crate) stats: Arc<BatchStats>,
+}
+
+/// How the group commit went, for tests and operators: a batch that failed and was split
+/// is correct but slow, and on SQLite it means a bug in the batch path or a failing disk.
+#[derive(Debug, Default)]
+pub struct BatchStats {
+    /// Webhooks committed in the batch they queued in (a lone webhook is a batch of one).
+    pub batched: std::sync::atomic::AtomicU64,
+    /// Batches of several webhooks rolled back and retried a webhook at a time.
+    pub split_batches: std::sync::atomic::AtomicU64,
+    /// Webhooks committed alone after the batch they queued in was rolled back.
+    pub retried_alone: std::sync::atomic::AtomicU64,
+    /// Tests: a batch holding this event key fails just before its commit.
+    #[cfg(test)]
+    pub(crate) poisoned_key: std::sync::Mutex<Option<String>>,
+}
+
+impl std::fmt::Debug for Batcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Batcher").finish_non_exhaustive()
+    }
+}
+
+impl Batcher {
+    /// Stores one webhook through the group commit, or as a batch of one when no writer
+    /// task runs.
+    pub(crate) async fn store(&self, store: Store, job: &Job) -> Result<Stored, DbErr> {
+        let queue = self
+            .queue
+            .get_or_init(|| start_writers(store.clone(), self.stats.clone()));
+        let (reply, answer) = oneshot::channel();
+        let queued = Queued {
+            job: job.clone(),
+            reply,
+        };
+        if queue.send(queued).await.is_ok()
+            && let Ok(done) = answer.await
+        {
+            return done;
+        }
+        // The writers are gone (their runtime ended): nothing of this webhook is committed
+        // unless it was answered, and storing is idempotent, so store it here.
+        let done = store_alone(&store, &self.stats, job).await?;
+        count(&self.stats.batched, 1);
+        Ok(done)
+    }
+}
+
+/// Starts the writer tasks: one on SQLite (a single writer anyway), several on PostgreSQL,
+/// whose commits can run in parallel.
+fn start_writers(store: Store, stats: Arc<BatchStats>) -> mpsc::Sender<Queued> {
+    let (tx, rx) = mpsc::channel::<Queued>(4 * MAX_BATCH);
+    let writers = match store.backend() {
+        sea_orm::DatabaseBackend::Sqlite => 1,
+        _ => 4,
+    };
+    let rx = Arc::new(Mutex::new(rx));
+    for _ in 0..writers {
+        let (store, rx, stats) = (store.clone(), rx.clone(), stats.clone());
+        tokio::spawn(async move {
+            loop {
+                let mut queued = Vec::new();
+                {
+                    let mut rx = rx.lock().await;
+                    match rx.recv().await {
+                        Some(q) => queued.push(q),
+                        // Every sender (the Router) is gone.
+                        None => return,
+                    }
+                    while queued.len() < MAX_BATCH {
+                        match rx.try_recv() {
+                            Ok(q) => queued.push(q),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                commit_batch(&store, &stats, queued).await;
+            }
+        });
+    }
+    tx
+}
+
+/// Stores the queued webhooks as one batch and answers each. If the batch fails and holds
+/// several webhooks, each is stored again as a batch of one and answered with its own
+/// outcome; a failed batch of one answers its error.
+pub(crate) async fn commit_batch(store: &Store, stats: &BatchStats, queued: Vec<Queued>) {
+    let (jobs, replies): (Vec<Job>, Vec<_>) = queued.into_iter().map(|q| (q.job, q.reply)).unzip();
+    let error = match store_batch(store, stats, &jobs).await {
+        Ok(results) => {
+            count(&stats.batched, jobs.len());
+            for (reply, done) in replies.into_iter().zip(results) {
+                answer(reply, Ok(done));
+            }
+            return;
+        }
+        Err(e) => e,
+    };
+    let mut replies = replies;
+    if jobs.len() == 1 {
+        if let Some(reply) = replies.pop() {
+            answer(reply, Err(error));
+        }
+        return;
+    }
+    count(&stats.split_batches, 1);
+    metrics::counter!("switchboard_inbound_batch_splits_total").increment(1);
+    tracing::debug!(error = %error, batch = jobs.len(), "Group commit failed; storing its webhooks one at a time.");
+    for (job, reply) in jobs.iter().zip(replies) {
+        let done = store_alone(store, stats, job).await;
+        if done.is_ok() {
+            count(&stats.retried_alone, 1);
+        }
+        answer(reply, done);
+    }
+}
+
+/// Stores one webhook as a batch of one, in its own transaction.
+async fn store_alone(store: &Store, stats: &BatchStats, job: &Job) -> Result<Stored, DbErr> {
+    store_batch(store, stats, std::slice::from_ref(job))
+        .await?
+        .pop()
+        .ok_or_else(|| DbErr::Custom("a batch of one gave no result".into()))
+}
+
+fn count(counter: &std::sync::atomic::AtomicU64, webhooks: usize) {
+    counter.fetch_add(
+        u64::try_from(webhooks).unwrap_or(u64::MAX),
+        std::sync::atomic::Ordering::Relaxed,
+    );
+}
+
+/// A caller that went away (client disconnected) gets no answer; what it sent is committed
+/// or not, and a redelivery is stored once either way.
+fn answer(reply: oneshot::Sender<Result<Stored, DbErr>>, done: Result<Stored, DbErr>) {
+    if reply.send(done).is_err() {
+        tracing::debug!("A webhook's caller left before its commit finished.");
+    }
+}
+
+/// Stores every job in one transaction; any error rolls all of them back.
+async fn store_batch(
+    store: &Store,
+    #[cfg_attr(not(test), allow(unused_variables))] stats: &BatchStats,
+    jobs: &[Job],
+) -> Result<Vec<Stored>, DbErr> {
+    let txn = store.write_txn().await?;
+    let results = batch::store_jobs(&txn, jobs).await?;
+    #[cfg(test)]
+    if let Some(key) = stats.poisoned_key.lock().unwrap().as_deref()
+        && jobs
+            .iter()
+            .any(|j| j.parsed.events.iter().any(|e| e.event_key == key))
+    {
+        // Dropping the transaction rolls back everything the batch wrote.
+        return Err(DbErr::Custom("batch failpoint".into()));
+    }
+    txn.commit().await?;
+    Ok(results)
+}

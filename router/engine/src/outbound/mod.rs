@@ -1,0 +1,13 @@
+//! Outbound: `send()` accepts a message into the outbox; the delivery engine claims due
+//! entries, paces them per sender and recipient, sends them through the channel's adapter
+//! and records the outcome; reconciliation asks providers about outcomes that never came.
+
+mod claimed;
+pub mod delivery;
+mod outcomes;
+mod pacing;
+pub(crate) mod queue;
+pub mod reconcile;
+pub mod send;
+mod sender_leases;
+mod sender_rate;

@@ -1,0 +1,6 @@
+//! Who is who: tenants and their API keys, their connected provider accounts, and the
+//! channel adapters this build knows.
+
+pub mod accounts;
+pub mod registry;
+pub mod tenants;
