@@ -17,7 +17,6 @@ use crate::contacts::{self, ContactView};
 use crate::error::{Result, RouterError};
 use crate::ids;
 use crate::router::Router;
-use crate::send::SERVICE_WINDOW_MS;
 use crate::store::entity::{
     contacts as contact_rows, conversations, message_status_events, messages, send_attempts,
 };
@@ -180,7 +179,8 @@ pub struct ConversationView {
     pub channel: String,
     pub last_message_at: String,
     pub last_inbound_at: Option<String>,
-    /// Whether a free-form message may be sent now (the contact wrote in the last 24 hours).
+    /// Whether a free-form message may be sent now: the contact wrote within the channel's
+    /// service window, or the channel has none. False when the channel is not served.
     pub service_window_open: bool,
     pub opted_out: bool,
     pub created_at: String,
@@ -380,9 +380,9 @@ impl Router {
                         phone: contact.and_then(|c| c.e164.clone()),
                         profile_name: contact.and_then(|c| c.profile_name.clone()),
                     },
-                    service_window_open: r
-                        .last_inbound_at
-                        .is_some_and(|t| now - t < SERVICE_WINDOW_MS),
+                    service_window_open: self.inner.adapters.get(&r.channel).is_some_and(|a| {
+                        a.capabilities().service_window_open(r.last_inbound_at, now)
+                    }),
                     opted_out: r.opted_out_at.is_some(),
                     last_message_at: ids::rfc3339(r.last_message_at),
                     last_inbound_at: r.last_inbound_at.map(ids::rfc3339),

@@ -1,5 +1,5 @@
 //! `send()`: the product's entry point. Validate and normalize, pick the sender, enforce the
-//! 24-hour window and opt-outs, then write the message and its outbox entry in one
+//! channel's service window and opt-outs, then write the message and its outbox entry in one
 //! transaction and return at once; the delivery engine does the rest.
 
 use sea_orm::{
@@ -15,9 +15,6 @@ use crate::ids::{self, now_ms};
 use crate::router::Router;
 use crate::store::entity::{channel_accounts, conversations, messages, outbox};
 use crate::{contacts, conversations as convs};
-
-/// The 24-hour customer-service window.
-pub const SERVICE_WINDOW_MS: i64 = 24 * 60 * 60 * 1000;
 
 /// A message the product wants sent.
 #[derive(Clone, Debug, Default)]
@@ -129,9 +126,11 @@ impl Router {
         if conv.opted_out_at.is_some() {
             return Err(RouterError::OptedOut);
         }
-        let in_window = conv
-            .last_inbound_at
-            .is_some_and(|t| now - t < SERVICE_WINDOW_MS);
+        // The window is the channel's (`Capabilities::service_window`); none: always open.
+        let in_window = self.inner.adapters.get(&account.channel).is_some_and(|a| {
+            a.capabilities()
+                .service_window_open(conv.last_inbound_at, now)
+        });
         if request.content.is_free_form() && !in_window {
             return Err(RouterError::OutsideServiceWindow);
         }
