@@ -214,7 +214,7 @@ fn paths(channels: &Channels) -> Value {
         "Connect a provider account (admin key); credentials are validated per channel and never echoed",
         json!({
             "201": ok("the connected account", schema_ref("Account")),
-            "400": invalid("`invalid_json`, `unknown_channel`, `invalid_address`, `invalid_credentials`, `invalid_rate`"),
+            "400": invalid("`invalid_json`, `unknown_channel`, `invalid_address`, `invalid_credentials` (a name the channel does not declare, a required one missing, or a value it refuses), `invalid_rate`"),
             "403": admin(),
             "409": error("the number is already connected on this channel (`account_exists`)")
         }),
