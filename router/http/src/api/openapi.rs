@@ -117,7 +117,7 @@ fn duration_text(d: Duration) -> String {
     }
 }
 
-/// Each media kind's upload limit per channel that sends it.
+/// Each media kind's upload limit and types per channel that sends it.
 fn media_limits_text(channels: &Channels) -> String {
     [
         MediaKind::Image,
@@ -128,24 +128,23 @@ fn media_limits_text(channels: &Channels) -> String {
     ]
     .into_iter()
     .filter_map(|kind| {
-        let limits = per_channel(channels, |a| {
-            a.capabilities().media_kinds.contains(&kind).then(|| {
+        let limits: Vec<String> = channels
+            .iter()
+            .filter(|a| a.capabilities().media_kinds.contains(&kind))
+            .map(|a| {
                 let limit = a.media_limit(kind);
+                let size = size_text(limit.max_bytes);
                 if limit.mime_types.is_empty() {
-                    size_text(limit.max_bytes)
+                    format!("`{}` {size}", a.channel())
                 } else {
-                    format!(
-                        "{} ({})",
-                        size_text(limit.max_bytes),
-                        limit.mime_types.join(", ")
-                    )
+                    format!("`{}` {size}: {}", a.channel(), limit.mime_types.join(", "))
                 }
             })
-        });
-        (!limits.is_empty()).then(|| format!("{}: {limits}", kind.as_str()))
+            .collect();
+        (!limits.is_empty()).then(|| format!("{} ({})", kind.as_str(), limits.join("; ")))
     })
     .collect::<Vec<_>>()
-    .join(". ")
+    .join("; ")
 }
 
 fn schema_ref(name: &str) -> Value {
