@@ -8,6 +8,10 @@
 //! 2. [`ChannelAdapter::verify_webhook`]: the signature, with that account's secret;
 //! 3. [`ChannelAdapter::parse_webhook`]: canonical events;
 //! 4. [`ChannelAdapter::webhook_reply`]: what the provider expects back.
+//!
+//! Whatever differs per channel is declared here, and the router reads it: the channel id
+//! (its webhook path is `/webhooks/<id>`), [`Capabilities`] (service window included), the
+//! [`CredentialField`]s accounts are connected with, and the headers kept out of logs.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -240,6 +244,77 @@ pub struct Capabilities {
     pub default_rate_per_second: u32,
     /// The provider's per-recipient pacing, when it has one.
     pub recipient_pacing: Option<Pacing>,
+    /// How long after a contact's last message the channel accepts free-form messages to
+    /// them (WhatsApp's customer-service window); after it, only templates. `None`: the
+    /// channel has no such window (SMS), and free-form messages are always accepted.
+    pub service_window: Option<Duration>,
+}
+
+impl Capabilities {
+    /// Whether free-form messages may be sent now, `now_ms` and `last_inbound_ms` (when the
+    /// contact last wrote, if ever) in Unix milliseconds: always on a channel without a
+    /// service window.
+    pub fn service_window_open(&self, last_inbound_ms: Option<i64>, now_ms: i64) -> bool {
+        match self.service_window {
+            None => true,
+            Some(window) => {
+                let window_ms = i64::try_from(window.as_millis()).unwrap_or(i64::MAX);
+                last_inbound_ms.is_some_and(|t| now_ms.saturating_sub(t) < window_ms)
+            }
+        }
+    }
+}
+
+/// One credential an account of a channel is connected with, as the channel declares it:
+/// `POST /v1/accounts` refuses names a channel does not declare and required ones that are
+/// missing, and the OpenAPI document lists them per channel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CredentialField {
+    /// The key in the account's `credentials` object.
+    pub name: &'static str,
+    /// Whether the value is a secret (a token or signing key) rather than an identifier.
+    /// Every credential is stored encrypted and never echoed either way.
+    pub secret: bool,
+    /// Whether an account cannot be connected without it.
+    pub required: bool,
+    /// A short description for the API's documentation: what it is and where to find it.
+    pub description: &'static str,
+}
+
+/// Checks a `credentials` object against a channel's declared fields: every name is
+/// declared, and every required field is present and not blank. Values are left to the
+/// adapter's [`ChannelAdapter::connect_account`].
+///
+/// # Errors
+/// A message naming the unknown or missing field, and the names the channel declares.
+pub fn check_declared_credentials(
+    channel: &ChannelId,
+    fields: &[CredentialField],
+    credentials: &serde_json::Map<String, serde_json::Value>,
+) -> Result<(), String> {
+    let declared = || fields.iter().map(|f| f.name).collect::<Vec<_>>().join(", ");
+    if let Some(unknown) = credentials
+        .keys()
+        .find(|name| !fields.iter().any(|f| f.name == name.as_str()))
+    {
+        return Err(format!(
+            "credential {unknown:?} is not one of {channel}'s: {}",
+            declared()
+        ));
+    }
+    let blank = |v: &serde_json::Value| v.as_str().is_some_and(|s| s.trim().is_empty());
+    if let Some(missing) = fields
+        .iter()
+        .filter(|f| f.required)
+        .find(|f| credentials.get(f.name).is_none_or(blank))
+    {
+        return Err(format!(
+            "credential {:?} is required for {channel} (its credentials: {})",
+            missing.name,
+            declared()
+        ));
+    }
+    Ok(())
 }
 
 /// How an account looks from the provider's side.
@@ -285,6 +360,24 @@ impl HealthReport {
     }
 }
 
+/// The server's settings an adapter may be built with besides its own (which it declares
+/// as flags behind its `clap` feature): the same for every channel.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CommonSettings {
+    /// The base URL providers call, without a trailing slash (`https://sb.example.com`);
+    /// a channel's webhooks arrive under it at `/webhooks/<channel id>`.
+    pub public_url: String,
+}
+
+impl CommonSettings {
+    pub fn new(public_url: impl Into<String>) -> Self {
+        Self {
+            public_url: public_url.into(),
+        }
+    }
+}
+
 /// A messaging provider, seen from the router.
 #[async_trait]
 pub trait ChannelAdapter: Send + Sync + 'static {
@@ -293,6 +386,14 @@ pub trait ChannelAdapter: Send + Sync + 'static {
 
     /// What the channel can carry.
     fn capabilities(&self) -> &Capabilities;
+
+    /// The credentials an account of this channel is connected with.
+    fn credential_fields(&self) -> &'static [CredentialField];
+
+    /// Request headers that carry secrets on this channel's webhooks (its signature
+    /// header), in lower case: the HTTP layer keeps them out of logs, with `Authorization`
+    /// and `Cookie`.
+    fn sensitive_headers(&self) -> &'static [&'static str];
 
     /// Checks an account's address and credentials for shape (no network) and derives the key
     /// webhooks will name it by.
@@ -476,5 +577,77 @@ mod tests {
         assert!(c.require("missing").is_err());
         assert!(Credentials::from_json(&serde_json::json!({"n": 1})).is_err());
         assert!(Credentials::from_json(&serde_json::json!("x")).is_err());
+    }
+
+    const FIELDS: &[CredentialField] = &[
+        CredentialField {
+            name: "id",
+            secret: false,
+            required: true,
+            description: "the account's id",
+        },
+        CredentialField {
+            name: "token",
+            secret: true,
+            required: true,
+            description: "the API token",
+        },
+        CredentialField {
+            name: "region",
+            secret: false,
+            required: false,
+            description: "where the account lives",
+        },
+    ];
+
+    fn check(value: serde_json::Value) -> Result<(), String> {
+        let channel = ChannelId::new_static("pigeon");
+        check_declared_credentials(&channel, FIELDS, value.as_object().unwrap())
+    }
+
+    #[test]
+    fn declared_credentials_refuse_unknown_names_and_missing_required_ones() {
+        assert_eq!(check(serde_json::json!({"id": "1", "token": "t"})), Ok(()));
+        assert_eq!(
+            check(serde_json::json!({"id": "1", "token": "t", "region": "eu"})),
+            Ok(())
+        );
+        let unknown = check(serde_json::json!({"id": "1", "token": "t", "tokn": "t"})).unwrap_err();
+        assert_eq!(
+            unknown,
+            "credential \"tokn\" is not one of pigeon's: id, token, region"
+        );
+        let missing = check(serde_json::json!({"id": "1"})).unwrap_err();
+        assert!(
+            missing.starts_with("credential \"token\" is required for pigeon"),
+            "{missing}"
+        );
+        // Blank is missing; a value of the wrong type is the adapter's to refuse.
+        assert!(check(serde_json::json!({"id": "1", "token": "  "})).is_err());
+        assert_eq!(check(serde_json::json!({"id": 1, "token": "t"})), Ok(()));
+    }
+
+    #[test]
+    fn a_channel_without_a_service_window_is_always_open() {
+        let mut caps = Capabilities {
+            max_text_chars: 160,
+            max_caption_chars: 0,
+            max_media_per_message: 0,
+            media_kinds: &[],
+            templates: false,
+            reactions: false,
+            locations: false,
+            reply_context: false,
+            send_to_bsuid: false,
+            default_rate_per_second: 1,
+            recipient_pacing: None,
+            service_window: None,
+        };
+        assert!(caps.service_window_open(None, 0));
+        assert!(caps.service_window_open(Some(0), i64::MAX));
+        caps.service_window = Some(Duration::from_secs(60));
+        assert!(caps.service_window_open(Some(1_000), 60_999));
+        assert!(!caps.service_window_open(Some(1_000), 61_000));
+        assert!(!caps.service_window_open(None, 0));
     }
 }

@@ -53,8 +53,8 @@ impl Content {
         *self == Self::default()
     }
 
-    /// Whether it is free-form (anything but a template): only allowed inside the 24-hour
-    /// customer-service window.
+    /// Whether it is free-form (anything but a template): only allowed inside the channel's
+    /// customer-service window, on a channel that has one (`Capabilities::service_window`).
     pub fn is_free_form(&self) -> bool {
         self.template.is_none()
     }

@@ -26,7 +26,7 @@ pub enum ErrorKind {
     Ambiguous,
     /// Never retry this message (bad number, rejected template, …).
     Permanent,
-    /// Free-form content outside the 24-hour customer-service window: send a template.
+    /// Free-form content outside the channel's customer-service window: send a template.
     OutsideWindow,
     /// The recipient opted out of messages from this sender.
     OptedOut,

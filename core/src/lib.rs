@@ -25,9 +25,9 @@ pub mod status;
 pub mod testing;
 
 pub use adapter::{
-    AccountContext, AccountSetup, Capabilities, ChannelAdapter, Credentials, HandshakeReply,
-    HealthReport, HealthStatus, KeyRule, MAX_ROUTING_KEYS, Pacing, WebhookReply, WebhookRequest,
-    spells_nul,
+    AccountContext, AccountSetup, Capabilities, ChannelAdapter, CommonSettings, CredentialField,
+    Credentials, HandshakeReply, HealthReport, HealthStatus, KeyRule, MAX_ROUTING_KEYS, Pacing,
+    WebhookReply, WebhookRequest, check_declared_credentials, spells_nul,
 };
 pub use channel::ChannelId;
 pub use content::{

@@ -12,8 +12,8 @@ use bytes::Bytes;
 use chrono::Utc;
 
 use crate::adapter::{
-    AccountContext, AccountSetup, Capabilities, ChannelAdapter, Credentials, HandshakeReply,
-    HealthReport, HealthStatus, KeyRule, WebhookReply, WebhookRequest,
+    AccountContext, AccountSetup, Capabilities, ChannelAdapter, CredentialField, Credentials,
+    HandshakeReply, HealthReport, HealthStatus, KeyRule, WebhookReply, WebhookRequest,
 };
 use crate::channel::ChannelId;
 use crate::content::MediaKind;
@@ -26,6 +26,17 @@ use crate::status::MessageStatus;
 
 /// The header carrying the fake signature.
 pub const SIGNATURE_HEADER: &str = "x-fake-signature";
+
+/// The fake's one credential: `secret`, which also signs its webhooks.
+pub const CREDENTIAL_FIELDS: &[CredentialField] = &[CredentialField {
+    name: "secret",
+    secret: true,
+    required: true,
+    description: "signs the fake's webhooks (sent as x-fake-signature)",
+}];
+
+/// The 24-hour window of the WhatsApp channels the fake stands in for.
+pub const SERVICE_WINDOW: Duration = Duration::from_secs(24 * 60 * 60);
 
 #[derive(Default)]
 struct State {
@@ -76,6 +87,7 @@ impl FakeAdapter {
                 send_to_bsuid: true,
                 default_rate_per_second: 80,
                 recipient_pacing: None,
+                service_window: Some(SERVICE_WINDOW),
             },
             send_delay: Duration::ZERO,
             key_rule: KeyRule::EveryKey,
@@ -201,6 +213,14 @@ impl ChannelAdapter for FakeAdapter {
 
     fn capabilities(&self) -> &Capabilities {
         &self.capabilities
+    }
+
+    fn credential_fields(&self) -> &'static [CredentialField] {
+        CREDENTIAL_FIELDS
+    }
+
+    fn sensitive_headers(&self) -> &'static [&'static str] {
+        &[SIGNATURE_HEADER]
     }
 
     fn connect_account(

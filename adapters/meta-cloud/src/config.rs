@@ -1,9 +1,11 @@
-//! Adapter configuration and the static facts about the channel (its id, capabilities,
-//! credential names).
+//! Adapter configuration (as `switchboard serve` flags behind the `clap` feature) and the
+//! static facts about the channel (its id, capabilities, credential names).
 
 use std::time::Duration;
 
-use switchboard_core::{Capabilities, ChannelId, MediaKind, Pacing};
+#[cfg(feature = "clap")]
+use switchboard_core::CommonSettings;
+use switchboard_core::{Capabilities, ChannelId, CredentialField, MediaKind, Pacing};
 
 /// This channel's id.
 pub static CHANNEL: ChannelId = ChannelId::new_static("meta-whatsapp");
@@ -16,6 +18,39 @@ pub const CRED_ACCESS_TOKEN: &str = "access_token";
 pub const CRED_APP_SECRET: &str = "app_secret";
 /// Credential: the string Meta echoes in the subscription handshake.
 pub const CRED_VERIFY_TOKEN: &str = "verify_token";
+
+/// The credentials an account is connected with.
+pub const CREDENTIAL_FIELDS: &[CredentialField] = &[
+    CredentialField {
+        name: CRED_PHONE_NUMBER_ID,
+        secret: false,
+        required: true,
+        description: "the business number's Graph id: digits, not the number (WhatsApp Manager, Phone numbers)",
+    },
+    CredentialField {
+        name: CRED_ACCESS_TOKEN,
+        secret: true,
+        required: true,
+        description: "a system-user or business access token, sent as Authorization: Bearer",
+    },
+    CredentialField {
+        name: CRED_APP_SECRET,
+        secret: true,
+        required: true,
+        description: "the Meta app's secret, the key of X-Hub-Signature-256",
+    },
+    CredentialField {
+        name: CRED_VERIFY_TOKEN,
+        secret: true,
+        required: true,
+        description: "the verify token entered in the app's webhook settings, echoed in the subscription handshake",
+    },
+];
+
+/// The default Graph API base.
+pub const DEFAULT_GRAPH_BASE: &str = "https://graph.facebook.com";
+/// The default Graph API version.
+pub const DEFAULT_API_VERSION: &str = "v25.0";
 
 /// Where and how the adapter talks to the Graph API.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -31,9 +66,35 @@ pub struct MetaConfig {
 impl Default for MetaConfig {
     fn default() -> Self {
         Self {
-            graph_base: "https://graph.facebook.com".to_owned(),
-            api_version: "v25.0".to_owned(),
+            graph_base: DEFAULT_GRAPH_BASE.to_owned(),
+            api_version: DEFAULT_API_VERSION.to_owned(),
             request_timeout: Duration::from_secs(15),
+        }
+    }
+}
+
+/// The channel's own settings: flags (and environment variables) of `switchboard serve`,
+/// which the server's wiring flattens into its configuration.
+#[cfg(feature = "clap")]
+#[derive(Clone, Debug, PartialEq, Eq, clap::Args)]
+pub struct MetaSettings {
+    /// Meta Graph API base URL.
+    #[arg(long, env = "SWITCHBOARD_META_GRAPH_BASE", default_value = DEFAULT_GRAPH_BASE)]
+    pub meta_graph_base: String,
+    /// Meta Graph API version.
+    #[arg(long, env = "SWITCHBOARD_META_API_VERSION", default_value = DEFAULT_API_VERSION)]
+    pub meta_api_version: String,
+}
+
+#[cfg(feature = "clap")]
+impl MetaSettings {
+    /// The adapter's configuration. Nothing of the server's common settings is needed:
+    /// Meta's signatures cover the body only.
+    pub fn config(&self, _common: &CommonSettings) -> MetaConfig {
+        MetaConfig {
+            graph_base: self.meta_graph_base.clone(),
+            api_version: self.meta_api_version.clone(),
+            ..MetaConfig::default()
         }
     }
 }
@@ -81,10 +142,97 @@ pub(crate) fn capabilities() -> Capabilities {
             interval: Duration::from_secs(6),
             burst: 45,
         }),
+        // The customer-service window: free-form messages only within 24 hours of the
+        // user's last message.
+        service_window: Some(Duration::from_secs(24 * 60 * 60)),
     }
 }
 
 /// Whether `s` is a plausible Graph node id (non-empty ASCII digits), safe to put in a path.
 pub(crate) fn is_graph_id(s: &str) -> bool {
     !s.is_empty() && s.len() <= 32 && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::MetaCloud;
+    use switchboard_core::{ChannelAdapter, PhoneNumber};
+
+    #[test]
+    fn declares_its_credentials_signature_header_and_service_window() {
+        let a = MetaCloud::default();
+        let fields: Vec<_> = a
+            .credential_fields()
+            .iter()
+            .map(|f| (f.name, f.secret, f.required))
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                ("phone_number_id", false, true),
+                ("access_token", true, true),
+                ("app_secret", true, true),
+                ("verify_token", true, true),
+            ]
+        );
+        assert_eq!(a.sensitive_headers(), ["x-hub-signature-256"]);
+        assert_eq!(
+            a.capabilities().service_window,
+            Some(Duration::from_secs(24 * 60 * 60))
+        );
+        // What connect_account requires is what is declared required.
+        let addr = PhoneNumber::parse("+14155238886").unwrap();
+        let complete = serde_json::json!({"phone_number_id": "106540352242922",
+            "access_token": "EAAG", "app_secret": "s", "verify_token": "v"});
+        assert!(a.connect_account(&addr, &complete).is_ok());
+        for field in a.credential_fields().iter().filter(|f| f.required) {
+            let mut creds = complete.clone();
+            creds.as_object_mut().unwrap().remove(field.name);
+            assert!(a.connect_account(&addr, &creds).is_err(), "{}", field.name);
+        }
+    }
+
+    #[cfg(feature = "clap")]
+    #[test]
+    fn settings_are_flags_with_the_contract_names_and_defaults() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            meta: MetaSettings,
+        }
+        let common = CommonSettings::default();
+        assert_eq!(
+            Cli::parse_from(["x"]).meta.config(&common),
+            MetaConfig::default()
+        );
+        let parsed = Cli::parse_from([
+            "x",
+            "--meta-graph-base",
+            "http://127.0.0.1:9",
+            "--meta-api-version",
+            "v1.0",
+        ]);
+        let config = parsed.meta.config(&common);
+        assert_eq!(config.graph_base, "http://127.0.0.1:9");
+        assert_eq!(config.api_version, "v1.0");
+        let command = <Cli as clap::CommandFactory>::command();
+        let env = |long: &str| {
+            command
+                .get_arguments()
+                .find(|a| a.get_long() == Some(long))
+                .and_then(|a| a.get_env())
+                .and_then(|e| e.to_str())
+                .map(str::to_owned)
+        };
+        assert_eq!(
+            env("meta-graph-base").as_deref(),
+            Some("SWITCHBOARD_META_GRAPH_BASE")
+        );
+        assert_eq!(
+            env("meta-api-version").as_deref(),
+            Some("SWITCHBOARD_META_API_VERSION")
+        );
+    }
 }

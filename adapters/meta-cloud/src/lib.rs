@@ -38,14 +38,16 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use switchboard_core::{
     AccountContext, AccountSetup, Capabilities, ChannelAdapter, ChannelError, ChannelId,
-    Credentials, FetchedMedia, HandshakeReply, HealthReport, MediaItem, MediaKind, MediaLimit,
-    OutboundMessage, ParsedWebhook, PhoneNumber, SendReceipt, WebhookError, WebhookReply,
-    WebhookRequest,
+    CredentialField, Credentials, FetchedMedia, HandshakeReply, HealthReport, MediaItem, MediaKind,
+    MediaLimit, OutboundMessage, ParsedWebhook, PhoneNumber, SendReceipt, WebhookError,
+    WebhookReply, WebhookRequest,
 };
 
+#[cfg(feature = "clap")]
+pub use config::MetaSettings;
 pub use config::{
     CHANNEL, CRED_ACCESS_TOKEN, CRED_APP_SECRET, CRED_PHONE_NUMBER_ID, CRED_VERIFY_TOKEN,
-    MetaConfig,
+    CREDENTIAL_FIELDS, DEFAULT_API_VERSION, DEFAULT_GRAPH_BASE, MetaConfig,
 };
 
 /// The Meta Cloud API adapter.
@@ -99,6 +101,14 @@ impl ChannelAdapter for MetaCloud {
 
     fn capabilities(&self) -> &Capabilities {
         &self.capabilities
+    }
+
+    fn credential_fields(&self) -> &'static [CredentialField] {
+        CREDENTIAL_FIELDS
+    }
+
+    fn sensitive_headers(&self) -> &'static [&'static str] {
+        &[signature::SIGNATURE_HEADER]
     }
 
     fn connect_account(

@@ -1,9 +1,12 @@
 //! Adapter configuration (where Twilio's API is, where Twilio reaches us, the URLs built
-//! from both) and the static facts about the channel: its id and credential shapes.
+//! from both; as `switchboard serve` flags behind the `clap` feature) and the static facts
+//! about the channel: its id and credential shapes.
 
 use std::time::Duration;
 
-use switchboard_core::{AccountContext, ChannelError, ChannelId};
+#[cfg(feature = "clap")]
+use switchboard_core::CommonSettings;
+use switchboard_core::{AccountContext, ChannelError, ChannelId, CredentialField};
 
 /// This channel's id.
 pub static CHANNEL: ChannelId = ChannelId::new_static("twilio-whatsapp");
@@ -12,6 +15,22 @@ pub static CHANNEL: ChannelId = ChannelId::new_static("twilio-whatsapp");
 pub const CRED_ACCOUNT_SID: &str = "account_sid";
 /// Credential: the auth token, the basic-auth password and the webhook signing key.
 pub const CRED_AUTH_TOKEN: &str = "auth_token";
+
+/// The credentials an account is connected with.
+pub const CREDENTIAL_FIELDS: &[CredentialField] = &[
+    CredentialField {
+        name: CRED_ACCOUNT_SID,
+        secret: false,
+        required: true,
+        description: "the Twilio account SID: AC followed by 32 letters and digits (Twilio Console)",
+    },
+    CredentialField {
+        name: CRED_AUTH_TOKEN,
+        secret: true,
+        required: true,
+        description: "the account's auth token: the REST API password and the key of X-Twilio-Signature",
+    },
+];
 
 /// The default Twilio REST API base.
 pub const DEFAULT_API_BASE: &str = "https://api.twilio.com";
@@ -40,6 +59,29 @@ impl Default for TwilioConfig {
             public_url: String::new(),
             webhook_path: DEFAULT_WEBHOOK_PATH.to_owned(),
             request_timeout: Duration::from_secs(15),
+        }
+    }
+}
+
+/// The channel's own settings: flags (and environment variables) of `switchboard serve`,
+/// which the server's wiring flattens into its configuration.
+#[cfg(feature = "clap")]
+#[derive(Clone, Debug, PartialEq, Eq, clap::Args)]
+pub struct TwilioSettings {
+    /// Twilio REST base URL.
+    #[arg(long, env = "SWITCHBOARD_TWILIO_API_BASE", default_value = DEFAULT_API_BASE)]
+    pub twilio_api_base: String,
+}
+
+#[cfg(feature = "clap")]
+impl TwilioSettings {
+    /// The adapter's configuration: these settings, with the server's public URL (which
+    /// Twilio's signatures cover).
+    pub fn config(&self, common: &CommonSettings) -> TwilioConfig {
+        TwilioConfig {
+            api_base: self.twilio_api_base.clone(),
+            public_url: common.public_url.clone(),
+            ..TwilioConfig::default()
         }
     }
 }
@@ -159,6 +201,32 @@ mod tests {
         assert_eq!(
             TwilioConfig::default().request_timeout,
             Duration::from_secs(15)
+        );
+    }
+
+    #[cfg(feature = "clap")]
+    #[test]
+    fn settings_are_flags_with_the_contract_names_and_defaults() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            twilio: TwilioSettings,
+        }
+        let common = CommonSettings::new("https://sb.example.com");
+        let config = Cli::parse_from(["x"]).twilio.config(&common);
+        assert_eq!(config.api_base, DEFAULT_API_BASE);
+        assert_eq!(config.public_url, "https://sb.example.com");
+        let parsed = Cli::parse_from(["x", "--twilio-api-base", "http://127.0.0.1:9"]);
+        assert_eq!(parsed.twilio.config(&common).api_base, "http://127.0.0.1:9");
+        let command = <Cli as clap::CommandFactory>::command();
+        let arg = command
+            .get_arguments()
+            .find(|a| a.get_long() == Some("twilio-api-base"))
+            .unwrap();
+        assert_eq!(
+            arg.get_env().and_then(|e| e.to_str()),
+            Some("SWITCHBOARD_TWILIO_API_BASE")
         );
     }
 

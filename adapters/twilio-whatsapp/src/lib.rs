@@ -2,7 +2,8 @@
 //!
 //! What it knows: Twilio's wire format for WhatsApp (as Twilio documents it),
 //! one module each, laid out like the Meta adapter's:
-//! - `config`: [`TwilioConfig`], the channel id [`CHANNEL`], credential shapes and the
+//! - `config`: [`TwilioConfig`] (and, with the `clap` feature, `TwilioSettings`: its
+//!   `switchboard serve` flags), the channel id [`CHANNEL`], credential shapes and the
 //!   status-callback URLs;
 //! - `wire`: the form shape ([`Form`]), the JSON error body and the status vocabulary;
 //! - [`signature`]: `X-Twilio-Signature` validation exactly as Twilio's SDKs do it;
@@ -39,14 +40,16 @@ use std::time::Duration;
 use async_trait::async_trait;
 use switchboard_core::{
     AccountContext, AccountSetup, Capabilities, ChannelAdapter, ChannelError, ChannelId,
-    Credentials, FetchedMedia, KeyRule, MediaItem, MediaKind, MediaLimit, OutboundMessage,
-    ParsedWebhook, PhoneNumber, SendReceipt, StatusUpdate, WebhookError, WebhookReply,
-    WebhookRequest,
+    CredentialField, Credentials, FetchedMedia, KeyRule, MediaItem, MediaKind, MediaLimit,
+    OutboundMessage, ParsedWebhook, PhoneNumber, SendReceipt, StatusUpdate, WebhookError,
+    WebhookReply, WebhookRequest,
 };
 
+#[cfg(feature = "clap")]
+pub use config::TwilioSettings;
 pub use config::{
-    CHANNEL, CRED_ACCOUNT_SID, CRED_AUTH_TOKEN, DEFAULT_API_BASE, DEFAULT_WEBHOOK_PATH,
-    TwilioConfig,
+    CHANNEL, CRED_ACCOUNT_SID, CRED_AUTH_TOKEN, CREDENTIAL_FIELDS, DEFAULT_API_BASE,
+    DEFAULT_WEBHOOK_PATH, TwilioConfig,
 };
 pub use webhook::{EMPTY_TWIML, parse_form};
 pub use wire::Form;
@@ -72,6 +75,8 @@ pub fn capabilities() -> Capabilities {
         send_to_bsuid: true,
         default_rate_per_second: 80,
         recipient_pacing: None,
+        // WhatsApp's customer-service window.
+        service_window: Some(Duration::from_secs(24 * 60 * 60)),
     }
 }
 
@@ -138,6 +143,14 @@ impl ChannelAdapter for TwilioWhatsApp {
 
     fn capabilities(&self) -> &Capabilities {
         &self.capabilities
+    }
+
+    fn credential_fields(&self) -> &'static [CredentialField] {
+        CREDENTIAL_FIELDS
+    }
+
+    fn sensitive_headers(&self) -> &'static [&'static str] {
+        &[signature::SIGNATURE_HEADER]
     }
 
     fn connect_account(
@@ -266,5 +279,29 @@ mod tests {
         assert!(c.templates && c.locations && c.send_to_bsuid);
         assert!(!c.reactions && !c.reply_context);
         assert_eq!(c.default_rate_per_second, 80);
+        assert_eq!(c.service_window, Some(Duration::from_secs(24 * 60 * 60)));
+    }
+
+    #[test]
+    fn declares_its_credentials_and_its_signature_header() {
+        let a = adapter();
+        let fields: Vec<_> = a
+            .credential_fields()
+            .iter()
+            .map(|f| (f.name, f.secret, f.required))
+            .collect();
+        assert_eq!(
+            fields,
+            [("account_sid", false, true), ("auth_token", true, true)]
+        );
+        assert_eq!(a.sensitive_headers(), ["x-twilio-signature"]);
+        // What connect_account requires is what is declared required.
+        let addr = PhoneNumber::parse("+14155238886").unwrap();
+        for field in a.credential_fields().iter().filter(|f| f.required) {
+            let mut creds =
+                json!({"account_sid": "AC00000000000000000000000000000001", "auth_token": "t"});
+            creds.as_object_mut().unwrap().remove(field.name);
+            assert!(a.connect_account(&addr, &creds).is_err(), "{}", field.name);
+        }
     }
 }

@@ -164,7 +164,12 @@ impl RouterBuilder {
         ));
         let parts = Components {
             tenants: Tenants::new(self.store.clone()),
-            records: Records::new(self.store.clone(), self.phones, media.clone()),
+            records: Records::new(
+                self.store.clone(),
+                self.adapters.clone(),
+                self.phones,
+                media.clone(),
+            ),
             inbound: Inbound::new(
                 self.store.clone(),
                 self.adapters.clone(),

@@ -191,7 +191,7 @@ mod tests {
         (
             AccountView {
                 id: id.to_owned(),
-                channel: "twilio-whatsapp".into(),
+                channel: "fake".into(),
                 address: "+14155238886".into(),
                 active: true,
                 rate_per_second: None,

@@ -1,9 +1,11 @@
 //! The HTTP surface (axum): provider webhooks, monitors, the product API.
 //!
 //! Every route is bounded: bodies over 1 MiB answer 413, requests time out, panics become
-//! 500s, every error answers in the JSON error shape (`errors.rs`), and `Authorization` and
-//! signature headers are marked sensitive so access logs never show them. `serve.rs` bounds
-//! connections and the time to send headers.
+//! 500s, every error answers in the JSON error shape (`errors.rs`), and `Authorization`,
+//! `Cookie` and the headers each registered channel declares (its webhook signature) are
+//! marked sensitive so access logs never show them. `serve.rs` bounds connections and the
+//! time to send headers. Nothing here names a channel: what differs per channel is read
+//! from the adapters the router has.
 
 mod api;
 mod errors;
@@ -24,6 +26,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use switchboard_router::router::Router;
+use switchboard_router::tenancy::registry::AdapterRegistry;
 
 pub use errors::REFUSALS_METRIC;
 pub use serve::{
@@ -45,6 +48,8 @@ pub struct AppState {
     pub router: Router,
     pub metrics: Option<PrometheusHandle>,
     pub(crate) health_cache: health::ChannelHealthCache,
+    /// `GET /openapi.json`, built from the router's channels once.
+    pub(crate) openapi: bytes::Bytes,
     request_timeout: Duration,
     upload_timeout: Duration,
 }
@@ -52,6 +57,7 @@ pub struct AppState {
 impl AppState {
     pub fn new(router: Router, metrics: Option<PrometheusHandle>) -> Self {
         Self {
+            openapi: api::openapi::serialized(router.adapters()),
             router,
             metrics,
             health_cache: health::ChannelHealthCache::default(),
@@ -73,6 +79,7 @@ impl AppState {
 pub fn app(state: AppState) -> AxumRouter {
     let request_id = HeaderName::from_static("x-request-id");
     let (request_timeout, upload_timeout) = (state.request_timeout, state.upload_timeout);
+    let sensitive = sensitive_headers(state.router.adapters());
     // The 1 MiB limit and the 30 s timeout wrap every route but media uploads, which
     // bound their size themselves and may take minutes on a slow link.
     let limited = AxumRouter::new()
@@ -96,19 +103,36 @@ pub fn app(state: AppState) -> AxumRouter {
         .layer(CatchPanicLayer::new())
         // Outside every other source of error responses, so they all leave as JSON.
         .layer(axum::middleware::map_response(errors::json_errors))
-        // Log the path only: query strings carry secrets (Meta's hub.verify_token) and
-        // personal data (?phone=).
+        // Log the path only: query strings carry secrets (a webhook handshake's verify
+        // token) and personal data (?phone=).
         .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<axum::body::Body>| {
             tracing::info_span!("request", method = %req.method(), path = %req.uri().path())
         }).on_failure(log_failure))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
-        .layer(SetSensitiveRequestHeadersLayer::new([
-            header::AUTHORIZATION,
-            header::COOKIE,
-            HeaderName::from_static("x-twilio-signature"),
-            HeaderName::from_static("x-hub-signature-256"),
-        ]))
+        .layer(sensitive)
+}
+
+/// Marks the request headers that carry secrets as sensitive, so no log shows them:
+/// `Authorization`, `Cookie`, and every header a registered channel declares
+/// ([`switchboard_core::ChannelAdapter::sensitive_headers`]).
+fn sensitive_headers(adapters: &AdapterRegistry) -> SetSensitiveRequestHeadersLayer {
+    let mut names = vec![header::AUTHORIZATION, header::COOKIE];
+    for adapter in adapters.iter() {
+        for declared in adapter.sensitive_headers() {
+            match HeaderName::from_bytes(declared.as_bytes()) {
+                Ok(name) if !names.contains(&name) => names.push(name),
+                Ok(_) => {}
+                // No request can carry a header with this name, so there is nothing to hide.
+                Err(_) => tracing::error!(
+                    channel = %adapter.channel(),
+                    header = declared,
+                    "An adapter declares a sensitive header that is not a valid header name."
+                ),
+            }
+        }
+    }
+    SetSensitiveRequestHeadersLayer::new(names)
 }
 
 /// A path that spells U+0000 (`%00`) names nothing Switchboard has (PostgreSQL's `text`
@@ -143,5 +167,63 @@ fn log_failure(
             tracing::debug!(latency_ms, "answered 503");
         }
         other => tracing::error!(classification = %other, latency_ms, "response failed"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use axum::body::Body;
+    use axum::http::Request;
+    use switchboard_core::ChannelId;
+    use switchboard_core::testing::{FakeAdapter, SIGNATURE_HEADER};
+    use tower::{Layer, ServiceExt};
+
+    use super::*;
+
+    /// The headers the layer built from a registry marks sensitive, of those in `request`.
+    async fn marked(adapters: &AdapterRegistry, request: Request<Body>) -> Vec<String> {
+        let service = sensitive_headers(adapters).layer(tower::service_fn(
+            |request: Request<Body>| async move {
+                let names: Vec<String> = request
+                    .headers()
+                    .iter()
+                    .filter(|(_, value)| value.is_sensitive())
+                    .map(|(name, _)| name.as_str().to_owned())
+                    .collect();
+                Ok::<_, std::convert::Infallible>(axum::http::Response::new(names))
+            },
+        ));
+        service.oneshot(request).await.unwrap().into_body()
+    }
+
+    fn request() -> Request<Body> {
+        Request::builder()
+            .header("authorization", "Bearer sbk_x")
+            .header("cookie", "c=1")
+            .header(SIGNATURE_HEADER, "s3cr3t")
+            .header("x-other-signature", "s3cr3t")
+            .header("user-agent", "provider")
+            .body(Body::empty())
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_redacted_headers_are_the_registered_adapters_declarations() {
+        let mut registry = AdapterRegistry::new();
+        assert_eq!(
+            marked(&registry, request()).await,
+            ["authorization", "cookie"]
+        );
+        registry.register(Arc::new(FakeAdapter::new()));
+        // A second channel declaring the same header adds nothing twice.
+        registry.register(Arc::new(FakeAdapter::named(ChannelId::new_static(
+            "fake-2",
+        ))));
+        assert_eq!(
+            marked(&registry, request()).await,
+            ["authorization", "cookie", SIGNATURE_HEADER]
+        );
     }
 }

@@ -3,21 +3,26 @@
 //! Each command takes only the settings it uses, so its `--help` lists only those: the
 //! database and logging settings are shared ([`StoreArgs`], [`LogArgs`]), the server's are
 //! [`Config`]. `switchboard --help` lists every variable and the commands that read it.
+//! Channels' own settings are theirs: [`Config`] flattens them from the wiring
+//! ([`crate::wiring::ChannelSettings`]), and names no provider here.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
+use switchboard_core::CommonSettings;
 use switchboard_router::store::SqliteSync;
 use switchboard_router::store::crypto::{CredentialCipher, CryptoError};
 
-/// Switchboard: a unified WhatsApp messaging router (Twilio and Meta Cloud API).
+use crate::wiring::ChannelSettings;
+
+/// Switchboard: a unified messaging router.
 #[derive(Debug, Parser)]
 #[command(
     name = "switchboard",
     version,
-    about = "Switchboard: a unified WhatsApp messaging router (Twilio and Meta Cloud API).",
+    about = "Switchboard: a unified messaging router.",
     long_about = None
 )]
 pub struct Cli {
@@ -243,7 +248,7 @@ impl StoreArgs {
     }
 }
 
-/// `serve`: the database, the credentials key, the server and its providers.
+/// `serve`: the database, the credentials key, the server and its channels.
 #[derive(Clone, Debug, Args)]
 pub struct Config {
     #[command(flatten)]
@@ -251,30 +256,17 @@ pub struct Config {
     /// HTTP listen address.
     #[arg(long, env = "SWITCHBOARD_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
-    /// The base URL providers call (Twilio signs the full URL it called). Default: `http://<listen>`.
+    /// The base URL providers call (signatures over the URL are checked against it, not the
+    /// Host header). Default: `http://<listen>`.
     #[arg(long, env = "SWITCHBOARD_PUBLIC_URL")]
     pub public_url: Option<String>,
     /// Base64 32-byte key for credentials at rest. Without it, SQLite uses a key file
     /// beside the database (created on first start); PostgreSQL refuses to start.
     #[arg(long, env = "SWITCHBOARD_ENCRYPTION_KEY", hide_env_values = true)]
     pub encryption_key: Option<String>,
-    /// Twilio REST base URL.
-    #[arg(
-        long,
-        env = "SWITCHBOARD_TWILIO_API_BASE",
-        default_value = "https://api.twilio.com"
-    )]
-    pub twilio_api_base: String,
-    /// Meta Graph API base URL.
-    #[arg(
-        long,
-        env = "SWITCHBOARD_META_GRAPH_BASE",
-        default_value = "https://graph.facebook.com"
-    )]
-    pub meta_graph_base: String,
-    /// Meta Graph API version.
-    #[arg(long, env = "SWITCHBOARD_META_API_VERSION", default_value = "v25.0")]
-    pub meta_api_version: String,
+    /// Each channel's own settings, as its adapter declares them.
+    #[command(flatten)]
+    pub channels: ChannelSettings,
     /// ISO region for phone numbers written without a country code (e.g. NL).
     #[arg(long, env = "SWITCHBOARD_DEFAULT_REGION")]
     pub default_region: Option<String>,
@@ -323,6 +315,11 @@ impl Config {
             .unwrap_or_else(|| format!("http://{}", self.listen))
             .trim_end_matches('/')
             .to_owned()
+    }
+
+    /// What every channel may be built with besides its own settings.
+    pub fn common(&self) -> CommonSettings {
+        CommonSettings::new(self.public_url())
     }
 
     /// Delivery engine settings: defaults with the configured overrides.

@@ -61,7 +61,7 @@ async fn open(config: &Config) -> Result<Router, BoxError> {
         None => PhoneParser::default(),
     };
     let router = Router::builder(store, cipher)
-        .adapters(wiring::builtin_adapters(config))
+        .adapters(wiring::builtin_adapters(&config.channels, &config.common()))
         .phone_parser(phones)
         .delivery(config.delivery())
         .media_store(std::sync::Arc::new(

@@ -1,6 +1,8 @@
 //! `send()`: the product's entry point. Validate and normalize, pick the sender, enforce the
-//! 24-hour window and opt-outs, then write the message and its outbox entry in one
+//! channel's service window and opt-outs, then write the message and its outbox entry in one
 //! transaction and return at once; the delivery engine does the rest.
+
+use std::sync::Arc;
 
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
@@ -8,15 +10,11 @@ use sea_orm::{
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use switchboard_core::{Bsuid, Capabilities, ContactIdentity, Content, MessageStatus, PhoneParser};
-
-use std::sync::Arc;
-
 use tokio::sync::Notify;
 
 use crate::error::{Result, RouterError};
 use crate::ids::{self, now_ms};
 use crate::media::library::MediaLibrary;
-use crate::records::conversations::SERVICE_WINDOW_MS;
 use crate::records::{contacts, conversations as convs};
 use crate::store::Store;
 use crate::store::entity::{channel_accounts, conversations, messages, outbox};
@@ -161,9 +159,11 @@ impl Sending {
         if conv.opted_out_at.is_some() {
             return Err(RouterError::OptedOut);
         }
-        let in_window = conv
-            .last_inbound_at
-            .is_some_and(|t| now - t < SERVICE_WINDOW_MS);
+        // The window is the channel's (`Capabilities::service_window`); none: always open.
+        let in_window = self.adapters.get(&account.channel).is_some_and(|a| {
+            a.capabilities()
+                .service_window_open(conv.last_inbound_at, now)
+        });
         if request.content.is_free_form() && !in_window {
             return Err(RouterError::OutsideServiceWindow);
         }

@@ -6,9 +6,6 @@ use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait
 use crate::ids::{self, now_ms};
 use crate::store::entity::conversations;
 
-/// The 24-hour customer-service window.
-pub const SERVICE_WINDOW_MS: i64 = 24 * 60 * 60 * 1000;
-
 /// The conversation of `contact_id` with `account_id`, created if new; its activity
 /// timestamps moved to `at` (and `last_inbound_at` too for inbound messages).
 pub(crate) async fn touch<C: ConnectionTrait>(

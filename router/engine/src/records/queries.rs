@@ -17,10 +17,10 @@ use crate::error::{Result, RouterError};
 use crate::ids;
 use crate::media::library::MediaLibrary;
 use crate::records::contacts::{self, ContactView};
-use crate::records::conversations::SERVICE_WINDOW_MS;
 use crate::store::entity::{
     contacts as contact_rows, conversations, message_status_events, messages, send_attempts,
 };
+use crate::tenancy::registry::AdapterRegistry;
 
 /// Page size when the caller gives none.
 pub const DEFAULT_PAGE_SIZE: u64 = 50;
@@ -180,7 +180,8 @@ pub struct ConversationView {
     pub channel: String,
     pub last_message_at: String,
     pub last_inbound_at: Option<String>,
-    /// Whether a free-form message may be sent now (the contact wrote in the last 24 hours).
+    /// Whether a free-form message may be sent now: the contact wrote within the channel's
+    /// service window, or the channel has none. False when the channel is not served.
     pub service_window_open: bool,
     pub opted_out: bool,
     pub created_at: String,
@@ -223,6 +224,7 @@ fn message_view(row: messages::Model) -> MessageView {
 /// The read side of the product API: messages, conversations and contacts of a tenant.
 pub struct Records {
     store: crate::store::Store,
+    adapters: AdapterRegistry,
     phones: PhoneParser,
     media: std::sync::Arc<MediaLibrary>,
 }
@@ -230,11 +232,13 @@ pub struct Records {
 impl Records {
     pub(crate) fn new(
         store: crate::store::Store,
+        adapters: AdapterRegistry,
         phones: PhoneParser,
         media: std::sync::Arc<MediaLibrary>,
     ) -> Self {
         Self {
             store,
+            adapters,
             phones,
             media,
         }
@@ -399,9 +403,9 @@ impl Records {
                         phone: contact.and_then(|c| c.e164.clone()),
                         profile_name: contact.and_then(|c| c.profile_name.clone()),
                     },
-                    service_window_open: r
-                        .last_inbound_at
-                        .is_some_and(|t| now - t < SERVICE_WINDOW_MS),
+                    service_window_open: self.adapters.get(&r.channel).is_some_and(|a| {
+                        a.capabilities().service_window_open(r.last_inbound_at, now)
+                    }),
                     opted_out: r.opted_out_at.is_some(),
                     last_message_at: ids::rfc3339(r.last_message_at),
                     last_inbound_at: r.last_inbound_at.map(ids::rfc3339),

@@ -2,27 +2,149 @@
 //!
 //! Built in Rust rather than kept as a file so the schemas sit next to the handlers; the
 //! end-to-end tests request every documented operation against the real app, and check the
-//! set of documented operations against the contract in api.md.
+//! set of documented operations against the contract in api.md. What differs per channel
+//! (channel ids, credential fields, signature headers, webhook answers, media limits,
+//! service windows) is read from the registered adapters, never written here.
 
-use std::sync::LazyLock;
+use std::sync::Arc;
+use std::time::Duration;
 
-use axum::Json;
+use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
+use bytes::Bytes;
 use serde_json::{Value, json};
+use switchboard_core::{ChannelAdapter, MediaKind};
+use switchboard_router::tenancy::registry::AdapterRegistry;
 
-static DOCUMENT: LazyLock<Value> = LazyLock::new(build);
+use crate::AppState;
 
-pub(crate) async fn serve() -> impl IntoResponse {
+pub(crate) async fn serve(State(state): State<AppState>) -> impl IntoResponse {
     (
-        [(header::CACHE_CONTROL, "public, max-age=300")],
-        Json(document()),
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, "public, max-age=300"),
+        ],
+        state.openapi.clone(),
     )
 }
 
-/// The document (exposed for tests and tooling).
-pub fn document() -> Value {
-    DOCUMENT.clone()
+/// The document for these channels, serialized once per app.
+pub(crate) fn serialized(adapters: &AdapterRegistry) -> Bytes {
+    Bytes::from(serde_json::to_vec(&document(adapters)).unwrap_or_default())
+}
+
+/// The document for these channels.
+pub fn document(adapters: &AdapterRegistry) -> Value {
+    build(&adapters.iter().cloned().collect::<Vec<_>>())
+}
+
+/// The registered adapters, in channel id order.
+type Channels = [Arc<dyn ChannelAdapter>];
+
+/// `` `a`: x; `b`: y `` for each channel's entry, skipping channels without one.
+fn per_channel(
+    channels: &Channels,
+    entry: impl Fn(&dyn ChannelAdapter) -> Option<String>,
+) -> String {
+    channels
+        .iter()
+        .filter_map(|a| Some(format!("`{}`: {}", a.channel(), entry(a.as_ref())?)))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// The channel ids as a JSON Schema string, enumerated when there are any.
+fn channel_schema(channels: &Channels) -> Value {
+    let ids: Vec<&str> = channels.iter().map(|a| a.channel().as_str()).collect();
+    if ids.is_empty() {
+        json!({"type": "string"})
+    } else {
+        json!({"type": "string", "enum": ids})
+    }
+}
+
+/// The schema name of a channel's credentials object.
+fn credentials_schema_name(channel: &str) -> String {
+    format!("Credentials.{channel}")
+}
+
+/// A channel's credentials as a JSON Schema object, from its declared fields.
+fn credentials_schema(adapter: &dyn ChannelAdapter) -> Value {
+    let fields = adapter.credential_fields();
+    let properties: serde_json::Map<String, Value> = fields
+        .iter()
+        .map(|f| {
+            let mut property = json!({"type": "string", "minLength": 1, "writeOnly": true,
+                "description": f.description});
+            if f.secret {
+                property["format"] = json!("password");
+            }
+            (f.name.to_owned(), property)
+        })
+        .collect();
+    let required: Vec<&str> = fields
+        .iter()
+        .filter(|f| f.required)
+        .map(|f| f.name)
+        .collect();
+    json!({
+        "type": "object",
+        "title": format!("{} credentials", adapter.channel()),
+        "description": format!("what a `{}` account is connected with; names not listed are refused (`invalid_credentials`), and values are never returned", adapter.channel()),
+        "required": required,
+        "additionalProperties": false,
+        "properties": properties
+    })
+}
+
+fn size_text(bytes: u64) -> String {
+    const KB: u64 = 1024;
+    const MB: u64 = 1024 * KB;
+    match bytes {
+        b if b >= MB && b % MB == 0 => format!("{} MB", b / MB),
+        b if b >= KB && b % KB == 0 => format!("{} KB", b / KB),
+        b => format!("{b} bytes"),
+    }
+}
+
+fn duration_text(d: Duration) -> String {
+    let secs = d.as_secs();
+    match secs {
+        s if s >= 3600 && s % 3600 == 0 => format!("{} h", s / 3600),
+        s if s >= 60 && s % 60 == 0 => format!("{} min", s / 60),
+        s => format!("{s} s"),
+    }
+}
+
+/// Each media kind's upload limit and types per channel that sends it.
+fn media_limits_text(channels: &Channels) -> String {
+    [
+        MediaKind::Image,
+        MediaKind::Video,
+        MediaKind::Audio,
+        MediaKind::Document,
+        MediaKind::Sticker,
+    ]
+    .into_iter()
+    .filter_map(|kind| {
+        let limits: Vec<String> = channels
+            .iter()
+            .filter(|a| a.capabilities().media_kinds.contains(&kind))
+            .map(|a| {
+                let limit = a.media_limit(kind);
+                let size = size_text(limit.max_bytes);
+                if limit.mime_types.is_empty() {
+                    format!("`{}` {size}", a.channel())
+                } else {
+                    format!("`{}` {size}: {}", a.channel(), limit.mime_types.join(", "))
+                }
+            })
+            .collect();
+        (!limits.is_empty()).then(|| format!("{} ({})", kind.as_str(), limits.join("; ")))
+    })
+    .collect::<Vec<_>>()
+    .join("; ")
 }
 
 fn schema_ref(name: &str) -> Value {
@@ -82,7 +204,7 @@ fn operation(id: &str, tag: &str, summary: &str, responses: Value) -> Value {
     json!({"operationId": id, "tags": [tag], "summary": summary, "responses": with_auth_errors(responses)})
 }
 
-fn paths() -> Value {
+fn paths(channels: &Channels) -> Value {
     let admin = || error("the key is not an admin key (`forbidden`)");
     let invalid = |codes: &str| error(&format!("invalid request ({codes})"));
     let mut connect = operation(
@@ -91,7 +213,7 @@ fn paths() -> Value {
         "Connect a provider account (admin key); credentials are validated per channel and never echoed",
         json!({
             "201": ok("the connected account", schema_ref("Account")),
-            "400": invalid("`invalid_json`, `unknown_channel`, `invalid_address`, `invalid_credentials`, `invalid_rate`"),
+            "400": invalid("`invalid_json`, `unknown_channel`, `invalid_address`, `invalid_credentials` (a name the channel does not declare, a required one missing, or a value it refuses), `invalid_rate`"),
             "403": admin(),
             "409": error("the number is already connected on this channel (`account_exists`)")
         }),
@@ -145,7 +267,7 @@ fn paths() -> Value {
             "404": error("`reply_to` or `reaction.message_id` names no message of this tenant (`not_found`)"),
             "409": error("the idempotency key was first used with another request (`idempotency_key_reused`); the same request again answers the first message"),
             "413": error("the body is over 1 MiB (`body_too_large`)"),
-            "422": error("free-form message outside the 24-hour window (`outside_service_window`) or the contact opted out (`opted_out`)")
+            "422": error(&format!("free-form message outside the channel's customer-service window (`outside_service_window`; {}) or the contact opted out (`opted_out`)", service_windows_text(channels)))
         }),
     );
     send["requestBody"] = body("SendRequest");
@@ -261,7 +383,7 @@ fn paths() -> Value {
     let mut upload = operation(
         "uploadMedia",
         "media",
-        "Upload a file to send later by `media_id` (raw body; Content-Type is the file's MIME type). Limits per kind follow the providers: image 5 MB (jpeg, png), video 16 MB (mp4, 3gpp), audio 16 MB (aac, amr, mpeg, mp4, ogg), document 100 MB on Meta / 16 MB on Twilio, sticker 500 KB (webp)",
+        "Upload a file to send later by `media_id` (raw body; Content-Type is the file's MIME type), within the largest limit of the channels that send its kind",
         json!({
             "201": ok("the stored file", schema_ref("Media")),
             "400": invalid("`invalid_media_kind`, `empty_media`, `invalid_query`"),
@@ -269,6 +391,10 @@ fn paths() -> Value {
             "415": error("a type no enabled channel sends for this kind (`unsupported_media_type`)")
         }),
     );
+    upload["description"] = json!(format!(
+        "Limits and types per kind and channel: {}.",
+        media_limits_text(channels)
+    ));
     upload["parameters"] = json!([
         {"name": "filename", "in": "query", "required": false, "description": "the file's name (documents show it)", "schema": {"type": "string"}},
         {"name": "kind", "in": "query", "required": false, "description": "image, video, audio, document or sticker; default from the MIME type", "schema": {"type": "string"}}
@@ -291,7 +417,7 @@ fn paths() -> Value {
     paths["/media/{id}"] = json!({"get": {
         "operationId": "getSignedMedia",
         "tags": ["media"],
-        "summary": "A media item behind a signed, expiring URL (what Twilio fetches for outbound media); no API key",
+        "summary": "A media item behind a signed, expiring URL (what channels that fetch outbound media by link download); no API key",
         "security": [],
         "parameters": [
             path_param("id", "media id (`med_…`)"),
@@ -303,21 +429,37 @@ fn paths() -> Value {
             "404": error("unknown id, bad or expired signature (`not_found`)")
         }
     }});
-    for (path, item) in unauthenticated_paths() {
+    for (path, item) in unauthenticated_paths(channels) {
         paths[path] = item;
     }
     paths
 }
 
+/// `` `a`: 24 h; `b`: none `` for every channel.
+fn service_windows_text(channels: &Channels) -> String {
+    per_channel(channels, |a| {
+        Some(
+            a.capabilities()
+                .service_window
+                .map_or_else(|| "none".to_owned(), duration_text),
+        )
+    })
+}
+
 /// Provider webhooks (signed, no API key), monitors, and this document.
-fn unauthenticated_paths() -> Vec<(&'static str, Value)> {
+fn unauthenticated_paths(channels: &Channels) -> Vec<(&'static str, Value)> {
     let no_auth = json!([]);
-    let channel = path_param(
-        "channel",
-        "the channel: `twilio-whatsapp`, `meta-whatsapp`, …",
-    );
+    let mut channel = path_param("channel", "the channel's id");
+    channel["schema"] = channel_schema(channels);
+    let replies = per_channel(channels, |a| {
+        Some(a.webhook_reply().content_type.to_owned())
+    });
+    let signatures = per_channel(channels, |a| {
+        let headers = a.sensitive_headers();
+        (!headers.is_empty()).then(|| headers.join(", "))
+    });
     let webhook_responses = json!({
-        "200": {"description": "stored (or a duplicate); the body is what the provider expects (Twilio: empty TwiML; Meta: empty)"},
+        "200": {"description": format!("stored (or a duplicate); the body is what the provider expects ({replies})")},
         "400": error("not the provider's format (`malformed_webhook`)"),
         "403": error("missing or bad signature (`bad_signature`); nothing stored"),
         "404": error("no connected account owns the number, or unknown channel"),
@@ -334,10 +476,10 @@ fn unauthenticated_paths() -> Vec<(&'static str, Value)> {
             json!({
                 "parameters": [channel.clone()],
                 "post": {"operationId": "receiveWebhook", "tags": ["webhooks"], "security": no_auth,
-                    "summary": "Inbound messages and status callbacks from a provider, verified by its signature header (X-Twilio-Signature, X-Hub-Signature-256)",
+                    "summary": format!("Inbound messages and status callbacks from a provider, verified by its signature header ({signatures})"),
                     "requestBody": raw_body, "responses": webhook_responses},
                 "get": {"operationId": "webhookHandshake", "tags": ["webhooks"], "security": no_auth,
-                    "summary": "Subscription handshake (Meta: hub.mode, hub.verify_token, hub.challenge)",
+                    "summary": "Subscription handshake, on channels whose provider confirms the webhook URL with a GET: a connected account's verify token in the query, the challenge answered",
                     "responses": {
                         "200": {"description": "the challenge, as text/plain", "content": {"text/plain": {"schema": {"type": "string"}}}},
                         "403": {"description": "the verify token matches no connected account"},
@@ -348,7 +490,7 @@ fn unauthenticated_paths() -> Vec<(&'static str, Value)> {
         (
             "/webhooks/{channel}/{rest}",
             json!({
-                "parameters": [channel, path_param("rest", "any sub-path, e.g. `status/{message_id}` for Twilio status callbacks carrying Switchboard's message id (may contain `/`)")],
+                "parameters": [channel, path_param("rest", "any sub-path, e.g. `status/{message_id}`: status callbacks carrying Switchboard's message id (may contain `/`)")],
                 "post": {"operationId": "receiveWebhookSubPath", "tags": ["webhooks"], "security": no_auth,
                     "summary": "Webhooks on a sub-path (status callbacks naming their message); handled like POST /webhooks/{channel}",
                     "requestBody": raw_body, "responses": webhook_responses}
@@ -394,7 +536,7 @@ fn nullable(ty: &str) -> Value {
     json!({"type": [ty, "null"]})
 }
 
-fn schemas() -> Value {
+fn schemas(channels: &Channels) -> Value {
     let time = json!({"type": "string", "format": "date-time"});
     let nullable_time = json!({"type": ["string", "null"], "format": "date-time"});
     let media_kind =
@@ -403,12 +545,40 @@ fn schemas() -> Value {
     map.insert("Error".into(), json!({"type": "object", "required": ["error"], "properties": {"error": {
             "type": "object", "required": ["code", "message"],
             "properties": {"code": {"type": "string", "description": "stable snake_case code"}, "message": {"type": "string"}}}}}));
-    map.insert("AccountCreate".into(), json!({"type": "object", "required": ["channel", "address", "credentials"], "additionalProperties": false, "properties": {
-            "channel": {"type": "string", "examples": ["twilio-whatsapp", "meta-whatsapp"]},
+    let credential_names = per_channel(channels, |a| {
+        Some(
+            a.credential_fields()
+                .iter()
+                .map(|f| f.name)
+                .collect::<Vec<_>>()
+                .join(", "),
+        )
+    });
+    let mut account_create = json!({"type": "object", "required": ["channel", "address", "credentials"], "additionalProperties": false, "properties": {
+            "channel": channel_schema(channels),
             "address": {"type": "string", "description": "the business number, any spelling"},
             "credentials": {"type": "object", "additionalProperties": {"type": "string"},
-                "description": "twilio-whatsapp: account_sid, auth_token; meta-whatsapp: phone_number_id, access_token, app_secret, verify_token"},
-            "rate_per_second": {"type": "integer", "minimum": 1, "maximum": 10000}}}));
+                "description": format!("the channel's credentials ({credential_names})")},
+            "rate_per_second": {"type": "integer", "minimum": 1, "maximum": 10000}}});
+    // One variant per channel: its id, and its credentials' own schema.
+    if !channels.is_empty() {
+        account_create["oneOf"] = channels
+            .iter()
+            .map(|a| {
+                json!({"properties": {
+                    "channel": {"const": a.channel().as_str()},
+                    "credentials": schema_ref(&credentials_schema_name(a.channel().as_str()))
+                }})
+            })
+            .collect();
+    }
+    map.insert("AccountCreate".into(), account_create);
+    for adapter in channels {
+        map.insert(
+            credentials_schema_name(adapter.channel().as_str()),
+            credentials_schema(adapter.as_ref()),
+        );
+    }
     map.insert("Account".into(), json!({"type": "object", "required": ["id", "channel", "address", "active", "credential_names", "created_at"], "properties": {
             "id": {"type": "string"}, "channel": {"type": "string"}, "address": {"type": "string", "description": "E.164"},
             "active": {"type": "boolean"}, "rate_per_second": nullable("integer"),
@@ -457,7 +627,7 @@ fn schemas() -> Value {
                 "kind": {"allOf": [media_kind], "description": "default: from the URL's extension, else image"},
                 "caption": {"type": "string"}, "filename": {"type": "string"}, "mime_type": {"type": "string"}}}},
             "template": {"type": "object", "required": ["name"], "additionalProperties": false, "properties": {
-                "name": {"type": "string", "description": "Twilio: the Content SID (HX…); Meta: the template name"},
+                "name": {"type": "string", "description": "the template's id at the channel's provider (its name, or its content id where the provider names templates by id)"},
                 "language": {"type": "string"},
                 "variables": {"type": "object", "additionalProperties": {"type": "string"}}}},
             "location": {"type": "object", "required": ["latitude", "longitude"], "properties": {
@@ -517,7 +687,7 @@ fn schemas() -> Value {
             "contact": {"type": "object", "properties": {"id": {"type": "string"}, "phone": nullable("string"), "profile_name": nullable("string")}},
             "account_id": {"type": "string"}, "channel": {"type": "string"},
             "last_message_at": time, "last_inbound_at": nullable_time,
-            "service_window_open": {"type": "boolean"}, "opted_out": {"type": "boolean"}, "created_at": time}}));
+            "service_window_open": {"type": "boolean", "description": "whether a free-form message may be sent now: the contact wrote within the channel's customer-service window, or the channel has none"}, "opted_out": {"type": "boolean"}, "created_at": time}}));
     map.insert("Contact".into(), json!({"type": "object", "required": ["id", "phones", "channels"], "properties": {
             "id": {"type": "string"}, "phone": {"type": ["string", "null"], "description": "primary number, E.164"},
             "phones": {"type": "array", "items": {"type": "string"}}, "bsuid": nullable("string"),
@@ -534,23 +704,32 @@ fn page_schema(item: &str) -> Value {
         "next_cursor": {"type": ["string", "null"], "description": "null on the last page"}}})
 }
 
-fn build() -> Value {
+fn build(channels: &Channels) -> Value {
+    let ids: Vec<String> = channels
+        .iter()
+        .map(|a| format!("`{}`", a.channel()))
+        .collect();
+    let ids = if ids.is_empty() {
+        "none".to_owned()
+    } else {
+        ids.join(", ")
+    };
     json!({
         "openapi": "3.1.0",
         "info": {
             "title": "Switchboard",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "A unified WhatsApp messaging router. Errors are {\"error\":{\"code\",\"message\"}}; another tenant's ids answer 404."
+            "description": format!("A unified messaging router. Channels: {ids}. Errors are {{\"error\":{{\"code\",\"message\"}}}}; another tenant's ids answer 404.")
         },
         "security": [{"bearer": []}],
         "tags": [
             {"name": "accounts"}, {"name": "keys"}, {"name": "messages"}, {"name": "conversations"},
             {"name": "contacts"}, {"name": "webhooks"}, {"name": "monitors"}, {"name": "meta"}
         ],
-        "paths": paths(),
+        "paths": paths(channels),
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "an API key (`sbk_…`)"}},
-            "schemas": schemas()
+            "schemas": schemas(channels)
         }
     })
 }
@@ -559,10 +738,21 @@ fn build() -> Value {
 mod tests {
     use super::*;
 
+    use switchboard_core::ChannelId;
+    use switchboard_core::testing::FakeAdapter;
+
+    fn registry(adapters: Vec<FakeAdapter>) -> AdapterRegistry {
+        let mut registry = AdapterRegistry::new();
+        for adapter in adapters {
+            registry.register(Arc::new(adapter));
+        }
+        registry
+    }
+
     /// Every `$ref` resolves and every `{param}` of a path is declared.
     #[test]
     fn references_resolve_and_path_parameters_are_declared() {
-        let doc = document();
+        let doc = document(&registry(vec![FakeAdapter::new()]));
         fn refs<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
             match v {
                 Value::Object(m) => {
@@ -611,5 +801,71 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Channel ids, credential fields and the other per-channel facts come from the
+    /// registered adapters.
+    #[test]
+    fn channels_and_their_credentials_come_from_the_adapters() {
+        let mut no_window = FakeAdapter::named(ChannelId::new_static("fake-sms"))
+            .capabilities()
+            .clone();
+        no_window.service_window = None;
+        let doc = document(&registry(vec![
+            FakeAdapter::new(),
+            FakeAdapter::named(ChannelId::new_static("fake-sms")).with_capabilities(no_window),
+        ]));
+        let schemas = &doc["components"]["schemas"];
+        let create = &schemas["AccountCreate"];
+        assert_eq!(
+            create["properties"]["channel"]["enum"],
+            json!(["fake", "fake-sms"])
+        );
+        let variants: Vec<&Value> = create["oneOf"].as_array().unwrap().iter().collect();
+        assert_eq!(variants.len(), 2);
+        assert_eq!(variants[0]["properties"]["channel"]["const"], "fake");
+        assert_eq!(
+            variants[0]["properties"]["credentials"]["$ref"],
+            "#/components/schemas/Credentials.fake"
+        );
+        let fields = switchboard_core::testing::CREDENTIAL_FIELDS;
+        for channel in ["fake", "fake-sms"] {
+            let credentials = &schemas[format!("Credentials.{channel}")];
+            assert_eq!(credentials["additionalProperties"], false, "{channel}");
+            assert_eq!(
+                credentials["required"],
+                json!(
+                    fields
+                        .iter()
+                        .filter(|f| f.required)
+                        .map(|f| f.name)
+                        .collect::<Vec<_>>()
+                )
+            );
+            for field in fields {
+                let property = &credentials["properties"][field.name];
+                assert_eq!(property["description"], field.description);
+                assert_eq!(
+                    property["format"] == "password",
+                    field.secret,
+                    "{}",
+                    field.name
+                );
+            }
+        }
+        let webhook = &doc["paths"]["/webhooks/{channel}"];
+        assert_eq!(
+            webhook["parameters"][0]["schema"]["enum"],
+            json!(["fake", "fake-sms"])
+        );
+        let summary = webhook["post"]["summary"].as_str().unwrap();
+        assert!(summary.contains("`fake`: x-fake-signature"), "{summary}");
+        let windows = doc["paths"]["/v1/messages"]["post"]["responses"]["422"]["description"]
+            .as_str()
+            .unwrap();
+        assert!(
+            windows.contains("`fake`: 24 h; `fake-sms`: none"),
+            "{windows}"
+        );
     }
 }
