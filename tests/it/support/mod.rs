@@ -6,6 +6,7 @@
 
 pub mod binary;
 pub mod fake;
+pub mod module_rules;
 pub mod providers;
 
 use std::future::Future;
