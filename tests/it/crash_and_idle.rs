@@ -6,12 +6,12 @@ use std::time::{Duration, Instant};
 
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter};
+use switchboard_core::MessageStatus;
 use switchboard_core::testing::FakeAdapter;
-use switchboard_core::{Content, MessageStatus};
 use switchboard_router::store::entity::{messages, outbox};
-use switchboard_router::{DeliveryConfig, Router, SendRequest};
+use switchboard_router::{DeliveryConfig, Router};
 
-use crate::support::fake::{inbound_from, signed, status};
+use crate::support::fake::{inbound_from, signed, status, text_to};
 use crate::support::{TestDb, fake_site_with, on_each_backend};
 
 const ALICE: &str = "+31612345678";
@@ -29,14 +29,7 @@ async fn send_text(router: &Router, tenant: &str, to: &str, key: &str) -> String
         .await
         .unwrap();
     router
-        .send(
-            tenant,
-            SendRequest {
-                to: to.into(),
-                content: Content::text("your order shipped"),
-                ..Default::default()
-            },
-        )
+        .send(tenant, text_to(to, "your order shipped"))
         .await
         .unwrap()
         .id

@@ -14,11 +14,10 @@ use switchboard_router::crypto::CredentialCipher;
 use switchboard_router::store::entity::{messages, outbox, pending_statuses, send_attempts};
 use switchboard_router::{DeliveryConfig, Router, RouterError, SendRequest};
 
-use crate::support::TestDb;
 use crate::support::fake::{
-    BUSINESS, SECRET, inbound_from, signed as webhook, status as status_event,
+    BUSINESS, SECRET, inbound_from, signed as webhook, status as status_event, template_to, text_to,
 };
-use crate::support::on_each_backend;
+use crate::support::{TestDb, on_each_backend};
 
 const PERSON: &str = "+31612345678";
 
@@ -90,29 +89,6 @@ async fn person_writes(env: &Env, from: &str, key: &str, text: &str) {
         .receive_webhook("fake", webhook(&[inbound_from(key, from, text)]))
         .await
         .unwrap();
-}
-
-fn text_to(to: &str, text: &str) -> SendRequest {
-    SendRequest {
-        to: to.into(),
-        content: Content::text(text),
-        ..Default::default()
-    }
-}
-
-fn template_to(to: &str) -> SendRequest {
-    SendRequest {
-        to: to.into(),
-        content: Content {
-            template: Some(Template {
-                name: "order_update".into(),
-                language: Some("en_US".into()),
-                ..Default::default()
-            }),
-            ..Default::default()
-        },
-        ..Default::default()
-    }
 }
 
 async fn message(router: &Router, id: &str) -> messages::Model {

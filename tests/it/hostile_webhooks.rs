@@ -10,18 +10,13 @@ use switchboard_router::{Router, RouterError};
 use switchboard_twilio_whatsapp::testing::{self as twilio, TEST_ACCOUNT_SID};
 
 use crate::support::providers::{
-    META_DISPLAY, PERSON, PNID, PUBLIC, TWILIO_NUMBER, TWILIO_PATH, builder, connect_both, fakes,
+    APP_SECRET, META_DISPLAY, PERSON, PNID, PUBLIC, TWILIO_NUMBER, TWILIO_PATH, site,
 };
 use crate::support::{TestDb, on_each_backend};
 
-const APP_SECRET: &str = "hostile_test_app_secret";
-
 async fn router(db: &TestDb) -> (Router, String) {
-    let (twilio, graph) = fakes().await;
-    let router = builder(db, &twilio, &graph).await.build();
-    let tenant = router.create_tenant("acme").await.unwrap().tenant_id;
-    connect_both(&router, &tenant, APP_SECRET).await;
-    (router, tenant)
+    let site = site(db).await;
+    (site.router, site.tenant)
 }
 
 /// A Meta notification with one change per phone_number_id, each carrying a status.

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod api;
 pub mod binary;
 pub mod fake;
 pub mod module_rules;
@@ -12,7 +13,7 @@ pub mod providers;
 use std::future::Future;
 use std::sync::Arc;
 
-use sea_orm::{ConnectionTrait, Database};
+use sea_orm::{ConnectionTrait, Database, EntityTrait, PaginatorTrait};
 use switchboard_core::testing::FakeAdapter;
 use switchboard_router::crypto::CredentialCipher;
 use switchboard_router::store::SqliteSync;
@@ -214,6 +215,21 @@ pub async fn fake_site_with(
         tenant: created.tenant_id,
         admin_key: created.key,
     }
+}
+
+/// [`fake_site`] on a fresh store of `db`: (router, fake adapter, tenant id).
+pub async fn fake_setup(db: &TestDb) -> (Router, FakeAdapter, String) {
+    let site = fake_site(db.store().await, |b| b).await;
+    (site.router, site.fake, site.tenant)
+}
+
+/// How many rows `_entity`'s table holds.
+pub async fn count<E>(router: &Router, _entity: E) -> u64
+where
+    E: EntityTrait,
+    E::Model: Sync,
+{
+    E::find().count(router.store().conn()).await.unwrap()
 }
 
 /// POSTs only the headers of a request announcing `content_length` body bytes and reads the
