@@ -233,7 +233,7 @@ impl Sources {
         // The modules `use` declarations bring in by name (`use crate::store::{self, entity}`),
         // so that `entity::messages` later in the file is read through them.
         let mut aliases: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for (at, trees, _) in use_declarations(&code) {
+        for (at, trees) in use_declarations(&code) {
             let module = scopes.module_at(at);
             for (segments, alias) in trees {
                 if let Some(abs) = self.root(&segments, module, &BTreeMap::new())
@@ -307,8 +307,8 @@ impl Sources {
     }
 }
 
-/// Every `use` declaration in `code`: where it is, its trees, where it ends.
-fn use_declarations(code: &[char]) -> Vec<(usize, Vec<(Vec<String>, Option<String>)>, usize)> {
+/// Every `use` declaration in `code`: where it is, and the paths it names.
+fn use_declarations(code: &[char]) -> Vec<(usize, Vec<UsePath>)> {
     let mut out = Vec::new();
     let mut i = 0;
     while i < code.len() {
@@ -319,7 +319,7 @@ fn use_declarations(code: &[char]) -> Vec<(usize, Vec<(Vec<String>, Option<Strin
         let (word, len) = ident_at(code, i);
         if word == "use" && code.get(i + len).is_some_and(|c| c.is_whitespace()) {
             let (trees, end) = parse_tree(code, skip_ws(code, i + len));
-            out.push((i, trees, end));
+            out.push((i, trees));
             i = end.max(i + len);
         } else {
             i += len.max(1);
@@ -327,6 +327,9 @@ fn use_declarations(code: &[char]) -> Vec<(usize, Vec<(Vec<String>, Option<Strin
     }
     out
 }
+
+/// A path as written (its segments) and the name it is imported as (`as name`), if any.
+type UsePath = (Vec<String>, Option<String>);
 
 struct CratePath {
     line: usize,
@@ -412,7 +415,7 @@ fn line_of(code: &[char], i: usize) -> usize {
 
 /// Reads a path or `use` tree starting at `i`: every full path it names (with its `as`
 /// alias) and where it ends.
-fn parse_tree(code: &[char], i: usize) -> (Vec<(Vec<String>, Option<String>)>, usize) {
+fn parse_tree(code: &[char], i: usize) -> (Vec<UsePath>, usize) {
     let mut out = Vec::new();
     let end = tree(code, i, Vec::new(), &mut out);
     (out, end)
@@ -425,12 +428,7 @@ fn skip_ws(code: &[char], mut i: usize) -> usize {
     i
 }
 
-fn tree(
-    code: &[char],
-    mut i: usize,
-    mut prefix: Vec<String>,
-    out: &mut Vec<(Vec<String>, Option<String>)>,
-) -> usize {
+fn tree(code: &[char], mut i: usize, mut prefix: Vec<String>, out: &mut Vec<UsePath>) -> usize {
     loop {
         i = skip_ws(code, i);
         if code.get(i) == Some(&'{') {
