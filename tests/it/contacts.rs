@@ -8,7 +8,7 @@ use switchboard_core::{Bsuid, ContactIdentity, PhoneNumber};
 use switchboard_router::store::entity::{contact_identities, contacts, conversations, messages};
 
 use crate::support::api::{ALICE, BOB, encode, start};
-use crate::support::fake::{inbound, phone, signed, text_to};
+use crate::support::fake::{inbound, phone, receive, text_to};
 use crate::support::providers::{PERSON, meta_inbound, open_window_via_twilio, receive_meta, site};
 use crate::support::{count, fake_setup, on_each_backend};
 
@@ -21,10 +21,7 @@ async fn every_spelling_of_a_number_lands_on_one_contact() {
             phone: Some(PhoneNumber::from_wa_id("31612345678").unwrap()),
             ..Default::default()
         };
-        router
-            .receive_webhook("fake", signed(&[inbound("in-1", ident, "hallo")]))
-            .await
-            .unwrap();
+        receive(&router, &[inbound("in-1", ident, "hallo")]).await;
         let spellings = [
             "whatsapp:+31 6 1234 5678",
             "+31612345678",
@@ -78,10 +75,7 @@ async fn a_contact_first_seen_by_bsuid_then_with_its_phone_stays_one_contact() {
             .into_iter()
             .enumerate()
         {
-            router
-                .receive_webhook("fake", signed(&[inbound(&format!("m{i}"), ident, "x")]))
-                .await
-                .unwrap();
+            receive(&router, &[inbound(&format!("m{i}"), ident, "x")]).await;
         }
         assert_eq!(count(&router, contacts::Entity).await, 1);
         assert_eq!(count(&router, conversations::Entity).await, 1);
@@ -107,19 +101,10 @@ async fn two_contacts_merge_when_one_event_names_both_identities() {
             bsuid: Some(bsuid),
             ..phone("+5511987654321")
         };
-        router
-            .receive_webhook("fake", signed(&[inbound("a", first, "1")]))
-            .await
-            .unwrap();
-        router
-            .receive_webhook("fake", signed(&[inbound("b", second, "2")]))
-            .await
-            .unwrap();
+        receive(&router, &[inbound("a", first, "1")]).await;
+        receive(&router, &[inbound("b", second, "2")]).await;
         assert_eq!(count(&router, contacts::Entity).await, 2);
-        router
-            .receive_webhook("fake", signed(&[inbound("c", both, "3")]))
-            .await
-            .unwrap();
+        receive(&router, &[inbound("c", both, "3")]).await;
         assert_eq!(count(&router, contacts::Entity).await, 1, "merged");
         assert_eq!(
             count(&router, conversations::Entity).await,

@@ -10,20 +10,8 @@ use serde_json::{Value, json};
 use switchboard_router::Router;
 use switchboard_router::crypto::CredentialCipher;
 
-use crate::support::{binary, on_each_backend};
-
-/// Runs `switchboard ARGS` with `envs` to completion.
-async fn cli(db_url: &str, dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Output {
-    let mut cmd = binary::command(db_url, dir);
-    cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
-    for (k, v) in envs {
-        cmd.env(k, v);
-    }
-    tokio::time::timeout(Duration::from_secs(60), cmd.output())
-        .await
-        .expect("the command finished within 60 s")
-        .expect("run switchboard")
-}
+use crate::support::binary::{self, cli, create_tenant};
+use crate::support::on_each_backend;
 
 fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
@@ -31,13 +19,6 @@ fn stdout(out: &Output) -> String {
 
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// `switchboard tenant create NAME`: the admin key it prints.
-async fn create_tenant(db_url: &str, dir: &Path, name: &str) -> String {
-    let out = cli(db_url, dir, &["tenant", "create", name], &[]).await;
-    assert!(out.status.success(), "{}", stderr(&out));
-    stdout(&out).trim().to_owned()
 }
 
 fn workspace_root() -> PathBuf {
@@ -131,7 +112,7 @@ async fn serve_on_an_empty_directory_is_healthy_within_a_second_and_stops_cleanl
 #[tokio::test]
 async fn tenant_create_prints_one_api_key_line() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("sb.db").display());
+    let url = binary::sqlite_url(dir.path());
     let out = binary::command(&url, dir.path())
         .args(["tenant", "create", "acme"])
         .output()

@@ -9,20 +9,14 @@ use switchboard_router::RouterError;
 use switchboard_router::store::entity::{contacts, messages, outbox, send_attempts};
 
 use crate::support::api::{ALICE, BOB, reply, start, text_message};
-use crate::support::fake::{inbound, phone, signed, status, text_to};
+use crate::support::fake::{inbound, phone, receive, status, text_to};
 use crate::support::{count, fake_setup, on_each_backend};
 
 #[tokio::test]
 async fn send_persists_then_delivers_and_records_the_receipt() {
     on_each_backend(|db| async move {
         let (router, fake, tenant) = fake_setup(&db).await;
-        router
-            .receive_webhook(
-                "fake",
-                signed(&[inbound("in", phone("+31612345678"), "hi")]),
-            )
-            .await
-            .unwrap();
+        receive(&router, &[inbound("in", phone("+31612345678"), "hi")]).await;
         let accepted = router
             .send(&tenant, text_to("+31612345678", "hello back"))
             .await
@@ -54,7 +48,7 @@ async fn send_persists_then_delivers_and_records_the_receipt() {
             status("s-sent", "fake-1", None, MessageStatus::Sent),
             status("s-deliv", "fake-1", None, MessageStatus::Delivered),
         ];
-        router.receive_webhook("fake", signed(&evs)).await.unwrap();
+        receive(&router, &evs).await;
         let row = messages::Entity::find_by_id(accepted.id)
             .one(router.store().conn())
             .await

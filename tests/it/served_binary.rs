@@ -39,14 +39,13 @@ async fn the_binary_end_to_end_over_http_with_every_error_path() {
         graph.add_number(PNID, META_TOKEN);
 
         // A tenant and its admin key, from the CLI.
-        let out = binary::command(&db.url, dir.path())
-            .env("SWITCHBOARD_ENCRYPTION_KEY", &key)
-            .args(["tenant", "create", "acme"])
-            .output()
-            .await
-            .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        let api_key = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+        let api_key = binary::create_tenant_with(
+            &db.url,
+            dir.path(),
+            "acme",
+            &[("SWITCHBOARD_ENCRYPTION_KEY", key.as_str())],
+        )
+        .await;
 
         let log = dir.path().join("switchboard.log");
         let (twilio_base, graph_base) = (tw.base_url(), graph.base_url());
@@ -224,18 +223,8 @@ async fn the_binary_end_to_end_over_http_with_every_error_path() {
 #[tokio::test]
 async fn the_served_binary_answers_the_api_with_a_key_from_tenant_create() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("sb.db").display());
-    let out = binary::command(&url, dir.path())
-        .args(["tenant", "create", "acme"])
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let key = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let url = binary::sqlite_url(dir.path());
+    let key = binary::create_tenant(&url, dir.path(), "acme").await;
     let server = Server::start(&url, dir.path(), &[]).await;
     let client = reqwest::Client::new();
     let v1 = |path: &str| format!("{}{path}", server.base_url);

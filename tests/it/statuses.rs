@@ -8,7 +8,7 @@ use switchboard_meta_cloud::testing as meta;
 use switchboard_router::store::entity::messages;
 use switchboard_twilio_whatsapp::testing::{self as twilio, TEST_ACCOUNT_SID, TEST_AUTH_TOKEN};
 
-use crate::support::fake::{inbound, phone, signed, status, text_to};
+use crate::support::fake::{inbound, phone, receive, status, text_to};
 use crate::support::providers::{
     PERSON, PNID, PUBLIC, TWILIO_NUMBER, TWILIO_PATH, meta_inbound, open_window_via_twilio,
     receive_meta, send_text, site, stored,
@@ -19,25 +19,17 @@ use crate::support::{fake_setup, on_each_backend};
 async fn a_status_that_arrives_before_the_send_response_is_applied_when_the_id_is_known() {
     on_each_backend(|db| async move {
         let (router, _fake, tenant) = fake_setup(&db).await;
-        router
-            .receive_webhook(
-                "fake",
-                signed(&[inbound("in", phone("+31612345678"), "hi")]),
-            )
-            .await
-            .unwrap();
+        receive(&router, &[inbound("in", phone("+31612345678"), "hi")]).await;
         let a = router
             .send(&tenant, text_to("+31612345678", "one"))
             .await
             .unwrap();
         // The provider reports "delivered" for its id fake-1 before we recorded it.
-        router
-            .receive_webhook(
-                "fake",
-                signed(&[status("early", "fake-1", None, MessageStatus::Delivered)]),
-            )
-            .await
-            .unwrap();
+        receive(
+            &router,
+            &[status("early", "fake-1", None, MessageStatus::Delivered)],
+        )
+        .await;
         router.deliver_due().await.unwrap();
         let row = messages::Entity::find_by_id(a.id)
             .one(router.store().conn())

@@ -6,7 +6,7 @@ use switchboard_core::{
     ContactIdentity, Content, EventKind, InboundEvent, MessageStatus, PhoneNumber, StatusUpdate,
     Template, WebhookRequest,
 };
-use switchboard_router::SendRequest;
+use switchboard_router::{Router, SendRequest, WebhookAck};
 
 /// The fake account's webhook secret.
 pub const SECRET: &str = "fake-webhook-secret";
@@ -59,6 +59,14 @@ pub fn webhook(events: &[InboundEvent], signature: Option<&str>) -> WebhookReque
 /// A webhook carrying `events`, correctly signed.
 pub fn signed(events: &[InboundEvent]) -> WebhookRequest {
     webhook(events, Some(SECRET))
+}
+
+/// Stores `events` through a correctly signed webhook.
+pub async fn receive(router: &Router, events: &[InboundEvent]) -> WebhookAck {
+    router
+        .receive_webhook("fake", signed(events))
+        .await
+        .unwrap()
 }
 
 /// A text to `to`, on whichever channel the router picks.
