@@ -1,6 +1,8 @@
 //! Shared test support: real databases (a SQLite file always, PostgreSQL when
 //! `SWITCHBOARD_TEST_POSTGRES_URL` is set, each test in a fresh database), routers over the
-//! fake adapter, and the real `switchboard` binary.
+//! fake adapter (`fake` for its events and requests), the real adapters on their fake
+//! providers (`providers`), the REST API on loopback (`api`), the real `switchboard` binary
+//! (`binary`), and the reader of the engine's module rules (`module_rules`).
 
 #![allow(dead_code)]
 
