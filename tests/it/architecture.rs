@@ -1,11 +1,15 @@
-//! ARCHITECTURE.md's crate invariants, read from `cargo metadata`: the engine serves no
-//! HTTP, reads no command line and names no adapter; only the server (and these tests)
-//! depend on adapter crates; core does no I/O.
+//! ARCHITECTURE.md's invariants. The crates', read from `cargo metadata`: the engine serves
+//! no HTTP, reads no command line and names no adapter; only the server (and these tests)
+//! depend on adapter crates; core does no I/O. The engine's modules', read from its sources
+//! (`support::module_rules`): only `router.rs` implements the `Router` front and only it and
+//! `lib.rs` name it; no two engine files import each other.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use serde_json::Value;
+
+use crate::support::module_rules::{Sources, Violation};
 
 /// The engine crate's package name.
 const ENGINE: &str = "switchboard-router";
@@ -225,5 +229,200 @@ fn core_does_no_io() {
             .iter()
             .all(|d| !d.starts_with("switchboard-")),
         "core depends on no other workspace crate"
+    );
+}
+
+/// The `Router` front: its file, and the types it defines there.
+const FRONT_FILE: &str = "router.rs";
+const FRONT_TYPES: &[&str] = &["Router", "RouterBuilder"];
+/// The files that may name the front: its own, and the crate root that re-exports it.
+const FRONT_USERS: &[&str] = &["router.rs", "lib.rs"];
+
+fn engine_sources() -> Sources {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../router/engine/src");
+    let sources = Sources::read(&src);
+    assert!(
+        sources.len() > 1,
+        "read the engine's sources in {}",
+        src.display()
+    );
+    sources
+}
+
+fn listed(violations: &[Violation]) -> String {
+    violations.iter().map(|v| format!("  {v}\n")).collect()
+}
+
+#[test]
+fn only_router_rs_implements_the_router_front() {
+    let found = engine_sources().impls_outside(FRONT_FILE, FRONT_TYPES);
+    assert!(
+        found.is_empty(),
+        "{} impl block(s) of {FRONT_TYPES:?} outside router/engine/src/{FRONT_FILE} (the front \
+         composes the components; their behaviour lives in them):\n{}",
+        found.len(),
+        listed(&found)
+    );
+}
+
+#[test]
+fn no_engine_module_refers_to_the_router_front() {
+    let found = engine_sources().references_to(FRONT_FILE, FRONT_TYPES, FRONT_USERS);
+    let files: BTreeSet<&str> = found.iter().map(|v| v.file.as_str()).collect();
+    assert!(
+        found.is_empty(),
+        "{} engine file(s) besides {FRONT_USERS:?} refer to the Router front: {files:?}\n{}",
+        files.len(),
+        listed(&found)
+    );
+}
+
+#[test]
+fn no_two_engine_files_import_each_other() {
+    let cycles = engine_sources().import_cycles();
+    assert!(
+        cycles.is_empty(),
+        "{} import cycle(s) among the engine's files (each: the files, then the references \
+         that close it):\n{}",
+        cycles.len(),
+        cycles.iter().map(|c| format!("  {c}")).collect::<String>()
+    );
+}
+
+/// Writes `files` (path below `src/`, text) into a temporary crate and reads it.
+fn synthetic(files: &[(&str, &str)]) -> (tempfile::TempDir, Sources) {
+    let dir = tempfile::tempdir().unwrap();
+    for (path, text) in files {
+        let path = dir.path().join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    let sources = Sources::read(dir.path());
+    (dir, sources)
+}
+
+/// A tree that keeps the rules, in every spelling the reader must understand.
+const CLEAN: &[(&str, &str)] = &[
+    (
+        "lib.rs",
+        "mod a;\nmod b;\nmod router;\npub use router::{Router, RouterBuilder};\n",
+    ),
+    (
+        "router.rs",
+        "use crate::a::f;\nuse crate::{\n    b::{g, h as hh},\n    a,\n};\n\
+         pub struct Router;\npub struct RouterBuilder;\n\
+         impl Router {\n    fn x(&self) { crate::a::f(); a::f(); }\n}\n\
+         impl Clone for Router { fn clone(&self) -> Self { Router } }\n\
+         impl RouterBuilder {}\n",
+    ),
+    (
+        "a.rs",
+        "//! Calls [`crate::router::Router`] nothing: a comment.\n\
+         use crate::b::g;\n\
+         pub fn f() { let _ = \"crate::router::Router\"; let _ = '{'; let _ = r#\"super::a\"#; }\n\
+         impl<'a> From<&'a str> for Wrapper<'a> { fn from(_: &'a str) -> Self { todo!() } }\n\
+         #[cfg(test)]\nmod tests {\n    use super::*;\n    use crate::a::f;\n}\n",
+    ),
+    (
+        "b/mod.rs",
+        "mod c;\npub fn g() {}\npub fn h() {}\npub struct RouterEvent;\nimpl RouterEvent {}\n",
+    ),
+    (
+        "b/c.rs",
+        "use super::g;\npub fn k() { super::super::a::f(); $crate::a::f(); }\n",
+    ),
+];
+
+#[test]
+fn the_module_rules_pass_a_tree_that_keeps_them() {
+    let (_dir, sources) = synthetic(CLEAN);
+    assert_eq!(sources.len(), 5);
+    assert_eq!(sources.impls_outside(FRONT_FILE, FRONT_TYPES), vec![]);
+    assert_eq!(
+        sources.references_to(FRONT_FILE, FRONT_TYPES, FRONT_USERS),
+        vec![]
+    );
+    assert_eq!(sources.import_cycles(), vec![]);
+    let graph: BTreeMap<String, Vec<String>> = sources
+        .graph()
+        .into_iter()
+        .map(|(file, edges)| (file, edges.into_keys().collect()))
+        .collect();
+    let expected: BTreeMap<String, Vec<String>> = [
+        ("a.rs", vec!["b/mod.rs"]),
+        ("b/c.rs", vec!["a.rs", "b/mod.rs"]),
+        ("b/mod.rs", vec![]),
+        ("lib.rs", vec!["router.rs"]),
+        ("router.rs", vec!["a.rs", "b/mod.rs"]),
+    ]
+    .into_iter()
+    .map(|(f, e)| (f.to_owned(), e.into_iter().map(str::to_owned).collect()))
+    .collect();
+    assert_eq!(graph, expected);
+}
+
+#[test]
+fn the_module_rules_name_every_file_that_breaks_them() {
+    let mut files = CLEAN.to_vec();
+    files.extend([
+        // Implements and names the front, and is in a cycle with e.rs and f.rs.
+        (
+            "d.rs",
+            "use crate::router::Router;\nimpl Router {\n    fn more(&self) { crate::e::w(); }\n}\n",
+        ),
+        (
+            "e.rs",
+            "use crate::{\n    d::x,\n    f::{self, y},\n};\npub fn w() {}\n",
+        ),
+        ("f.rs", "pub fn y() { super::d::x(); }\n"),
+        // Names the front through the crate root, implements the builder, and imports its
+        // child module, which imports it back through `super`.
+        (
+            "g/mod.rs",
+            "mod h;\nuse super::Router;\nuse h::m;\npub fn n() {}\n\
+             impl<T> Default for crate::RouterBuilder<T> {}\n",
+        ),
+        ("g/h.rs", "use super::n;\npub fn m() {}\n"),
+    ]);
+    let (_dir, sources) = synthetic(&files);
+
+    let impls: Vec<String> = sources
+        .impls_outside(FRONT_FILE, FRONT_TYPES)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        impls,
+        ["d.rs:2: impl Router", "g/mod.rs:5: impl RouterBuilder"]
+    );
+
+    let refs: Vec<String> = sources
+        .references_to(FRONT_FILE, FRONT_TYPES, FRONT_USERS)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        refs,
+        [
+            "d.rs:1: crate::router::Router",
+            "g/mod.rs:2: super::Router",
+            "g/mod.rs:5: crate::RouterBuilder",
+        ]
+    );
+
+    let cycles: Vec<Vec<String>> = sources
+        .import_cycles()
+        .into_iter()
+        .map(|c| c.files)
+        .collect();
+    assert_eq!(
+        cycles,
+        [vec!["d.rs", "e.rs", "f.rs"], vec!["g/h.rs", "g/mod.rs"]]
+    );
+    let message = sources.import_cycles()[0].to_string();
+    assert!(
+        message.contains("d.rs -> e.rs (d.rs:3: crate::e::w)")
+            && message.contains("e.rs -> d.rs (e.rs:1: crate::d::x)"),
+        "{message}"
     );
 }

@@ -15,7 +15,7 @@ use switchboard_router::store::entity::{contacts, conversations, messages, webho
 use switchboard_router::{Router, WebhookAck};
 
 use crate::support::fake::{SECRET, inbound, phone, signed};
-use crate::support::{TestDb, fake_site, on_each_backend};
+use crate::support::{TestDb, count, fake_site, on_each_backend};
 
 async fn setup(db: &TestDb) -> (Router, String) {
     let site = fake_site(db.store().await, |b| b).await;
@@ -57,14 +57,6 @@ async fn send_requests(router: &Router, webhooks: Vec<WebhookRequest>) -> Vec<We
     acks
 }
 
-async fn count<E>(router: &Router) -> u64
-where
-    E: EntityTrait,
-    E::Model: Sync,
-{
-    E::find().count(router.store().conn()).await.unwrap()
-}
-
 /// Stores a first webhook (`W0`, from +31612345600) on its own. It warms the account cache,
 /// so the webhooks sent next reach the writer with no database read in between and queue
 /// as one batch.
@@ -101,10 +93,10 @@ async fn duplicates_inside_one_batch_are_stored_once_and_all_acknowledged() {
         batch.push(vec![inbound("W0", phone("+31612345600"), "0")]);
         let acks = send_all(&router, batch).await;
         assert_eq!(totals(&acks), (21, 7));
-        assert_eq!(count::<messages::Entity>(&router).await, 22);
-        assert_eq!(count::<webhook_events::Entity>(&router).await, 22);
-        assert_eq!(count::<contacts::Entity>(&router).await, 21);
-        assert_eq!(count::<conversations::Entity>(&router).await, 21);
+        assert_eq!(count(&router, messages::Entity).await, 22);
+        assert_eq!(count(&router, webhook_events::Entity).await, 22);
+        assert_eq!(count(&router, contacts::Entity).await, 21);
+        assert_eq!(count(&router, conversations::Entity).await, 21);
     })
     .await;
 }
@@ -133,13 +125,13 @@ async fn a_message_under_a_second_event_key_is_stored_once() {
         batch.push(vec![again("W0", "W0-bis", "+31612345600")]);
         let acks = send_all(&router, batch).await;
         assert_eq!(totals(&acks), (10, 5));
-        assert_eq!(count::<messages::Entity>(&router).await, 11);
-        assert_eq!(count::<webhook_events::Entity>(&router).await, 16);
+        assert_eq!(count(&router, messages::Entity).await, 11);
+        assert_eq!(count(&router, webhook_events::Entity).await, 16);
 
         // Alone in its batch, too.
         let acks = send_all(&router, vec![vec![again("P5", "P5-ter", "+31612345805")]]).await;
         assert_eq!(totals(&acks), (0, 1));
-        assert_eq!(count::<messages::Entity>(&router).await, 11);
+        assert_eq!(count(&router, messages::Entity).await, 11);
     })
     .await;
 }
@@ -164,15 +156,11 @@ async fn a_batch_mixing_new_and_known_contacts_keeps_one_contact_and_conversatio
             .collect();
         let acks = send_all(&router, batch).await;
         assert_eq!(totals(&acks), (20, 0));
-        assert_eq!(count::<contacts::Entity>(&router).await, 10);
-        assert_eq!(count::<conversations::Entity>(&router).await, 10);
-        assert_eq!(count::<messages::Entity>(&router).await, 25);
+        assert_eq!(count(&router, contacts::Entity).await, 10);
+        assert_eq!(count(&router, conversations::Entity).await, 10);
+        assert_eq!(count(&router, messages::Entity).await, 25);
         for i in 0..10 {
-            let c = router
-                .records()
-                .find_contact(&tenant, &number(i))
-                .await
-                .unwrap();
+            let c = router.records().find_contact(&tenant, &number(i)).await.unwrap();
             let convs = conversations::Entity::find()
                 .filter(conversations::Column::ContactId.eq(c.id.as_str()))
                 .all(router.store().conn())
@@ -208,7 +196,7 @@ async fn a_merge_inside_a_batch_leaves_no_message_on_a_merged_away_contact() {
         // Two contacts, known before the batch.
         send_all(&router, vec![vec![inbound("M1", by_bsuid.clone(), "1")]]).await;
         send_all(&router, vec![vec![inbound("M2", phone(number), "2")]]).await;
-        assert_eq!(count::<contacts::Entity>(&router).await, 2);
+        assert_eq!(count(&router, contacts::Entity).await, 2);
         // The batch reads both as known, then one webhook merges them, then more messages
         // name each old identity alone.
         let batch = vec![
@@ -220,13 +208,9 @@ async fn a_merge_inside_a_batch_leaves_no_message_on_a_merged_away_contact() {
         ];
         let acks = send_all(&router, batch).await;
         assert_eq!(totals(&acks), (5, 0));
-        assert_eq!(count::<contacts::Entity>(&router).await, 1, "merged");
-        assert_eq!(count::<conversations::Entity>(&router).await, 1);
-        let c = router
-            .records()
-            .find_contact(&tenant, "BR.4242")
-            .await
-            .unwrap();
+        assert_eq!(count(&router, contacts::Entity).await, 1, "merged");
+        assert_eq!(count(&router, conversations::Entity).await, 1);
+        let c = router.records().find_contact(&tenant, "BR.4242").await.unwrap();
         assert_eq!(c.phone.as_deref(), Some(number));
         let conv = conversations::Entity::find()
             .one(router.store().conn())
@@ -302,14 +286,12 @@ async fn a_batch_queues_notifications_for_subscribed_tenants_only() {
     on_each_backend(|db| async move {
         let (router, subscribed) = setup(&db).await;
         router
-            .notifications()
-            .set_notify_url(&subscribed, Some("http://127.0.0.1:9/events"))
+            .notifications().set_notify_url(&subscribed, Some("http://127.0.0.1:9/events"))
             .await
             .unwrap();
         let other = router.tenants().create("globex").await.unwrap().tenant_id;
         router
-            .accounts()
-            .connect(
+            .accounts().connect(
                 &other,
                 "fake",
                 OTHER_BUSINESS,

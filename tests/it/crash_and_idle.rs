@@ -6,12 +6,12 @@ use std::time::{Duration, Instant};
 
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter};
+use switchboard_core::MessageStatus;
 use switchboard_core::testing::FakeAdapter;
-use switchboard_core::{Content, MessageStatus};
 use switchboard_router::store::entity::{messages, outbox};
-use switchboard_router::{DeliveryConfig, Router, SendRequest};
+use switchboard_router::{DeliveryConfig, Router};
 
-use crate::support::fake::{inbound_from, signed, status};
+use crate::support::fake::{inbound_from, receive, status, text_to};
 use crate::support::{TestDb, fake_site_with, on_each_backend};
 
 const ALICE: &str = "+31612345678";
@@ -24,19 +24,9 @@ async fn router_on(db: &TestDb, fake: &FakeAdapter, cfg: DeliveryConfig) -> (Rou
 }
 
 async fn send_text(router: &Router, tenant: &str, to: &str, key: &str) -> String {
+    receive(router, &[inbound_from(key, to, "hi")]).await;
     router
-        .receive_webhook("fake", signed(&[inbound_from(key, to, "hi")]))
-        .await
-        .unwrap();
-    router
-        .send(
-            tenant,
-            SendRequest {
-                to: to.into(),
-                content: Content::text("your order shipped"),
-                ..Default::default()
-            },
-        )
+        .send(tenant, text_to(to, "your order shipped"))
         .await
         .unwrap()
         .id
@@ -93,18 +83,16 @@ async fn a_send_in_doubt_after_a_crash_waits_for_a_status_before_it_is_resent() 
 
         // The provider reports the first one, echoing our id (Twilio's callback URL, Meta's
         // `biz_opaque_callback_data`), under the id it gave it before the crash.
-        router
-            .receive_webhook(
-                "fake",
-                signed(&[status(
-                    "st-1",
-                    "fake-before-crash",
-                    Some(&reached),
-                    MessageStatus::Delivered,
-                )]),
-            )
-            .await
-            .unwrap();
+        receive(
+            &router,
+            &[status(
+                "st-1",
+                "fake-before-crash",
+                Some(&reached),
+                MessageStatus::Delivered,
+            )],
+        )
+        .await;
         assert!(
             !in_outbox(&router, &reached).await,
             "the status proves it arrived"

@@ -14,11 +14,10 @@ use switchboard_router::store::crypto::CredentialCipher;
 use switchboard_router::store::entity::{messages, outbox, pending_statuses, send_attempts};
 use switchboard_router::{DeliveryConfig, Router, RouterError, SendRequest};
 
-use crate::support::TestDb;
 use crate::support::fake::{
-    BUSINESS, SECRET, inbound_from, signed as webhook, status as status_event,
+    BUSINESS, SECRET, inbound_from, signed as webhook, status as status_event, template_to, text_to,
 };
-use crate::support::on_each_backend;
+use crate::support::{TestDb, on_each_backend};
 
 const PERSON: &str = "+31612345678";
 
@@ -91,29 +90,6 @@ async fn person_writes(env: &Env, from: &str, key: &str, text: &str) {
         .receive_webhook("fake", webhook(&[inbound_from(key, from, text)]))
         .await
         .unwrap();
-}
-
-fn text_to(to: &str, text: &str) -> SendRequest {
-    SendRequest {
-        to: to.into(),
-        content: Content::text(text),
-        ..Default::default()
-    }
-}
-
-fn template_to(to: &str) -> SendRequest {
-    SendRequest {
-        to: to.into(),
-        content: Content {
-            template: Some(Template {
-                name: "order_update".into(),
-                language: Some("en_US".into()),
-                ..Default::default()
-            }),
-            ..Default::default()
-        },
-        ..Default::default()
-    }
 }
 
 async fn message(router: &Router, id: &str) -> messages::Model {
@@ -588,8 +564,7 @@ async fn statuses_whose_message_never_appears_are_deleted_after_the_configured_t
 
         assert_eq!(
             env.router
-                .reconciler()
-                .prune_pending_statuses()
+                .reconciler().prune_pending_statuses()
                 .await
                 .unwrap(),
             1
@@ -604,8 +579,7 @@ async fn statuses_whose_message_never_appears_are_deleted_after_the_configured_t
         assert_eq!(left, ["elsewhere-2"]);
         assert_eq!(
             env.router
-                .reconciler()
-                .prune_pending_statuses()
+                .reconciler().prune_pending_statuses()
                 .await
                 .unwrap(),
             0
@@ -1176,15 +1150,13 @@ async fn events_reach_the_tenant_signed_in_order_and_despite_failures() {
         let product = receiver(2).await;
         let secret = env
             .router
-            .notifications()
-            .set_notify_url(&env.tenant, Some(&product.url))
+            .notifications().set_notify_url(&env.tenant, Some(&product.url))
             .await
             .unwrap()
             .expect("a secret");
         assert!(
             env.router
-                .notifications()
-                .set_notify_url(&env.tenant, Some("ftp://x"))
+                .notifications().set_notify_url(&env.tenant, Some("ftp://x"))
                 .await
                 .is_err()
         );

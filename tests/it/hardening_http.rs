@@ -18,7 +18,7 @@ use tokio::net::TcpStream;
 use tokio::process::Command;
 
 use crate::support::binary::{self, Server};
-use crate::support::fake::{inbound_from, signed};
+use crate::support::fake::{inbound_from, receive};
 use crate::support::{TestDb, fake_router, fake_site, on_each_backend, post_oversized};
 
 const PERSON: &str = "+31612345678";
@@ -34,18 +34,8 @@ struct Site {
 
 async fn site() -> Site {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("sb.db").display());
-    let out = clean_command(&binary::path(), &url, dir.path())
-        .args(["tenant", "create", "acme"])
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let key = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let url = binary::sqlite_url(dir.path());
+    let key = binary::create_tenant(&url, dir.path(), "acme").await;
     Site { dir, url, key }
 }
 
@@ -587,10 +577,7 @@ async fn a_request_not_finished_in_time_is_408_in_the_error_shape() {
 /// the tenant's id and admin key.
 async fn sender(db: &TestDb) -> (Router, String, String) {
     let site = fake_site(db.store().await, |b| b).await;
-    site.router
-        .receive_webhook("fake", signed(&[inbound_from("in-1", PERSON, "hi")]))
-        .await
-        .unwrap();
+    receive(&site.router, &[inbound_from("in-1", PERSON, "hi")]).await;
     (site.router, site.tenant, site.admin_key)
 }
 
@@ -670,8 +657,7 @@ async fn reusing_an_idempotency_key_with_another_request_is_409() {
             .unwrap();
         assert_ne!(queued.id, first.id);
         let view = router
-            .records()
-            .get_message(&tenant, &first.id)
+            .records().get_message(&tenant, &first.id)
             .await
             .unwrap();
         assert_eq!(view.status, MessageStatus::Queued.as_str());

@@ -9,11 +9,9 @@ use switchboard_core::{
     ContactIdentity, Content, Direction, EventKind, InboundEvent, InboundMessage, PhoneNumber,
 };
 
-use crate::api::start;
+use crate::support::api::{ALICE, start};
+use crate::support::fake::BUSINESS;
 use crate::support::on_each_backend;
-
-const BUSINESS: &str = "+14155238886";
-const ALICE: &str = "+31612345678";
 
 fn message_with_nul(event_key: &str) -> InboundEvent {
     InboundEvent {

@@ -10,18 +10,13 @@ use switchboard_router::{Router, RouterError};
 use switchboard_twilio_whatsapp::testing::{self as twilio, TEST_ACCOUNT_SID};
 
 use crate::support::providers::{
-    META_DISPLAY, PERSON, PNID, PUBLIC, TWILIO_NUMBER, TWILIO_PATH, builder, connect_both, fakes,
+    APP_SECRET, META_DISPLAY, PERSON, PNID, PUBLIC, TWILIO_NUMBER, TWILIO_PATH, site,
 };
 use crate::support::{TestDb, on_each_backend};
 
-const APP_SECRET: &str = "hostile_test_app_secret";
-
 async fn router(db: &TestDb) -> (Router, String) {
-    let (twilio, graph) = fakes().await;
-    let router = builder(db, &twilio, &graph).await.build();
-    let tenant = router.tenants().create("acme").await.unwrap().tenant_id;
-    connect_both(&router, &tenant, APP_SECRET).await;
-    (router, tenant)
+    let site = site(db).await;
+    (site.router, site.tenant)
 }
 
 /// A Meta notification with one change per phone_number_id, each carrying a status.
@@ -73,11 +68,7 @@ async fn a_meta_webhook_naming_thousands_of_numbers_is_refused_before_any_look_u
                 "{err:?}"
             );
             assert_eq!(err.http_status(), 400);
-            assert_eq!(
-                router.accounts().route_reads() - reads,
-                0,
-                "no key is looked up"
-            );
+            assert_eq!(router.accounts().route_reads() - reads, 0, "no key is looked up");
         }
         assert!(!stored_anything(&router).await);
     })
@@ -93,30 +84,21 @@ async fn the_numbers_of_an_unsigned_meta_webhook_are_read_in_one_query() {
     on_each_backend(|db| async move {
         let (router, _) = router(&db).await;
         let unknown = naming(&unknown_ids(MAX_ROUTING_KEYS));
-        let (reads, queries) = (
-            router.accounts().route_reads(),
-            router.accounts().route_queries(),
-        );
+        let (reads, queries) = (router.accounts().route_reads(), router.accounts().route_queries());
         let err = router
             .receive_webhook("meta-whatsapp", meta::webhook_request(&unknown, None))
             .await
             .unwrap_err();
         assert_eq!(err.http_status(), 404, "{err:?}");
         assert_eq!(router.accounts().route_queries() - queries, 1);
-        assert_eq!(
-            router.accounts().route_reads() - reads,
-            MAX_ROUTING_KEYS as u64
-        );
+        assert_eq!(router.accounts().route_reads() - reads, MAX_ROUTING_KEYS as u64);
 
         let mut ids = unknown_ids(MAX_ROUTING_KEYS + 500);
         ids[MAX_ROUTING_KEYS - 1] = PNID.to_owned();
         ids.truncate(MAX_ROUTING_KEYS);
         let body = naming(&ids);
         for secret in [None, Some("not-the-app-secret"), None] {
-            let (reads, queries) = (
-                router.accounts().route_reads(),
-                router.accounts().route_queries(),
-            );
+            let (reads, queries) = (router.accounts().route_reads(), router.accounts().route_queries());
             let err = router
                 .receive_webhook("meta-whatsapp", meta::webhook_request(&body, secret))
                 .await
@@ -223,10 +205,7 @@ async fn a_twilio_form_repeating_its_numbers_costs_at_most_two_look_ups() {
             if token.is_none() {
                 request.headers.remove("x-twilio-signature");
             }
-            let (reads, queries) = (
-                router.accounts().route_reads(),
-                router.accounts().route_queries(),
-            );
+            let (reads, queries) = (router.accounts().route_reads(), router.accounts().route_queries());
             let err = router
                 .receive_webhook("twilio-whatsapp", request)
                 .await

@@ -3,17 +3,27 @@
 
 mod support;
 
-mod api;
+mod accounts;
+mod api_errors;
+mod api_keys;
 mod architecture;
 mod batching;
+mod contacts;
+mod conversations;
 mod crash_and_idle;
 mod delivery;
-mod e2e;
 mod first_run;
-mod foundation;
 mod hardening_http;
 mod hostile_text;
 mod hostile_webhooks;
+mod inbound_webhooks;
 mod media;
-mod providers;
+mod migrations;
+mod notifications;
+mod openapi;
+mod provider_errors;
+mod sending;
+mod served_binary;
+mod statuses;
+mod tenancy;
 mod write_failures;

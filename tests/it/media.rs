@@ -16,12 +16,10 @@ use switchboard_twilio_whatsapp::testing::{
 };
 
 use crate::support::providers::{
-    META_DISPLAY, META_TOKEN, PERSON, PERSON_WA, PNID, PUBLIC, TWILIO_NUMBER, TWILIO_PATH, builder,
-    connect_both, fakes, set,
+    APP_SECRET, META_DISPLAY, META_TOKEN, PERSON, PERSON_WA, PNID, PUBLIC, TWILIO_NUMBER,
+    TWILIO_PATH, builder, connect_both, fakes, receive_meta, set,
 };
 use crate::support::{TestDb, on_each_backend};
-
-const APP_SECRET: &str = "media_test_app_secret";
 
 struct Env {
     router: Router,
@@ -205,13 +203,7 @@ async fn inbound_twilio_images_and_a_meta_document_are_stored_and_served_back_id
         e.graph
             .add_media("778899", META_TOKEN, &pdf, "application/pdf");
         let body = meta_document("778899", &pdf);
-        e.router
-            .receive_webhook(
-                "meta-whatsapp",
-                meta::webhook_request(&body, Some(APP_SECRET)),
-            )
-            .await
-            .unwrap();
+        receive_meta(&e.router, &body).await;
 
         // Acknowledged before any download: the items show as pending.
         let before = media_rows(&e).await;
@@ -390,10 +382,7 @@ async fn a_stored_image_goes_to_twilio_by_signed_url_and_to_meta_by_uploaded_id(
                 "messages": [{"from": PERSON_WA, "id": "wamid.hello", "timestamp": chrono::Utc::now().timestamp().to_string(), "type": "text", "text": {"body": "hi"}}],
             }),
         )]);
-        e.router
-            .receive_webhook("meta-whatsapp", meta::webhook_request(&hello, Some(APP_SECRET)))
-            .await
-            .unwrap();
+        receive_meta(&e.router, &hello).await;
 
         let png = image(7, 30_000);
         let (status, up) = upload(&e, png.clone(), "image/png", "").await;

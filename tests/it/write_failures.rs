@@ -15,7 +15,7 @@ use switchboard_router::store::entity::{messages, webhook_events};
 use switchboard_router::store::{SqliteConnectHook, SqliteSync};
 use switchboard_router::{Router, SendRequest, Store};
 
-use crate::support::fake::{inbound_from, signed};
+use crate::support::fake::{inbound_from, receive, signed};
 use crate::support::{Backend, TestDb, fake_site, fresh_db, on_each_backend};
 
 /// What the tests impose on every SQLite connection the store opens: SQLite's
@@ -194,13 +194,7 @@ async fn a_full_disk_refuses_sends_with_503_and_every_accepted_send_reads_back()
     let disk = Disk::default();
     let (router, tenant) = setup_with_disk(&db, &disk).await;
     // The contact writes first, so a free-form send is inside the window.
-    router
-        .receive_webhook(
-            "fake",
-            signed(&[inbound_from("W0", "+31612345678", "hello")]),
-        )
-        .await
-        .unwrap();
+    receive(&router, &[inbound_from("W0", "+31612345678", "hello")]).await;
     let send = |i: usize| SendRequest {
         to: "+31612345678".into(),
         channel: Some("fake".into()),
@@ -233,8 +227,7 @@ async fn a_full_disk_refuses_sends_with_503_and_every_accepted_send_reads_back()
     }
     for id in &accepted {
         router
-            .records()
-            .get_message(&tenant, id)
+            .records().get_message(&tenant, id)
             .await
             .unwrap_or_else(|e| panic!("{id} was accepted but reads back as {e}"));
     }
@@ -256,10 +249,7 @@ async fn a_killed_database_connection_refuses_with_503_then_recovers() {
             return;
         }
         let (router, _) = setup(&db).await;
-        router
-            .receive_webhook("fake", signed(&[inbound_from("K0", "+31612345600", "a")]))
-            .await
-            .unwrap();
+        receive(&router, &[inbound_from("K0", "+31612345600", "a")]).await;
         // Kill every other connection of this database, as a restart or a proxy would.
         let admin = Store::connect(&db.url, SqliteSync::Normal).await.unwrap();
         admin

@@ -1,8 +1,9 @@
 //! The real `switchboard` binary, started as a child process.
 
 use std::net::TcpListener;
+use std::path::Path;
 use std::path::PathBuf;
-use std::process::Stdio;
+use std::process::{Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -73,6 +74,45 @@ pub fn command_for(program: &std::path::Path, db_url: &str, dir: &std::path::Pat
         .stdin(Stdio::null())
         .kill_on_drop(true);
     cmd
+}
+
+/// Runs `switchboard ARGS` with `envs` to completion.
+pub async fn cli(db_url: &str, dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Output {
+    let mut cmd = command(db_url, dir);
+    cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    tokio::time::timeout(Duration::from_secs(60), cmd.output())
+        .await
+        .expect("the command finished within 60 s")
+        .expect("run switchboard")
+}
+
+/// `switchboard tenant create NAME`: the admin key it prints.
+pub async fn create_tenant(db_url: &str, dir: &Path, name: &str) -> String {
+    create_tenant_with(db_url, dir, name, &[]).await
+}
+
+/// [`create_tenant`] with `envs` set (such as the encryption key).
+pub async fn create_tenant_with(
+    db_url: &str,
+    dir: &Path,
+    name: &str,
+    envs: &[(&str, &str)],
+) -> String {
+    let out = cli(db_url, dir, &["tenant", "create", name], envs).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// A SQLite database file `sb.db` in `dir`, as a URL that creates it.
+pub fn sqlite_url(dir: &Path) -> String {
+    format!("sqlite://{}?mode=rwc", dir.join("sb.db").display())
 }
 
 /// A running `switchboard serve`.

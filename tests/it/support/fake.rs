@@ -3,9 +3,10 @@
 use chrono::Utc;
 use switchboard_core::testing::{self, FakeAdapter};
 use switchboard_core::{
-    ContactIdentity, EventKind, InboundEvent, MessageStatus, PhoneNumber, StatusUpdate,
-    WebhookRequest,
+    ContactIdentity, Content, EventKind, InboundEvent, MessageStatus, PhoneNumber, StatusUpdate,
+    Template, WebhookRequest,
 };
+use switchboard_router::{Router, SendRequest, WebhookAck};
 
 /// The fake account's webhook secret.
 pub const SECRET: &str = "fake-webhook-secret";
@@ -58,4 +59,37 @@ pub fn webhook(events: &[InboundEvent], signature: Option<&str>) -> WebhookReque
 /// A webhook carrying `events`, correctly signed.
 pub fn signed(events: &[InboundEvent]) -> WebhookRequest {
     webhook(events, Some(SECRET))
+}
+
+/// Stores `events` through a correctly signed webhook.
+pub async fn receive(router: &Router, events: &[InboundEvent]) -> WebhookAck {
+    router
+        .receive_webhook("fake", signed(events))
+        .await
+        .unwrap()
+}
+
+/// A text to `to`, on whichever channel the router picks.
+pub fn text_to(to: &str, text: &str) -> SendRequest {
+    SendRequest {
+        to: to.into(),
+        content: Content::text(text),
+        ..Default::default()
+    }
+}
+
+/// The approved template `order_update` (en_US) to `to`: allowed outside the window.
+pub fn template_to(to: &str) -> SendRequest {
+    SendRequest {
+        to: to.into(),
+        content: Content {
+            template: Some(Template {
+                name: "order_update".into(),
+                language: Some("en_US".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        ..Default::default()
+    }
 }

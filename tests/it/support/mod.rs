@@ -1,17 +1,21 @@
 //! Shared test support: real databases (a SQLite file always, PostgreSQL when
 //! `SWITCHBOARD_TEST_POSTGRES_URL` is set, each test in a fresh database), routers over the
-//! fake adapter, and the real `switchboard` binary.
+//! fake adapter (`fake` for its events and requests), the real adapters on their fake
+//! providers (`providers`), the REST API on loopback (`api`), the real `switchboard` binary
+//! (`binary`), and the reader of the engine's module rules (`module_rules`).
 
 #![allow(dead_code)]
 
+pub mod api;
 pub mod binary;
 pub mod fake;
+pub mod module_rules;
 pub mod providers;
 
 use std::future::Future;
 use std::sync::Arc;
 
-use sea_orm::{ConnectionTrait, Database};
+use sea_orm::{ConnectionTrait, Database, EntityTrait, PaginatorTrait};
 use switchboard_core::testing::FakeAdapter;
 use switchboard_router::store::SqliteSync;
 use switchboard_router::store::crypto::CredentialCipher;
@@ -214,6 +218,21 @@ pub async fn fake_site_with(
         tenant: created.tenant_id,
         admin_key: created.key,
     }
+}
+
+/// [`fake_site`] on a fresh store of `db`: (router, fake adapter, tenant id).
+pub async fn fake_setup(db: &TestDb) -> (Router, FakeAdapter, String) {
+    let site = fake_site(db.store().await, |b| b).await;
+    (site.router, site.fake, site.tenant)
+}
+
+/// How many rows `_entity`'s table holds.
+pub async fn count<E>(router: &Router, _entity: E) -> u64
+where
+    E: EntityTrait,
+    E::Model: Sync,
+{
+    E::find().count(router.store().conn()).await.unwrap()
 }
 
 /// POSTs only the headers of a request announcing `content_length` body bytes and reads the

@@ -1,15 +1,21 @@
 //! The real Twilio and Meta adapters wired to their fake servers on loopback, with one
-//! account of each connected: the set-up of the provider tests.
+//! account of each connected: the set-up of the provider tests, and the webhooks, sends and
+//! reads they share.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::json;
+use sea_orm::{EntityTrait, QueryOrder};
+use serde_json::{Value, json};
+use switchboard_core::Content;
 use switchboard_meta_cloud::MetaCloud;
-use switchboard_meta_cloud::testing::FakeGraph;
+use switchboard_meta_cloud::testing::{self as meta, FakeGraph};
 use switchboard_router::store::crypto::CredentialCipher;
-use switchboard_router::{Router, RouterBuilder};
-use switchboard_twilio_whatsapp::testing::{FakeTwilio, TEST_ACCOUNT_SID, TEST_AUTH_TOKEN};
+use switchboard_router::store::entity::messages;
+use switchboard_router::{Router, RouterBuilder, SendRequest};
+use switchboard_twilio_whatsapp::testing::{
+    self as twilio, FakeTwilio, TEST_ACCOUNT_SID, TEST_AUTH_TOKEN,
+};
 use switchboard_twilio_whatsapp::{TwilioConfig, TwilioWhatsApp};
 
 use super::TestDb;
@@ -51,8 +57,7 @@ pub async fn builder(db: &TestDb, twilio: &FakeTwilio, graph: &FakeGraph) -> Rou
 /// Connects the Twilio and the Meta account for `tenant_id`.
 pub async fn connect_both(router: &Router, tenant_id: &str, app_secret: &str) {
     router
-        .accounts()
-        .connect(
+        .accounts().connect(
             tenant_id,
             "twilio-whatsapp",
             TWILIO_NUMBER,
@@ -77,4 +82,104 @@ pub async fn connect_both(router: &Router, tenant_id: &str, app_secret: &str) {
 pub fn set(form: &mut Vec<(String, String)>, key: &str, value: &str) {
     form.retain(|(k, _)| k != key);
     form.push((key.to_owned(), value.to_owned()));
+}
+
+pub const APP_SECRET: &str = "router_test_app_secret";
+
+/// A router with both real adapters on their fakes, one tenant (`acme`) and both its
+/// accounts connected.
+pub struct ProviderSite {
+    pub router: Router,
+    pub tenant: String,
+    pub twilio: FakeTwilio,
+    pub graph: FakeGraph,
+}
+
+/// [`ProviderSite`] on `db`, the Meta account's app secret [`APP_SECRET`].
+pub async fn site(db: &TestDb) -> ProviderSite {
+    let (twilio, graph) = fakes().await;
+    let router = builder(db, &twilio, &graph).await.build();
+    let tenant = router.tenants().create("acme").await.unwrap().tenant_id;
+    connect_both(&router, &tenant, APP_SECRET).await;
+    ProviderSite {
+        router,
+        tenant,
+        twilio,
+        graph,
+    }
+}
+
+pub fn twilio_webhook(params: &[(String, String)]) -> switchboard_core::WebhookRequest {
+    twilio::signed_webhook_request(PUBLIC, TWILIO_PATH, None, TEST_AUTH_TOKEN, params)
+}
+
+pub fn now_ts() -> String {
+    chrono::Utc::now().timestamp().to_string()
+}
+
+/// A Meta inbound text with the current time (the window counts from the provider's time).
+pub fn meta_inbound(from_wa_id: &str, wamid: &str, text: &str) -> String {
+    meta::envelope(&[(
+        PNID,
+        META_DISPLAY,
+        "messages",
+        json!({
+            "contacts": [{"profile": {"name": "Sheena"}, "wa_id": from_wa_id}],
+            "messages": [{"from": from_wa_id, "id": wamid, "timestamp": now_ts(), "type": "text", "text": {"body": text}}],
+        }),
+    )])
+}
+
+pub async fn stored(router: &Router) -> Vec<messages::Model> {
+    messages::Entity::find()
+        .order_by_asc(messages::Column::Id)
+        .all(router.store().conn())
+        .await
+        .unwrap()
+}
+
+pub fn content(m: &messages::Model) -> Value {
+    serde_json::from_str(&m.content).unwrap()
+}
+
+pub fn twilio_sends(t: &FakeTwilio) -> usize {
+    t.requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with("/Messages.json"))
+        .count()
+}
+
+pub fn graph_sends(g: &FakeGraph) -> usize {
+    g.requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with("/messages"))
+        .count()
+}
+
+pub async fn open_window_via_twilio(e: &ProviderSite) {
+    let form = twilio::inbound_text_form(TEST_ACCOUNT_SID, PERSON, TWILIO_NUMBER, "hi", "SM0900");
+    e.router
+        .receive_webhook("twilio-whatsapp", twilio_webhook(&form))
+        .await
+        .unwrap();
+}
+
+pub fn send_text(to: &str, channel: &str, text: &str) -> SendRequest {
+    SendRequest {
+        to: to.into(),
+        channel: Some(channel.into()),
+        content: Content::text(text),
+        ..Default::default()
+    }
+}
+
+/// Stores `body` as a Meta webhook signed with [`APP_SECRET`].
+pub async fn receive_meta(router: &Router, body: &str) {
+    router
+        .receive_webhook(
+            "meta-whatsapp",
+            meta::webhook_request(body, Some(APP_SECRET)),
+        )
+        .await
+        .unwrap();
 }

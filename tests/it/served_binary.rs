@@ -1,8 +1,6 @@
-//! End to end: the real `switchboard serve` binary on a free port, driven over HTTP
-//! only, on SQLite and PostgreSQL, against fake Twilio and Graph servers on loopback.
+//! The real `switchboard serve` binary on a free port, driven over HTTP only, on SQLite and
+//! PostgreSQL, against fake Twilio and Graph servers on loopback.
 
-use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -12,81 +10,16 @@ use switchboard_twilio_whatsapp::testing::{
     self as twilio, FakeTwilio, TEST_ACCOUNT_SID, TEST_AUTH_TOKEN,
 };
 
-use crate::support::{Backend, binary, on_each_backend};
+use crate::support::api::reply;
+use crate::support::binary::Server;
+use crate::support::fake::BUSINESS;
+use crate::support::providers::{META_NUMBER, PNID, PUBLIC, TWILIO_NUMBER};
+use crate::support::{Backend, binary, on_each_backend, post_oversized};
 
-const PUBLIC: &str = "https://sb.example.com";
-const TWILIO_NUMBER: &str = "+14155238886";
-const META_NUMBER: &str = "+15550783881";
-const PNID: &str = "106540352242922";
+/// Secrets this test looks for in the logs and the database file, so each its own.
 const META_TOKEN: &str = "EAAG-meta-access-token-e2e";
 const APP_SECRET: &str = "meta-app-secret-e2e";
 const VERIFY_TOKEN: &str = "meta-verify-token-e2e";
-
-struct Running {
-    child: tokio::process::Child,
-    base: String,
-    log: PathBuf,
-}
-
-async fn start(
-    db_url: &str,
-    dir: &std::path::Path,
-    key: &str,
-    tw: &FakeTwilio,
-    graph: &FakeGraph,
-) -> Running {
-    let port = binary::free_port();
-    let log = dir.join("switchboard.log");
-    let log_file = std::fs::File::create(&log).unwrap();
-    let mut cmd = binary::command(db_url, dir);
-    cmd.arg("serve")
-        .env("SWITCHBOARD_LISTEN", format!("127.0.0.1:{port}"))
-        .env("SWITCHBOARD_PUBLIC_URL", PUBLIC)
-        .env("SWITCHBOARD_ENCRYPTION_KEY", key)
-        .env("SWITCHBOARD_TWILIO_API_BASE", tw.base_url())
-        .env("SWITCHBOARD_META_GRAPH_BASE", graph.base_url())
-        // Debug logs too: secrets must not appear at any level.
-        .env("SWITCHBOARD_LOG", "debug")
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(log_file));
-    let child = cmd.spawn().unwrap();
-    let running = Running {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-        log,
-    };
-    let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(r) = client.get(format!("{}/health", running.base)).send().await
-            && r.status() == 200
-        {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "server did not start: {}",
-            std::fs::read_to_string(&running.log).unwrap_or_default()
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    running
-}
-
-async fn stop(mut r: Running) -> String {
-    if let Some(pid) = r.child.id() {
-        std::process::Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status()
-            .expect("kill");
-    }
-    let status = tokio::time::timeout(Duration::from_secs(20), r.child.wait())
-        .await
-        .expect("stops on SIGTERM")
-        .unwrap();
-    assert!(status.success(), "clean exit: {status:?}");
-    std::fs::read_to_string(&r.log).unwrap()
-}
 
 async fn wait_for<F: Fn() -> bool>(what: &str, f: F) {
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -106,18 +39,27 @@ async fn the_binary_end_to_end_over_http_with_every_error_path() {
         graph.add_number(PNID, META_TOKEN);
 
         // A tenant and its admin key, from the CLI.
-        let out = binary::command(&db.url, dir.path())
-            .env("SWITCHBOARD_ENCRYPTION_KEY", &key)
-            .args(["tenant", "create", "acme"])
-            .output()
-            .await
-            .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        let api_key = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+        let api_key = binary::create_tenant_with(
+            &db.url,
+            dir.path(),
+            "acme",
+            &[("SWITCHBOARD_ENCRYPTION_KEY", key.as_str())],
+        )
+        .await;
 
-        let server = start(&db.url, dir.path(), &key, &tw, &graph).await;
+        let log = dir.path().join("switchboard.log");
+        let (twilio_base, graph_base) = (tw.base_url(), graph.base_url());
+        let envs = [
+            ("SWITCHBOARD_PUBLIC_URL", PUBLIC),
+            ("SWITCHBOARD_ENCRYPTION_KEY", key.as_str()),
+            ("SWITCHBOARD_TWILIO_API_BASE", twilio_base.as_str()),
+            ("SWITCHBOARD_META_GRAPH_BASE", graph_base.as_str()),
+            // Debug logs too: secrets must not appear at any level.
+            ("SWITCHBOARD_LOG", "debug"),
+        ];
+        let server = Server::start_logging_to(&db.url, dir.path(), &envs, &log).await;
         let http = reqwest::Client::new();
-        let base = server.base.clone();
+        let base = server.base_url.clone();
         let auth = format!("Bearer {api_key}");
 
         // Connect both accounts; credentials are never echoed.
@@ -193,7 +135,7 @@ async fn the_binary_end_to_end_over_http_with_every_error_path() {
         let r = http.post(format!("{base}{path}"))
             .header("x-twilio-signature", twilio::sign_form(TEST_AUTH_TOKEN, &callback, &status))
             .body(twilio::form_body(&status)).send().await.unwrap();
-        assert_eq!(r.status(), 200, "{}: {}", r.text().await.unwrap_or_default(), std::fs::read_to_string(&server.log).unwrap_or_default());
+        assert_eq!(r.status(), 200, "{}: {}", r.text().await.unwrap_or_default(), std::fs::read_to_string(&log).unwrap_or_default());
         let msg: Value = http.get(format!("{base}/v1/messages/{id}")).header("authorization", &auth).send().await.unwrap().json().await.unwrap();
         assert_eq!(msg["status"], "delivered", "{msg}");
         assert_eq!(msg["provider_message_id"], sid.as_str());
@@ -214,7 +156,7 @@ async fn the_binary_end_to_end_over_http_with_every_error_path() {
             .header("x-hub-signature-256", meta::sign(APP_SECRET, b"{not json"))
             .body("{not json").send().await.unwrap();
         assert_eq!(malformed.status(), 400);
-        let (status, _) = crate::support::post_oversized(&base, "/webhooks/meta-whatsapp", &[("content-type", "application/json")], 1024 * 1024 + 1).await;
+        let (status, _) = post_oversized(&base, "/webhooks/meta-whatsapp", &[("content-type", "application/json")], 1024 * 1024 + 1).await;
         assert_eq!(status, 413);
         let no_key = http.get(format!("{base}/v1/conversations")).send().await.unwrap();
         assert_eq!(no_key.status(), 401);
@@ -254,7 +196,9 @@ async fn the_binary_end_to_end_over_http_with_every_error_path() {
         assert_eq!(http.get(format!("{base}/health")).send().await.unwrap().status(), 200);
 
         // Secrets are in neither the logs nor the database file.
-        let logs = stop(server).await;
+        let status = server.stop().await;
+        assert!(status.success(), "clean exit: {status:?}");
+        let logs = std::fs::read_to_string(&log).unwrap();
         assert!(logs.contains("Switchboard is serving"), "logs were captured");
         let mut haystacks = vec![("logs".to_owned(), logs.into_bytes())];
         if db.backend == Backend::Sqlite {
@@ -273,4 +217,50 @@ async fn the_binary_end_to_end_over_http_with_every_error_path() {
         }
     })
     .await;
+}
+
+/// The API as `switchboard serve` serves it, with a key printed by `switchboard tenant create`.
+#[tokio::test]
+async fn the_served_binary_answers_the_api_with_a_key_from_tenant_create() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = binary::sqlite_url(dir.path());
+    let key = binary::create_tenant(&url, dir.path(), "acme").await;
+    let server = Server::start(&url, dir.path(), &[]).await;
+    let client = reqwest::Client::new();
+    let v1 = |path: &str| format!("{}{path}", server.base_url);
+
+    let r = reply(client.get(v1("/v1/accounts")).send().await.unwrap()).await;
+    r.expect(401, Some("unauthorized"));
+    let token = "f3c1a9d27be84c6e9d0f5a4b3c2e1d0a";
+    let body = json!({"channel": "twilio-whatsapp", "address": "+1 415 523 8886",
+        "credentials": {"account_sid": "AC00000000000000000000000000000001", "auth_token": token}});
+    let r = reply(
+        client
+            .post(v1("/v1/accounts"))
+            .bearer_auth(&key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let r = r.expect(201, None);
+    assert!(!r.text.contains(token), "{}", r.text);
+    assert_eq!(r.body["address"], BUSINESS);
+    let r = reply(
+        client
+            .get(v1("/v1/accounts"))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        r.expect(200, None).body["data"].as_array().unwrap().len(),
+        1
+    );
+    let r = reply(client.get(v1("/openapi.json")).send().await.unwrap()).await;
+    assert!(r.expect(200, None).body["paths"]["/v1/messages"]["post"].is_object());
+    assert!(server.stop().await.success());
 }
