@@ -160,7 +160,11 @@ async fn a_batch_mixing_new_and_known_contacts_keeps_one_contact_and_conversatio
         assert_eq!(count(&router, conversations::Entity).await, 10);
         assert_eq!(count(&router, messages::Entity).await, 25);
         for i in 0..10 {
-            let c = router.records().find_contact(&tenant, &number(i)).await.unwrap();
+            let c = router
+                .records()
+                .find_contact(&tenant, &number(i))
+                .await
+                .unwrap();
             let convs = conversations::Entity::find()
                 .filter(conversations::Column::ContactId.eq(c.id.as_str()))
                 .all(router.store().conn())
@@ -210,7 +214,11 @@ async fn a_merge_inside_a_batch_leaves_no_message_on_a_merged_away_contact() {
         assert_eq!(totals(&acks), (5, 0));
         assert_eq!(count(&router, contacts::Entity).await, 1, "merged");
         assert_eq!(count(&router, conversations::Entity).await, 1);
-        let c = router.records().find_contact(&tenant, "BR.4242").await.unwrap();
+        let c = router
+            .records()
+            .find_contact(&tenant, "BR.4242")
+            .await
+            .unwrap();
         assert_eq!(c.phone.as_deref(), Some(number));
         let conv = conversations::Entity::find()
             .one(router.store().conn())
@@ -286,12 +294,14 @@ async fn a_batch_queues_notifications_for_subscribed_tenants_only() {
     on_each_backend(|db| async move {
         let (router, subscribed) = setup(&db).await;
         router
-            .notifications().set_notify_url(&subscribed, Some("http://127.0.0.1:9/events"))
+            .notifications()
+            .set_notify_url(&subscribed, Some("http://127.0.0.1:9/events"))
             .await
             .unwrap();
         let other = router.tenants().create("globex").await.unwrap().tenant_id;
         router
-            .accounts().connect(
+            .accounts()
+            .connect(
                 &other,
                 "fake",
                 OTHER_BUSINESS,

@@ -50,7 +50,11 @@ async fn every_spelling_of_a_number_lands_on_one_contact() {
             count(&router, messages::Entity).await,
             1 + spellings.len() as u64
         );
-        let view = router.records().find_contact(&tenant, "06-12345678").await.unwrap();
+        let view = router
+            .records()
+            .find_contact(&tenant, "06-12345678")
+            .await
+            .unwrap();
         assert_eq!(view.phone.as_deref(), Some("+31612345678"));
     })
     .await;
@@ -79,7 +83,11 @@ async fn a_contact_first_seen_by_bsuid_then_with_its_phone_stays_one_contact() {
         }
         assert_eq!(count(&router, contacts::Entity).await, 1);
         assert_eq!(count(&router, conversations::Entity).await, 1);
-        let contact = router.records().find_contact(&tenant, "+16505551234").await.unwrap();
+        let contact = router
+            .records()
+            .find_contact(&tenant, "+16505551234")
+            .await
+            .unwrap();
         assert_eq!(contact.bsuid.as_deref(), Some("US.13491208655302741918"));
         assert_eq!(contact.profile_name.as_deref(), Some("Sam"));
         assert_eq!(count(&router, contact_identities::Entity).await, 2);
@@ -124,7 +132,11 @@ async fn two_contacts_merge_when_one_event_names_both_identities() {
             .filter(|m| m.conversation_id == conv.id)
             .count();
         assert_eq!(in_conv, 3, "every message moved to the kept conversation");
-        let c = router.records().find_contact(&tenant, "BR.98765").await.unwrap();
+        let c = router
+            .records()
+            .find_contact(&tenant, "BR.98765")
+            .await
+            .unwrap();
         assert_eq!(c.phone.as_deref(), Some("+5511987654321"));
     })
     .await;
@@ -146,7 +158,12 @@ async fn the_same_person_via_twilio_and_meta_is_one_contact() {
             2,
             "one conversation per sender"
         );
-        let contact = e.router.records().find_contact(&e.tenant, PERSON).await.unwrap();
+        let contact = e
+            .router
+            .records()
+            .find_contact(&e.tenant, PERSON)
+            .await
+            .unwrap();
         assert_eq!(
             contact.channels,
             vec!["meta-whatsapp".to_owned(), "twilio-whatsapp".to_owned()]

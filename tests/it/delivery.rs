@@ -564,7 +564,8 @@ async fn statuses_whose_message_never_appears_are_deleted_after_the_configured_t
 
         assert_eq!(
             env.router
-                .reconciler().prune_pending_statuses()
+                .reconciler()
+                .prune_pending_statuses()
                 .await
                 .unwrap(),
             1
@@ -579,7 +580,8 @@ async fn statuses_whose_message_never_appears_are_deleted_after_the_configured_t
         assert_eq!(left, ["elsewhere-2"]);
         assert_eq!(
             env.router
-                .reconciler().prune_pending_statuses()
+                .reconciler()
+                .prune_pending_statuses()
                 .await
                 .unwrap(),
             0
@@ -1150,13 +1152,15 @@ async fn events_reach_the_tenant_signed_in_order_and_despite_failures() {
         let product = receiver(2).await;
         let secret = env
             .router
-            .notifications().set_notify_url(&env.tenant, Some(&product.url))
+            .notifications()
+            .set_notify_url(&env.tenant, Some(&product.url))
             .await
             .unwrap()
             .expect("a secret");
         assert!(
             env.router
-                .notifications().set_notify_url(&env.tenant, Some("ftp://x"))
+                .notifications()
+                .set_notify_url(&env.tenant, Some("ftp://x"))
                 .await
                 .is_err()
         );

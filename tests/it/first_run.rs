@@ -139,7 +139,8 @@ async fn tenant_create_prints_one_api_key_line() {
     )
     .build();
     let principal = router
-        .tenants().authenticate(key)
+        .tenants()
+        .authenticate(key)
         .await
         .unwrap()
         .expect("the printed key is live");

@@ -657,7 +657,8 @@ async fn reusing_an_idempotency_key_with_another_request_is_409() {
             .unwrap();
         assert_ne!(queued.id, first.id);
         let view = router
-            .records().get_message(&tenant, &first.id)
+            .records()
+            .get_message(&tenant, &first.id)
             .await
             .unwrap();
         assert_eq!(view.status, MessageStatus::Queued.as_str());

@@ -68,7 +68,11 @@ async fn a_meta_webhook_naming_thousands_of_numbers_is_refused_before_any_look_u
                 "{err:?}"
             );
             assert_eq!(err.http_status(), 400);
-            assert_eq!(router.accounts().route_reads() - reads, 0, "no key is looked up");
+            assert_eq!(
+                router.accounts().route_reads() - reads,
+                0,
+                "no key is looked up"
+            );
         }
         assert!(!stored_anything(&router).await);
     })
@@ -84,21 +88,30 @@ async fn the_numbers_of_an_unsigned_meta_webhook_are_read_in_one_query() {
     on_each_backend(|db| async move {
         let (router, _) = router(&db).await;
         let unknown = naming(&unknown_ids(MAX_ROUTING_KEYS));
-        let (reads, queries) = (router.accounts().route_reads(), router.accounts().route_queries());
+        let (reads, queries) = (
+            router.accounts().route_reads(),
+            router.accounts().route_queries(),
+        );
         let err = router
             .receive_webhook("meta-whatsapp", meta::webhook_request(&unknown, None))
             .await
             .unwrap_err();
         assert_eq!(err.http_status(), 404, "{err:?}");
         assert_eq!(router.accounts().route_queries() - queries, 1);
-        assert_eq!(router.accounts().route_reads() - reads, MAX_ROUTING_KEYS as u64);
+        assert_eq!(
+            router.accounts().route_reads() - reads,
+            MAX_ROUTING_KEYS as u64
+        );
 
         let mut ids = unknown_ids(MAX_ROUTING_KEYS + 500);
         ids[MAX_ROUTING_KEYS - 1] = PNID.to_owned();
         ids.truncate(MAX_ROUTING_KEYS);
         let body = naming(&ids);
         for secret in [None, Some("not-the-app-secret"), None] {
-            let (reads, queries) = (router.accounts().route_reads(), router.accounts().route_queries());
+            let (reads, queries) = (
+                router.accounts().route_reads(),
+                router.accounts().route_queries(),
+            );
             let err = router
                 .receive_webhook("meta-whatsapp", meta::webhook_request(&body, secret))
                 .await
@@ -205,7 +218,10 @@ async fn a_twilio_form_repeating_its_numbers_costs_at_most_two_look_ups() {
             if token.is_none() {
                 request.headers.remove("x-twilio-signature");
             }
-            let (reads, queries) = (router.accounts().route_reads(), router.accounts().route_queries());
+            let (reads, queries) = (
+                router.accounts().route_reads(),
+                router.accounts().route_queries(),
+            );
             let err = router
                 .receive_webhook("twilio-whatsapp", request)
                 .await

@@ -261,7 +261,8 @@ async fn a_twilio_webhook_is_for_the_first_of_to_and_from_whose_token_signed_it(
         let globex = e.router.tenants().create("globex").await.unwrap().tenant_id;
         let creds = json!({"account_sid": GLOBEX_SID, "auth_token": GLOBEX_TOKEN});
         e.router
-            .accounts().connect(&globex, "twilio-whatsapp", GLOBEX_NUMBER, &creds, None)
+            .accounts()
+            .connect(&globex, "twilio-whatsapp", GLOBEX_NUMBER, &creds, None)
             .await
             .unwrap();
         let reads = e.router.accounts().route_reads();
@@ -327,7 +328,12 @@ async fn a_twilio_webhook_is_for_the_first_of_to_and_from_whose_token_signed_it(
             1,
             "globex's copy is globex's inbound message"
         );
-        let from_acme = e.router.records().find_contact(&globex, TWILIO_NUMBER).await.unwrap();
+        let from_acme = e
+            .router
+            .records()
+            .find_contact(&globex, TWILIO_NUMBER)
+            .await
+            .unwrap();
         assert_eq!(from_acme.phone.as_deref(), Some(TWILIO_NUMBER));
     })
     .await;

@@ -227,7 +227,8 @@ async fn a_full_disk_refuses_sends_with_503_and_every_accepted_send_reads_back()
     }
     for id in &accepted {
         router
-            .records().get_message(&tenant, id)
+            .records()
+            .get_message(&tenant, id)
             .await
             .unwrap_or_else(|e| panic!("{id} was accepted but reads back as {e}"));
     }

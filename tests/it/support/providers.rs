@@ -57,7 +57,8 @@ pub async fn builder(db: &TestDb, twilio: &FakeTwilio, graph: &FakeGraph) -> Rou
 /// Connects the Twilio and the Meta account for `tenant_id`.
 pub async fn connect_both(router: &Router, tenant_id: &str, app_secret: &str) {
     router
-        .accounts().connect(
+        .accounts()
+        .connect(
             tenant_id,
             "twilio-whatsapp",
             TWILIO_NUMBER,

@@ -33,8 +33,8 @@ use crate::events::RouterEvent;
 use crate::ids::{self, now_ms};
 use crate::inbound::items::{kind_name, opt_keyword, problem, store_other};
 use crate::inbound::job::{Job, Stored};
-use crate::records::{contacts, conversations as convs};
-use crate::store::entity::{contacts as contact_rows, conversations};
+use crate::records::{contacts, conversations};
+use crate::store::entity;
 use crate::store::json_rows::{self, Col::*};
 use crate::tenancy::accounts::Account;
 
@@ -200,7 +200,7 @@ async fn resolve_contacts<C: ConnectionTrait>(
         .collect();
     let wanted: Vec<_> = wanted.into_iter().collect();
     // The owners' rows come with them, for the name refresh of known contacts.
-    let mut rows: HashMap<String, contact_rows::Model> = HashMap::new();
+    let mut rows: HashMap<String, entity::contacts::Model> = HashMap::new();
     read_owners(db, &wanted, &mut owners, Some(&mut rows)).await?;
     let sole_owner = |owners: &HashMap<(String, String, String), String>,
                       tenant: &str,
@@ -298,11 +298,11 @@ async fn create_new_contacts<C: ConnectionTrait>(
     msgs: &[(&Item<'_>, &InboundMessage)],
     keys: &[Vec<(&'static str, String)>],
     owners: &mut HashMap<(String, String, String), String>,
-    rows: &mut HashMap<String, contact_rows::Model>,
+    rows: &mut HashMap<String, entity::contacts::Model>,
 ) -> Result<Vec<Option<String>>, DbErr> {
     let now = now_ms();
     let mut seen: HashSet<(String, &'static str, &str)> = HashSet::new();
-    let mut planned: Vec<Option<contact_rows::Model>> = Vec::with_capacity(msgs.len());
+    let mut planned: Vec<Option<entity::contacts::Model>> = Vec::with_capacity(msgs.len());
     for ((it, m), keys) in msgs.iter().zip(keys) {
         let tenant = &it.account.ctx.tenant_id;
         let untouched = !keys.is_empty()
@@ -315,7 +315,7 @@ async fn create_new_contacts<C: ConnectionTrait>(
         }
         planned.push(untouched.then(|| {
             let ident = &m.contact;
-            contact_rows::Model {
+            entity::contacts::Model {
                 id: ids::new_id(ids::CONTACT),
                 tenant_id: tenant.clone(),
                 e164: ident
@@ -331,7 +331,7 @@ async fn create_new_contacts<C: ConnectionTrait>(
             }
         }));
     }
-    let new_rows: Vec<&contact_rows::Model> = planned.iter().flatten().collect();
+    let new_rows: Vec<&entity::contacts::Model> = planned.iter().flatten().collect();
     if new_rows.is_empty() {
         return Ok(vec![None; msgs.len()]);
     }
@@ -411,7 +411,7 @@ async fn create_new_contacts<C: ConnectionTrait>(
         } else {
             // Lost a race for an identity: upsert settles it (merging a partly linked row).
             if !keys.iter().any(owned) {
-                contact_rows::Entity::delete_by_id(row.id.clone())
+                entity::contacts::Entity::delete_by_id(row.id.clone())
                     .exec(db)
                     .await?;
             }
@@ -476,7 +476,7 @@ async fn read_owners<C: ConnectionTrait>(
     db: &C,
     wanted: &[(&str, &'static str, &str)],
     owners: &mut HashMap<(String, String, String), String>,
-    mut rows: Option<&mut HashMap<String, contact_rows::Model>>,
+    mut rows: Option<&mut HashMap<String, entity::contacts::Model>>,
 ) -> Result<(), DbErr> {
     if wanted.is_empty() {
         return Ok(());
@@ -493,7 +493,7 @@ async fn read_owners<C: ConnectionTrait>(
         {
             rows.insert(
                 owner.clone(),
-                contact_rows::Model::from_query_result(&r, CONTACT_PREFIX)?,
+                entity::contacts::Model::from_query_result(&r, CONTACT_PREFIX)?,
             );
         }
         owners.insert(identity, owner);
@@ -543,7 +543,7 @@ async fn store_messages<C: ConnectionTrait>(
             t.last_inbound_at = Some(t.last_inbound_at.map_or(at, |x| x.max(at)));
         }
     }
-    let mut convs: HashMap<ConvKey, conversations::Model> = HashMap::new();
+    let mut convs: HashMap<ConvKey, entity::conversations::Model> = HashMap::new();
     let touches: Vec<(ConvKey, Touch)> = touches.into_iter().collect();
     if !touches.is_empty() {
         let backend = db.get_database_backend();
@@ -583,7 +583,7 @@ async fn store_messages<C: ConnectionTrait>(
                 &[Text, Text, Text, Text, Text, BigInt, BigInt, BigInt]
             )
         );
-        for row in conversations::Entity::find()
+        for row in entity::conversations::Entity::find()
             .from_raw_sql(json_rows::statement(backend, &sql, &values)?)
             .all(db)
             .await?
@@ -629,7 +629,7 @@ async fn store_messages<C: ConnectionTrait>(
     }
     for (conv, (at, dirty)) in &opted {
         if *dirty {
-            convs::set_opted_out(db, conv, *at).await?;
+            conversations::set_opted_out(db, conv, *at).await?;
         }
     }
 

@@ -52,7 +52,8 @@ use crate::outbound::queue::OUTBOX_QUEUE;
 use crate::outbound::sender_leases::SenderLeases;
 use crate::outbound::sender_rate::SenderLimits;
 use crate::store::Store;
-use crate::store::entity::{contacts as contact_rows, conversations, messages, outbox};
+use crate::store::entity;
+use crate::store::entity::{conversations, messages, outbox};
 use crate::store::queue::{WorkLoop, millis};
 use crate::tenancy::accounts::{Account, Accounts};
 use crate::tenancy::registry::AdapterRegistry;
@@ -89,7 +90,7 @@ type RoundEntry<'a> = (
 );
 
 /// Where a message to `contact` goes: its number, its BSUID, or both.
-fn recipient(contact: &contact_rows::Model) -> Recipient {
+fn recipient(contact: &entity::contacts::Model) -> Recipient {
     Recipient {
         phone: contact.e164.clone().map(PhoneNumber::from_trusted_e164),
         bsuid: contact.bsuid.as_deref().and_then(|b| Bsuid::parse(b).ok()),
@@ -352,8 +353,8 @@ impl Delivery {
             let mut contact_ids: Vec<String> = convs.iter().map(|c| c.contact_id.clone()).collect();
             contact_ids.sort_unstable();
             contact_ids.dedup();
-            let contacts: HashMap<String, contact_rows::Model> =
-                find_by_ids(db, contact_rows::Column::Id, &contact_ids)
+            let contacts: HashMap<String, entity::contacts::Model> =
+                find_by_ids(db, entity::contacts::Column::Id, &contact_ids)
                     .await?
                     .into_iter()
                     .map(|c| (c.id.clone(), c))

@@ -15,11 +15,10 @@ use crate::events::{EventBus, RouterEvent};
 use crate::ids::now_ms;
 use crate::outbound::queue::OUTBOX_QUEUE;
 use crate::records::statuses::{self, Applied};
-use crate::records::{contacts, conversations as convs};
+use crate::records::{contacts, conversations};
 use crate::store::Store;
-use crate::store::entity::{
-    contacts as contact_rows, conversations, messages, outbox, pending_statuses, send_attempts,
-};
+use crate::store::entity;
+use crate::store::entity::{messages, outbox, pending_statuses, send_attempts};
 use crate::store::queue::millis;
 
 /// Most successful outcomes written in one transaction.
@@ -239,11 +238,11 @@ impl Outcomes {
         if let Some(wa_id) = &receipt.recipient_wa_id {
             // The provider resolved the number to another WhatsApp id (Brazil, Mexico): the
             // reply will come from that id, so it must name the same contact.
-            let conv = conversations::Entity::find_by_id(entry.conversation_id.clone())
+            let conv = entity::conversations::Entity::find_by_id(entry.conversation_id.clone())
                 .one(txn)
                 .await?;
             if let Some(conv) = conv {
-                let contact = contact_rows::Entity::find_by_id(conv.contact_id)
+                let contact = entity::contacts::Entity::find_by_id(conv.contact_id)
                     .one(txn)
                     .await?;
                 if let Some(contact) = contact {
@@ -309,7 +308,7 @@ impl Outcomes {
                 .await;
         }
         if err.is_opted_out() {
-            convs::set_opted_out(
+            conversations::set_opted_out(
                 self.store.write_conn(),
                 &entry.conversation_id,
                 Some(now_ms()),

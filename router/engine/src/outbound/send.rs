@@ -15,9 +15,10 @@ use tokio::sync::Notify;
 use crate::error::{Result, RouterError};
 use crate::ids::{self, now_ms};
 use crate::media::library::MediaLibrary;
-use crate::records::{contacts, conversations as convs};
+use crate::records::{contacts, conversations};
 use crate::store::Store;
-use crate::store::entity::{channel_accounts, conversations, messages, outbox};
+use crate::store::entity;
+use crate::store::entity::{channel_accounts, messages, outbox};
 use crate::tenancy::accounts::{Account, Accounts};
 use crate::tenancy::registry::AdapterRegistry;
 
@@ -146,7 +147,7 @@ impl Sending {
             .idempotency_key
             .as_ref()
             .map(|_| request_hash(request, recipient));
-        let conv = convs::touch(
+        let conv = conversations::touch(
             &txn,
             tenant_id,
             &contact_id,
@@ -397,11 +398,14 @@ impl Sending {
         let Some(contact_id) = contact else {
             return Ok(None);
         };
-        let conv = conversations::Entity::find()
-            .filter(conversations::Column::ContactId.eq(contact_id))
-            .filter(conversations::Column::AccountId.is_in(candidates.iter().map(|c| c.id.clone())))
-            .filter(conversations::Column::LastInboundAt.is_not_null())
-            .order_by_desc(conversations::Column::LastInboundAt)
+        let conv = entity::conversations::Entity::find()
+            .filter(entity::conversations::Column::ContactId.eq(contact_id))
+            .filter(
+                entity::conversations::Column::AccountId
+                    .is_in(candidates.iter().map(|c| c.id.clone())),
+            )
+            .filter(entity::conversations::Column::LastInboundAt.is_not_null())
+            .order_by_desc(entity::conversations::Column::LastInboundAt)
             .one(db)
             .await?;
         Ok(conv.map(|c| c.account_id))

@@ -16,9 +16,7 @@ use serde::Serialize;
 use switchboard_core::ContactIdentity;
 
 use crate::ids::{self, now_ms};
-use crate::store::entity::{
-    contact_identities as identities, contacts, conversations, messages, outbox,
-};
+use crate::store::entity::{contact_identities, contacts, conversations, messages, outbox};
 
 pub(crate) const PHONE: &str = "phone";
 pub(crate) const BSUID: &str = "bsuid";
@@ -156,12 +154,12 @@ async fn owners_of_counted<C: ConnectionTrait>(
     for (kind, value) in keys {
         any = any.add(
             Condition::all()
-                .add(identities::Column::Kind.eq(*kind))
-                .add(identities::Column::Value.eq(value.as_str())),
+                .add(contact_identities::Column::Kind.eq(*kind))
+                .add(contact_identities::Column::Value.eq(value.as_str())),
         );
     }
-    let rows = identities::Entity::find()
-        .filter(identities::Column::TenantId.eq(tenant_id))
+    let rows = contact_identities::Entity::find()
+        .filter(contact_identities::Column::TenantId.eq(tenant_id))
         .filter(any)
         .all(db)
         .await?;
@@ -191,18 +189,20 @@ async fn link<C: ConnectionTrait>(
     keys: &[(&'static str, String)],
     now: i64,
 ) -> Result<(), DbErr> {
-    let rows = keys.iter().map(|(kind, value)| identities::ActiveModel {
-        tenant_id: Set(tenant_id.to_owned()),
-        kind: Set((*kind).to_owned()),
-        value: Set(value.clone()),
-        contact_id: Set(contact_id.to_owned()),
-        created_at: Set(now),
-    });
-    identities::Entity::insert_many(rows)
+    let rows = keys
+        .iter()
+        .map(|(kind, value)| contact_identities::ActiveModel {
+            tenant_id: Set(tenant_id.to_owned()),
+            kind: Set((*kind).to_owned()),
+            value: Set(value.clone()),
+            contact_id: Set(contact_id.to_owned()),
+            created_at: Set(now),
+        });
+    contact_identities::Entity::insert_many(rows)
         .on_conflict_do_nothing_on([
-            identities::Column::TenantId,
-            identities::Column::Kind,
-            identities::Column::Value,
+            contact_identities::Column::TenantId,
+            contact_identities::Column::Kind,
+            contact_identities::Column::Value,
         ])
         .exec(db)
         .await?;
@@ -211,9 +211,9 @@ async fn link<C: ConnectionTrait>(
 
 /// Moves everything of `other` to `keep` and deletes `other`.
 async fn merge<C: ConnectionTrait>(db: &C, keep: &str, other: &str) -> Result<(), DbErr> {
-    identities::Entity::update_many()
-        .col_expr(identities::Column::ContactId, Expr::value(keep))
-        .filter(identities::Column::ContactId.eq(other))
+    contact_identities::Entity::update_many()
+        .col_expr(contact_identities::Column::ContactId, Expr::value(keep))
+        .filter(contact_identities::Column::ContactId.eq(other))
         .exec(db)
         .await?;
     let theirs = conversations::Entity::find()
@@ -343,10 +343,10 @@ pub(crate) async fn find_by_identity<C: ConnectionTrait>(
     kind: &str,
     value: &str,
 ) -> Result<Option<String>, DbErr> {
-    Ok(identities::Entity::find()
-        .filter(identities::Column::TenantId.eq(tenant_id))
-        .filter(identities::Column::Kind.eq(kind))
-        .filter(identities::Column::Value.eq(value))
+    Ok(contact_identities::Entity::find()
+        .filter(contact_identities::Column::TenantId.eq(tenant_id))
+        .filter(contact_identities::Column::Kind.eq(kind))
+        .filter(contact_identities::Column::Value.eq(value))
         .one(db)
         .await?
         .map(|r| r.contact_id))
@@ -365,9 +365,9 @@ pub(crate) async fn view<C: ConnectionTrait>(
     else {
         return Ok(None);
     };
-    let idents = identities::Entity::find()
-        .filter(identities::Column::ContactId.eq(contact_id))
-        .order_by_asc(identities::Column::CreatedAt)
+    let idents = contact_identities::Entity::find()
+        .filter(contact_identities::Column::ContactId.eq(contact_id))
+        .order_by_asc(contact_identities::Column::CreatedAt)
         .all(db)
         .await?;
     let mut channels: Vec<String> = conversations::Entity::find()

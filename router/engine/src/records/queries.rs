@@ -17,9 +17,8 @@ use crate::error::{Result, RouterError};
 use crate::ids;
 use crate::media::library::MediaLibrary;
 use crate::records::contacts::{self, ContactView};
-use crate::store::entity::{
-    contacts as contact_rows, conversations, message_status_events, messages, send_attempts,
-};
+use crate::store::entity;
+use crate::store::entity::{conversations, message_status_events, messages, send_attempts};
 use crate::tenancy::registry::AdapterRegistry;
 
 /// Page size when the caller gives none.
@@ -375,12 +374,12 @@ impl Records {
             .all(db)
             .await?;
         let contact_ids: Vec<String> = rows.iter().map(|r| r.contact_id.clone()).collect();
-        let contacts: HashMap<String, contact_rows::Model> = if contact_ids.is_empty() {
+        let contacts: HashMap<String, entity::contacts::Model> = if contact_ids.is_empty() {
             HashMap::new()
         } else {
-            contact_rows::Entity::find()
-                .filter(contact_rows::Column::TenantId.eq(tenant_id))
-                .filter(contact_rows::Column::Id.is_in(contact_ids))
+            entity::contacts::Entity::find()
+                .filter(entity::contacts::Column::TenantId.eq(tenant_id))
+                .filter(entity::contacts::Column::Id.is_in(contact_ids))
                 .all(db)
                 .await?
                 .into_iter()

@@ -16,7 +16,7 @@ use crate::error::{Result, RouterError};
 use crate::ids::{self, now_ms};
 use crate::store::Store;
 use crate::store::crypto::{CredentialCipher, CryptoError};
-use crate::store::entity::channel_accounts as accounts;
+use crate::store::entity::channel_accounts;
 use crate::store::is_unique_violation;
 use crate::store::json_rows::{self, Col};
 use crate::tenancy::registry::AdapterRegistry;
@@ -129,7 +129,7 @@ fn aad(tenant_id: &str, account_id: &str, channel: &str) -> String {
     format!("{tenant_id}|{account_id}|{channel}")
 }
 
-fn view(row: &accounts::Model, credential_names: Vec<String>) -> AccountView {
+fn view(row: &channel_accounts::Model, credential_names: Vec<String>) -> AccountView {
     AccountView {
         id: row.id.clone(),
         channel: row.channel.clone(),
@@ -193,7 +193,7 @@ impl Accounts {
         let id = ids::new_id(ids::ACCOUNT);
         let plaintext = serde_json::to_vec(&setup.credentials.expose_json()).unwrap_or_default();
         let sealed = self.cipher.seal(&plaintext, &aad(tenant_id, &id, channel));
-        let row = accounts::ActiveModel {
+        let row = channel_accounts::ActiveModel {
             id: Set(id),
             tenant_id: Set(tenant_id.to_owned()),
             channel: Set(channel.to_owned()),
@@ -205,7 +205,7 @@ impl Accounts {
             created_at: Set(now_ms()),
             disconnected_at: Set(None),
         };
-        let row = accounts::Entity::insert(row)
+        let row = channel_accounts::Entity::insert(row)
             .exec_with_returning(self.store.write_conn())
             .await
             .map_err(|e| {
@@ -232,9 +232,9 @@ impl Accounts {
     /// # Errors
     /// A database error.
     pub async fn list(&self, tenant_id: &str) -> Result<Vec<AccountView>> {
-        let rows = accounts::Entity::find()
-            .filter(accounts::Column::TenantId.eq(tenant_id))
-            .order_by_asc(accounts::Column::Id)
+        let rows = channel_accounts::Entity::find()
+            .filter(channel_accounts::Column::TenantId.eq(tenant_id))
+            .order_by_asc(channel_accounts::Column::Id)
             .all(self.store.conn())
             .await?;
         let mut out = Vec::with_capacity(rows.len());
@@ -254,7 +254,7 @@ impl Accounts {
     /// `not_found` for another tenant's or an unknown id; a database error.
     pub async fn disconnect(&self, tenant_id: &str, account_id: &str) -> Result<AccountView> {
         let row = self.account_row(tenant_id, account_id).await?;
-        let mut am: accounts::ActiveModel = row.clone().into();
+        let mut am: channel_accounts::ActiveModel = row.clone().into();
         am.active = Set(false);
         am.disconnected_at = Set(Some(row.disconnected_at.unwrap_or_else(now_ms)));
         let row = sea_orm::ActiveModelTrait::update(am, self.store.write_conn()).await?;
@@ -280,9 +280,9 @@ impl Accounts {
         &self,
         tenant_id: &str,
         account_id: &str,
-    ) -> Result<accounts::Model> {
-        accounts::Entity::find_by_id(account_id.to_owned())
-            .filter(accounts::Column::TenantId.eq(tenant_id))
+    ) -> Result<channel_accounts::Model> {
+        channel_accounts::Entity::find_by_id(account_id.to_owned())
+            .filter(channel_accounts::Column::TenantId.eq(tenant_id))
             .one(self.store.conn())
             .await?
             .ok_or(RouterError::NotFound("account"))
@@ -296,9 +296,9 @@ impl Accounts {
     /// [`CryptoError::WrongKey`](CryptoError::WrongKey) when it does not; a
     /// database error.
     pub async fn check_encryption_key(&self) -> Result<()> {
-        let newest = accounts::Entity::find()
-            .order_by_desc(accounts::Column::CreatedAt)
-            .order_by_desc(accounts::Column::Id)
+        let newest = channel_accounts::Entity::find()
+            .order_by_desc(channel_accounts::Column::CreatedAt)
+            .order_by_desc(channel_accounts::Column::Id)
             .one(self.store.conn())
             .await?;
         match newest {
@@ -317,7 +317,7 @@ impl Accounts {
         }
     }
 
-    fn decrypt(&self, row: &accounts::Model) -> Result<Credentials> {
+    fn decrypt(&self, row: &channel_accounts::Model) -> Result<Credentials> {
         let plain = self.cipher.open(
             &row.credentials_enc,
             &aad(&row.tenant_id, &row.id, &row.channel),
@@ -327,7 +327,7 @@ impl Accounts {
         Credentials::from_json(&json).map_err(|_| CryptoError::Decrypt.into())
     }
 
-    pub(crate) fn context(&self, row: &accounts::Model) -> Result<AccountContext> {
+    pub(crate) fn context(&self, row: &channel_accounts::Model) -> Result<AccountContext> {
         Ok(AccountContext {
             account_id: row.id.clone(),
             tenant_id: row.tenant_id.clone(),
@@ -337,7 +337,7 @@ impl Accounts {
         })
     }
 
-    fn resolved(&self, row: &accounts::Model) -> Result<Arc<Account>> {
+    fn resolved(&self, row: &channel_accounts::Model) -> Result<Arc<Account>> {
         Ok(Arc::new(Account {
             ctx: self.context(row)?,
             channel: row.channel.clone(),
@@ -395,7 +395,7 @@ impl Accounts {
                 json_rows::select(backend, &[Col::Text, Col::Text])
             );
             let wanted: Vec<(&str, &str)> = missing.iter().map(|key| (channel, *key)).collect();
-            let rows = accounts::Entity::find()
+            let rows = channel_accounts::Entity::find()
                 .from_raw_sql(json_rows::statement(backend, &sql, &wanted)?)
                 .all(self.store.conn())
                 .await?;
@@ -437,7 +437,7 @@ impl Accounts {
         if let Some(hit) = self.cache.id(account_id) {
             return Ok(hit);
         }
-        let row = accounts::Entity::find_by_id(account_id.to_owned())
+        let row = channel_accounts::Entity::find_by_id(account_id.to_owned())
             .one(self.store.conn())
             .await?
             .ok_or(RouterError::NotFound("account"))?;
@@ -448,9 +448,9 @@ impl Accounts {
 
     /// Every active account of a channel (for the subscription handshake).
     pub(crate) async fn active(&self, channel: &str) -> Result<Vec<AccountContext>> {
-        let rows = accounts::Entity::find()
-            .filter(accounts::Column::Channel.eq(channel))
-            .filter(accounts::Column::Active.eq(true))
+        let rows = channel_accounts::Entity::find()
+            .filter(channel_accounts::Column::Channel.eq(channel))
+            .filter(channel_accounts::Column::Active.eq(true))
             .all(self.store.conn())
             .await?;
         rows.iter().map(|r| self.context(r)).collect()
@@ -463,9 +463,9 @@ impl Accounts {
     /// # Errors
     /// A database error.
     pub async fn check_all(&self) -> Result<Vec<(AccountView, HealthReport)>> {
-        let rows = accounts::Entity::find()
-            .filter(accounts::Column::Active.eq(true))
-            .order_by_asc(accounts::Column::Id)
+        let rows = channel_accounts::Entity::find()
+            .filter(channel_accounts::Column::Active.eq(true))
+            .order_by_asc(channel_accounts::Column::Id)
             .all(self.store.conn())
             .await?;
         let checks = rows.into_iter().map(|row| async move {
