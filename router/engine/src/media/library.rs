@@ -32,7 +32,7 @@ pub struct MediaLibrary {
 }
 
 /// What an upload may be, known from its headers before its bytes are read
-/// ([`Router::upload_media`]'s checks, split so a body is refused as soon as it passes
+/// ([`MediaLibrary::upload`]'s checks, split so a body is refused as soon as it passes
 /// `max_bytes`).
 #[derive(Clone, Debug)]
 pub struct UploadTarget {

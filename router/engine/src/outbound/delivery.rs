@@ -21,7 +21,7 @@
 //!   at the crash (at most `ROUNDS_IN_FLIGHT` claim batches), and only happen on a crash. A
 //!   live worker never sends an entry whose lease it lost (`keep_lease`).
 //! - Idle: after a round that claimed nothing, a round sleeps until `send()` wakes it, the
-//!   next entry is due, or `DeliveryConfig::idle_poll` (`wake`); looking only reads.
+//!   next entry is due, or `DeliveryConfig::idle_poll` (`store::queue::WorkLoop`); looking only reads.
 //! - Throughput: two claim rounds overlap, each round keeps one queue per sender, and the
 //!   outcomes of successful sends (attempt row, provider id, status, outbox removal) are
 //!   written many per transaction by the round's writer; a failed batch is rewritten one
