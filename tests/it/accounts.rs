@@ -102,3 +102,42 @@ async fn accounts_connect_without_echoing_credentials_refuse_duplicates_and_bad_
     })
     .await;
 }
+
+/// The channel's declared credential names are checked by the engine, so product code
+/// connecting accounts through the library gets the same refusal as the API.
+#[tokio::test]
+async fn the_library_refuses_credentials_the_channel_does_not_declare() {
+    on_each_backend(|db| async move {
+        let (router, _fake) = crate::support::fake_router(&db).await;
+        let tenant = router.tenants().create("acme").await.unwrap().tenant_id;
+        let accounts = router.accounts();
+        let unknown = accounts
+            .connect(
+                &tenant,
+                "fake",
+                "+14155550100",
+                &json!({"secret": SECRET, "secert": "typo"}),
+                None,
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (unknown.code(), unknown.http_status()),
+            ("invalid_credentials", 400),
+            "{unknown}"
+        );
+        assert!(unknown.to_string().contains("secert"), "{unknown}");
+        let missing = accounts
+            .connect(&tenant, "fake", "+14155550100", &json!({}), None)
+            .await
+            .unwrap_err();
+        assert_eq!(missing.code(), "invalid_credentials", "{missing}");
+        let not_an_object = accounts
+            .connect(&tenant, "fake", "+14155550100", &json!(["secret"]), None)
+            .await
+            .unwrap_err();
+        assert_eq!(not_an_object.code(), "invalid_credentials");
+        assert!(accounts.list(&tenant).await.unwrap().is_empty());
+    })
+    .await;
+}

@@ -175,6 +175,16 @@ impl Accounts {
         let adapter = self.adapters.get(channel).ok_or_else(|| {
             RouterError::invalid("unknown_channel", format!("no channel named {channel:?}"))
         })?;
+        // The names the channel declares, before the adapter checks the values.
+        let declared = credentials.as_object().ok_or_else(|| {
+            RouterError::invalid("invalid_credentials", "credentials must be a JSON object")
+        })?;
+        switchboard_core::check_declared_credentials(
+            adapter.channel(),
+            adapter.credential_fields(),
+            declared,
+        )
+        .map_err(|message| RouterError::invalid("invalid_credentials", message))?;
         let address = self
             .phones
             .parse(address)

@@ -26,23 +26,6 @@ pub(super) async fn connect(
     Admin(p): Admin,
     ApiJson(body): ApiJson<ConnectBody>,
 ) -> ApiResult<(StatusCode, Json<AccountView>)> {
-    let Some(credentials) = body.credentials.as_object() else {
-        return Err(RouterError::invalid(
-            "invalid_credentials",
-            "credentials must be a JSON object",
-        )
-        .into());
-    };
-    // The names the channel declares, before the adapter checks the values. An unknown
-    // channel is the router's to refuse (`unknown_channel`).
-    if let Some(adapter) = state.router.adapters().get(&body.channel) {
-        switchboard_core::check_declared_credentials(
-            adapter.channel(),
-            adapter.credential_fields(),
-            credentials,
-        )
-        .map_err(|message| RouterError::invalid("invalid_credentials", message))?;
-    }
     let view = state
         .router
         .accounts()
