@@ -108,6 +108,7 @@ impl Inbound {
         }
         let job = Job {
             channel: channel.to_owned(),
+            adapter: adapter.clone(),
             accounts,
             parsed: Arc::new(parsed),
         };
