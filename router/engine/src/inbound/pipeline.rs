@@ -275,6 +275,7 @@ mod tests {
         let events = Arc::new(EventBus::new(
             Arc::new(Notify::new()),
             Arc::new(Notify::new()),
+            Arc::new(Notify::new()),
         ));
         let inbound = Inbound::new(store.clone(), adapters, accounts.clone(), events);
         let tenants = Tenants::new(store.clone());

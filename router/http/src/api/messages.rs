@@ -261,6 +261,7 @@ mod tests {
             reaction: None,
             reply_to: None,
             idempotency_key: key.map(str::to_owned),
+            fallback: Vec::new(),
         };
         let from_header = send_request(body(None), Some("h".into()), None).unwrap();
         assert_eq!(from_header.idempotency_key.as_deref(), Some("h"));
