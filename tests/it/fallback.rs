@@ -627,7 +627,11 @@ async fn content_a_fallback_channel_cannot_carry_is_refused_unless_text_is_given
             },
             ..template.clone()
         };
-        let err = s.router.send(&s.tenant, location).await.unwrap_err();
+        let err = s
+            .router
+            .send(&s.tenant, location.clone())
+            .await
+            .unwrap_err();
         assert_eq!(err.code(), "unsupported_content");
         assert!(err.to_string().contains("location"), "{err}");
         // Without the fallback, the template is accepted as before.
@@ -670,6 +674,39 @@ async fn content_a_fallback_channel_cannot_carry_is_refused_unless_text_is_given
         assert_eq!(
             s.sms.sent()[0].1.content,
             Content::text("Your order shipped.")
+        );
+
+        // Text beside a location is its alternative too. Outside the WhatsApp window the
+        // SMS channel takes the message at once, with the alternative.
+        let mut location_with_text = location;
+        location_with_text.content.text = Some("We are at the dam.".into());
+        let accepted = s
+            .router
+            .send(&s.tenant, location_with_text.clone())
+            .await
+            .unwrap();
+        assert_eq!(accepted.channel, SMS);
+        let stored = row(&s.router, &accepted.id).await;
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&stored.content).unwrap(),
+            json!({"text": "We are at the dam."})
+        );
+        assert_eq!(stored.fallback, None);
+        // Inside it, the location (with its text) goes on WhatsApp and the text alone is kept
+        // for SMS.
+        open_window_via_twilio_site(&s).await;
+        let accepted = s.router.send(&s.tenant, location_with_text).await.unwrap();
+        assert_eq!(accepted.channel, "twilio-whatsapp");
+        let stored = row(&s.router, &accepted.id).await;
+        let content: serde_json::Value = serde_json::from_str(&stored.content).unwrap();
+        assert_eq!(content["text"], "We are at the dam.");
+        assert!(content["location"].is_object());
+        let fallback: serde_json::Value =
+            serde_json::from_str(stored.fallback.as_deref().unwrap()).unwrap();
+        assert_eq!(fallback["targets"][0]["channel"], SMS);
+        assert_eq!(
+            fallback["targets"][0]["content"],
+            json!({"text": "We are at the dam."})
         );
     })
     .await;

@@ -142,13 +142,16 @@ impl Sending {
         self.media
             .resolve_media_refs(tenant_id, adapter.as_ref(), &mut request.content)
             .await?;
-        // With fallback channels, text beside a template is the plain alternative for the
-        // channels that cannot carry the template; the template goes out without it.
+        // With fallback channels, the request's text is the plain alternative for the
+        // channels that cannot carry the rest; beside a template (which carries its own
+        // text) it goes out only there.
         let mut first = request.content.clone();
-        let alternative = if request.fallback.is_empty() || first.template.is_none() {
+        let alternative = if request.fallback.is_empty() {
             None
-        } else {
+        } else if first.template.is_some() {
             first.text.take()
+        } else {
+            first.text.clone()
         };
         let parts = split(&first, adapter.capabilities())?;
         let targets = self
