@@ -304,22 +304,28 @@ async fn meta_131026_at_send_time_falls_back_to_twilio() {
     on_each_backend(|db| async move {
         let s = site(&db).await;
         open_both_windows(&s).await;
-        s.graph
-            .respond_next(400, meta::error_envelope(131026, "Message Undeliverable."));
-        let accepted = s
-            .router
-            .send(
-                &s.tenant,
-                text_with_fallback("meta-whatsapp", "hello", &["twilio-whatsapp"]),
-            )
-            .await
-            .unwrap();
-        drain(&s.router).await;
-        let v = view(&s, &accepted.id).await;
-        assert_eq!(v.channel, "twilio-whatsapp");
-        assert_eq!(v.status, "accepted");
-        assert_eq!(attempt_channels(&v), ["meta-whatsapp", "twilio-whatsapp"]);
-        assert_eq!((graph_sends(&s.graph), twilio_sends(&s.twilio)), (1, 1));
+        // Not on WhatsApp; and the provider's own "outside the window" (131047).
+        for (n, code) in [131026, 131047].into_iter().enumerate() {
+            s.graph
+                .respond_next(400, meta::error_envelope(code, "Message Undeliverable."));
+            let accepted = s
+                .router
+                .send(
+                    &s.tenant,
+                    text_with_fallback("meta-whatsapp", "hello", &["twilio-whatsapp"]),
+                )
+                .await
+                .unwrap();
+            drain(&s.router).await;
+            let v = view(&s, &accepted.id).await;
+            assert_eq!(v.channel, "twilio-whatsapp", "{code}");
+            assert_eq!(v.status, "accepted");
+            assert_eq!(attempt_channels(&v), ["meta-whatsapp", "twilio-whatsapp"]);
+            assert_eq!(
+                (graph_sends(&s.graph), twilio_sends(&s.twilio)),
+                (n + 1, n + 1)
+            );
+        }
     })
     .await;
 }
