@@ -234,3 +234,61 @@ pub(crate) async fn on_status<C: ConnectionTrait>(
     )
     .await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message_with(fallback: Option<String>) -> messages::Model {
+        messages::Model {
+            id: "msg_1".into(),
+            tenant_id: "ten_1".into(),
+            conversation_id: "cnv_1".into(),
+            account_id: "acc_1".into(),
+            channel: "twilio-whatsapp".into(),
+            direction: "outbound".into(),
+            status: "queued".into(),
+            status_rank: MessageStatus::Queued.rank(),
+            provider_message_id: None,
+            content: "{}".into(),
+            reply_to: None,
+            error_code: None,
+            error_message: None,
+            raw: None,
+            idempotency_key: None,
+            request_hash: None,
+            provider_timestamp: None,
+            fallback,
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    #[test]
+    fn the_column_round_trips_and_is_null_when_nothing_is_left() {
+        let fallback = Fallback {
+            window_ms: 1_000,
+            until: 5_000,
+            targets: vec![Target {
+                channel: "twilio-sms".into(),
+                account_id: "acc_2".into(),
+                content: Some(Content::text("plain")),
+            }],
+        };
+        let column = fallback.column();
+        assert_eq!(Fallback::of(&message_with(column)), Some(fallback));
+        let empty = Fallback {
+            targets: Vec::new(),
+            ..Fallback::default()
+        };
+        assert_eq!(empty.column(), None);
+        assert_eq!(Fallback::of(&message_with(None)), None);
+        assert_eq!(
+            Fallback::of(&message_with(Some(
+                r#"{"window_ms":1,"until":2,"targets":[]}"#.into()
+            ))),
+            None
+        );
+        assert_eq!(Fallback::of(&message_with(Some("not json".into()))), None);
+    }
+}

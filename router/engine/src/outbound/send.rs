@@ -822,6 +822,36 @@ mod tests {
     }
 
     #[test]
+    fn the_part_a_channel_cannot_carry_is_named() {
+        let sms = Capabilities {
+            templates: false,
+            locations: false,
+            media_kinds: &[MediaKind::Image],
+            ..caps()
+        };
+        let template = Content {
+            template: Some(switchboard_core::Template {
+                name: "order_update".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert_eq!(unsupported_part(&template, &sms), "template");
+        let video = Content {
+            media: vec![MediaItem::from_url(MediaKind::Video, "https://x/v.mp4")],
+            ..Default::default()
+        };
+        assert_eq!(unsupported_part(&video, &sms), "video media");
+        let two = Content {
+            media: (0..2)
+                .map(|i| MediaItem::from_url(MediaKind::Image, format!("https://x/{i}.jpg")))
+                .collect(),
+            ..Default::default()
+        };
+        assert_eq!(unsupported_part(&two, &sms), "2 media items");
+    }
+
+    #[test]
     fn invalid_content_is_refused_with_a_code() {
         let long = Content::text("x".repeat(4097));
         assert_eq!(split(&long, &caps()).unwrap_err().code(), "text_too_long");
