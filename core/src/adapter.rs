@@ -25,8 +25,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::channel::ChannelId;
 use crate::content::{MediaItem, MediaKind};
-use crate::error::{ChannelError, WebhookError};
-use crate::event::{ParsedWebhook, StatusUpdate};
+use crate::error::{ChannelError, ErrorKind, WebhookError};
+use crate::event::{ParsedWebhook, ProviderError, StatusUpdate};
 use crate::media::{DEFAULT_MEDIA_LIMIT, FetchedMedia, MediaLimit};
 use crate::outbound::{OutboundMessage, SendReceipt};
 use crate::phone::PhoneNumber;
@@ -490,6 +490,14 @@ pub trait ChannelAdapter: Send + Sync + 'static {
             "{} cannot fetch message statuses",
             self.channel()
         )))
+    }
+
+    /// What the provider's error on a `failed` or `undelivered` status means, in the terms
+    /// of [`ChannelError`]: [`ErrorKind::Unreachable`] (or `OutsideWindow`) makes the router
+    /// fall back to the message's next channel. The channel's error table decides; by
+    /// default every such error is `Permanent` (no fallback).
+    fn status_error_kind(&self, _error: &ProviderError) -> ErrorKind {
+        ErrorKind::Permanent
     }
 
     /// What this channel accepts for one media kind: the provider's documented size limit

@@ -26,6 +26,10 @@ pub enum ErrorKind {
     Ambiguous,
     /// Never retry this message (bad number, rejected template, …).
     Permanent,
+    /// Never retry on this channel: the recipient cannot be reached on it (not a user of
+    /// the channel, number not active there). Another channel may reach them, so the
+    /// router falls back to the message's next channel when it has one.
+    Unreachable,
     /// Free-form content outside the channel's customer-service window: send a template.
     OutsideWindow,
     /// The recipient opted out of messages from this sender.
@@ -45,12 +49,22 @@ impl ErrorKind {
             Self::RateLimited => "rate_limited",
             Self::Ambiguous => "ambiguous",
             Self::Permanent => "permanent",
+            Self::Unreachable => "unreachable",
             Self::OutsideWindow => "outside_service_window",
             Self::OptedOut => "opted_out",
             Self::Auth => "auth",
             Self::Invalid => "invalid",
             Self::Unsupported => "unsupported",
         }
+    }
+}
+
+impl ErrorKind {
+    /// Whether another channel may deliver what this kind of failure refused: the recipient
+    /// is unreachable here ([`Self::Unreachable`]) or the window is closed
+    /// ([`Self::OutsideWindow`]).
+    pub const fn reachable_elsewhere(self) -> bool {
+        matches!(self, Self::Unreachable | Self::OutsideWindow)
     }
 }
 
@@ -221,6 +235,17 @@ impl ChannelError {
 
     pub fn is_auth(&self) -> bool {
         self.inner.kind == ErrorKind::Auth
+    }
+
+    /// The recipient cannot be reached on this channel (see [`ErrorKind::Unreachable`]).
+    pub fn is_unreachable(&self) -> bool {
+        self.inner.kind == ErrorKind::Unreachable
+    }
+
+    /// Another channel may deliver what this one refused: the recipient is unreachable
+    /// here, or the channel's service window is closed. The router's fallback asks this.
+    pub fn reachable_elsewhere(&self) -> bool {
+        self.inner.kind.reachable_elsewhere()
     }
 
     pub fn is_outside_window(&self) -> bool {
@@ -438,7 +463,11 @@ mod tests {
         assert_eq!(p.provider_code(), Some("21211"));
         assert_eq!(p.to_string(), "permanent: bad number (provider code 21211)");
         let w = ChannelError::new(ErrorKind::OutsideWindow, "template needed");
-        assert!(w.is_permanent() && w.is_outside_window());
+        assert!(w.is_permanent() && w.is_outside_window() && w.reachable_elsewhere());
+        let u = ChannelError::new(ErrorKind::Unreachable, "not on WhatsApp");
+        assert!(u.is_permanent() && u.is_unreachable() && u.reachable_elsewhere());
+        assert!(!p.reachable_elsewhere() && !t.reachable_elsewhere());
+        assert!(!ChannelError::new(ErrorKind::Auth, "401").reachable_elsewhere());
     }
 
     #[test]

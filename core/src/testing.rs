@@ -35,6 +35,10 @@ pub const CREDENTIAL_FIELDS: &[CredentialField] = &[CredentialField {
     description: "signs the fake's webhooks (sent as x-fake-signature)",
 }];
 
+/// The provider error code the fake's statuses and errors use for a recipient it cannot
+/// reach (`ChannelAdapter::status_error_kind` answers `Unreachable` for it).
+pub const UNREACHABLE_CODE: &str = "unreachable";
+
 /// The 24-hour window of the WhatsApp channels the fake stands in for.
 pub const SERVICE_WINDOW: Duration = Duration::from_secs(24 * 60 * 60);
 
@@ -363,6 +367,14 @@ impl ChannelAdapter for FakeAdapter {
             checked_at: Utc::now(),
             detail: None,
         })
+    }
+
+    fn status_error_kind(&self, error: &crate::event::ProviderError) -> crate::error::ErrorKind {
+        if error.code == UNREACHABLE_CODE {
+            crate::error::ErrorKind::Unreachable
+        } else {
+            crate::error::ErrorKind::Permanent
+        }
     }
 
     async fn fetch_status(

@@ -16,6 +16,7 @@ mod m20261121_000002_media;
 mod m20261121_000003_awaiting_outcome;
 mod m20261121_000004_pending_statuses_received;
 mod m20261206_000001_message_request_hash;
+mod m20261207_000001_fallback;
 
 /// Outbound messages handed to the provider (status `accepted` .. `sent`, ranks 20..40 of
 /// `MessageStatus::rank`) and not settled yet: the predicate of the partial index
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000003_awaiting_outcome::Migration),
             Box::new(m20261121_000004_pending_statuses_received::Migration),
             Box::new(m20261206_000001_message_request_hash::Migration),
+            Box::new(m20261207_000001_fallback::Migration),
         ]
     }
 }

@@ -12,6 +12,7 @@ mod contacts;
 mod conversations;
 mod crash_and_idle;
 mod delivery;
+mod fallback;
 mod first_run;
 mod hardening_http;
 mod hostile_text;

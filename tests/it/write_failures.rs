@@ -202,6 +202,7 @@ async fn a_full_disk_refuses_sends_with_503_and_every_accepted_send_reads_back()
         content: Content::text(bulky(i)),
         reply_to: None,
         idempotency_key: None,
+        fallback: Vec::new(),
     };
     let pages = page_count(&router).await;
     set_max_pages(&router, &disk, pages + 2).await;

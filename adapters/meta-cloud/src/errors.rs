@@ -20,6 +20,8 @@ pub(crate) enum Class {
     Transient,
     OutsideWindow,
     OptedOut,
+    /// The recipient cannot be reached on WhatsApp: another channel may reach them.
+    Unreachable,
     Permanent,
 }
 
@@ -32,9 +34,28 @@ pub(crate) fn classify_code(code: u64) -> Class {
         1 | 2 | 131000 | 131016 | 131057 | 133004 => Class::Transient,
         131047 => Class::OutsideWindow,
         131050 => Class::OptedOut,
-        // 131026, 131021, 131008, 131009, 132000–132016, 100, 130472, 130497, 131051,
+        // "Unable to deliver message": not a WhatsApp number, terms not accepted, old app.
+        131026 => Class::Unreachable,
+        // 131021, 131008, 131009, 132000–132016, 100, 130472, 130497, 131051,
         // 131053 and everything undocumented.
         _ => Class::Permanent,
+    }
+}
+
+/// What the error code of a `failed` status means: the class of the same table as kinds.
+pub(crate) fn status_error_kind(code: &str) -> ErrorKind {
+    match code
+        .trim()
+        .parse::<u64>()
+        .map_or(Class::Permanent, classify_code)
+    {
+        Class::Auth => ErrorKind::Auth,
+        Class::RateLimited | Class::PairRateLimited => ErrorKind::RateLimited,
+        Class::Transient => ErrorKind::Transient,
+        Class::OutsideWindow => ErrorKind::OutsideWindow,
+        Class::OptedOut => ErrorKind::OptedOut,
+        Class::Unreachable => ErrorKind::Unreachable,
+        Class::Permanent => ErrorKind::Permanent,
     }
 }
 
@@ -81,6 +102,7 @@ pub(crate) fn from_graph_error(
         Class::Transient => ChannelError::transient(text),
         Class::OutsideWindow => ChannelError::new(ErrorKind::OutsideWindow, text),
         Class::OptedOut => ChannelError::new(ErrorKind::OptedOut, text),
+        Class::Unreachable => ChannelError::new(ErrorKind::Unreachable, text),
         Class::Permanent => ChannelError::permanent(text),
     };
     err.with_provider_code(code_str).with_exchange(exchange)
@@ -173,9 +195,14 @@ mod tests {
         }
         assert!(err_for(131047).is_outside_window());
         assert!(err_for(131050).is_opted_out());
+        assert!(err_for(131026).is_unreachable());
+        assert_eq!(status_error_kind("131026"), ErrorKind::Unreachable);
+        assert_eq!(status_error_kind("131047"), ErrorKind::OutsideWindow);
+        assert_eq!(status_error_kind("131021"), ErrorKind::Permanent);
+        assert_eq!(status_error_kind("131000"), ErrorKind::Transient);
         for code in [
-            131026, 131021, 131008, 131009, 132000, 132001, 132016, 100, 130472, 130497, 131051,
-            131053, 131049, 999_999,
+            131021, 131008, 131009, 132000, 132001, 132016, 100, 130472, 130497, 131051, 131053,
+            131049, 999_999,
         ] {
             let e = err_for(code);
             assert_eq!(e.kind(), ErrorKind::Permanent, "{code}");

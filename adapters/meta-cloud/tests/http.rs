@@ -261,7 +261,7 @@ async fn error_codes_are_classified() {
     assert!(e.message().contains("pair rate limit"));
 
     let e = send_error(400, 131026).await;
-    assert_eq!(e.kind(), ErrorKind::Permanent);
+    assert_eq!(e.kind(), ErrorKind::Unreachable);
 
     let e = send_error(500, 131000).await;
     assert_eq!(e.kind(), ErrorKind::Transient);

@@ -22,10 +22,25 @@ pub fn classify_code(code: u32) -> Option<ErrorKind> {
         20003 => ErrorKind::Auth,
         21610 => ErrorKind::OptedOut,
         63016 => ErrorKind::OutsideWindow,
-        21211 | 21408 | 21614 | 21617 | 21620 | 21658 | 63003 | 63007 | 63014 | 63021 | 63024
-        | 63032 | 63049 => ErrorKind::Permanent,
+        // The recipient cannot be reached on this channel (63003: no such address on it, e.g.
+        // not a WhatsApp user; 63024: invalid recipient, not on WhatsApp or terms not
+        // accepted): another channel may reach them.
+        63003 | 63024 => ErrorKind::Unreachable,
+        21211 | 21408 | 21614 | 21617 | 21620 | 21658 | 63007 | 63014 | 63021 | 63032 | 63049 => {
+            ErrorKind::Permanent
+        }
         _ => return None,
     })
+}
+
+/// What the error code of a `failed`/`undelivered` status means (the codes arrive there
+/// as on a create): the table's kind, `Permanent` for codes not in it.
+pub fn status_error_kind(code: &str) -> ErrorKind {
+    code.trim()
+        .parse::<u32>()
+        .ok()
+        .and_then(classify_code)
+        .unwrap_or(ErrorKind::Permanent)
 }
 
 /// The kind an HTTP status means when the code did not decide. `create` says whether the
@@ -143,11 +158,11 @@ mod tests {
             (400, 21617, ErrorKind::Permanent),
             (400, 21620, ErrorKind::Permanent),
             (400, 21658, ErrorKind::Permanent),
-            (400, 63003, ErrorKind::Permanent),
+            (400, 63003, ErrorKind::Unreachable),
             (400, 63007, ErrorKind::Permanent),
             (400, 63014, ErrorKind::Permanent),
             (400, 63021, ErrorKind::Permanent),
-            (400, 63024, ErrorKind::Permanent),
+            (400, 63024, ErrorKind::Unreachable),
             (400, 63032, ErrorKind::Permanent),
             // Unknown codes fall back to the HTTP status.
             (400, 21999, ErrorKind::Permanent),
@@ -158,6 +173,16 @@ mod tests {
             assert_eq!(e.kind(), kind, "{code}");
             assert_eq!(e.provider_code(), Some(code.to_string().as_str()));
         }
+    }
+
+    #[test]
+    fn status_codes_use_the_same_table() {
+        assert_eq!(status_error_kind("63003"), ErrorKind::Unreachable);
+        assert_eq!(status_error_kind("63024"), ErrorKind::Unreachable);
+        assert_eq!(status_error_kind("63016"), ErrorKind::OutsideWindow);
+        assert_eq!(status_error_kind("63007"), ErrorKind::Permanent);
+        assert_eq!(status_error_kind("30008"), ErrorKind::Permanent);
+        assert_eq!(status_error_kind("x"), ErrorKind::Permanent);
     }
 
     #[test]

@@ -215,6 +215,13 @@ impl ChannelAdapter for TwilioWhatsApp {
         send::fetch_status(&self.http, &self.config, account, provider_message_id).await
     }
 
+    fn status_error_kind(
+        &self,
+        error: &switchboard_core::ProviderError,
+    ) -> switchboard_core::ErrorKind {
+        errors::status_error_kind(&error.code)
+    }
+
     fn media_limit(&self, kind: MediaKind) -> MediaLimit {
         media::media_limit(kind)
     }

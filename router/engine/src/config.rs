@@ -35,6 +35,11 @@ pub struct DeliveryConfig {
     /// sent again. A status that arrives meanwhile proves the provider has the message, and
     /// it is not resent (see `delivery`).
     pub in_doubt_grace: Duration,
+    /// How long after a message is queued on a channel a `failed` or `undelivered` status
+    /// from that channel (the recipient unreachable there) still sends it on its next
+    /// fallback channel; after it, such a status only fails the message. A send's own error
+    /// always falls back.
+    pub fallback_window: Duration,
 }
 
 impl Default for DeliveryConfig {
@@ -51,6 +56,7 @@ impl Default for DeliveryConfig {
             reconcile_every: Duration::from_secs(60),
             pending_statuses_kept: Duration::from_secs(7 * 24 * 60 * 60),
             in_doubt_grace: Duration::from_secs(120),
+            fallback_window: Duration::from_secs(24 * 60 * 60),
         }
     }
 }

@@ -21,6 +21,10 @@ pub enum RouterError {
         "the contact has not written to this sender in the last 24 hours: only a template can be sent"
     )]
     OutsideServiceWindow,
+    /// Content a channel the message may go out on cannot carry (the message names the
+    /// channel and the part).
+    #[error("{0}")]
+    UnsupportedContent(String),
     /// The contact opted out of messages from this sender.
     #[error("the contact opted out of messages from this sender; they must write again first")]
     OptedOut,
@@ -67,6 +71,7 @@ impl RouterError {
             Self::NotFound(_) => "not_found",
             Self::OutsideServiceWindow => "outside_service_window",
             Self::OptedOut => "opted_out",
+            Self::UnsupportedContent(_) => "unsupported_content",
             Self::Forbidden(_) => "forbidden",
             Self::Webhook(WebhookError::MissingSignature | WebhookError::BadSignature) => {
                 "bad_signature"
@@ -86,7 +91,7 @@ impl RouterError {
         match self {
             Self::Invalid { .. } => 400,
             Self::NotFound(_) => 404,
-            Self::OutsideServiceWindow | Self::OptedOut => 422,
+            Self::OutsideServiceWindow | Self::OptedOut | Self::UnsupportedContent(_) => 422,
             Self::Conflict { .. } => 409,
             Self::Forbidden(_) => 403,
             Self::Webhook(e) => e.http_status(),

@@ -25,14 +25,40 @@ pub enum RouterEvent {
         conversation_id: String,
         status: MessageStatus,
     },
+    /// An outbound message could not reach its recipient on `from_channel` and was queued
+    /// again, the same message, on `to_channel` (its next fallback channel). `error_code`
+    /// is why (the provider's code, or `outside_service_window` when `send()` chose the
+    /// fallback channel at once); `conversation_id` is the new channel's conversation.
+    MessageFallback {
+        tenant_id: String,
+        message_id: String,
+        conversation_id: String,
+        from_channel: String,
+        to_channel: String,
+        error_code: String,
+    },
 }
 
 impl RouterEvent {
     pub fn tenant_id(&self) -> &str {
         match self {
-            Self::MessageReceived { tenant_id, .. } | Self::StatusChanged { tenant_id, .. } => {
-                tenant_id
+            Self::MessageReceived { tenant_id, .. }
+            | Self::StatusChanged { tenant_id, .. }
+            | Self::MessageFallback { tenant_id, .. } => tenant_id,
+        }
+    }
+
+    pub fn conversation_id(&self) -> &str {
+        match self {
+            Self::MessageReceived {
+                conversation_id, ..
             }
+            | Self::StatusChanged {
+                conversation_id, ..
+            }
+            | Self::MessageFallback {
+                conversation_id, ..
+            } => conversation_id,
         }
     }
 }
@@ -45,18 +71,25 @@ pub(crate) struct EventBus {
     on_any: Arc<Notify>,
     /// Woken by inbound messages (they may carry media to fetch).
     on_received: Arc<Notify>,
+    /// Woken by fallbacks (they queue the message again): the delivery engine.
+    on_requeued: Arc<Notify>,
 }
 
 impl EventBus {
     /// How far a subscriber may fall behind before it sees `Lagged`.
     pub(crate) const CAPACITY: usize = 4096;
 
-    pub(crate) fn new(on_any: Arc<Notify>, on_received: Arc<Notify>) -> Self {
+    pub(crate) fn new(
+        on_any: Arc<Notify>,
+        on_received: Arc<Notify>,
+        on_requeued: Arc<Notify>,
+    ) -> Self {
         let (subscribers, _) = broadcast::channel(Self::CAPACITY);
         Self {
             subscribers,
             on_any,
             on_received,
+            on_requeued,
         }
     }
 
@@ -74,6 +107,26 @@ impl EventBus {
             .any(|e| matches!(e, RouterEvent::MessageReceived { .. }))
         {
             self.on_received.notify_one();
+        }
+        let mut requeued = false;
+        for e in &events {
+            if let RouterEvent::MessageFallback {
+                from_channel,
+                to_channel,
+                ..
+            } = e
+            {
+                requeued = true;
+                metrics::counter!(
+                    "switchboard_fallbacks_total",
+                    "from" => from_channel.clone(),
+                    "to" => to_channel.clone()
+                )
+                .increment(1);
+            }
+        }
+        if requeued {
+            self.on_requeued.notify_one();
         }
         for e in events {
             // An error only means nobody subscribes right now.

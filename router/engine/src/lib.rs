@@ -28,7 +28,7 @@ pub use error::{Result, RouterError};
 pub use events::RouterEvent;
 pub use inbound::pipeline::WebhookAck;
 pub use inbound::writer::BatchStats;
-pub use outbound::send::{SendAccepted, SendRequest};
+pub use outbound::send::{FallbackTarget, SendAccepted, SendRequest};
 pub use router::{Router, RouterBuilder};
 pub use store::Store;
 pub use tenancy::tenants::{NewApiKey, Principal, Role};

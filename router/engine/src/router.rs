@@ -142,7 +142,11 @@ impl RouterBuilder {
         let wake_delivery = Arc::new(Notify::new());
         let wake_notify = Arc::new(Notify::new());
         let wake_media = Arc::new(Notify::new());
-        let events = Arc::new(EventBus::new(wake_notify.clone(), wake_media.clone()));
+        let events = Arc::new(EventBus::new(
+            wake_notify.clone(),
+            wake_media.clone(),
+            wake_delivery.clone(),
+        ));
         let media_store: SharedMediaStore = self.media_store.unwrap_or_else(|| {
             Arc::new(LocalMediaStore::new(
                 std::env::temp_dir().join("switchboard-media"),
@@ -182,6 +186,8 @@ impl RouterBuilder {
                 accounts.clone(),
                 self.phones,
                 media.clone(),
+                events.clone(),
+                self.delivery.fallback_window,
                 wake_delivery.clone(),
             ),
             delivery: Delivery::new(

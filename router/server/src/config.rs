@@ -279,6 +279,11 @@ pub struct Config {
     /// status proving it arrived before it is sent again (milliseconds). Default 120000.
     #[arg(long, env = "SWITCHBOARD_DELIVERY_IN_DOUBT_GRACE_MS", global = true)]
     pub delivery_in_doubt_grace_ms: Option<u64>,
+    /// How long after a message is queued on a channel a `failed`/`undelivered` status
+    /// saying the recipient cannot be reached there still sends it on its next fallback
+    /// channel (milliseconds). Default 86400000 (24 hours).
+    #[arg(long, env = "SWITCHBOARD_FALLBACK_WINDOW_MS")]
+    pub fallback_window_ms: Option<u64>,
     /// Where media files are kept. Default: `<sqlite file>.media` beside the SQLite
     /// database, or `./switchboard-media` with PostgreSQL.
     #[arg(long, env = "SWITCHBOARD_MEDIA_DIR")]
@@ -330,6 +335,9 @@ impl Config {
         }
         if let Some(ms) = self.delivery_in_doubt_grace_ms {
             d.in_doubt_grace = std::time::Duration::from_millis(ms);
+        }
+        if let Some(ms) = self.fallback_window_ms {
+            d.fallback_window = std::time::Duration::from_millis(ms);
         }
         d
     }

@@ -27,6 +27,11 @@ pub const METRICS: &[(&str, MetricKind, &str)] = &[
         "Outbound messages the provider accepted (by channel).",
     ),
     (
+        "switchboard_fallbacks_total",
+        MetricKind::Counter,
+        "Outbound messages sent on to their next fallback channel because the recipient could not be reached on the previous one (by from and to channel).",
+    ),
+    (
         "switchboard_messages_failed_total",
         MetricKind::Counter,
         "Outbound messages that finally failed (by channel).",

@@ -147,7 +147,10 @@ pub(super) async fn store_jobs<C: ConnectionTrait>(
         if matches!(it.event.kind, EventKind::Message(_)) {
             continue;
         }
-        if let Some(ev) = store_other(db, &jobs[it.job].channel, it.account, it.event).await? {
+        let job = &jobs[it.job];
+        if let Some(ev) =
+            store_other(db, &job.channel, job.adapter.as_ref(), it.account, it.event).await?
+        {
             notify.push((it.job, it.index, ev));
         }
     }

@@ -4,10 +4,11 @@
 use std::sync::Arc;
 
 use sea_orm::{ActiveValue::Set, ConnectionTrait, DbErr, EntityTrait};
-use switchboard_core::{EventKind, InboundEvent, InboundMessage};
+use switchboard_core::{ChannelAdapter, EventKind, InboundEvent, InboundMessage};
 
 use crate::events::RouterEvent;
 use crate::ids::now_ms;
+use crate::outbound::fallback;
 use crate::records::contacts;
 use crate::records::statuses::{self, Applied};
 use crate::store::entity::webhook_problems;
@@ -17,12 +18,17 @@ use crate::tenancy::accounts::Account;
 pub(super) async fn store_other<C: ConnectionTrait>(
     txn: &C,
     channel: &str,
+    adapter: &dyn ChannelAdapter,
     account: &Arc<Account>,
     event: &InboundEvent,
 ) -> Result<Option<RouterEvent>, DbErr> {
     match &event.kind {
         EventKind::Status(s) => {
-            let applied = statuses::apply(txn, channel, s, &event.raw).await?;
+            // A failure the channel says another channel may not have moves the message on.
+            let applied = match fallback::on_status(txn, channel, adapter, s, &event.raw).await? {
+                Some(ev) => Applied::Advanced(ev),
+                None => statuses::apply(txn, channel, s, &event.raw).await?,
+            };
             if let Some(recipient) = &s.recipient {
                 // A recipient reported with another wa_id or a BSUID is the same person.
                 if recipient.phones().count() + usize::from(recipient.bsuid.is_some()) > 1 {

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use switchboard_core::ParsedWebhook;
+use switchboard_core::{ChannelAdapter, ParsedWebhook};
 
 use crate::events::RouterEvent;
 use crate::tenancy::accounts::Account;
@@ -14,6 +14,8 @@ pub(crate) type Stored = ((usize, usize), Vec<RouterEvent>);
 #[derive(Clone)]
 pub(crate) struct Job {
     pub(crate) channel: String,
+    /// The channel's adapter (its statuses' errors are classified by it).
+    pub(crate) adapter: Arc<dyn ChannelAdapter>,
     pub(crate) accounts: Vec<Arc<Account>>,
     pub(crate) parsed: Arc<ParsedWebhook>,
 }

@@ -108,6 +108,7 @@ impl Inbound {
         }
         let job = Job {
             channel: channel.to_owned(),
+            adapter: adapter.clone(),
             accounts,
             parsed: Arc::new(parsed),
         };
@@ -272,6 +273,7 @@ mod tests {
             phones,
         ));
         let events = Arc::new(EventBus::new(
+            Arc::new(Notify::new()),
             Arc::new(Notify::new()),
             Arc::new(Notify::new()),
         ));

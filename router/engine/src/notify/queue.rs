@@ -46,17 +46,6 @@ pub(crate) mod rows {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
-fn conversation_of(e: &RouterEvent) -> &str {
-    match e {
-        RouterEvent::MessageReceived {
-            conversation_id, ..
-        }
-        | RouterEvent::StatusChanged {
-            conversation_id, ..
-        } => conversation_id,
-    }
-}
-
 /// Queues `events` for the tenants that want notifications; call inside the transaction
 /// that commits the events.
 pub(crate) async fn enqueue<C: ConnectionTrait>(
@@ -117,7 +106,7 @@ pub(crate) async fn enqueue_known<C: ConnectionTrait>(
             }
             rows::ActiveModel {
                 tenant_id: Set(e.tenant_id().to_owned()),
-                conversation_id: Set(conversation_of(e).to_owned()),
+                conversation_id: Set(e.conversation_id().to_owned()),
                 payload: Set(payload.to_string()),
                 attempts: Set(0),
                 next_attempt_at: Set(now),

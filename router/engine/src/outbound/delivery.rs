@@ -557,7 +557,7 @@ impl Delivery {
             let outcome = err.kind().as_str();
             self.outcomes
                 .record_attempt(
-                    &message.id,
+                    &message,
                     attempt,
                     now_ms(),
                     Duration::ZERO,
@@ -622,7 +622,7 @@ impl Delivery {
                 metrics::counter!("switchboard_messages_sent_total", "channel" => account.channel.clone()).increment(1);
                 let exchange = receipt.exchange.take();
                 let attempt = attempt_row(
-                    &message.id,
+                    &message,
                     attempt,
                     started,
                     latency,
@@ -651,7 +651,7 @@ impl Delivery {
                 let outcome = err.kind().as_str();
                 self.outcomes
                     .record_attempt(
-                        &message.id,
+                        &message,
                         attempt,
                         started,
                         latency,

@@ -4,6 +4,7 @@
 
 mod claimed;
 pub mod delivery;
+pub(crate) mod fallback;
 mod outcomes;
 mod pacing;
 pub(crate) mod queue;

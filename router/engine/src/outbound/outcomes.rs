@@ -13,6 +13,7 @@ use crate::config::DeliveryConfig;
 use crate::error::Result;
 use crate::events::{EventBus, RouterEvent};
 use crate::ids::now_ms;
+use crate::outbound::fallback::{self, Failure};
 use crate::outbound::queue::OUTBOX_QUEUE;
 use crate::records::statuses::{self, Applied};
 use crate::records::{contacts, conversations};
@@ -38,7 +39,7 @@ pub(crate) struct Sent {
 
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn attempt_row(
-    message_id: &str,
+    message: &messages::Model,
     attempt: i32,
     started: i64,
     latency: Duration,
@@ -47,7 +48,8 @@ pub(crate) fn attempt_row(
     exchange: Option<&switchboard_core::Exchange>,
 ) -> send_attempts::ActiveModel {
     send_attempts::ActiveModel {
-        message_id: Set(message_id.to_owned()),
+        message_id: Set(message.id.clone()),
+        channel: Set(Some(message.channel.clone())),
         attempt: Set(attempt),
         started_at: Set(started),
         latency_ms: Set(i32::try_from(latency.as_millis()).unwrap_or(i32::MAX)),
@@ -85,7 +87,7 @@ impl Outcomes {
     #[allow(clippy::too_many_arguments)]
     pub(crate) async fn record_attempt(
         &self,
-        message_id: &str,
+        message: &messages::Model,
         attempt: i32,
         started: i64,
         latency: Duration,
@@ -94,7 +96,7 @@ impl Outcomes {
         exchange: Option<&switchboard_core::Exchange>,
     ) -> Result<()> {
         send_attempts::Entity::insert(attempt_row(
-            message_id, attempt, started, latency, outcome, err, exchange,
+            message, attempt, started, latency, outcome, err, exchange,
         ))
         .exec_without_returning(self.store.write_conn())
         .await?;
@@ -298,8 +300,9 @@ impl Outcomes {
                 .await?;
             return Ok(());
         }
-        metrics::counter!("switchboard_messages_failed_total", "channel" => channel).increment(1);
         if err.is_ambiguous() {
+            metrics::counter!("switchboard_messages_failed_total", "channel" => channel)
+                .increment(1);
             let code = err
                 .provider_code()
                 .map_or_else(|| "delivery_unknown".to_owned(), str::to_owned);
@@ -319,6 +322,35 @@ impl Outcomes {
             .provider_code()
             .unwrap_or(err.kind().as_str())
             .to_owned();
+        if err.reachable_elsewhere() && message.fallback.is_some() {
+            let error = switchboard_core::ProviderError {
+                code: code.clone(),
+                message: Some(err.to_string()),
+                details: None,
+            };
+            let txn = self.store.write_txn().await?;
+            let moved = fallback::move_on(
+                &txn,
+                message,
+                &Failure {
+                    status: MessageStatus::Failed,
+                    error: &error,
+                    raw: &serde_json::Value::Null,
+                    provider_timestamp: None,
+                    from_status: false,
+                },
+            )
+            .await?;
+            if let Some(ev) = moved {
+                let events = vec![ev];
+                crate::notify::queue::enqueue(&txn, &events).await?;
+                txn.commit().await?;
+                self.events.publish(events);
+                return Ok(());
+            }
+            drop(txn);
+        }
+        metrics::counter!("switchboard_messages_failed_total", "channel" => channel).increment(1);
         self.fail(entry, message, &code, &err.to_string()).await
     }
 

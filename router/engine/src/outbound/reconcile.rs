@@ -23,6 +23,7 @@ use crate::config::DeliveryConfig;
 use crate::error::Result;
 use crate::events::EventBus;
 use crate::ids::now_ms;
+use crate::outbound::fallback;
 use crate::records::statuses;
 use crate::store::Store;
 use crate::store::entity::messages;
@@ -178,16 +179,25 @@ impl Reconciler {
             Err(e) => return Err(e.into()),
         };
         let txn = self.store.write_txn().await?;
-        let applied = statuses::record(
-            &txn,
-            message,
-            update.status,
-            update.error.as_ref(),
-            &serde_json::json!({"source": "fetch_status"}),
-            Some(update.timestamp.timestamp_millis()),
-        )
-        .await?;
-        let events: Vec<_> = applied.into_event().into_iter().collect();
+        let raw = serde_json::json!({"source": "fetch_status"});
+        let events: Vec<_> =
+            match fallback::on_status(&txn, &message.channel, adapter.as_ref(), &update, &raw)
+                .await?
+            {
+                Some(moved) => vec![moved],
+                None => statuses::record(
+                    &txn,
+                    message,
+                    update.status,
+                    update.error.as_ref(),
+                    &raw,
+                    Some(update.timestamp.timestamp_millis()),
+                )
+                .await?
+                .into_event()
+                .into_iter()
+                .collect(),
+            };
         crate::notify::queue::enqueue(&txn, &events).await?;
         txn.commit().await?;
         if events.is_empty() {

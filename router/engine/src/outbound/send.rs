@@ -3,6 +3,7 @@
 //! transaction and return at once; the delivery engine does the rest.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
@@ -13,8 +14,10 @@ use switchboard_core::{Bsuid, Capabilities, ContactIdentity, Content, MessageSta
 use tokio::sync::Notify;
 
 use crate::error::{Result, RouterError};
+use crate::events::{EventBus, RouterEvent};
 use crate::ids::{self, now_ms};
 use crate::media::library::MediaLibrary;
+use crate::outbound::fallback::{Fallback, Target};
 use crate::records::{contacts, conversations};
 use crate::store::Store;
 use crate::store::entity;
@@ -36,6 +39,25 @@ pub struct SendRequest {
     pub reply_to: Option<String>,
     /// Makes a repeated request return the first message instead of sending again.
     pub idempotency_key: Option<String>,
+    /// Channels to send on next, in order, when the recipient cannot be reached on the
+    /// first (see `outbound::fallback`).
+    pub fallback: Vec<FallbackTarget>,
+}
+
+/// A channel a message falls back to: the channel and, optionally, the business number to
+/// send from (as for `SendRequest::from`; absent: the tenant's account on that channel the
+/// contact last wrote to, or its only one).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct FallbackTarget {
+    pub channel: String,
+    pub from: Option<String>,
+}
+
+/// A fallback target resolved at `send()`: its account, and what each part of the message
+/// sends on it when that is not the part itself (the plain text alternative).
+struct Resolved {
+    account: Arc<Account>,
+    contents: Vec<Option<Content>>,
 }
 
 /// What `send()` accepted.
@@ -58,17 +80,23 @@ pub struct Sending {
     accounts: Arc<Accounts>,
     phones: PhoneParser,
     media: Arc<MediaLibrary>,
+    events: Arc<EventBus>,
+    /// `DeliveryConfig::fallback_window`.
+    fallback_window: Duration,
     /// Wakes the delivery engine.
     wake: Arc<Notify>,
 }
 
 impl Sending {
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         store: Store,
         adapters: AdapterRegistry,
         accounts: Arc<Accounts>,
         phones: PhoneParser,
         media: Arc<MediaLibrary>,
+        events: Arc<EventBus>,
+        fallback_window: Duration,
         wake: Arc<Notify>,
     ) -> Self {
         Self {
@@ -77,6 +105,8 @@ impl Sending {
             accounts,
             phones,
             media,
+            events,
+            fallback_window,
             wake,
         }
     }
@@ -112,27 +142,136 @@ impl Sending {
         self.media
             .resolve_media_refs(tenant_id, adapter.as_ref(), &mut request.content)
             .await?;
-        let parts = split(&request.content, adapter.capabilities())?;
+        // With fallback channels, the request's text is the plain alternative for the
+        // channels that cannot carry the rest; beside a template (which carries its own
+        // text) it goes out only there.
+        let mut first = request.content.clone();
+        let alternative = if request.fallback.is_empty() {
+            None
+        } else if first.template.is_some() {
+            first.text.take()
+        } else {
+            first.text.clone()
+        };
+        let parts = split(&first, adapter.capabilities())?;
+        let targets = self
+            .fallback_targets(
+                tenant_id,
+                &request,
+                &recipient,
+                &account,
+                &parts,
+                alternative,
+            )
+            .await?;
 
         // Two concurrent first messages to one new number race to create its contact; on
         // PostgreSQL the loser's unique violation rolls its transaction back, and a retry
         // finds the contact (SQLite serializes write transactions, so it never races).
-        self.store
+        let (accepted, events) = self
+            .store
             .retry_conflicts("send", || {
-                self.accept(tenant_id, &request, &recipient, &account, &parts)
+                self.accept(tenant_id, &request, &recipient, &account, &parts, &targets)
             })
-            .await
+            .await?;
+        self.events.publish(events);
+        Ok(accepted)
     }
 
-    /// Stores the message(s) and their outbox entries in one transaction.
+    /// Resolves `request.fallback`: each target's account (an unknown channel or a bad
+    /// `from` is a 400, as for the first channel) and what each part sends on it. A part the
+    /// target's channel cannot carry sends `alternative` (the request's plain text) there,
+    /// when given, and is refused (`422 unsupported_content`) when not.
+    async fn fallback_targets(
+        &self,
+        tenant_id: &str,
+        request: &SendRequest,
+        recipient: &ContactIdentity,
+        first: &Account,
+        parts: &[Content],
+        alternative: Option<String>,
+    ) -> Result<Vec<Resolved>> {
+        const MAX_TARGETS: usize = 8;
+        if request.fallback.len() > MAX_TARGETS {
+            return Err(RouterError::invalid(
+                "invalid_fallback",
+                format!("fallback names at most {MAX_TARGETS} channels"),
+            ));
+        }
+        let mut resolved: Vec<Resolved> = Vec::with_capacity(request.fallback.len());
+        for target in &request.fallback {
+            if target.channel.trim().is_empty() {
+                return Err(RouterError::invalid(
+                    "invalid_fallback",
+                    "each fallback target names its channel",
+                ));
+            }
+            let as_request = SendRequest {
+                channel: Some(target.channel.clone()),
+                from: target.from.clone(),
+                ..SendRequest::default()
+            };
+            let account = self
+                .choose_sender(tenant_id, &as_request, recipient)
+                .await?;
+            if account.ctx.account_id == first.ctx.account_id
+                || resolved
+                    .iter()
+                    .any(|r| r.account.ctx.account_id == account.ctx.account_id)
+            {
+                return Err(RouterError::invalid(
+                    "invalid_fallback",
+                    format!(
+                        "fallback names the sender {} on {} twice (or the first sender again)",
+                        account.ctx.address.as_str(),
+                        account.channel
+                    ),
+                ));
+            }
+            let adapter = self
+                .adapters
+                .get(&account.channel)
+                .ok_or(RouterError::NotFound("channel"))?;
+            let caps = adapter.capabilities();
+            let mut contents = Vec::with_capacity(parts.len());
+            for (i, part) in parts.iter().enumerate() {
+                let carried = split(part, caps).is_ok_and(|p| p.len() == 1);
+                if carried {
+                    contents.push(None);
+                    continue;
+                }
+                match alternative.as_ref().filter(|_| i == 0) {
+                    Some(text) => {
+                        let text = Content::text(text.clone());
+                        split(&text, caps)?;
+                        contents.push(Some(text));
+                    }
+                    None => {
+                        return Err(RouterError::UnsupportedContent(format!(
+                            "the fallback channel {} cannot carry this message's {}: give `text` as a plain alternative, or leave {} out of `fallback`",
+                            account.channel,
+                            unsupported_part(part, caps),
+                            account.channel
+                        )));
+                    }
+                }
+            }
+            resolved.push(Resolved { account, contents });
+        }
+        Ok(resolved)
+    }
+
+    /// Stores the message(s) and their outbox entries in one transaction; returns the
+    /// events to publish once committed.
     async fn accept(
         &self,
         tenant_id: &str,
         request: &SendRequest,
         recipient: &ContactIdentity,
-        account: &Account,
+        first: &Arc<Account>,
         parts: &[Content],
-    ) -> Result<SendAccepted> {
+        targets: &[Resolved],
+    ) -> Result<(SendAccepted, Vec<RouterEvent>)> {
         let txn = self.store.write_txn().await?;
         let contact_id = contacts::upsert(&txn, tenant_id, recipient)
             .await?
@@ -147,6 +286,49 @@ impl Sending {
             .idempotency_key
             .as_ref()
             .map(|_| request_hash(request, recipient));
+        let first_conv =
+            conversations::find(&txn, tenant_id, &contact_id, &first.ctx.account_id).await?;
+        if first_conv
+            .as_ref()
+            .is_some_and(|c| c.opted_out_at.is_some())
+        {
+            return Err(RouterError::OptedOut);
+        }
+        // The window is the channel's (`Capabilities::service_window`); none: always open.
+        let window_open = |channel: &str, conv: Option<&entity::conversations::Model>| {
+            self.adapters.get(channel).is_some_and(|a| {
+                a.capabilities()
+                    .service_window_open(conv.and_then(|c| c.last_inbound_at), now)
+            })
+        };
+        // Outside the first channel's window, the first fallback channel that can take the
+        // message now sends it instead.
+        let mut chosen = None;
+        if request.content.is_free_form() && !window_open(&first.channel, first_conv.as_ref()) {
+            for (i, target) in targets.iter().enumerate() {
+                let conv = conversations::find(
+                    &txn,
+                    tenant_id,
+                    &contact_id,
+                    &target.account.ctx.account_id,
+                )
+                .await?;
+                if conv.as_ref().is_some_and(|c| c.opted_out_at.is_some()) {
+                    continue;
+                }
+                if window_open(&target.account.channel, conv.as_ref()) {
+                    chosen = Some(i);
+                    break;
+                }
+            }
+            if chosen.is_none() {
+                return Err(RouterError::OutsideServiceWindow);
+            }
+        }
+        let (account, rest) = match chosen {
+            Some(i) => (&targets[i].account, &targets[i + 1..]),
+            None => (first, targets),
+        };
         let conv = conversations::touch(
             &txn,
             tenant_id,
@@ -157,17 +339,18 @@ impl Sending {
             false,
         )
         .await?;
-        if conv.opted_out_at.is_some() {
-            return Err(RouterError::OptedOut);
+        let mut events = Vec::new();
+        if chosen.is_some() {
+            events.push(RouterEvent::MessageFallback {
+                tenant_id: tenant_id.to_owned(),
+                message_id: String::new(),
+                conversation_id: conv.id.clone(),
+                from_channel: first.channel.clone(),
+                to_channel: account.channel.clone(),
+                error_code: RouterError::OutsideServiceWindow.code().to_owned(),
+            });
         }
-        // The window is the channel's (`Capabilities::service_window`); none: always open.
-        let in_window = self.adapters.get(&account.channel).is_some_and(|a| {
-            a.capabilities()
-                .service_window_open(conv.last_inbound_at, now)
-        });
-        if request.content.is_free_form() && !in_window {
-            return Err(RouterError::OutsideServiceWindow);
-        }
+        let window_ms = i64::try_from(self.fallback_window.as_millis()).unwrap_or(i64::MAX);
         let reply_to = match &request.reply_to {
             Some(id) => Some(
                 messages::Entity::find_by_id(id.clone())
@@ -187,8 +370,24 @@ impl Sending {
         };
 
         let mut ids_out = Vec::with_capacity(parts.len());
-        for (i, content) in parts.iter().enumerate() {
+        for (i, part) in parts.iter().enumerate() {
             let id = ids::new_id(ids::MESSAGE);
+            let content = match chosen {
+                Some(c) => targets[c].contents[i].as_ref().unwrap_or(part),
+                None => part,
+            };
+            let fallback = Fallback {
+                window_ms,
+                until: now.saturating_add(window_ms),
+                targets: rest
+                    .iter()
+                    .map(|t| Target {
+                        channel: t.account.channel.clone(),
+                        account_id: t.account.ctx.account_id.clone(),
+                        content: t.contents[i].clone(),
+                    })
+                    .collect(),
+            };
             // Only the first part carries the key; the others are found through it.
             let (idempotency_key, request_hash) = if i == 0 {
                 (request.idempotency_key.clone(), hash.clone())
@@ -213,6 +412,7 @@ impl Sending {
                 idempotency_key: Set(idempotency_key),
                 request_hash: Set(request_hash),
                 provider_timestamp: Set(None),
+                fallback: Set(fallback.column()),
                 created_at: Set(now),
                 updated_at: Set(now),
             })
@@ -230,6 +430,7 @@ impl Sending {
                 return self
                     .find_idempotent(tenant_id, key, hash)
                     .await?
+                    .map(|accepted| (accepted, Vec::new()))
                     .ok_or_else(|| RouterError::Conflict {
                         code: "idempotency_conflict",
                         message: "a concurrent request with this idempotency key failed".into(),
@@ -251,16 +452,21 @@ impl Sending {
             .await?;
             ids_out.push(id);
         }
+        if let Some(RouterEvent::MessageFallback { message_id, .. }) = events.first_mut() {
+            message_id.clone_from(&ids_out[0]);
+        }
+        crate::notify::queue::enqueue(&txn, &events).await?;
         txn.commit().await?;
         self.wake.notify_one();
         let mut ids_iter = ids_out.into_iter();
-        Ok(SendAccepted {
+        let accepted = SendAccepted {
             id: ids_iter.next().unwrap_or_default(),
             status: MessageStatus::Queued.as_str().to_owned(),
             channel: account.channel.clone(),
             conversation_id: conv.id,
             parts: ids_iter.collect(),
-        })
+        };
+        Ok((accepted, events))
     }
 
     /// The message first sent with idempotency key `key`, when its request had the hash
@@ -417,13 +623,17 @@ impl Sending {
 /// is canonical: object keys sorted (`serde_json::Value` keeps them in a sorted map).
 fn request_hash(request: &SendRequest, recipient: &ContactIdentity) -> String {
     // The recipient as parsed: the same number in another spelling is the same request.
-    let canonical = serde_json::json!({
+    let mut canonical = serde_json::json!({
         "to": recipient,
         "channel": request.channel,
         "from": request.from,
         "content": request.content,
         "reply_to": request.reply_to,
     });
+    // Only when given, so requests without one hash as they did before fallback existed.
+    if !request.fallback.is_empty() {
+        canonical["fallback"] = serde_json::json!(request.fallback);
+    }
     hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
 }
 
@@ -513,6 +723,37 @@ fn split(content: &Content, caps: &Capabilities) -> Result<Vec<Content>> {
     Ok(parts)
 }
 
+/// The first part of `content` that a channel with `caps` cannot carry, as the API names it.
+fn unsupported_part(content: &Content, caps: &Capabilities) -> String {
+    if content.template.is_some() && !caps.templates {
+        return "template".into();
+    }
+    if content.location.is_some() && !caps.locations {
+        return "location".into();
+    }
+    if content.reaction.is_some() && !caps.reactions {
+        return "reaction".into();
+    }
+    if let Some(m) = content
+        .media
+        .iter()
+        .find(|m| !caps.media_kinds.contains(&m.kind))
+    {
+        return format!("{} media", m.kind.as_str());
+    }
+    if content.media.len() > caps.max_media_per_message.max(1) {
+        return format!("{} media items", content.media.len());
+    }
+    if content
+        .text
+        .as_ref()
+        .is_some_and(|t| t.chars().count() > caps.max_text_chars)
+    {
+        return "text length".into();
+    }
+    "content".into()
+}
+
 /// Refuses a request with U+0000 in any of its texts: PostgreSQL's `text` cannot hold it,
 /// and a provider would not deliver it; the same answer on every backend.
 fn refuse_nul_chars(request: &SendRequest) -> Result<()> {
@@ -522,9 +763,20 @@ fn refuse_nul_chars(request: &SendRequest) -> Result<()> {
         request.from.as_deref(),
         request.reply_to.as_deref(),
     ];
+    let in_fallback = request
+        .fallback
+        .iter()
+        .flat_map(|t| [Some(t.channel.as_str()), t.from.as_deref()])
+        .flatten();
     let in_content =
         serde_json::to_string(&request.content).map_or(true, |json| json.contains("\\u0000"));
-    if in_content || named.into_iter().flatten().any(|s| s.contains('\0')) {
+    if in_content
+        || named
+            .into_iter()
+            .flatten()
+            .chain(in_fallback)
+            .any(|s| s.contains('\0'))
+    {
         return Err(RouterError::invalid(
             "invalid_text",
             "text must not contain U+0000 (NUL)",
@@ -567,6 +819,36 @@ mod tests {
         assert_eq!(parts[0].media[0].url.as_deref(), Some("https://x/0.jpg"));
         assert_eq!(parts[2].media[0].url.as_deref(), Some("https://x/2.jpg"));
         assert!(parts[1].text.is_none());
+    }
+
+    #[test]
+    fn the_part_a_channel_cannot_carry_is_named() {
+        let sms = Capabilities {
+            templates: false,
+            locations: false,
+            media_kinds: &[MediaKind::Image],
+            ..caps()
+        };
+        let template = Content {
+            template: Some(switchboard_core::Template {
+                name: "order_update".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert_eq!(unsupported_part(&template, &sms), "template");
+        let video = Content {
+            media: vec![MediaItem::from_url(MediaKind::Video, "https://x/v.mp4")],
+            ..Default::default()
+        };
+        assert_eq!(unsupported_part(&video, &sms), "video media");
+        let two = Content {
+            media: (0..2)
+                .map(|i| MediaItem::from_url(MediaKind::Image, format!("https://x/{i}.jpg")))
+                .collect(),
+            ..Default::default()
+        };
+        assert_eq!(unsupported_part(&two, &sms), "2 media items");
     }
 
     #[test]

@@ -49,7 +49,8 @@ pub(crate) async fn touch<C: ConnectionTrait>(
     })
 }
 
-async fn find<C: ConnectionTrait>(
+/// The conversation of `contact_id` with `account_id`, when there is one.
+pub(crate) async fn find<C: ConnectionTrait>(
     db: &C,
     tenant_id: &str,
     contact_id: &str,

@@ -158,6 +158,8 @@ pub struct StatusEventView {
 /// One attempt to hand a message to its provider.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct AttemptView {
+    /// The channel it was sent on (a message that fell back has attempts on several).
+    pub channel: String,
     pub attempt: i32,
     pub started_at: String,
     pub latency_ms: i32,
@@ -279,8 +281,9 @@ fn status_view(row: message_status_events::Model) -> StatusEventView {
     }
 }
 
-fn attempt_view(row: send_attempts::Model) -> AttemptView {
+fn attempt_view(row: send_attempts::Model, message_channel: &str) -> AttemptView {
     AttemptView {
+        channel: row.channel.unwrap_or_else(|| message_channel.to_owned()),
         attempt: row.attempt,
         started_at: ids::rfc3339(row.started_at),
         latency_ms: row.latency_ms,
@@ -313,13 +316,19 @@ impl Records {
             .await?;
         let attempts = send_attempts::Entity::find()
             .filter(send_attempts::Column::MessageId.eq(row.id.as_str()))
-            .order_by_asc(send_attempts::Column::Attempt)
+            // In the order they were made: attempt numbers start again on a fallback channel.
             .order_by_asc(send_attempts::Column::Id)
             .all(db)
             .await?;
+        let channel = row.channel.clone();
         let mut view = message_view(row);
         view.status_history = Some(history.into_iter().map(status_view).collect());
-        view.attempts = Some(attempts.into_iter().map(attempt_view).collect());
+        view.attempts = Some(
+            attempts
+                .into_iter()
+                .map(|a| attempt_view(a, &channel))
+                .collect(),
+        );
         self.attach_media(tenant_id, std::slice::from_mut(&mut view))
             .await?;
         Ok(view)

@@ -37,13 +37,13 @@ fn raw_text(raw: &serde_json::Value) -> Option<String> {
     (!raw.is_null()).then(|| raw.to_string())
 }
 
-/// Applies `update` (reported on `channel`) to its message.
-pub(crate) async fn apply<C: ConnectionTrait>(
+/// The message `update` (reported on `channel`) is about: by our id when the provider
+/// echoed it, else by the provider's id.
+pub(crate) async fn find_message<C: ConnectionTrait>(
     db: &C,
     channel: &str,
     update: &StatusUpdate,
-    raw: &serde_json::Value,
-) -> Result<Applied, DbErr> {
+) -> Result<Option<messages::Model>, DbErr> {
     let by_ref = match &update.message_ref {
         Some(id) => {
             messages::Entity::find_by_id(id.clone())
@@ -53,17 +53,26 @@ pub(crate) async fn apply<C: ConnectionTrait>(
         }
         None => None,
     };
-    let message = match by_ref {
-        Some(m) => Some(m),
+    match by_ref {
+        Some(m) => Ok(Some(m)),
         None => {
             messages::Entity::find()
                 .filter(messages::Column::Channel.eq(channel))
                 .filter(messages::Column::ProviderMessageId.eq(update.provider_message_id.as_str()))
                 .one(db)
-                .await?
+                .await
         }
-    };
-    let Some(message) = message else {
+    }
+}
+
+/// Applies `update` (reported on `channel`) to its message.
+pub(crate) async fn apply<C: ConnectionTrait>(
+    db: &C,
+    channel: &str,
+    update: &StatusUpdate,
+    raw: &serde_json::Value,
+) -> Result<Applied, DbErr> {
+    let Some(message) = find_message(db, channel, update).await? else {
         pending_statuses::Entity::insert(pending_statuses::ActiveModel {
             channel: Set(channel.to_owned()),
             provider_message_id: Set(update.provider_message_id.clone()),
@@ -157,6 +166,29 @@ pub(crate) async fn record<C: ConnectionTrait>(
         return Ok(Applied::Stale);
     }
     Ok(Applied::Advanced(status_changed(message, status)))
+}
+
+/// Keeps a status in `message`'s history without moving the message: the report of a leg
+/// that fell back to another channel (`outbound::fallback`).
+pub(crate) async fn record_history<C: ConnectionTrait>(
+    db: &C,
+    message: &messages::Model,
+    status: MessageStatus,
+    error: Option<&switchboard_core::ProviderError>,
+    raw: &serde_json::Value,
+    provider_timestamp: Option<i64>,
+) -> Result<(), DbErr> {
+    message_status_events::Entity::insert(history_row(
+        &message.id,
+        status,
+        error,
+        raw,
+        provider_timestamp,
+        now_ms(),
+    ))
+    .exec_without_returning(db)
+    .await?;
+    Ok(())
 }
 
 /// A message's status history row.

@@ -164,6 +164,8 @@ pub mod messages {
         /// SHA-256 of the request first sent with `idempotency_key` (send.rs).
         pub request_hash: Option<String>,
         pub provider_timestamp: Option<i64>,
+        /// The channels still to fall back to, as JSON (`outbound::fallback::Fallback`).
+        pub fallback: Option<String>,
         pub created_at: i64,
         pub updated_at: i64,
     }
@@ -309,6 +311,8 @@ pub mod send_attempts {
         pub error_message: Option<String>,
         pub request: Option<String>,
         pub response: Option<String>,
+        /// The channel of this attempt (null on rows from before fallback existed).
+        pub channel: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

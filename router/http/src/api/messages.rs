@@ -11,7 +11,7 @@ use switchboard_core::{Content, Location, MediaItem, MediaKind, Reaction, Templa
 use super::{ApiJson, ApiResult, Auth};
 use crate::AppState;
 use switchboard_router::error::RouterError;
-use switchboard_router::outbound::send::{SendAccepted, SendRequest};
+use switchboard_router::outbound::send::{FallbackTarget, SendAccepted, SendRequest};
 use switchboard_router::records::queries::MessageView;
 
 /// The body of `POST /v1/messages`. Unknown fields are refused, so a typo (`txt`) is a 400
@@ -30,6 +30,17 @@ pub(super) struct SendBody {
     reaction: Option<ReactionBody>,
     reply_to: Option<String>,
     idempotency_key: Option<String>,
+    /// Channels to send on next, in order, when the recipient cannot be reached on the first.
+    #[serde(default)]
+    fallback: Vec<FallbackBody>,
+}
+
+/// One fallback channel: `{"channel","from"}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FallbackBody {
+    channel: String,
+    from: Option<String>,
 }
 
 /// A reaction to one of the tenant's messages, named by its Switchboard id; `emoji` absent
@@ -158,6 +169,14 @@ fn send_request(
         content,
         reply_to: body.reply_to,
         idempotency_key,
+        fallback: body
+            .fallback
+            .into_iter()
+            .map(|t| FallbackTarget {
+                channel: t.channel,
+                from: t.from,
+            })
+            .collect(),
     })
 }
 
@@ -242,6 +261,7 @@ mod tests {
             reaction: None,
             reply_to: None,
             idempotency_key: key.map(str::to_owned),
+            fallback: Vec::new(),
         };
         let from_header = send_request(body(None), Some("h".into()), None).unwrap();
         assert_eq!(from_header.idempotency_key.as_deref(), Some("h"));

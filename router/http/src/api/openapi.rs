@@ -263,11 +263,11 @@ fn paths(channels: &Channels) -> Value {
         "Send a message; it is queued and delivered by the delivery engine",
         json!({
             "202": ok("accepted for delivery", schema_ref("SendAccepted")),
-            "400": invalid("`invalid_json`, `invalid_recipient`, `empty_message`, `empty_text`, `text_too_long`, `unsupported_media`, `invalid_media_kind`, `no_sender`, `sender_ambiguous`, `idempotency_key_mismatch`, `message_not_sent`…"),
+            "400": invalid("`invalid_json`, `invalid_recipient`, `empty_message`, `empty_text`, `text_too_long`, `unsupported_media`, `invalid_media_kind`, `no_sender`, `sender_ambiguous`, `idempotency_key_mismatch`, `message_not_sent`, and for `fallback`: `unknown_channel`, `invalid_from`, `invalid_fallback`…"),
             "404": error("`reply_to` or `reaction.message_id` names no message of this tenant (`not_found`)"),
             "409": error("the idempotency key was first used with another request (`idempotency_key_reused`); the same request again answers the first message"),
             "413": error("the body is over 1 MiB (`body_too_large`)"),
-            "422": error(&format!("free-form message outside the channel's customer-service window (`outside_service_window`; {}) or the contact opted out (`opted_out`)", service_windows_text(channels)))
+            "422": error(&format!("free-form message outside the channel's customer-service window (`outside_service_window`; {}) or the contact opted out (`opted_out`); content a `fallback` channel cannot carry without a `text` alternative (`unsupported_content`, naming the channel and the part)", service_windows_text(channels)))
         }),
     );
     send["requestBody"] = body("SendRequest");
@@ -637,7 +637,11 @@ fn schemas(channels: &Channels) -> Value {
                 "message_id": {"type": "string", "description": "the id of the message reacted to"},
                 "emoji": {"type": "string", "description": "absent or empty removes the reaction"}}},
             "reply_to": {"type": "string", "description": "a message id"},
-            "idempotency_key": {"type": "string", "minLength": 1, "maxLength": 200}}}));
+            "idempotency_key": {"type": "string", "minLength": 1, "maxLength": 200},
+            "fallback": {"type": "array", "maxItems": 8, "description": "channels to send on next, in order, when the recipient cannot be reached on the current one (the channel's error says so at send time or on a `failed`/`undelivered` status within the fallback window), or when the first channel's window is closed at send time; the message keeps its id and its `channel` becomes the one that sends it. Beside a `template`, `text` is the plain alternative for fallback channels that cannot carry the template (the template goes out without it)",
+                "items": {"type": "object", "required": ["channel"], "additionalProperties": false, "properties": {
+                    "channel": {"type": "string"},
+                    "from": {"type": "string", "description": "a connected address on that channel; default: the one the contact last wrote to, or the only one"}}}}}}));
     map.insert("SendAccepted".into(), json!({"type": "object", "required": ["id", "status", "channel", "conversation_id"], "properties": {
             "id": {"type": "string"}, "status": {"type": "string"}, "channel": {"type": "string"},
             "conversation_id": {"type": "string"},
@@ -668,8 +672,9 @@ fn schemas(channels: &Channels) -> Value {
             "status_history": {"type": "array", "description": "GET /v1/messages/{id} only", "items": {"type": "object", "properties": {
                 "status": {"type": "string"}, "error_code": nullable("string"), "error_message": nullable("string"),
                 "at": time, "received_at": time}}},
-            "attempts": {"type": "array", "description": "GET /v1/messages/{id} only", "items": {"type": "object", "properties": {
-                "attempt": {"type": "integer"}, "started_at": time, "latency_ms": {"type": "integer"},
+            "attempts": {"type": "array", "description": "GET /v1/messages/{id} only, in the order made", "items": {"type": "object", "properties": {
+                "channel": {"type": "string", "description": "the channel of this attempt: a message that fell back has attempts on several"},
+                "attempt": {"type": "integer", "description": "counted per channel"}, "started_at": time, "latency_ms": {"type": "integer"},
                 "outcome": {"type": "string"}, "http_status": nullable("integer"),
                 "error_code": nullable("string"), "error_message": nullable("string"),
                 "request": {"description": "the provider request, secrets redacted"},
