@@ -24,7 +24,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 use crate::channel::ChannelId;
-use crate::content::{MediaItem, MediaKind};
+use crate::content::{Content, MediaItem, MediaKind};
 use crate::error::{ChannelError, WebhookError};
 use crate::event::{ParsedWebhook, StatusUpdate};
 use crate::media::{DEFAULT_MEDIA_LIMIT, FetchedMedia, MediaLimit};
@@ -490,6 +490,13 @@ pub trait ChannelAdapter: Send + Sync + 'static {
             "{} cannot fetch message statuses",
             self.channel()
         )))
+    }
+
+    /// How many provider messages (SMS segments) this content is billed as, where the
+    /// channel counts text that way; `None` (the default) where it does not. The message
+    /// view shows it as `segments`.
+    fn text_segments(&self, _content: &Content) -> Option<u32> {
+        None
     }
 
     /// What this channel accepts for one media kind: the provider's documented size limit

@@ -49,6 +49,10 @@ pub struct SendAccepted {
     /// messages the request was split into, in the order they will be delivered.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub parts: Vec<String>,
+    /// The SMS segments the (first) message is billed as, where its channel counts so
+    /// (`ChannelAdapter::text_segments`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub segments: Option<u32>,
 }
 
 /// Accepts messages for delivery: `send()`.
@@ -117,11 +121,14 @@ impl Sending {
         // Two concurrent first messages to one new number race to create its contact; on
         // PostgreSQL the loser's unique violation rolls its transaction back, and a retry
         // finds the contact (SQLite serializes write transactions, so it never races).
-        self.store
+        let mut accepted = self
+            .store
             .retry_conflicts("send", || {
                 self.accept(tenant_id, &request, &recipient, &account, &parts)
             })
-            .await
+            .await?;
+        accepted.segments = parts.first().and_then(|p| adapter.text_segments(p));
+        Ok(accepted)
     }
 
     /// Stores the message(s) and their outbox entries in one transaction.
@@ -260,6 +267,7 @@ impl Sending {
             channel: account.channel.clone(),
             conversation_id: conv.id,
             parts: ids_iter.collect(),
+            segments: None,
         })
     }
 
@@ -307,6 +315,7 @@ impl Sending {
             channel: first.channel,
             conversation_id: first.conversation_id,
             parts: parts.into_iter().map(|m| m.id).collect(),
+            segments: None,
         }))
     }
 
