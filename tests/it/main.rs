@@ -26,4 +26,5 @@ mod sending;
 mod served_binary;
 mod statuses;
 mod tenancy;
+mod twilio_sms;
 mod write_failures;
