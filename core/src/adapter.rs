@@ -24,7 +24,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 use crate::channel::ChannelId;
-use crate::content::{MediaItem, MediaKind};
+use crate::content::{Content, MediaItem, MediaKind};
 use crate::error::{ChannelError, ErrorKind, WebhookError};
 use crate::event::{ParsedWebhook, ProviderError, StatusUpdate};
 use crate::media::{DEFAULT_MEDIA_LIMIT, FetchedMedia, MediaLimit};
@@ -498,6 +498,13 @@ pub trait ChannelAdapter: Send + Sync + 'static {
     /// default every such error is `Permanent` (no fallback).
     fn status_error_kind(&self, _error: &ProviderError) -> ErrorKind {
         ErrorKind::Permanent
+    }
+
+    /// How many provider messages (SMS segments) this content is billed as, where the
+    /// channel counts text that way; `None` (the default) where it does not. The message
+    /// view shows it as `segments`.
+    fn text_segments(&self, _content: &Content) -> Option<u32> {
+        None
     }
 
     /// What this channel accepts for one media kind: the provider's documented size limit

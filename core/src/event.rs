@@ -145,6 +145,34 @@ pub struct InboundMessage {
     pub forwarded: Option<Forwarded>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub referral: Option<Referral>,
+    /// What this message does to the contact's opt-out from the sender, as the channel
+    /// reads it.
+    #[serde(default, skip_serializing_if = "OptChange::is_by_keyword")]
+    pub opt: OptChange,
+}
+
+/// What an inbound message does to its contact's opt-out from the sender. Channels differ:
+/// on WhatsApp writing again is consent, on SMS only an opt-in keyword is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OptChange {
+    /// The router's convention where writing is consent: a bare STOP keyword (`STOP`,
+    /// `UNSUBSCRIBE`, `STOPALL`, `CANCEL`, `END`, `QUIT`) opts out, any other message opts
+    /// back in.
+    #[default]
+    ByKeyword,
+    /// The contact opted out of messages from this sender.
+    OptOut,
+    /// The contact opted back in.
+    OptIn,
+    /// No change, whatever the text says.
+    Unchanged,
+}
+
+impl OptChange {
+    pub fn is_by_keyword(&self) -> bool {
+        *self == Self::ByKeyword
+    }
 }
 
 /// Forwarding flags.

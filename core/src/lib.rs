@@ -38,8 +38,8 @@ pub use error::{
     ChannelError, ErrorKind, Exchange, WebhookError, error_with_sources, retry_after_header,
 };
 pub use event::{
-    Direction, EventKind, Forwarded, InboundEvent, InboundMessage, ParseProblem, ParsedWebhook,
-    ProviderError, Referral, StatusUpdate,
+    Direction, EventKind, Forwarded, InboundEvent, InboundMessage, OptChange, ParseProblem,
+    ParsedWebhook, ProviderError, Referral, StatusUpdate,
 };
 pub use identity::{Bsuid, ContactIdentity, IdentityError};
 pub use media::{FetchedMedia, MediaLimit};

@@ -412,6 +412,7 @@ pub fn inbound_text(
             reply_to: None,
             forwarded: None,
             referral: None,
+            opt: crate::event::OptChange::default(),
         }),
         raw: serde_json::json!({"id": key}),
     }

@@ -8,7 +8,8 @@ use chrono::Utc;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder};
 use switchboard_core::testing::FakeAdapter;
 use switchboard_core::{
-    ChannelAdapter, ChannelError, Content, ErrorKind, MessageStatus, StatusUpdate, Template,
+    ChannelAdapter, ChannelError, Content, ErrorKind, EventKind, MessageStatus, OptChange,
+    StatusUpdate, Template,
 };
 use switchboard_router::store::crypto::CredentialCipher;
 use switchboard_router::store::entity::{messages, outbox, pending_statuses, send_attempts};
@@ -291,6 +292,48 @@ async fn an_inbound_stop_opts_out_and_a_later_message_opts_back_in() {
             .await
             .unwrap();
         assert_eq!(outbound_count(&env.router).await, 2);
+    })
+    .await;
+}
+
+/// An inbound message with the opt change its channel declared (`InboundMessage::opt`).
+async fn person_writes_declaring(env: &Env, key: &str, text: &str, opt: OptChange) {
+    let mut event = inbound_from(key, PERSON, text);
+    if let EventKind::Message(m) = &mut event.kind {
+        m.opt = opt;
+    }
+    env.router
+        .receive_webhook("fake", webhook(&[event]))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_channel_that_declares_its_opt_changes_is_followed() {
+    on_each_backend(|db| async move {
+        let env = setup(&db).await;
+        let refused = |env: &Env| {
+            let router = env.router.clone();
+            let tenant = env.tenant.clone();
+            async move {
+                match router.send(&tenant, text_to(PERSON, "x")).await {
+                    Err(RouterError::OptedOut) => true,
+                    Err(other) => panic!("{other}"),
+                    Ok(_) => false,
+                }
+            }
+        };
+        // "STOP" that the channel says changes nothing does not opt out.
+        person_writes_declaring(&env, "d-1", "STOP", OptChange::Unchanged).await;
+        assert!(!refused(&env).await);
+        // A declared opt-out, whatever the text.
+        person_writes_declaring(&env, "d-2", "arrêt", OptChange::OptOut).await;
+        assert!(refused(&env).await);
+        // Writing again is not consent where the channel says so.
+        person_writes_declaring(&env, "d-3", "hello?", OptChange::Unchanged).await;
+        assert!(refused(&env).await);
+        person_writes_declaring(&env, "d-4", "START", OptChange::OptIn).await;
+        assert!(!refused(&env).await);
     })
     .await;
 }

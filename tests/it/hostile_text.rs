@@ -29,6 +29,7 @@ fn message_with_nul(event_key: &str) -> InboundEvent {
             reply_to: None,
             forwarded: None,
             referral: None,
+            opt: Default::default(),
         }),
         raw: json!({"body": "hel\u{0}lo"}),
     }

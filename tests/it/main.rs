@@ -27,4 +27,5 @@ mod sending;
 mod served_binary;
 mod statuses;
 mod tenancy;
+mod twilio_sms;
 mod write_failures;

@@ -635,6 +635,7 @@ fn parse_message(
         reply_to: context.and_then(|c| non_empty(&c.id)).map(str::to_owned),
         forwarded,
         referral: m.referral.as_ref().map(referral),
+        opt: switchboard_core::OptChange::ByKeyword,
     })
 }
 

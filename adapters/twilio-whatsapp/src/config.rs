@@ -8,13 +8,51 @@ use std::time::Duration;
 use switchboard_core::CommonSettings;
 use switchboard_core::{AccountContext, ChannelError, ChannelId, CredentialField};
 
-/// This channel's id.
+/// The Twilio WhatsApp channel's id.
 pub static CHANNEL: ChannelId = ChannelId::new_static("twilio-whatsapp");
+/// The Twilio SMS/MMS channel's id.
+pub static SMS_CHANNEL: ChannelId = ChannelId::new_static("twilio-sms");
+
+/// Which of Twilio's two channels over the one Messages API: they differ in how addresses
+/// are spelled (`whatsapp:+…` or bare E.164), in what they carry and in their rules.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dialect {
+    WhatsApp,
+    Sms,
+}
+
+impl Dialect {
+    pub fn channel(self) -> &'static ChannelId {
+        match self {
+            Self::WhatsApp => &CHANNEL,
+            Self::Sms => &SMS_CHANNEL,
+        }
+    }
+
+    /// The prefix of this channel's addresses in `To` and `From`.
+    pub fn address_prefix(self) -> &'static str {
+        match self {
+            Self::WhatsApp => "whatsapp:",
+            Self::Sms => "",
+        }
+    }
+
+    /// The channel's name in error messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::WhatsApp => "Twilio WhatsApp",
+            Self::Sms => "Twilio SMS",
+        }
+    }
+}
 
 /// Credential: the account SID (`AC` + 32 letters and digits), the basic-auth user.
 pub const CRED_ACCOUNT_SID: &str = "account_sid";
 /// Credential: the auth token, the basic-auth password and the webhook signing key.
 pub const CRED_AUTH_TOKEN: &str = "auth_token";
+/// Credential (optional): a Messaging Service SID (`MG` + 32 hexadecimal digits) that
+/// sends instead of the fixed number: Twilio picks the sender from the service's pool.
+pub const CRED_MESSAGING_SERVICE_SID: &str = "messaging_service_sid";
 
 /// The credentials an account is connected with.
 pub const CREDENTIAL_FIELDS: &[CredentialField] = &[
@@ -30,12 +68,20 @@ pub const CREDENTIAL_FIELDS: &[CredentialField] = &[
         required: true,
         description: "the account's auth token: the REST API password and the key of X-Twilio-Signature",
     },
+    CredentialField {
+        name: CRED_MESSAGING_SERVICE_SID,
+        secret: false,
+        required: false,
+        description: "a Messaging Service SID (MG followed by 32 hexadecimal digits) to send through instead of the account's number",
+    },
 ];
 
 /// The default Twilio REST API base.
 pub const DEFAULT_API_BASE: &str = "https://api.twilio.com";
 /// The default path the router serves Twilio webhooks on.
 pub const DEFAULT_WEBHOOK_PATH: &str = "/webhooks/twilio-whatsapp";
+/// The default path the router serves Twilio SMS webhooks on.
+pub const DEFAULT_SMS_WEBHOOK_PATH: &str = "/webhooks/twilio-sms";
 
 /// How the adapter reaches Twilio and how Twilio reaches the router.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -82,6 +128,14 @@ impl TwilioSettings {
             api_base: self.twilio_api_base.clone(),
             public_url: common.public_url.clone(),
             ..TwilioConfig::default()
+        }
+    }
+
+    /// The SMS adapter's configuration: [`Self::config`] with the SMS webhook path.
+    pub fn sms_config(&self, common: &CommonSettings) -> TwilioConfig {
+        TwilioConfig {
+            webhook_path: DEFAULT_SMS_WEBHOOK_PATH.to_owned(),
+            ..self.config(common)
         }
     }
 }
@@ -171,6 +225,20 @@ pub(crate) fn credentials(account: &AccountContext) -> Result<(&str, &str), Chan
     let sid = account.credentials.require(CRED_ACCOUNT_SID)?;
     let token = account.credentials.require(CRED_AUTH_TOKEN)?;
     Ok((sid, token))
+}
+
+/// The account's Messaging Service SID, when it sends through one.
+pub(crate) fn messaging_service(account: &AccountContext) -> Option<&str> {
+    account
+        .credentials
+        .get(CRED_MESSAGING_SERVICE_SID)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+}
+
+/// Whether `s` is a Messaging Service SID: `MG` and 32 hexadecimal digits.
+pub(crate) fn is_messaging_service_sid(s: &str) -> bool {
+    s.len() == 34 && s.starts_with("MG") && s[2..].bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// Whether `s` is a Twilio SID of the given prefix (`AC`, `SM`, …): safe in a URL path.

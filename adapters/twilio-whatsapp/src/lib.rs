@@ -1,7 +1,9 @@
-//! `switchboard-twilio-whatsapp`: the Twilio WhatsApp channel adapter.
+//! `switchboard-twilio-whatsapp`: Twilio's two channel adapters, [`TwilioWhatsApp`]
+//! (`twilio-whatsapp`) and [`TwilioSms`] (`twilio-sms`, SMS and MMS), over one Messages
+//! API, webhook form, signature, error table and fake.
 //!
-//! What it knows: Twilio's wire format for WhatsApp (as Twilio documents it),
-//! one module each, laid out like the Meta adapter's:
+//! What it knows: Twilio's wire format (as Twilio documents it), one module each, laid out
+//! like the Meta adapter's:
 //! - `config`: [`TwilioConfig`] (and, with the `clap` feature, `TwilioSettings`: its
 //!   `switchboard serve` flags), the channel id [`CHANNEL`], credential shapes and the
 //!   status-callback URLs;
@@ -11,7 +13,9 @@
 //! - `send`: the Messages API (`POST …/Messages.json`, form-encoded with basic auth) and
 //!   message status look-ups;
 //! - `errors`: Twilio's error codes and what each means for retrying;
-//! - `media`, `health`: media downloads and limits, account health.
+//! - `media`, `health`: media downloads and limits, account health;
+//! - `sms`: the SMS channel's declarations and opt-out keywords; [`segments`]: GSM-7 and
+//!   UCS-2 segment counting.
 //!
 //! What it does not know: databases, queues, retries, HTTP serving or routing. The router
 //! serves the webhook path, looks accounts up by [`routing key`](ChannelAdapter::routing_keys)
@@ -27,8 +31,10 @@ mod config;
 mod errors;
 mod health;
 mod media;
+pub mod segments;
 mod send;
 pub mod signature;
+mod sms;
 mod webhook;
 mod wire;
 
@@ -48,9 +54,12 @@ use switchboard_core::{
 #[cfg(feature = "clap")]
 pub use config::TwilioSettings;
 pub use config::{
-    CHANNEL, CRED_ACCOUNT_SID, CRED_AUTH_TOKEN, CREDENTIAL_FIELDS, DEFAULT_API_BASE,
-    DEFAULT_WEBHOOK_PATH, TwilioConfig,
+    CHANNEL, CRED_ACCOUNT_SID, CRED_AUTH_TOKEN, CRED_MESSAGING_SERVICE_SID, CREDENTIAL_FIELDS,
+    DEFAULT_API_BASE, DEFAULT_SMS_WEBHOOK_PATH, DEFAULT_WEBHOOK_PATH, Dialect, SMS_CHANNEL,
+    TwilioConfig,
 };
+pub use send::{Sender, build_form, build_form_as};
+pub use sms::{OPT_IN_KEYWORDS, OPT_OUT_KEYWORDS, TwilioSms, opt_change};
 pub use webhook::{EMPTY_TWIML, parse_form};
 pub use wire::Form;
 
@@ -91,18 +100,7 @@ pub struct TwilioWhatsApp {
 impl TwilioWhatsApp {
     /// An adapter with one HTTP client (timeouts from `config`, a User-Agent).
     pub fn new(config: TwilioConfig) -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(config.request_timeout)
-            .connect_timeout(config.request_timeout.min(Duration::from_secs(10)))
-            .user_agent(concat!(
-                "switchboard-twilio-whatsapp/",
-                env!("CARGO_PKG_VERSION")
-            ))
-            .build()
-            .unwrap_or_else(|e| {
-                tracing::error!(error = %e, "could not build the Twilio HTTP client; using defaults");
-                reqwest::Client::new()
-            });
+        let http = http_client(&config, "switchboard-twilio-whatsapp/");
         Self {
             config,
             http,
@@ -115,8 +113,22 @@ impl TwilioWhatsApp {
     }
 }
 
-/// Checks Twilio credentials for shape: `account_sid` (`AC` + 32 letters and digits) and a
-/// non-empty `auth_token`. Returns them trimmed, other fields dropped.
+/// One HTTP client for an adapter: timeouts from `config`, a User-Agent `{agent}{version}`.
+pub(crate) fn http_client(config: &TwilioConfig, agent: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(config.request_timeout)
+        .connect_timeout(config.request_timeout.min(Duration::from_secs(10)))
+        .user_agent(format!("{agent}{}", env!("CARGO_PKG_VERSION")))
+        .build()
+        .unwrap_or_else(|e| {
+            tracing::error!(error = %e, "could not build the Twilio HTTP client; using defaults");
+            reqwest::Client::new()
+        })
+}
+
+/// Checks Twilio credentials for shape: `account_sid` (`AC` + 32 letters and digits), a
+/// non-empty `auth_token` and an optional `messaging_service_sid` (`MG` + 32 hexadecimal
+/// digits). Returns them trimmed, other fields dropped.
 ///
 /// # Errors
 /// `Invalid`, naming the field.
@@ -132,6 +144,18 @@ pub fn check_credentials(credentials: &serde_json::Value) -> Result<Credentials,
     let mut out = Credentials::default();
     out.insert(CRED_ACCOUNT_SID, sid);
     out.insert(CRED_AUTH_TOKEN, token);
+    if let Some(service) = given
+        .get(CRED_MESSAGING_SERVICE_SID)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        if !config::is_messaging_service_sid(service) {
+            return Err(ChannelError::invalid(
+                "credential \"messaging_service_sid\" must be a Twilio Messaging Service SID: MG followed by 32 hexadecimal digits (34 characters)",
+            ));
+        }
+        out.insert(CRED_MESSAGING_SERVICE_SID, service);
+    }
     Ok(out)
 }
 
@@ -200,7 +224,14 @@ impl ChannelAdapter for TwilioWhatsApp {
         account: &AccountContext,
         message: &OutboundMessage,
     ) -> Result<SendReceipt, ChannelError> {
-        send::send(&self.http, &self.config, account, message).await
+        send::send(
+            &self.http,
+            &self.config,
+            Dialect::WhatsApp,
+            account,
+            message,
+        )
+        .await
     }
 
     async fn check_health(&self, account: &AccountContext) -> switchboard_core::HealthReport {
@@ -299,7 +330,11 @@ mod tests {
             .collect();
         assert_eq!(
             fields,
-            [("account_sid", false, true), ("auth_token", true, true)]
+            [
+                ("account_sid", false, true),
+                ("auth_token", true, true),
+                ("messaging_service_sid", false, false)
+            ]
         );
         assert_eq!(a.sensitive_headers(), ["x-twilio-signature"]);
         // What connect_account requires is what is declared required.

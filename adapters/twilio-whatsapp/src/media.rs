@@ -62,6 +62,28 @@ pub fn media_limit(kind: MediaKind) -> MediaLimit {
     }
 }
 
+/// Twilio's MMS limits: 5 MB per message; JPEG/PNG/GIF images are formatted for the
+/// handset, other types (video, audio, PDF, vCard) are passed through as they are.
+pub fn mms_media_limit(kind: MediaKind) -> MediaLimit {
+    let mime_types: &'static [&'static str] = match kind {
+        MediaKind::Image => &["image/jpeg", "image/png", "image/gif"],
+        MediaKind::Video => &["video/mp4", "video/3gpp"],
+        MediaKind::Audio => &[
+            "audio/mpeg",
+            "audio/mp4",
+            "audio/amr",
+            "audio/3gpp",
+            "audio/ogg",
+        ],
+        MediaKind::Document => &["application/pdf", "text/vcard", "text/x-vcard"],
+        _ => &[],
+    };
+    MediaLimit {
+        max_bytes: 5 * MB,
+        mime_types,
+    }
+}
+
 /// `scheme://host:port` of a URL, for comparing where credentials may go.
 fn origin(url: &str) -> Option<(String, String, Option<u16>)> {
     let u = url::Url::parse(url).ok()?;

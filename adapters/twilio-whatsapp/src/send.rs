@@ -4,7 +4,8 @@
 //! Decisions:
 //! - Text over 1,600 characters is refused, not split: a message is never delivered in
 //!   surprising pieces; the caller decides how to shorten it.
-//! - One media item per message (WhatsApp's rule); the router splits longer lists.
+//! - One media item per message on WhatsApp, up to ten on MMS; the router splits longer
+//!   lists.
 //! - A template (`ContentSid`) carries its own text and media, so text or media beside it
 //!   is refused rather than silently dropped.
 //! - `reply_to` is ignored: Twilio has no reply context for outbound WhatsApp
@@ -17,7 +18,7 @@ use switchboard_core::{
     OutboundMessage, PhoneNumber, ProviderError, SendReceipt, StatusUpdate, retry_after_header,
 };
 
-use crate::config::{CHANNEL, TwilioConfig, credentials, is_sid};
+use crate::config::{Dialect, TwilioConfig, credentials, is_sid, messaging_service};
 use crate::errors::{error_from_response, error_from_transport};
 use crate::wire::{Form, TwilioErrorBody, map_status};
 
@@ -34,12 +35,44 @@ pub fn build_form(
     from: &PhoneNumber,
     msg: &OutboundMessage,
 ) -> Result<Vec<(String, String)>, ChannelError> {
+    build_form_as(Dialect::WhatsApp, config, Sender::Number(from), msg)
+}
+
+/// Who a message is sent from: the account's number, or its Messaging Service (Twilio then
+/// picks the number from the service's pool).
+#[derive(Clone, Copy, Debug)]
+pub enum Sender<'a> {
+    Number(&'a PhoneNumber),
+    Service(&'a str),
+}
+
+/// Twilio MMS carries up to ten media items per message.
+pub const MAX_MMS_MEDIA: usize = 10;
+
+/// [`build_form`] for either channel and either kind of sender.
+///
+/// # Errors
+/// As [`build_form`]; on SMS also templates, locations and BSUID recipients.
+pub fn build_form_as(
+    dialect: Dialect,
+    config: &TwilioConfig,
+    sender: Sender<'_>,
+    msg: &OutboundMessage,
+) -> Result<Vec<(String, String)>, ChannelError> {
     let c = &msg.content;
+    let channel = dialect.channel();
     let unsupported = |what: &str| {
         Err(ChannelError::unsupported(format!(
-            "{CHANNEL} cannot send {what}"
+            "{channel} cannot send {what}"
         )))
     };
+    let sms = dialect == Dialect::Sms;
+    if sms && c.template.is_some() {
+        return unsupported("templates");
+    }
+    if sms && c.location.is_some() {
+        return unsupported("locations");
+    }
     if c.reaction.is_some() {
         return unsupported("reactions");
     }
@@ -56,19 +89,26 @@ pub fn build_form(
         return unsupported("this kind of content");
     }
 
+    let prefix = dialect.address_prefix();
     let to = match (&msg.to.phone, &msg.to.bsuid) {
-        (Some(p), _) => format!("whatsapp:{p}"),
-        (None, Some(b)) => format!("whatsapp:{b}"),
+        (Some(p), _) => format!("{prefix}{p}"),
+        (None, Some(b)) if !sms => format!("{prefix}{b}"),
+        (None, Some(_)) => {
+            return Err(ChannelError::invalid(
+                "an SMS recipient needs a phone number (a BSUID is a WhatsApp address)",
+            ));
+        }
         (None, None) => {
             return Err(ChannelError::invalid(
                 "the recipient has neither a phone number nor a BSUID",
             ));
         }
     };
-    let mut form = vec![
-        ("To".to_owned(), to),
-        ("From".to_owned(), format!("whatsapp:{from}")),
-    ];
+    let mut form = vec![("To".to_owned(), to)];
+    match sender {
+        Sender::Number(from) => form.push(("From".to_owned(), format!("{prefix}{from}"))),
+        Sender::Service(sid) => form.push(("MessagingServiceSid".to_owned(), sid.to_owned())),
+    }
 
     if let Some(t) = &c.template {
         if c.text.is_some() || !c.media.is_empty() || c.location.is_some() {
@@ -95,12 +135,15 @@ pub fn build_form(
             form.push(("ContentVariables".to_owned(), vars));
         }
     } else {
-        if c.media.len() > 1 {
+        let max_media = if sms { MAX_MMS_MEDIA } else { 1 };
+        if c.media.len() > max_media {
             return Err(ChannelError::invalid(format!(
-                "Twilio WhatsApp carries one media item per message, got {}",
+                "{} carries at most {max_media} media item(s) per message, got {}",
+                dialect.name(),
                 c.media.len()
             )));
         }
+        // The caption rules below read the first item: one Body serves every item.
         let media = c.media.first();
         if media.is_some() && c.location.is_some() {
             return Err(ChannelError::invalid(
@@ -131,7 +174,8 @@ pub fn build_form(
             let n = b.chars().count();
             if n > MAX_BODY_CHARS {
                 return Err(ChannelError::invalid(format!(
-                    "text is {n} characters; Twilio WhatsApp allows at most {MAX_BODY_CHARS} (Switchboard refuses rather than splitting)"
+                    "text is {n} characters; {} allows at most {MAX_BODY_CHARS} (Switchboard refuses rather than splitting)",
+                    dialect.name()
                 )));
             }
         }
@@ -141,7 +185,7 @@ pub fn build_form(
         if let Some(b) = body {
             form.push(("Body".to_owned(), b));
         }
-        if let Some(m) = media {
+        for m in c.media.iter().take(max_media) {
             if !matches!(
                 m.kind,
                 MediaKind::Image | MediaKind::Video | MediaKind::Audio | MediaKind::Document
@@ -246,6 +290,7 @@ pub(crate) fn error_body(body: &Value) -> TwilioErrorBody {
 pub(crate) async fn send(
     http: &reqwest::Client,
     config: &TwilioConfig,
+    dialect: Dialect,
     account: &AccountContext,
     msg: &OutboundMessage,
 ) -> Result<SendReceipt, ChannelError> {
@@ -255,7 +300,11 @@ pub(crate) async fn send(
             "credential \"account_sid\" is not a Twilio account SID",
         ));
     }
-    let form = build_form(config, &account.address, msg)?;
+    let sender = match messaging_service(account) {
+        Some(service) => Sender::Service(service),
+        None => Sender::Number(&account.address),
+    };
+    let form = build_form_as(dialect, config, sender, msg)?;
     let request_json = form_json(&form);
     let url = format!(
         "{}/2010-04-01/Accounts/{sid}/Messages.json",
@@ -434,6 +483,68 @@ mod tests {
                 ),
             ]
         );
+    }
+
+    #[test]
+    fn sms_forms_use_bare_numbers_and_carry_up_to_ten_media() {
+        let sms = |m: &OutboundMessage| {
+            build_form_as(Dialect::Sms, &config(), Sender::Number(&from()), m)
+        };
+        let f = sms(&msg(Content::text("hi"))).unwrap();
+        assert_eq!(get(&f, "To"), Some("+31612345678"));
+        assert_eq!(get(&f, "From"), Some("+14155238886"));
+        assert_eq!(get(&f, "Body"), Some("hi"));
+        let media = |n: usize| Content {
+            text: Some("look".into()),
+            media: (0..n)
+                .map(|i| MediaItem::from_url(MediaKind::Image, format!("https://x/{i}.jpg")))
+                .collect(),
+            ..Content::default()
+        };
+        let f = sms(&msg(media(10))).unwrap();
+        assert_eq!(f.iter().filter(|(k, _)| k == "MediaUrl").count(), 10);
+        assert_eq!(get(&f, "Body"), Some("look"));
+        assert_eq!(sms(&msg(media(11))).unwrap_err().kind(), ErrorKind::Invalid);
+        // What SMS cannot carry.
+        let template = Content {
+            template: Some(Template {
+                name: "HXabc".into(),
+                ..Template::default()
+            }),
+            ..Content::default()
+        };
+        assert_eq!(
+            sms(&msg(template)).unwrap_err().kind(),
+            ErrorKind::Unsupported
+        );
+        let mut to_bsuid = msg(Content::text("hi"));
+        to_bsuid.to = Recipient {
+            phone: None,
+            bsuid: Some(Bsuid::parse("US.13491208655302741918").unwrap()),
+        };
+        assert_eq!(sms(&to_bsuid).unwrap_err().kind(), ErrorKind::Invalid);
+        let long = sms(&msg(Content::text("a".repeat(1601)))).unwrap_err();
+        assert!(long.to_string().contains("Twilio SMS"), "{long}");
+    }
+
+    #[test]
+    fn a_messaging_service_replaces_from_on_both_channels() {
+        let service = "MG0123456789abcdef0123456789abcdef";
+        for (dialect, to) in [
+            (Dialect::Sms, "+31612345678"),
+            (Dialect::WhatsApp, "whatsapp:+31612345678"),
+        ] {
+            let f = build_form_as(
+                dialect,
+                &config(),
+                Sender::Service(service),
+                &msg(Content::text("hi")),
+            )
+            .unwrap();
+            assert_eq!(get(&f, "MessagingServiceSid"), Some(service));
+            assert_eq!(get(&f, "From"), None);
+            assert_eq!(get(&f, "To"), Some(to));
+        }
     }
 
     #[test]

@@ -110,6 +110,70 @@ pub fn inbound_text_form(
     ])
 }
 
+/// A realistic inbound SMS form, as Twilio posts it: bare E.164 addresses, the number's
+/// geography, no WhatsApp fields. `opt_out_type` is Advanced Opt-Out's `OptOutType`.
+pub fn inbound_sms_form(
+    account_sid: &str,
+    from: &str,
+    to: &str,
+    body: &str,
+    message_sid: &str,
+    opt_out_type: Option<&str>,
+) -> Vec<(String, String)> {
+    let segments = crate::segments::count(body).max(1).to_string();
+    let mut form = pairs(&[
+        ("ToCountry", "US"),
+        ("ToState", "CA"),
+        ("SmsMessageSid", message_sid),
+        ("NumMedia", "0"),
+        ("ToCity", ""),
+        ("FromZip", ""),
+        ("SmsSid", message_sid),
+        ("FromState", ""),
+        ("SmsStatus", "received"),
+        ("FromCity", ""),
+        ("Body", body),
+        ("FromCountry", "NL"),
+        ("To", to),
+        ("ToZip", ""),
+        ("NumSegments", &segments),
+        ("MessageSid", message_sid),
+        ("AccountSid", account_sid),
+        ("From", from),
+        ("ApiVersion", "2010-04-01"),
+    ]);
+    if let Some(t) = opt_out_type {
+        form.push(("OptOutType".into(), t.into()));
+    }
+    form
+}
+
+/// A realistic SMS status callback form (bare E.164 addresses); `error_code` as in
+/// [`status_form`].
+pub fn sms_status_form(
+    account_sid: &str,
+    business: &str,
+    recipient: &str,
+    message_sid: &str,
+    status: &str,
+    error_code: Option<&str>,
+) -> Vec<(String, String)> {
+    let mut form = pairs(&[
+        ("SmsSid", message_sid),
+        ("SmsStatus", status),
+        ("MessageStatus", status),
+        ("To", recipient),
+        ("MessageSid", message_sid),
+        ("AccountSid", account_sid),
+        ("From", business),
+        ("ApiVersion", "2010-04-01"),
+    ]);
+    if let Some(code) = error_code {
+        form.push(("ErrorCode".into(), code.into()));
+    }
+    form
+}
+
 /// A realistic status callback form: `business` is the sender (E.164), `recipient` the
 /// person, `status` Twilio's `MessageStatus` (`sent`, `delivered`, `read`, `failed`, …).
 /// For `failed`/`undelivered` pass an `error_code` (e.g. `Some("63016")`).
@@ -697,6 +761,21 @@ fn create_message(state: &Shared, account_sid: &str, form: &[(String, String)]) 
     let sid = format!("SM{seq:032x}");
     let now = rfc2822_now();
     let num_media = form.iter().filter(|(k, _)| k == "MediaUrl").count();
+    // As the API answers: through a Messaging Service no sender is picked yet (`from` is
+    // null, `num_segments` "0", status `accepted`); an SMS body counts its segments; a
+    // WhatsApp message is one.
+    let service = get("MessagingServiceSid");
+    let sms = !to.starts_with("whatsapp:");
+    let num_segments = match (service, get("Body")) {
+        (Some(_), _) => 0,
+        (None, Some(body)) if sms => crate::segments::count(body).max(1),
+        (None, _) => 1,
+    };
+    let status = if service.is_some() {
+        "accepted"
+    } else {
+        "queued"
+    };
     let message = json!({
         "account_sid": account_sid,
         "api_version": "2010-04-01",
@@ -710,11 +789,11 @@ fn create_message(state: &Shared, account_sid: &str, form: &[(String, String)]) 
         "from": get("From"),
         "messaging_service_sid": get("MessagingServiceSid"),
         "num_media": num_media.to_string(),
-        "num_segments": "1",
+        "num_segments": num_segments.to_string(),
         "price": null,
         "price_unit": "USD",
         "sid": sid,
-        "status": "queued",
+        "status": status,
         "subresource_uris": {
             "media": format!("/2010-04-01/Accounts/{account_sid}/Messages/{sid}/Media.json")
         },

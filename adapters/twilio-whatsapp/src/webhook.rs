@@ -333,6 +333,7 @@ fn inbound_message(
             .map(str::to_owned),
         forwarded: forwarded(form),
         referral: referral(form),
+        opt: switchboard_core::OptChange::ByKeyword,
     })
 }
 

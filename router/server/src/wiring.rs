@@ -3,7 +3,7 @@
 //! its lines here: its settings in [`ChannelSettings`] and its `register` line in
 //! [`builtin_adapters`]. Everything else the router needs from it, the adapter declares.
 
-#[cfg(any(feature = "twilio", feature = "meta"))]
+#[cfg(any(feature = "twilio", feature = "sms", feature = "meta"))]
 use std::sync::Arc;
 
 use switchboard_core::CommonSettings;
@@ -13,7 +13,8 @@ use switchboard_router::tenancy::registry::AdapterRegistry;
 /// each adapter crate declares them), flattened into the server's configuration.
 #[derive(Clone, Debug, clap::Args)]
 pub struct ChannelSettings {
-    #[cfg(feature = "twilio")]
+    /// Twilio's settings, shared by its WhatsApp and SMS channels.
+    #[cfg(any(feature = "twilio", feature = "sms"))]
     #[command(flatten)]
     pub twilio_whatsapp: switchboard_twilio_whatsapp::TwilioSettings,
     #[cfg(feature = "meta")]
@@ -23,7 +24,7 @@ pub struct ChannelSettings {
 
 /// The built-in adapters, configured from their settings and the common ones.
 #[cfg_attr(
-    not(any(feature = "twilio", feature = "meta")),
+    not(any(feature = "twilio", feature = "sms", feature = "meta")),
     allow(unused_variables)
 )]
 pub fn builtin_adapters(settings: &ChannelSettings, common: &CommonSettings) -> AdapterRegistry {
@@ -32,6 +33,10 @@ pub fn builtin_adapters(settings: &ChannelSettings, common: &CommonSettings) -> 
     #[cfg(feature = "twilio")]
     registry.register(Arc::new(switchboard_twilio_whatsapp::TwilioWhatsApp::new(
         settings.twilio_whatsapp.config(common),
+    )));
+    #[cfg(feature = "sms")]
+    registry.register(Arc::new(switchboard_twilio_whatsapp::TwilioSms::new(
+        settings.twilio_whatsapp.sms_config(common),
     )));
     #[cfg(feature = "meta")]
     registry.register(Arc::new(switchboard_meta_cloud::MetaCloud::new(
@@ -56,7 +61,7 @@ mod tests {
 
     /// Each built-in channel's flags: (flag, environment variable), as api.md names them.
     const FLAGS: &[(&str, &str)] = &[
-        #[cfg(feature = "twilio")]
+        #[cfg(any(feature = "twilio", feature = "sms"))]
         ("twilio-api-base", "SWITCHBOARD_TWILIO_API_BASE"),
         #[cfg(feature = "meta")]
         ("meta-graph-base", "SWITCHBOARD_META_GRAPH_BASE"),
@@ -90,6 +95,8 @@ mod tests {
         let expected: &[&str] = &[
             #[cfg(feature = "meta")]
             "meta-whatsapp",
+            #[cfg(feature = "sms")]
+            "twilio-sms",
             #[cfg(feature = "twilio")]
             "twilio-whatsapp",
         ];

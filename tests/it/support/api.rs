@@ -159,6 +159,7 @@ impl Api {
                 reply_to: None,
                 forwarded: None,
                 referral: None,
+                opt: Default::default(),
             }),
             raw: json!({"id": event_key}),
         };

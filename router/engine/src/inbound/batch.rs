@@ -602,7 +602,7 @@ async fn store_messages<C: ConnectionTrait>(
         }
     }
 
-    // Opt-outs, in message order: STOP opts out; any other inbound message opts back in.
+    // Opt-outs, in message order, as each message's channel declared (`opt_keyword`).
     let mut opted: HashMap<String, (Option<i64>, bool)> = HashMap::new();
     let mut conv_of: Vec<Option<String>> = Vec::with_capacity(msgs.len());
     for ((it, m), contact) in msgs.iter().zip(&contact_ids) {
@@ -624,7 +624,7 @@ async fn store_messages<C: ConnectionTrait>(
                 .or_insert((conv.opted_out_at, false));
             match opt_keyword(m) {
                 Some(true) => *state = (Some(now_ms()), true),
-                _ if state.0.is_some() => *state = (None, true),
+                Some(false) if state.0.is_some() => *state = (None, true),
                 _ => {}
             }
         }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use sea_orm::{ActiveValue::Set, ConnectionTrait, DbErr, EntityTrait};
-use switchboard_core::{ChannelAdapter, EventKind, InboundEvent, InboundMessage};
+use switchboard_core::{ChannelAdapter, EventKind, InboundEvent, InboundMessage, OptChange};
 
 use crate::events::RouterEvent;
 use crate::ids::now_ms;
@@ -108,15 +108,21 @@ pub(super) async fn problem<C: ConnectionTrait>(
     Ok(())
 }
 
-/// Whether an inbound text is an opt-out or opt-in keyword (WhatsApp/Twilio conventions).
+/// Whether an inbound message opts its contact out (`Some(true)`), back in (`Some(false)`)
+/// or changes nothing (`None`), as its channel declared (`InboundMessage::opt`). Under the
+/// keyword convention a bare STOP keyword opts out and any other message opts back in.
 pub(super) fn opt_keyword(m: &InboundMessage) -> Option<bool> {
-    let text = m.content.text.as_deref()?.trim();
-    if ["STOP", "UNSUBSCRIBE", "STOPALL", "CANCEL", "END", "QUIT"]
-        .iter()
-        .any(|k| text.eq_ignore_ascii_case(k))
-    {
-        Some(true)
-    } else {
-        Some(false)
+    match m.opt {
+        OptChange::OptOut => Some(true),
+        OptChange::OptIn => Some(false),
+        OptChange::Unchanged => None,
+        OptChange::ByKeyword => {
+            let text = m.content.text.as_deref().map(str::trim);
+            Some(text.is_some_and(|text| {
+                ["STOP", "UNSUBSCRIBE", "STOPALL", "CANCEL", "END", "QUIT"]
+                    .iter()
+                    .any(|k| text.eq_ignore_ascii_case(k))
+            }))
+        }
     }
 }

@@ -71,6 +71,10 @@ pub struct SendAccepted {
     /// messages the request was split into, in the order they will be delivered.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub parts: Vec<String>,
+    /// The SMS segments the (first) message is billed as, where its channel counts so
+    /// (`ChannelAdapter::text_segments`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub segments: Option<u32>,
 }
 
 /// Accepts messages for delivery: `send()`.
@@ -168,13 +172,19 @@ impl Sending {
         // Two concurrent first messages to one new number race to create its contact; on
         // PostgreSQL the loser's unique violation rolls its transaction back, and a retry
         // finds the contact (SQLite serializes write transactions, so it never races).
-        let (accepted, events) = self
+        let (mut accepted, events) = self
             .store
             .retry_conflicts("send", || {
                 self.accept(tenant_id, &request, &recipient, &account, &parts, &targets)
             })
             .await?;
         self.events.publish(events);
+        // Counted on the channel that took the message (a fallback target when the first
+        // channel's window was closed).
+        accepted.segments = self
+            .adapters
+            .get(&accepted.channel)
+            .and_then(|a| parts.first().and_then(|p| a.text_segments(p)));
         Ok(accepted)
     }
 
@@ -465,6 +475,7 @@ impl Sending {
             channel: account.channel.clone(),
             conversation_id: conv.id,
             parts: ids_iter.collect(),
+            segments: None,
         };
         Ok((accepted, events))
     }
@@ -513,6 +524,7 @@ impl Sending {
             channel: first.channel,
             conversation_id: first.conversation_id,
             parts: parts.into_iter().map(|m| m.id).collect(),
+            segments: None,
         }))
     }
 

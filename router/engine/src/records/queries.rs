@@ -11,7 +11,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde::Serialize;
-use switchboard_core::{Bsuid, PhoneParser};
+use switchboard_core::{Bsuid, Content, PhoneParser};
 
 use crate::error::{Result, RouterError};
 use crate::ids;
@@ -142,6 +142,10 @@ pub struct MessageView {
     /// also carries its `media_id` and `media_state`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub media: Vec<crate::media::view::MediaView>,
+    /// How many provider messages (SMS segments) the text is billed as, where the channel
+    /// counts so (`ChannelAdapter::text_segments`); computed from the content.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub segments: Option<u32>,
 }
 
 /// One status report of a message.
@@ -219,6 +223,7 @@ fn message_view(row: messages::Model) -> MessageView {
         status_history: None,
         attempts: None,
         media: Vec::new(),
+        segments: None,
     }
 }
 
@@ -242,6 +247,18 @@ impl Records {
             adapters,
             phones,
             media,
+        }
+    }
+
+    /// Adds each message's segment count, where its channel counts segments.
+    fn count_segments(&self, views: &mut [MessageView]) {
+        for v in views {
+            let Some(adapter) = self.adapters.get(&v.channel) else {
+                continue;
+            };
+            if let Ok(content) = serde_json::from_value::<Content>(v.content.clone()) {
+                v.segments = adapter.text_segments(&content);
+            }
         }
     }
 
@@ -329,6 +346,7 @@ impl Records {
                 .map(|a| attempt_view(a, &channel))
                 .collect(),
         );
+        self.count_segments(std::slice::from_mut(&mut view));
         self.attach_media(tenant_id, std::slice::from_mut(&mut view))
             .await?;
         Ok(view)
@@ -472,6 +490,7 @@ impl Records {
             },
             message_view,
         );
+        self.count_segments(&mut messages.data);
         self.attach_media(tenant_id, &mut messages.data).await?;
         Ok(messages)
     }

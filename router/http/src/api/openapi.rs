@@ -646,7 +646,8 @@ fn schemas(channels: &Channels) -> Value {
             "id": {"type": "string"}, "status": {"type": "string"}, "channel": {"type": "string"},
             "conversation_id": {"type": "string"},
             "parts": {"type": "array", "items": {"type": "string"},
-                "description": "further message ids when the media did not fit one message, in delivery order"}}}));
+                "description": "further message ids when the media did not fit one message, in delivery order"},
+            "segments": {"type": "integer", "description": "the SMS segments the message is billed as, on channels that count them"}}}));
     map.insert("Content".into(), json!({"type": "object", "description": "canonical content; absent parts are omitted", "properties": {
             "text": {"type": "string"},
             "media": {"type": "array", "items": {"type": "object", "required": ["kind"], "properties": {
@@ -679,7 +680,8 @@ fn schemas(channels: &Channels) -> Value {
                 "error_code": nullable("string"), "error_message": nullable("string"),
                 "request": {"description": "the provider request, secrets redacted"},
                 "response": {"description": "the provider response, truncated"}}}},
-            "media": {"type": "array", "description": "inbound media as stored, in item order", "items": schema_ref("Media")}}}));
+            "media": {"type": "array", "description": "inbound media as stored, in item order", "items": schema_ref("Media")},
+            "segments": {"type": "integer", "description": "the SMS segments the text is billed as, on channels that count them"}}}));
     map.insert("Media".into(), json!({"type": "object", "required": ["id", "kind", "state"], "properties": {
             "id": {"type": "string"}, "index": {"type": "integer"}, "kind": media_kind.clone(),
             "state": {"type": "string", "enum": ["pending", "stored", "failed"]},
