@@ -710,3 +710,59 @@ async fn an_inbound_mms_stores_its_media_like_whatsapp_media() {
     })
     .await;
 }
+
+/// The case the fallback is for: a WhatsApp message to a number not on WhatsApp (63003)
+/// goes out by SMS on the real adapters, as the same message, through the API.
+#[tokio::test]
+async fn a_whatsapp_message_to_a_number_not_on_whatsapp_goes_out_by_sms() {
+    on_each_backend(|db| async move {
+        let s = site(&db).await;
+        // The person wrote on WhatsApp: the window is open.
+        let wa = twilio::inbound_text_form(
+            TEST_ACCOUNT_SID,
+            PERSON,
+            WA_NUMBER,
+            "hello",
+            "SM00000000000000000000000000000f11",
+        );
+        assert_eq!(s.webhook(DEFAULT_WEBHOOK_PATH, &wa).await.0, 200);
+        s.twilio
+            .respond_error_next(400, 63003, "Channel could not find To address");
+        let sent = s
+            .send(json!({
+                "to": PERSON, "channel": "twilio-whatsapp", "from": WA_NUMBER,
+                "text": "your order shipped",
+                "fallback": [{"channel": "twilio-sms", "from": SMS_NUMBER}],
+            }))
+            .await
+            .expect(202, None);
+        let id = sent.body["id"].as_str().unwrap().to_owned();
+        s.deliver_all().await;
+        let creates = s.creates();
+        assert_eq!(creates.len(), 2, "one try on WhatsApp, one by SMS");
+        let to_whatsapp = format!("whatsapp:{PERSON}");
+        assert_eq!(creates[0].form_value("To"), Some(to_whatsapp.as_str()));
+        assert_eq!(creates[1].form_value("To"), Some(PERSON), "no whatsapp: by SMS");
+        assert_eq!(creates[1].form_value("From"), Some(SMS_NUMBER));
+        assert_eq!(creates[1].form_value("Body"), Some("your order shipped"));
+        let message = s.message(&id).await;
+        assert_eq!(message["channel"], "twilio-sms");
+        assert_eq!(message["status"], "accepted");
+        let channels: Vec<&str> = message["attempts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["channel"].as_str().unwrap())
+            .collect();
+        assert_eq!(channels, ["twilio-whatsapp", "twilio-sms"]);
+        assert!(
+            message["status_history"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|h| h["status"] == "failed" && h["error_code"] == "63003"),
+            "{message}"
+        );
+    })
+    .await;
+}
