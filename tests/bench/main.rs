@@ -28,7 +28,7 @@ use switchboard_router::store::crypto::CredentialCipher;
 use switchboard_router::store::entity::{messages, webhook_events};
 use switchboard_router::tenancy::registry::AdapterRegistry;
 use switchboard_router::{Router, Store};
-use switchboard_twilio_whatsapp::{TwilioConfig, TwilioWhatsApp, testing as twilio};
+use switchboard_twilio::{TwilioConfig, TwilioWhatsApp, testing as twilio};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 

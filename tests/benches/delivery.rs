@@ -14,8 +14,8 @@ use switchboard_router::store::SqliteSync;
 use switchboard_router::store::crypto::CredentialCipher;
 use switchboard_router::store::entity::{outbox, send_attempts};
 use switchboard_router::{Router, SendRequest, Store};
-use switchboard_twilio_whatsapp::testing::FakeTwilio;
-use switchboard_twilio_whatsapp::{TwilioConfig, TwilioWhatsApp};
+use switchboard_twilio::testing::FakeTwilio;
+use switchboard_twilio::{TwilioConfig, TwilioWhatsApp};
 
 const SENDERS: usize = 4;
 

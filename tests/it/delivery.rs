@@ -1323,10 +1323,10 @@ mod real_binary {
 
     use std::collections::HashMap;
 
-    use switchboard_twilio_whatsapp::testing::{
+    use switchboard_twilio::testing::{
         FakeTwilio, RecordedRequest, TEST_ACCOUNT_SID, TEST_AUTH_TOKEN,
     };
-    use switchboard_twilio_whatsapp::{TwilioConfig, TwilioWhatsApp};
+    use switchboard_twilio::{TwilioConfig, TwilioWhatsApp};
 
     use super::*;
     use crate::support::binary::Server;

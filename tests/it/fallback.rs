@@ -21,10 +21,8 @@ use switchboard_router::store::entity::{messages, outbox};
 use switchboard_router::{
     DeliveryConfig, FallbackTarget, Router, RouterEvent, SendAccepted, SendRequest,
 };
-use switchboard_twilio_whatsapp::testing::{
-    self as twilio, FakeTwilio, TEST_ACCOUNT_SID, TEST_AUTH_TOKEN,
-};
-use switchboard_twilio_whatsapp::{TwilioConfig, TwilioWhatsApp};
+use switchboard_twilio::testing::{self as twilio, FakeTwilio, TEST_ACCOUNT_SID, TEST_AUTH_TOKEN};
+use switchboard_twilio::{TwilioConfig, TwilioWhatsApp};
 use tokio::sync::broadcast;
 
 use crate::support::api::{self, start};

@@ -7,7 +7,7 @@ use switchboard_core::{MAX_ROUTING_KEYS, WebhookError};
 use switchboard_meta_cloud::testing as meta;
 use switchboard_router::store::entity::messages;
 use switchboard_router::{Router, RouterError};
-use switchboard_twilio_whatsapp::testing::{self as twilio, TEST_ACCOUNT_SID};
+use switchboard_twilio::testing::{self as twilio, TEST_ACCOUNT_SID};
 
 use crate::support::providers::{
     APP_SECRET, META_DISPLAY, PERSON, PNID, PUBLIC, TWILIO_NUMBER, TWILIO_PATH, site,

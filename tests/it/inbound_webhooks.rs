@@ -13,7 +13,7 @@ use switchboard_router::RouterError;
 use switchboard_router::store::entity::{
     contact_identities, contacts, conversations, messages, webhook_events,
 };
-use switchboard_twilio_whatsapp::testing::{self as twilio, TEST_ACCOUNT_SID, TEST_AUTH_TOKEN};
+use switchboard_twilio::testing::{self as twilio, TEST_ACCOUNT_SID, TEST_AUTH_TOKEN};
 
 use crate::support::fake::{inbound, phone, signed, status, webhook};
 use crate::support::providers::{

@@ -11,9 +11,7 @@ use switchboard_router::Router;
 use switchboard_router::media::config::MediaConfig;
 use switchboard_router::media::storage::LocalMediaStore;
 use switchboard_router::store::entity::messages;
-use switchboard_twilio_whatsapp::testing::{
-    self as twilio, FakeTwilio, TEST_ACCOUNT_SID, TEST_AUTH_TOKEN,
-};
+use switchboard_twilio::testing::{self as twilio, FakeTwilio, TEST_ACCOUNT_SID, TEST_AUTH_TOKEN};
 
 use crate::support::providers::{
     APP_SECRET, META_DISPLAY, META_TOKEN, PERSON, PERSON_WA, PNID, PUBLIC, TWILIO_NUMBER,

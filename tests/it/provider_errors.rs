@@ -8,7 +8,7 @@ use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use switchboard_meta_cloud::testing as meta;
 use switchboard_router::SendRequest;
 use switchboard_router::store::entity::{messages, outbox};
-use switchboard_twilio_whatsapp::testing as twilio;
+use switchboard_twilio::testing as twilio;
 
 use crate::support::fake::template_to;
 use crate::support::on_each_backend;

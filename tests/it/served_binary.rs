@@ -6,9 +6,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use switchboard_meta_cloud::testing::{self as meta, FakeGraph};
 use switchboard_router::store::crypto::CredentialCipher;
-use switchboard_twilio_whatsapp::testing::{
-    self as twilio, FakeTwilio, TEST_ACCOUNT_SID, TEST_AUTH_TOKEN,
-};
+use switchboard_twilio::testing::{self as twilio, FakeTwilio, TEST_ACCOUNT_SID, TEST_AUTH_TOKEN};
 
 use crate::support::api::reply;
 use crate::support::binary::Server;

@@ -6,7 +6,7 @@ use sea_orm::EntityTrait;
 use switchboard_core::MessageStatus;
 use switchboard_meta_cloud::testing as meta;
 use switchboard_router::store::entity::messages;
-use switchboard_twilio_whatsapp::testing::{self as twilio, TEST_ACCOUNT_SID, TEST_AUTH_TOKEN};
+use switchboard_twilio::testing::{self as twilio, TEST_ACCOUNT_SID, TEST_AUTH_TOKEN};
 
 use crate::support::fake::{inbound, phone, receive, status, text_to};
 use crate::support::providers::{

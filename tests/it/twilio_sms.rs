@@ -12,10 +12,8 @@ use serde_json::{Value, json};
 use switchboard_router::Router;
 use switchboard_router::media::storage::LocalMediaStore;
 use switchboard_router::store::crypto::CredentialCipher;
-use switchboard_twilio_whatsapp::testing::{
-    self as twilio, FakeTwilio, TEST_ACCOUNT_SID, TEST_AUTH_TOKEN,
-};
-use switchboard_twilio_whatsapp::{
+use switchboard_twilio::testing::{self as twilio, FakeTwilio, TEST_ACCOUNT_SID, TEST_AUTH_TOKEN};
+use switchboard_twilio::{
     DEFAULT_SMS_WEBHOOK_PATH, DEFAULT_WEBHOOK_PATH, TwilioConfig, TwilioSms, TwilioWhatsApp,
 };
 
@@ -742,7 +740,11 @@ async fn a_whatsapp_message_to_a_number_not_on_whatsapp_goes_out_by_sms() {
         assert_eq!(creates.len(), 2, "one try on WhatsApp, one by SMS");
         let to_whatsapp = format!("whatsapp:{PERSON}");
         assert_eq!(creates[0].form_value("To"), Some(to_whatsapp.as_str()));
-        assert_eq!(creates[1].form_value("To"), Some(PERSON), "no whatsapp: by SMS");
+        assert_eq!(
+            creates[1].form_value("To"),
+            Some(PERSON),
+            "no whatsapp: by SMS"
+        );
         assert_eq!(creates[1].form_value("From"), Some(SMS_NUMBER));
         assert_eq!(creates[1].form_value("Body"), Some("your order shipped"));
         let message = s.message(&id).await;

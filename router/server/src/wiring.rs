@@ -16,7 +16,7 @@ pub struct ChannelSettings {
     /// Twilio's settings, shared by its WhatsApp and SMS channels.
     #[cfg(any(feature = "twilio", feature = "sms"))]
     #[command(flatten)]
-    pub twilio_whatsapp: switchboard_twilio_whatsapp::TwilioSettings,
+    pub twilio_whatsapp: switchboard_twilio::TwilioSettings,
     #[cfg(feature = "meta")]
     #[command(flatten)]
     pub meta_whatsapp: switchboard_meta_cloud::MetaSettings,
@@ -31,11 +31,11 @@ pub fn builtin_adapters(settings: &ChannelSettings, common: &CommonSettings) -> 
     #[allow(unused_mut)]
     let mut registry = AdapterRegistry::new();
     #[cfg(feature = "twilio")]
-    registry.register(Arc::new(switchboard_twilio_whatsapp::TwilioWhatsApp::new(
+    registry.register(Arc::new(switchboard_twilio::TwilioWhatsApp::new(
         settings.twilio_whatsapp.config(common),
     )));
     #[cfg(feature = "sms")]
-    registry.register(Arc::new(switchboard_twilio_whatsapp::TwilioSms::new(
+    registry.register(Arc::new(switchboard_twilio::TwilioSms::new(
         settings.twilio_whatsapp.sms_config(common),
     )));
     #[cfg(feature = "meta")]
@@ -147,8 +147,8 @@ mod tests {
         let config = serve_config(&["switchboard", "serve"]);
         let registry = builtin_adapters(&config.channels, &config.common());
         let mut names: Vec<String> = vec![
-            "switchboard_twilio_whatsapp".into(),
-            "switchboard-twilio-whatsapp".into(),
+            "switchboard_twilio".into(),
+            "switchboard-twilio".into(),
             "switchboard_meta_cloud".into(),
             "switchboard-meta-cloud".into(),
         ];

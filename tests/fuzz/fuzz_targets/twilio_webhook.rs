@@ -6,8 +6,8 @@
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
 use switchboard_core::{AccountContext, ChannelAdapter, Credentials, PhoneNumber, WebhookRequest};
-use switchboard_twilio_whatsapp::testing::sign_form;
-use switchboard_twilio_whatsapp::{TwilioConfig, TwilioWhatsApp};
+use switchboard_twilio::testing::sign_form;
+use switchboard_twilio::{TwilioConfig, TwilioWhatsApp};
 
 const TOKEN: &str = "fuzz-token";
 const PUBLIC: &str = "https://sb.example.com";

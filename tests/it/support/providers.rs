@@ -13,10 +13,8 @@ use switchboard_meta_cloud::testing::{self as meta, FakeGraph};
 use switchboard_router::store::crypto::CredentialCipher;
 use switchboard_router::store::entity::messages;
 use switchboard_router::{Router, RouterBuilder, SendRequest};
-use switchboard_twilio_whatsapp::testing::{
-    self as twilio, FakeTwilio, TEST_ACCOUNT_SID, TEST_AUTH_TOKEN,
-};
-use switchboard_twilio_whatsapp::{TwilioConfig, TwilioWhatsApp};
+use switchboard_twilio::testing::{self as twilio, FakeTwilio, TEST_ACCOUNT_SID, TEST_AUTH_TOKEN};
+use switchboard_twilio::{TwilioConfig, TwilioWhatsApp};
 
 use super::TestDb;
 

@@ -4,9 +4,9 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use switchboard_twilio_whatsapp::signature::{compute_signature, validate_signature};
-use switchboard_twilio_whatsapp::{Form, parse_form};
-use switchboard_twilio_whatsapp::{TwilioConfig, testing};
+use switchboard_twilio::signature::{compute_signature, validate_signature};
+use switchboard_twilio::{Form, parse_form};
+use switchboard_twilio::{TwilioConfig, testing};
 
 const TOKEN: &str = "0123456789abcdef0123456789abcdef";
 const URL: &str = "https://sb.example.com/webhooks/twilio-whatsapp";

@@ -1,4 +1,4 @@
-//! `switchboard-twilio-whatsapp`: Twilio's two channel adapters, [`TwilioWhatsApp`]
+//! `switchboard-twilio`: Twilio's two channel adapters, [`TwilioWhatsApp`]
 //! (`twilio-whatsapp`) and [`TwilioSms`] (`twilio-sms`, SMS and MMS), over one Messages
 //! API, webhook form, signature, error table and fake.
 //!
@@ -100,7 +100,7 @@ pub struct TwilioWhatsApp {
 impl TwilioWhatsApp {
     /// An adapter with one HTTP client (timeouts from `config`, a User-Agent).
     pub fn new(config: TwilioConfig) -> Self {
-        let http = http_client(&config, "switchboard-twilio-whatsapp/");
+        let http = http_client(&config, "switchboard-twilio/");
         Self {
             config,
             http,

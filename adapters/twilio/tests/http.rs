@@ -7,8 +7,8 @@ use switchboard_core::{
     AccountContext, ChannelAdapter, Content, ErrorKind, HealthStatus, MediaItem, MediaKind,
     MessageStatus, OutboundMessage, PhoneNumber, Recipient, Template,
 };
-use switchboard_twilio_whatsapp::testing::{self, FakeTwilio, TEST_ACCOUNT_SID, TEST_AUTH_TOKEN};
-use switchboard_twilio_whatsapp::{TwilioConfig, TwilioWhatsApp};
+use switchboard_twilio::testing::{self, FakeTwilio, TEST_ACCOUNT_SID, TEST_AUTH_TOKEN};
+use switchboard_twilio::{TwilioConfig, TwilioWhatsApp};
 
 const BUSINESS: &str = "+14155238886";
 const PERSON: &str = "+31612345678";
@@ -66,7 +66,7 @@ async fn send_text_posts_every_field() {
     assert!(
         r.header("user-agent")
             .unwrap()
-            .starts_with("switchboard-twilio-whatsapp/")
+            .starts_with("switchboard-twilio/")
     );
     assert_eq!(
         r.form,
