@@ -911,3 +911,59 @@ async fn the_api_takes_fallback_and_refuses_bad_targets() {
     })
     .await;
 }
+
+/// A failure report that comes before the send's own answer (the provider id is not known
+/// yet, so it waits) still moves the message on once the answer is recorded.
+#[tokio::test]
+async fn a_failure_reported_before_the_send_answer_still_falls_back() {
+    on_each_backend(|db| async move {
+        let s = site(&db).await;
+        open_both_windows(&s).await;
+        let accepted = s
+            .router
+            .send(
+                &s.tenant,
+                text_with_fallback("meta-whatsapp", "hello", &["twilio-whatsapp"]),
+            )
+            .await
+            .unwrap();
+        let wamid = "wamid.reported-before-the-answer";
+        s.graph.respond_next(
+            200,
+            json!({"messaging_product": "whatsapp",
+                   "contacts": [{"input": PERSON, "wa_id": PERSON_WA}],
+                   "messages": [{"id": wamid}]}),
+        );
+        // The Graph API answers slowly; the failure report for the message comes first.
+        s.graph.set_delay(Duration::from_millis(800));
+        let deliver = {
+            let router = s.router.clone();
+            tokio::spawn(async move { router.delivery().deliver_due().await.unwrap() })
+        };
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        receive_meta(
+            &s.router,
+            &meta::status(PNID, wamid, "failed", PERSON_WA, Some(131026)),
+        )
+        .await;
+        assert_eq!(deliver.await.unwrap(), 1);
+        s.graph.set_delay(Duration::ZERO);
+        drain(&s.router).await;
+        let v = view(&s, &accepted.id).await;
+        assert_eq!(
+            (v.channel.as_str(), v.status.as_str()),
+            ("twilio-whatsapp", "accepted")
+        );
+        assert_eq!(attempt_channels(&v), ["meta-whatsapp", "twilio-whatsapp"]);
+        assert!(
+            v.status_history
+                .unwrap()
+                .iter()
+                .any(|h| h.status == "failed" && h.error_code.as_deref() == Some("131026")),
+            "the failed leg stays in the history"
+        );
+        assert_eq!(twilio_sends(&s.twilio), 1);
+        assert_eq!(outbox_len(&s.router).await, 0);
+    })
+    .await;
+}

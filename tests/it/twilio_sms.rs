@@ -768,3 +768,66 @@ async fn a_whatsapp_message_to_a_number_not_on_whatsapp_goes_out_by_sms() {
     })
     .await;
 }
+
+/// Twilio names our message in its callback path, so a failure report that comes before
+/// the send's answer finds the message at once: it moves on to SMS, and the WhatsApp send's
+/// answer, written later, only adds its attempt.
+#[tokio::test]
+async fn a_whatsapp_failure_reported_before_the_send_answer_moves_the_message_to_sms() {
+    on_each_backend(|db| async move {
+        let s = site(&db).await;
+        let wa = twilio::inbound_text_form(
+            TEST_ACCOUNT_SID,
+            PERSON,
+            WA_NUMBER,
+            "hello",
+            "SM00000000000000000000000000000f21",
+        );
+        assert_eq!(s.webhook(DEFAULT_WEBHOOK_PATH, &wa).await.0, 200);
+        let sent = s
+            .send(json!({
+                "to": PERSON, "channel": "twilio-whatsapp", "from": WA_NUMBER,
+                "text": "your order shipped",
+                "fallback": [{"channel": "twilio-sms", "from": SMS_NUMBER}],
+            }))
+            .await
+            .expect(202, None);
+        let id = sent.body["id"].as_str().unwrap().to_owned();
+        s.twilio.set_delay(Duration::from_millis(800));
+        let deliver = {
+            let router = s.router.clone();
+            tokio::spawn(async move { router.delivery().deliver_due().await.unwrap() })
+        };
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        // The fake names its first message SM…01.
+        let sid = format!("SM{:032x}", 1);
+        let form = twilio::status_form(
+            TEST_ACCOUNT_SID,
+            WA_NUMBER,
+            PERSON,
+            &sid,
+            "undelivered",
+            Some("63003"),
+        );
+        let path = format!("{DEFAULT_WEBHOOK_PATH}/status/{id}");
+        assert_eq!(s.webhook(&path, &form).await.0, 200);
+        assert_eq!(deliver.await.unwrap(), 1);
+        s.twilio.set_delay(Duration::ZERO);
+        s.deliver_all().await;
+        let creates = s.creates();
+        assert_eq!(creates.len(), 2, "WhatsApp once, then SMS once");
+        assert_eq!(creates[1].form_value("To"), Some(PERSON));
+        let message = s.message(&id).await;
+        assert_eq!(message["channel"], "twilio-sms");
+        assert_eq!(message["status"], "accepted");
+        assert_ne!(message["provider_message_id"], sid.as_str());
+        let channels: Vec<&str> = message["attempts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["channel"].as_str().unwrap())
+            .collect();
+        assert_eq!(channels, ["twilio-whatsapp", "twilio-sms"]);
+    })
+    .await;
+}

@@ -153,6 +153,7 @@ impl Delivery {
             leases: SenderLeases::new(store.clone(), worker_id.clone(), config.lease),
             outcomes: Outcomes {
                 store: store.clone(),
+                adapters: adapters.clone(),
                 events,
                 config: config.clone(),
             },

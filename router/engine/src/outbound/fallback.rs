@@ -196,8 +196,9 @@ pub(crate) async fn move_on<C: ConnectionTrait>(
 /// A status report from `channel` that moves its message on: a `failed`/`undelivered`
 /// status whose provider error `adapter` classifies as reachable elsewhere, for a message
 /// with a fallback channel left. `None` when it is not one (the caller applies it as any
-/// status). A failure reported before the send's own outcome was recorded (no provider id
-/// yet) is applied as a plain status: the send in flight still writes its outcome.
+/// status). A failure reported before the send's own outcome was recorded moves the
+/// message on too: that outcome, written later, finds the message on another leg and only
+/// records its attempt (`Outcomes::write_sent`).
 pub(crate) async fn on_status<C: ConnectionTrait>(
     db: &C,
     channel: &str,
@@ -218,7 +219,7 @@ pub(crate) async fn on_status<C: ConnectionTrait>(
     let Some(message) = statuses::find_message(db, channel, update).await? else {
         return Ok(None);
     };
-    if message.provider_message_id.is_none() || message.fallback.is_none() {
+    if message.fallback.is_none() {
         return Ok(None);
     }
     move_on(

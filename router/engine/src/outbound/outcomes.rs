@@ -4,9 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sea_orm::sea_query::{CaseStatement, Expr};
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
-use switchboard_core::{ChannelError, MessageStatus, PhoneNumber, SendReceipt};
+use sea_orm::sea_query::{CaseStatement, Expr, LockType};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
+use switchboard_core::{ChannelError, MessageStatus, PhoneNumber, ProviderError, SendReceipt};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::config::DeliveryConfig;
@@ -21,6 +21,7 @@ use crate::store::Store;
 use crate::store::entity;
 use crate::store::entity::{messages, outbox, pending_statuses, send_attempts};
 use crate::store::queue::millis;
+use crate::tenancy::registry::AdapterRegistry;
 
 /// Most successful outcomes written in one transaction.
 const OUTCOMES_PER_TXN: usize = 256;
@@ -79,6 +80,7 @@ fn receipt_status(receipt: &SendReceipt) -> MessageStatus {
 /// Writes the outcomes of sends.
 pub(crate) struct Outcomes {
     pub(crate) store: Store,
+    pub(crate) adapters: AdapterRegistry,
     pub(crate) events: Arc<EventBus>,
     pub(crate) config: DeliveryConfig,
 }
@@ -132,11 +134,47 @@ impl Outcomes {
         }
     }
 
+    /// The messages of `outcomes` still on the account their send went to, their rows
+    /// locked until the transaction ends (PostgreSQL; SQLite's writer is alone anyway), so a
+    /// report moving one on waits for it.
+    async fn on_their_leg<'o>(
+        &self,
+        txn: &sea_orm::DatabaseTransaction,
+        outcomes: &'o [Sent],
+    ) -> Result<std::collections::HashSet<&'o str>> {
+        let mut accounts = std::collections::HashMap::new();
+        for chunk in outcomes.chunks(IN_CHUNK) {
+            let rows: Vec<(String, String)> = messages::Entity::find()
+                .select_only()
+                .column(messages::Column::Id)
+                .column(messages::Column::AccountId)
+                .filter(messages::Column::Id.is_in(chunk.iter().map(|o| o.message.id.as_str())))
+                .lock(LockType::Update)
+                .into_tuple()
+                .all(txn)
+                .await?;
+            accounts.extend(rows);
+        }
+        Ok(outcomes
+            .iter()
+            .filter(|o| accounts.get(&o.message.id) == Some(&o.entry.account_id))
+            .map(|o| o.message.id.as_str())
+            .collect())
+    }
+
     pub(crate) async fn write_sent(&self, outcomes: &[Sent]) -> Result<Vec<RouterEvent>> {
         let txn = self.store.write_txn().await?;
         send_attempts::Entity::insert_many(outcomes.iter().map(|o| o.attempt.clone()))
             .exec_without_returning(&txn)
             .await?;
+        // A message that moved on to its next channel while its send was in flight (a
+        // failure report came first, `fallback::on_status`) keeps only this attempt: the old
+        // leg's outcome must not touch the new leg's provider id, status or outbox entry.
+        let on_their_leg = self.on_their_leg(&txn, outcomes).await?;
+        let outcomes: Vec<&Sent> = outcomes
+            .iter()
+            .filter(|o| on_their_leg.contains(o.message.id.as_str()))
+            .collect();
         // Provider ids first, for the whole batch: nothing below reads them back from the
         // database, and `delivered` hands the statuses a model that has them.
         for chunk in outcomes.chunks(IN_CHUNK / 2) {
@@ -179,7 +217,7 @@ impl Outcomes {
         }
         let mut events = Vec::new();
         let mut plain = Vec::with_capacity(outcomes.len());
-        for o in outcomes {
+        for o in &outcomes {
             let has_pending = waiting.contains(&(
                 o.message.channel.clone(),
                 o.receipt.provider_message_id.clone(),
@@ -194,13 +232,23 @@ impl Outcomes {
             }
         }
         events.extend(statuses::record_many(&txn, &plain).await?);
-        // The batch leaves the outbox last, as each entry did after its own outcome.
-        for chunk in outcomes.chunks(IN_CHUNK) {
+        // The batch leaves the outbox last, as each entry did after its own outcome; a
+        // message that moved on to its next channel just now keeps its new entry.
+        let moved_on: std::collections::HashSet<&str> = events
+            .iter()
+            .filter_map(|e| match e {
+                RouterEvent::MessageFallback { message_id, .. } => Some(message_id.as_str()),
+                _ => None,
+            })
+            .collect();
+        let leaving: Vec<&str> = outcomes
+            .iter()
+            .map(|o| o.entry.message_id.as_str())
+            .filter(|id| !moved_on.contains(id))
+            .collect();
+        for chunk in leaving.chunks(IN_CHUNK) {
             outbox::Entity::delete_many()
-                .filter(
-                    outbox::Column::MessageId
-                        .is_in(chunk.iter().map(|o| o.entry.message_id.as_str())),
-                )
+                .filter(outbox::Column::MessageId.is_in(chunk.iter().copied()))
                 .exec(&txn)
                 .await?;
         }
@@ -236,7 +284,28 @@ impl Outcomes {
         {
             events.push(ev);
         }
-        events.extend(statuses::apply_pending(txn, message).await?);
+        // A failure that came before the provider id and says the recipient cannot be
+        // reached here moves the message on instead of failing it.
+        let adapter = self.adapters.get(&message.channel).cloned();
+        let moves_on = |status: MessageStatus, error: &ProviderError| {
+            message.fallback.is_some()
+                && matches!(status, MessageStatus::Failed | MessageStatus::Undelivered)
+                && adapter
+                    .as_ref()
+                    .is_some_and(|a| a.status_error_kind(error).reachable_elsewhere())
+        };
+        let (applied, handed_back) = statuses::apply_pending(txn, message, moves_on).await?;
+        events.extend(applied);
+        if let Some(report) = handed_back {
+            let failure = Failure {
+                status: report.status,
+                error: &report.error,
+                raw: &report.raw,
+                provider_timestamp: report.provider_timestamp,
+                from_status: true,
+            };
+            events.extend(fallback::move_on(txn, message, &failure).await?);
+        }
         if let Some(wa_id) = &receipt.recipient_wa_id {
             // The provider resolved the number to another WhatsApp id (Brazil, Mexico): the
             // reply will come from that id, so it must name the same contact.

@@ -290,13 +290,25 @@ pub(crate) async fn prune_pending<C: ConnectionTrait>(
     Ok(done.rows_affected)
 }
 
-/// Applies statuses that arrived before `message` had its provider id.
+/// A status that waited for its message's provider id, handed back to the caller instead
+/// of applied (see [`apply_pending`]).
+pub(crate) struct HandedBack {
+    pub(crate) status: MessageStatus,
+    pub(crate) error: switchboard_core::ProviderError,
+    pub(crate) raw: serde_json::Value,
+    pub(crate) provider_timestamp: Option<i64>,
+}
+
+/// Applies statuses that arrived before `message` had its provider id, in order. The
+/// first failure with an error that `hand_back` picks is not applied but handed back (and
+/// the statuses after it stay waiting): the caller decides what it means (a fallback).
 pub(crate) async fn apply_pending<C: ConnectionTrait>(
     db: &C,
     message: &messages::Model,
-) -> Result<Vec<RouterEvent>, DbErr> {
+    hand_back: impl Fn(MessageStatus, &switchboard_core::ProviderError) -> bool,
+) -> Result<(Vec<RouterEvent>, Option<HandedBack>), DbErr> {
     let Some(provider_id) = &message.provider_message_id else {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), None));
     };
     let pending = pending_statuses::Entity::find()
         .filter(pending_statuses::Column::Channel.eq(message.channel.as_str()))
@@ -322,6 +334,18 @@ pub(crate) async fn apply_pending<C: ConnectionTrait>(
             .as_deref()
             .and_then(|r| serde_json::from_str(r).ok())
             .unwrap_or(serde_json::Value::Null);
+        pending_statuses::Entity::delete_by_id(p.id)
+            .exec(db)
+            .await?;
+        if let Some(error) = error.as_ref().filter(|e| hand_back(status, e)) {
+            let handed = HandedBack {
+                status,
+                error: error.clone(),
+                raw,
+                provider_timestamp: p.provider_timestamp,
+            };
+            return Ok((events, Some(handed)));
+        }
         if let Applied::Advanced(ev) = record(
             db,
             message,
@@ -334,9 +358,6 @@ pub(crate) async fn apply_pending<C: ConnectionTrait>(
         {
             events.push(ev);
         }
-        pending_statuses::Entity::delete_by_id(p.id)
-            .exec(db)
-            .await?;
     }
-    Ok(events)
+    Ok((events, None))
 }
