@@ -170,6 +170,18 @@ async fn drain(router: &Router) {
     }
 }
 
+/// Both windows open, "hello" sent on Meta with Twilio WhatsApp as its fallback.
+async fn sent_on_meta_with_twilio_fallback(s: &Site) -> SendAccepted {
+    open_both_windows(s).await;
+    s.router
+        .send(
+            &s.tenant,
+            text_with_fallback("meta-whatsapp", "hello", &["twilio-whatsapp"]),
+        )
+        .await
+        .unwrap()
+}
+
 async fn view(s: &Site, id: &str) -> MessageView {
     s.router.records().get_message(&s.tenant, id).await.unwrap()
 }
@@ -444,15 +456,7 @@ async fn later_failed_and_undelivered_statuses_fall_back() {
 async fn a_later_meta_failure_for_an_unreachable_recipient_falls_back() {
     on_each_backend(|db| async move {
         let s = site(&db).await;
-        open_both_windows(&s).await;
-        let accepted = s
-            .router
-            .send(
-                &s.tenant,
-                text_with_fallback("meta-whatsapp", "hello", &["twilio-whatsapp"]),
-            )
-            .await
-            .unwrap();
+        let accepted = sent_on_meta_with_twilio_fallback(&s).await;
         drain(&s.router).await;
         let wamid = row(&s.router, &accepted.id)
             .await
@@ -918,15 +922,7 @@ async fn the_api_takes_fallback_and_refuses_bad_targets() {
 async fn a_failure_reported_before_the_send_answer_still_falls_back() {
     on_each_backend(|db| async move {
         let s = site(&db).await;
-        open_both_windows(&s).await;
-        let accepted = s
-            .router
-            .send(
-                &s.tenant,
-                text_with_fallback("meta-whatsapp", "hello", &["twilio-whatsapp"]),
-            )
-            .await
-            .unwrap();
+        let accepted = sent_on_meta_with_twilio_fallback(&s).await;
         let wamid = "wamid.reported-before-the-answer";
         s.graph.respond_next(
             200,

@@ -156,6 +156,23 @@ impl Site {
         self.api(Method::POST, "/v1/messages", Some(body)).await
     }
 
+    /// The person writes on WhatsApp (inbound SID `inbound_sid`), so its window is open;
+    /// then a text goes to them on WhatsApp with SMS as its fallback. Returns its id.
+    async fn whatsapp_with_sms_fallback(&self, inbound_sid: &str) -> String {
+        let wa =
+            twilio::inbound_text_form(TEST_ACCOUNT_SID, PERSON, WA_NUMBER, "hello", inbound_sid);
+        assert_eq!(self.webhook(DEFAULT_WEBHOOK_PATH, &wa).await.0, 200);
+        let sent = self
+            .send(json!({
+                "to": PERSON, "channel": "twilio-whatsapp", "from": WA_NUMBER,
+                "text": "your order shipped",
+                "fallback": [{"channel": "twilio-sms", "from": SMS_NUMBER}],
+            }))
+            .await
+            .expect(202, None);
+        sent.body["id"].as_str().unwrap().to_owned()
+    }
+
     /// Sends a text on `channel` from `from`; returns the message id.
     async fn send_text(&self, channel: &str, from: &str, text: &str) -> String {
         let sent = self
@@ -715,26 +732,11 @@ async fn an_inbound_mms_stores_its_media_like_whatsapp_media() {
 async fn a_whatsapp_message_to_a_number_not_on_whatsapp_goes_out_by_sms() {
     on_each_backend(|db| async move {
         let s = site(&db).await;
-        // The person wrote on WhatsApp: the window is open.
-        let wa = twilio::inbound_text_form(
-            TEST_ACCOUNT_SID,
-            PERSON,
-            WA_NUMBER,
-            "hello",
-            "SM00000000000000000000000000000f11",
-        );
-        assert_eq!(s.webhook(DEFAULT_WEBHOOK_PATH, &wa).await.0, 200);
+        let id = s
+            .whatsapp_with_sms_fallback("SM00000000000000000000000000000f11")
+            .await;
         s.twilio
             .respond_error_next(400, 63003, "Channel could not find To address");
-        let sent = s
-            .send(json!({
-                "to": PERSON, "channel": "twilio-whatsapp", "from": WA_NUMBER,
-                "text": "your order shipped",
-                "fallback": [{"channel": "twilio-sms", "from": SMS_NUMBER}],
-            }))
-            .await
-            .expect(202, None);
-        let id = sent.body["id"].as_str().unwrap().to_owned();
         s.deliver_all().await;
         let creates = s.creates();
         assert_eq!(creates.len(), 2, "one try on WhatsApp, one by SMS");
@@ -776,23 +778,9 @@ async fn a_whatsapp_message_to_a_number_not_on_whatsapp_goes_out_by_sms() {
 async fn a_whatsapp_failure_reported_before_the_send_answer_moves_the_message_to_sms() {
     on_each_backend(|db| async move {
         let s = site(&db).await;
-        let wa = twilio::inbound_text_form(
-            TEST_ACCOUNT_SID,
-            PERSON,
-            WA_NUMBER,
-            "hello",
-            "SM00000000000000000000000000000f21",
-        );
-        assert_eq!(s.webhook(DEFAULT_WEBHOOK_PATH, &wa).await.0, 200);
-        let sent = s
-            .send(json!({
-                "to": PERSON, "channel": "twilio-whatsapp", "from": WA_NUMBER,
-                "text": "your order shipped",
-                "fallback": [{"channel": "twilio-sms", "from": SMS_NUMBER}],
-            }))
-            .await
-            .expect(202, None);
-        let id = sent.body["id"].as_str().unwrap().to_owned();
+        let id = s
+            .whatsapp_with_sms_fallback("SM00000000000000000000000000000f21")
+            .await;
         s.twilio.set_delay(Duration::from_millis(800));
         let deliver = {
             let router = s.router.clone();
