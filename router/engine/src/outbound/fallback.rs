@@ -11,7 +11,7 @@
 //! account. The forward-only `statuses::record` is never used for it.
 
 use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
 use serde::{Deserialize, Serialize};
 use switchboard_core::{ChannelAdapter, Content, MessageStatus, ProviderError, StatusUpdate};
 
@@ -162,19 +162,14 @@ pub(crate) async fn move_on<C: ConnectionTrait>(
     outbox::Entity::delete_by_id(message.id.clone())
         .exec(db)
         .await?;
-    outbox::Entity::insert(outbox::ActiveModel {
-        message_id: Set(message.id.clone()),
-        tenant_id: Set(message.tenant_id.clone()),
-        account_id: Set(target.account_id.clone()),
-        conversation_id: Set(conversation.id.clone()),
-        attempts: Set(0),
-        next_attempt_at: Set(now),
-        locked_by: Set(None),
-        locked_until: Set(None),
-        ambiguous: Set(false),
-        created_at: Set(now),
-    })
-    .exec_without_returning(db)
+    crate::outbound::queue::enqueue(
+        db,
+        &message.id,
+        &message.tenant_id,
+        &target.account_id,
+        &conversation.id,
+        now,
+    )
     .await?;
     tracing::info!(
         message_id = %message.id,

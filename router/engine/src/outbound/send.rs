@@ -21,7 +21,7 @@ use crate::outbound::fallback::{Fallback, Target};
 use crate::records::{contacts, conversations};
 use crate::store::Store;
 use crate::store::entity;
-use crate::store::entity::{channel_accounts, messages, outbox};
+use crate::store::entity::{channel_accounts, messages};
 use crate::tenancy::accounts::{Account, Accounts};
 use crate::tenancy::registry::AdapterRegistry;
 
@@ -446,19 +446,14 @@ impl Sending {
                         message: "a concurrent request with this idempotency key failed".into(),
                     });
             }
-            outbox::Entity::insert(outbox::ActiveModel {
-                message_id: Set(id.clone()),
-                tenant_id: Set(tenant_id.to_owned()),
-                account_id: Set(account.ctx.account_id.clone()),
-                conversation_id: Set(conv.id.clone()),
-                attempts: Set(0),
-                next_attempt_at: Set(now),
-                locked_by: Set(None),
-                locked_until: Set(None),
-                ambiguous: Set(false),
-                created_at: Set(now),
-            })
-            .exec_without_returning(&txn)
+            crate::outbound::queue::enqueue(
+                &txn,
+                &id,
+                tenant_id,
+                &account.ctx.account_id,
+                &conv.id,
+                now,
+            )
             .await?;
             ids_out.push(id);
         }
