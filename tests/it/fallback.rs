@@ -13,7 +13,6 @@ use sea_orm::{ConnectionTrait, EntityTrait, PaginatorTrait, Statement};
 use serde_json::json;
 use switchboard_core::testing::FakeAdapter;
 use switchboard_core::{ChannelId, Content, Location, Template};
-use switchboard_meta_cloud::MetaCloud;
 use switchboard_meta_cloud::testing::{self as meta, FakeGraph};
 use switchboard_router::records::queries::MessageView;
 use switchboard_router::store::crypto::CredentialCipher;
@@ -22,13 +21,12 @@ use switchboard_router::{
     DeliveryConfig, FallbackTarget, Router, RouterEvent, SendAccepted, SendRequest,
 };
 use switchboard_twilio::testing::{self as twilio, FakeTwilio, TEST_ACCOUNT_SID, TEST_AUTH_TOKEN};
-use switchboard_twilio::{TwilioConfig, TwilioWhatsApp};
 use tokio::sync::broadcast;
 
 use crate::support::api::{self, start};
 use crate::support::providers::{
-    APP_SECRET, PERSON, PERSON_WA, PNID, PUBLIC, TWILIO_NUMBER, connect_both, fakes, graph_sends,
-    meta_inbound, receive_meta, send_text, twilio_sends,
+    APP_SECRET, PERSON, PERSON_WA, PNID, PUBLIC, TWILIO_NUMBER, builder_with_key, connect_both,
+    fakes, graph_sends, meta_inbound, receive_meta, send_text, twilio_sends,
 };
 use crate::support::{TestDb, on_each_backend};
 
@@ -93,6 +91,13 @@ async fn site_with(db: &TestDb, config: DeliveryConfig) -> Site {
     }
 }
 
+impl Site {
+    /// `send()` for the tenant; the request must be accepted.
+    async fn send(&self, request: SendRequest) -> SendAccepted {
+        self.router.send(&self.tenant, request).await.unwrap()
+    }
+}
+
 async fn site(db: &TestDb) -> Site {
     site_with(db, DeliveryConfig::default()).await
 }
@@ -106,20 +111,11 @@ async fn router_on(
     key: &str,
     config: DeliveryConfig,
 ) -> Router {
-    Router::builder(
-        db.store().await,
-        CredentialCipher::from_base64(key).unwrap(),
-    )
-    .adapter(Arc::new(TwilioWhatsApp::new(TwilioConfig {
-        api_base: twilio.base_url(),
-        public_url: PUBLIC.into(),
-        request_timeout: Duration::from_secs(2),
-        ..TwilioConfig::default()
-    })))
-    .adapter(Arc::new(MetaCloud::new(graph.config())))
-    .adapter(Arc::new(sms.clone()))
-    .delivery(config)
-    .build()
+    builder_with_key(db, twilio, graph, key)
+        .await
+        .adapter(Arc::new(sms.clone()))
+        .delivery(config)
+        .build()
 }
 
 fn to(channel: &str) -> FallbackTarget {
@@ -173,13 +169,12 @@ async fn drain(router: &Router) {
 /// Both windows open, "hello" sent on Meta with Twilio WhatsApp as its fallback.
 async fn sent_on_meta_with_twilio_fallback(s: &Site) -> SendAccepted {
     open_both_windows(s).await;
-    s.router
-        .send(
-            &s.tenant,
-            text_with_fallback("meta-whatsapp", "hello", &["twilio-whatsapp"]),
-        )
-        .await
-        .unwrap()
+    s.send(text_with_fallback(
+        "meta-whatsapp",
+        "hello",
+        &["twilio-whatsapp"],
+    ))
+    .await
 }
 
 async fn view(s: &Site, id: &str) -> MessageView {
@@ -240,13 +235,12 @@ async fn twilio_status(s: &Site, id: &str, sid: &str, status: &str, code: Option
 /// Sends a text on Twilio with Meta as its fallback and delivers it on Twilio.
 async fn sent_on_twilio(s: &Site) -> (SendAccepted, String) {
     let accepted = s
-        .router
-        .send(
-            &s.tenant,
-            text_with_fallback("twilio-whatsapp", "your order shipped", &["meta-whatsapp"]),
-        )
-        .await
-        .unwrap();
+        .send(text_with_fallback(
+            "twilio-whatsapp",
+            "your order shipped",
+            &["meta-whatsapp"],
+        ))
+        .await;
     drain(&s.router).await;
     let sid = s.twilio.created_message_sids().last().unwrap().clone();
     (accepted, sid)
@@ -262,13 +256,12 @@ async fn twilio_unreachable_codes_at_send_time_fall_back_to_meta_with_one_id() {
             s.twilio
                 .respond_error_next(400, code, "Channel could not find To address");
             let accepted = s
-                .router
-                .send(
-                    &s.tenant,
-                    text_with_fallback("twilio-whatsapp", "your order shipped", &["meta-whatsapp"]),
-                )
-                .await
-                .unwrap();
+                .send(text_with_fallback(
+                    "twilio-whatsapp",
+                    "your order shipped",
+                    &["meta-whatsapp"],
+                ))
+                .await;
             assert_eq!(accepted.channel, "twilio-whatsapp");
             drain(&s.router).await;
             assert_eq!(twilio_sends(&s.twilio), n + 1);
@@ -319,13 +312,12 @@ async fn meta_131026_at_send_time_falls_back_to_twilio() {
             s.graph
                 .respond_next(400, meta::error_envelope(code, "Message Undeliverable."));
             let accepted = s
-                .router
-                .send(
-                    &s.tenant,
-                    text_with_fallback("meta-whatsapp", "hello", &["twilio-whatsapp"]),
-                )
-                .await
-                .unwrap();
+                .send(text_with_fallback(
+                    "meta-whatsapp",
+                    "hello",
+                    &["twilio-whatsapp"],
+                ))
+                .await;
             drain(&s.router).await;
             let v = view(&s, &accepted.id).await;
             assert_eq!(v.channel, "twilio-whatsapp", "{code}");
@@ -355,13 +347,12 @@ async fn outside_the_window_send_picks_the_first_fallback_that_can_take_it() {
             .unwrap_err();
         assert_eq!(err.code(), "outside_service_window");
         let accepted = s
-            .router
-            .send(
-                &s.tenant,
-                text_with_fallback("meta-whatsapp", "hi", &["twilio-whatsapp", SMS]),
-            )
-            .await
-            .unwrap();
+            .send(text_with_fallback(
+                "meta-whatsapp",
+                "hi",
+                &["twilio-whatsapp", SMS],
+            ))
+            .await;
         assert_eq!(accepted.channel, "twilio-whatsapp");
         assert_eq!(
             fallbacks(&mut events),
@@ -488,13 +479,12 @@ async fn transient_and_other_permanent_errors_do_not_fall_back() {
             let status = if code == 20003 { 401 } else { 400 };
             s.twilio.respond_error_next(status, code, message);
             let accepted = s
-                .router
-                .send(
-                    &s.tenant,
-                    text_with_fallback("twilio-whatsapp", "hi", &["meta-whatsapp"]),
-                )
-                .await
-                .unwrap();
+                .send(text_with_fallback(
+                    "twilio-whatsapp",
+                    "hi",
+                    &["meta-whatsapp"],
+                ))
+                .await;
             drain(&s.router).await;
             let m = row(&s.router, &accepted.id).await;
             assert_eq!(m.channel, "twilio-whatsapp");
@@ -506,13 +496,12 @@ async fn transient_and_other_permanent_errors_do_not_fall_back() {
         // A later failure that is not about reaching the recipient fails the message.
         let (accepted, sid) = {
             let accepted = s
-                .router
-                .send(
-                    &s.tenant,
-                    text_with_fallback("twilio-whatsapp", "third", &["meta-whatsapp"]),
-                )
-                .await
-                .unwrap();
+                .send(text_with_fallback(
+                    "twilio-whatsapp",
+                    "third",
+                    &["meta-whatsapp"],
+                ))
+                .await;
             let before = s.twilio.created_message_sids().len();
             let mut sid = None;
             for _ in 0..20 {
@@ -537,13 +526,12 @@ async fn transient_and_other_permanent_errors_do_not_fall_back() {
         s.twilio
             .respond_error_next(503, 20503, "Service unavailable");
         let accepted = s
-            .router
-            .send(
-                &s.tenant,
-                text_with_fallback("twilio-whatsapp", "again", &["meta-whatsapp"]),
-            )
-            .await
-            .unwrap();
+            .send(text_with_fallback(
+                "twilio-whatsapp",
+                "again",
+                &["meta-whatsapp"],
+            ))
+            .await;
         s.router.delivery().deliver_due().await.unwrap();
         let m = row(&s.router, &accepted.id).await;
         assert_eq!(
@@ -660,7 +648,7 @@ async fn content_a_fallback_channel_cannot_carry_is_refused_unless_text_is_given
         with_text.content.text = Some("Your order shipped.".into());
         s.twilio
             .respond_error_next(400, 63003, "Channel could not find To address");
-        let accepted = s.router.send(&s.tenant, with_text).await.unwrap();
+        let accepted = s.send(with_text).await;
         drain(&s.router).await;
         let creates: Vec<_> = s
             .twilio
@@ -703,7 +691,7 @@ async fn content_a_fallback_channel_cannot_carry_is_refused_unless_text_is_given
         // Inside it, the location (with its text) goes on WhatsApp and the text alone is kept
         // for SMS.
         open_window_via_twilio_site(&s).await;
-        let accepted = s.router.send(&s.tenant, location_with_text).await.unwrap();
+        let accepted = s.send(location_with_text).await;
         assert_eq!(accepted.channel, "twilio-whatsapp");
         let stored = row(&s.router, &accepted.id).await;
         let content: serde_json::Value = serde_json::from_str(&stored.content).unwrap();
@@ -731,9 +719,9 @@ async fn idempotency_answers_the_same_message_after_a_fallback() {
         };
         s.twilio
             .respond_error_next(400, 63003, "Channel could not find To address");
-        let first = s.router.send(&s.tenant, request.clone()).await.unwrap();
+        let first = s.send(request.clone()).await;
         drain(&s.router).await;
-        let again = s.router.send(&s.tenant, request.clone()).await.unwrap();
+        let again = s.send(request.clone()).await;
         assert_eq!(again.id, first.id);
         assert_eq!(again.channel, "meta-whatsapp");
         drain(&s.router).await;
@@ -811,13 +799,12 @@ async fn a_fallback_is_notified_as_an_outgoing_webhook() {
         s.twilio
             .respond_error_next(400, 63003, "Channel could not find To address");
         let accepted = s
-            .router
-            .send(
-                &s.tenant,
-                text_with_fallback("twilio-whatsapp", "hi", &["meta-whatsapp"]),
-            )
-            .await
-            .unwrap();
+            .send(text_with_fallback(
+                "twilio-whatsapp",
+                "hi",
+                &["meta-whatsapp"],
+            ))
+            .await;
         drain(&s.router).await;
         let db_conn = s.router.store().conn();
         let rows = db_conn

@@ -182,6 +182,19 @@ impl Site {
         sent.body["id"].as_str().unwrap().to_owned()
     }
 
+    /// Starts a delivery round while Twilio answers creates slowly (800 ms), and returns
+    /// once the create is on its way: the round, and the SID the fake gives its first
+    /// message (SM…01), so a callback can be sent before the answer.
+    async fn deliver_with_a_slow_answer(&self) -> (tokio::task::JoinHandle<usize>, String) {
+        self.twilio.set_delay(Duration::from_millis(800));
+        let deliver = {
+            let router = self.router.clone();
+            tokio::spawn(async move { router.delivery().deliver_due().await.unwrap() })
+        };
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        (deliver, format!("SM{:032x}", 1))
+    }
+
     async fn deliver_all(&self) {
         while self.router.delivery().deliver_due().await.unwrap() > 0 {}
     }
@@ -295,14 +308,7 @@ async fn an_sms_status_that_arrives_before_the_send_response_is_applied() {
             .send_text("twilio-sms", SMS_NUMBER, "Your code is 1234")
             .await;
         // Twilio answers the create slowly; its callback for the message comes first.
-        s.twilio.set_delay(Duration::from_millis(800));
-        let deliver = {
-            let router = s.router.clone();
-            tokio::spawn(async move { router.delivery().deliver_due().await.unwrap() })
-        };
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        // The fake names its first message SM…01.
-        let sid = format!("SM{:032x}", 1);
+        let (deliver, sid) = s.deliver_with_a_slow_answer().await;
         s.status(&id, &sid, "delivered", None).await;
         assert_eq!(deliver.await.unwrap(), 1);
         s.twilio.set_delay(Duration::ZERO);
@@ -781,14 +787,7 @@ async fn a_whatsapp_failure_reported_before_the_send_answer_moves_the_message_to
         let id = s
             .whatsapp_with_sms_fallback("SM00000000000000000000000000000f21")
             .await;
-        s.twilio.set_delay(Duration::from_millis(800));
-        let deliver = {
-            let router = s.router.clone();
-            tokio::spawn(async move { router.delivery().deliver_due().await.unwrap() })
-        };
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        // The fake names its first message SM…01.
-        let sid = format!("SM{:032x}", 1);
+        let (deliver, sid) = s.deliver_with_a_slow_answer().await;
         let form = twilio::status_form(
             TEST_ACCOUNT_SID,
             WA_NUMBER,

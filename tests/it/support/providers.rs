@@ -41,7 +41,17 @@ pub async fn fakes() -> (FakeTwilio, FakeGraph) {
 
 /// A router builder over `db` with both real adapters pointed at the fakes.
 pub async fn builder(db: &TestDb, twilio: &FakeTwilio, graph: &FakeGraph) -> RouterBuilder {
-    let cipher = CredentialCipher::from_base64(&CredentialCipher::generate_key()).unwrap();
+    builder_with_key(db, twilio, graph, &CredentialCipher::generate_key()).await
+}
+
+/// [`builder`] with a given credentials key: what a restarted process builds.
+pub async fn builder_with_key(
+    db: &TestDb,
+    twilio: &FakeTwilio,
+    graph: &FakeGraph,
+    key: &str,
+) -> RouterBuilder {
+    let cipher = CredentialCipher::from_base64(key).unwrap();
     Router::builder(db.store().await, cipher)
         .adapter(Arc::new(TwilioWhatsApp::new(TwilioConfig {
             api_base: twilio.base_url(),
