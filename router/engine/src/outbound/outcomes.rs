@@ -134,16 +134,19 @@ impl Outcomes {
         }
     }
 
-    /// The messages of `outcomes` still on the account their send went to, their rows
-    /// locked until the transaction ends (PostgreSQL; SQLite's writer is alone anyway), so a
-    /// report moving one on waits for it.
+    /// The messages of `outcomes` still on the account their send went to. Only a message
+    /// that had fallback channels when it was claimed can have moved, so only those rows are
+    /// read, locked until the transaction ends (PostgreSQL; SQLite's writer is alone anyway)
+    /// so that a report moving one on waits for it; the common send costs no read.
     async fn on_their_leg<'o>(
         &self,
         txn: &sea_orm::DatabaseTransaction,
         outcomes: &'o [Sent],
     ) -> Result<std::collections::HashSet<&'o str>> {
+        let (may_have_moved, stay): (Vec<&Sent>, Vec<&Sent>) =
+            outcomes.iter().partition(|o| o.message.fallback.is_some());
         let mut accounts = std::collections::HashMap::new();
-        for chunk in outcomes.chunks(IN_CHUNK) {
+        for chunk in may_have_moved.chunks(IN_CHUNK) {
             let rows: Vec<(String, String)> = messages::Entity::find()
                 .select_only()
                 .column(messages::Column::Id)
@@ -155,9 +158,13 @@ impl Outcomes {
                 .await?;
             accounts.extend(rows);
         }
-        Ok(outcomes
-            .iter()
-            .filter(|o| accounts.get(&o.message.id) == Some(&o.entry.account_id))
+        Ok(stay
+            .into_iter()
+            .chain(
+                may_have_moved
+                    .into_iter()
+                    .filter(|o| accounts.get(&o.message.id) == Some(&o.entry.account_id)),
+            )
             .map(|o| o.message.id.as_str())
             .collect())
     }
