@@ -27,6 +27,7 @@ use crate::channel::ChannelId;
 use crate::content::{Content, MediaItem, MediaKind};
 use crate::error::{ChannelError, ErrorKind, WebhookError};
 use crate::event::{ParsedWebhook, ProviderError, StatusUpdate};
+use crate::interactive::InteractiveType;
 use crate::media::{DEFAULT_MEDIA_LIMIT, FetchedMedia, MediaLimit};
 use crate::outbound::{OutboundMessage, SendReceipt};
 use crate::phone::PhoneNumber;
@@ -235,11 +236,23 @@ pub struct Capabilities {
     pub max_media_per_message: usize,
     pub media_kinds: &'static [MediaKind],
     pub templates: bool,
+    /// Whether a template send may fill in header and button parameters (on Twilio every
+    /// value of a template is a content variable).
+    pub template_components: bool,
+    /// The interactive message types the channel carries.
+    pub interactive: &'static [InteractiveType],
+    /// Whether it carries contact cards.
+    pub contacts: bool,
     pub reactions: bool,
     pub locations: bool,
     pub reply_context: bool,
     /// Whether a recipient may be addressed by BSUID alone.
     pub send_to_bsuid: bool,
+    /// Whether an inbound message can be marked read at the provider
+    /// ([`ChannelAdapter::mark_read`]).
+    pub read_receipts: bool,
+    /// Whether marking read can also show the person a typing indicator.
+    pub typing_indicator: bool,
     /// The provider's default per-sender throughput, messages per second.
     pub default_rate_per_second: u32,
     /// The provider's per-recipient pacing, when it has one.
@@ -251,6 +264,57 @@ pub struct Capabilities {
 }
 
 impl Capabilities {
+    /// The first part of `content` this channel cannot carry, named as the API names it
+    /// (`"template"`, `"interactive list"`, `"contacts"`, `"3 media items"`…), or `None`
+    /// when it carries all of it.
+    pub fn unsupported_part(&self, content: &Content) -> Option<String> {
+        if let Some(t) = &content.template {
+            if !self.templates {
+                return Some("template".into());
+            }
+            if !self.template_components {
+                if t.header.is_some() {
+                    return Some("template header".into());
+                }
+                if !t.buttons.is_empty() {
+                    return Some("template buttons".into());
+                }
+            }
+        }
+        if let Some(i) = &content.interactive_message
+            && !self.interactive.contains(&i.kind)
+        {
+            return Some(format!("interactive {}", i.kind.as_str()));
+        }
+        if !content.contacts.is_empty() && !self.contacts {
+            return Some("contacts".into());
+        }
+        if content.location.is_some() && !self.locations {
+            return Some("location".into());
+        }
+        if content.reaction.is_some() && !self.reactions {
+            return Some("reaction".into());
+        }
+        if let Some(m) = content
+            .media
+            .iter()
+            .find(|m| !self.media_kinds.contains(&m.kind))
+        {
+            return Some(format!("{} media", m.kind.as_str()));
+        }
+        if content.media.len() > self.max_media_per_message.max(1) {
+            return Some(format!("{} media items", content.media.len()));
+        }
+        if content
+            .text
+            .as_ref()
+            .is_some_and(|t| t.chars().count() > self.max_text_chars)
+        {
+            return Some("text length".into());
+        }
+        None
+    }
+
     /// Whether free-form messages may be sent now, `now_ms` and `last_inbound_ms` (when the
     /// contact last wrote, if ever) in Unix milliseconds: always on a channel without a
     /// service window.
@@ -551,7 +615,9 @@ pub trait ChannelAdapter: Send + Sync + 'static {
         )))
     }
 
-    /// Marks an inbound message as read at the provider.
+    /// Marks an inbound message (and those before it) as read at the provider and, with
+    /// `typing`, shows the person a typing indicator where the channel has one
+    /// (`Capabilities::read_receipts`, `Capabilities::typing_indicator`).
     ///
     /// # Errors
     /// [`ChannelError`]; `Unsupported` by default.
@@ -559,6 +625,7 @@ pub trait ChannelAdapter: Send + Sync + 'static {
         &self,
         _account: &AccountContext,
         _provider_message_id: &str,
+        _typing: bool,
     ) -> Result<(), ChannelError> {
         Err(ChannelError::unsupported(format!(
             "{} cannot mark messages as read",
@@ -650,10 +717,15 @@ mod tests {
             max_media_per_message: 0,
             media_kinds: &[],
             templates: false,
+            template_components: false,
+            interactive: &[],
+            contacts: false,
             reactions: false,
             locations: false,
             reply_context: false,
             send_to_bsuid: false,
+            read_receipts: false,
+            typing_indicator: false,
             default_rate_per_second: 1,
             recipient_pacing: None,
             service_window: None,

@@ -9,6 +9,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::interactive::InteractiveMessage;
+
 /// The content of one message.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Content {
@@ -21,12 +23,17 @@ pub struct Content {
     pub location: Option<Location>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template: Option<Template>,
+    /// A person's answer to an interactive element (inbound).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interactive: Option<InteractiveReply>,
+    /// An interactive message the business sends: buttons, a list, a link, a Flow or a
+    /// location request (the `interactive` field of `POST /v1/messages`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interactive_message: Option<InteractiveMessage>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reaction: Option<Reaction>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub contacts: Vec<SharedContact>,
+    pub contacts: Vec<ContactCard>,
     /// This message edits an earlier one (its provider id); the new text is in `text`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub edit_of: Option<String>,
@@ -59,13 +66,33 @@ impl Content {
         self.template.is_none()
     }
 
+    /// Every media item of the message, wherever it sits: the media list, a template's
+    /// header, an interactive message's header. The router resolves uploads (`media_id`)
+    /// in all of them alike.
+    pub fn media_items_mut(&mut self) -> impl Iterator<Item = &mut MediaItem> {
+        let template_header = self.template.as_mut().and_then(|t| t.header.as_mut());
+        let interactive_header = self
+            .interactive_message
+            .as_mut()
+            .and_then(|i| i.header.as_mut());
+        self.media.iter_mut().chain(
+            [template_header, interactive_header]
+                .into_iter()
+                .flatten()
+                .filter_map(|h| match h {
+                    Header::Media(item) => Some(item),
+                    Header::Text(_) | Header::Location(_) => None,
+                }),
+        )
+    }
+
     /// A short name of the main kind, for metrics and logs.
     pub fn kind(&self) -> &'static str {
         if self.template.is_some() {
             "template"
         } else if self.reaction.is_some() {
             "reaction"
-        } else if self.interactive.is_some() {
+        } else if self.interactive.is_some() || self.interactive_message.is_some() {
             "interactive"
         } else if !self.media.is_empty() {
             "media"
@@ -221,12 +248,10 @@ pub struct Template {
     pub language: Option<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub variables: BTreeMap<String, String>,
-    /// A header parameter: text, or a media item.
+    /// The header parameter: text, a media item or a location.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub header_text: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub header_media: Option<MediaItem>,
-    /// Button parameters (quick-reply payloads or URL suffixes), by button index.
+    pub header: Option<Header>,
+    /// Button parameters (quick-reply payloads, URL suffixes, copy codes), by button index.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub buttons: Vec<TemplateButton>,
 }
@@ -234,10 +259,140 @@ pub struct Template {
 /// A parameter for one template button.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TemplateButton {
+    /// The button's position in the template, from 0.
     pub index: u32,
-    /// `quick_reply` (a payload) or `url` (a URL suffix).
+    /// `quick_reply` (a payload), `url` (a suffix for the template's URL) or `copy_code`
+    /// (the code to copy).
     pub sub_type: String,
     pub value: String,
+}
+
+impl TemplateButton {
+    /// The button kinds a template send can fill in.
+    pub const SUB_TYPES: [&'static str; 3] = ["quick_reply", "url", "copy_code"];
+}
+
+/// The header of a template or an interactive message. Its JSON form is the API's:
+/// `{"type":"text","text"}`, `{"type":"image"|"video"|"document","url"|"media_id",
+/// "filename"}` or `{"type":"location","latitude","longitude","name","address"}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "HeaderFields", into = "HeaderFields")]
+pub enum Header {
+    Text(String),
+    /// An image, video or document.
+    Media(MediaItem),
+    /// Template headers only.
+    Location(Location),
+}
+
+/// The flat JSON form of [`Header`].
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HeaderFields {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    text: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    media_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    provider_media_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    mime_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    filename: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    latitude: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    longitude: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    address: Option<String>,
+}
+
+impl TryFrom<HeaderFields> for Header {
+    type Error = String;
+
+    fn try_from(f: HeaderFields) -> Result<Self, String> {
+        let media_fields = f.url.is_some() || f.media_id.is_some() || f.provider_media_id.is_some();
+        let location_fields = f.latitude.is_some() || f.longitude.is_some();
+        match f.kind.as_str() {
+            "text" => {
+                if media_fields || location_fields || f.filename.is_some() {
+                    return Err("a text header has only `text`".into());
+                }
+                f.text
+                    .map(Header::Text)
+                    .ok_or_else(|| "a text header needs `text`".into())
+            }
+            "image" | "video" | "document" => {
+                if f.text.is_some() || location_fields {
+                    return Err(format!("a {} header has `url` or `media_id`", f.kind));
+                }
+                if !media_fields {
+                    return Err(format!("a {} header needs `url` or `media_id`", f.kind));
+                }
+                if f.url.is_some() && f.media_id.is_some() {
+                    return Err("a header has a url or a media_id, not both".into());
+                }
+                let kind = MediaKind::parse(&f.kind).unwrap_or(MediaKind::Document);
+                let mut item = MediaItem::from_url(kind, String::new());
+                item.url = f.url;
+                item.media_id = f.media_id;
+                item.provider_media_id = f.provider_media_id;
+                item.mime_type = f.mime_type;
+                item.filename = f.filename;
+                Ok(Header::Media(item))
+            }
+            "location" => match (f.latitude, f.longitude) {
+                (Some(latitude), Some(longitude)) if f.text.is_none() && !media_fields => {
+                    Ok(Header::Location(Location {
+                        latitude,
+                        longitude,
+                        name: f.name,
+                        address: f.address,
+                        url: None,
+                    }))
+                }
+                _ => Err("a location header has `latitude` and `longitude`".into()),
+            },
+            other => Err(format!(
+                "header type {other:?} is not text, image, video, document or location"
+            )),
+        }
+    }
+}
+
+impl From<Header> for HeaderFields {
+    fn from(h: Header) -> Self {
+        match h {
+            Header::Text(text) => Self {
+                kind: "text".into(),
+                text: Some(text),
+                ..Self::default()
+            },
+            Header::Media(m) => Self {
+                kind: m.kind.as_str().into(),
+                url: m.url,
+                media_id: m.media_id,
+                provider_media_id: m.provider_media_id,
+                mime_type: m.mime_type,
+                filename: m.filename,
+                ..Self::default()
+            },
+            Header::Location(l) => Self {
+                kind: "location".into(),
+                latitude: Some(l.latitude),
+                longitude: Some(l.longitude),
+                name: l.name,
+                address: l.address,
+                ..Self::default()
+            },
+        }
+    }
 }
 
 /// Which interactive element a person answered.
@@ -281,15 +436,187 @@ pub struct Reaction {
     pub emoji: Option<String>,
 }
 
-/// A contact card shared in a message.
+/// A contact card (vCard) shared in a message, with the fields as Meta names them
+/// (protocols/meta.md §10.5); `name.formatted_name` is the one required field.
+///
+/// Cards stored before this shape (`{"name":"…","phones":["…"],"organization":"…"}`)
+/// still read.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct SharedContact {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
+#[serde(from = "ContactCardFields")]
+pub struct ContactCard {
+    pub name: ContactName,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub phones: Vec<String>,
+    pub phones: Vec<ContactPhone>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub emails: Vec<ContactEmail>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub addresses: Vec<ContactAddress>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub organization: Option<String>,
+    pub org: Option<ContactOrg>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub urls: Vec<ContactUrl>,
+    /// `YYYY-MM-DD`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub birthday: Option<String>,
+}
+
+/// What a card's JSON may hold: today's fields and the earlier flat ones.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ContactCardFields {
+    #[serde(default)]
+    name: Option<NameOrText>,
+    #[serde(default)]
+    phones: Vec<PhoneOrText>,
+    #[serde(default)]
+    emails: Vec<ContactEmail>,
+    #[serde(default)]
+    addresses: Vec<ContactAddress>,
+    #[serde(default)]
+    org: Option<ContactOrg>,
+    #[serde(default)]
+    urls: Vec<ContactUrl>,
+    #[serde(default)]
+    birthday: Option<String>,
+    /// The earlier flat form of `org.company`.
+    #[serde(default)]
+    organization: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum NameOrText {
+    Name(ContactName),
+    Text(String),
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum PhoneOrText {
+    Phone(ContactPhone),
+    Text(String),
+}
+
+impl From<ContactCardFields> for ContactCard {
+    fn from(f: ContactCardFields) -> Self {
+        let name = match f.name {
+            Some(NameOrText::Name(n)) => n,
+            Some(NameOrText::Text(formatted_name)) => ContactName {
+                formatted_name,
+                ..ContactName::default()
+            },
+            None => ContactName::default(),
+        };
+        let org = f.org.or_else(|| {
+            f.organization.map(|company| ContactOrg {
+                company: Some(company),
+                ..ContactOrg::default()
+            })
+        });
+        Self {
+            name,
+            phones: f
+                .phones
+                .into_iter()
+                .map(|p| match p {
+                    PhoneOrText::Phone(p) => p,
+                    PhoneOrText::Text(phone) => ContactPhone {
+                        phone: Some(phone),
+                        ..ContactPhone::default()
+                    },
+                })
+                .collect(),
+            emails: f.emails,
+            addresses: f.addresses,
+            org,
+            urls: f.urls,
+            birthday: f.birthday,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContactName {
+    /// How the name is shown; required.
+    #[serde(default)]
+    pub formatted_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub middle_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suffix: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContactPhone {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+    /// `Home`, `Work`, `CELL`, …
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// The number's WhatsApp id, which makes the card offer "Message".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wa_id: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContactEmail {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContactAddress {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub street: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub city: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zip: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub country_code: Option<String>,
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContactOrg {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub company: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub department: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContactUrl {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+}
+
+impl ContactCard {
+    /// Meta's limit on cards per message (protocols/meta.md §10.5).
+    pub const MAX_PER_MESSAGE: usize = 257;
 }
 
 /// A notice from the platform rather than the person (e.g. the user changed number).
@@ -337,6 +664,77 @@ mod tests {
         assert_eq!(MediaKind::from_mime("application/pdf"), MediaKind::Document);
         assert_eq!(MediaKind::parse("sticker"), Some(MediaKind::Sticker));
         assert_eq!(MediaKind::parse("gif"), None);
+    }
+
+    #[test]
+    fn headers_read_and_write_the_api_shape() {
+        let text: Header = serde_json::from_str(r#"{"type":"text","text":"Hi"}"#).unwrap();
+        assert_eq!(text, Header::Text("Hi".into()));
+        let doc: Header = serde_json::from_str(
+            r#"{"type":"document","url":"https://x.test/a.pdf","filename":"a.pdf"}"#,
+        )
+        .unwrap();
+        let Header::Media(item) = &doc else {
+            panic!("{doc:?}")
+        };
+        assert_eq!(item.kind, MediaKind::Document);
+        assert_eq!(item.filename.as_deref(), Some("a.pdf"));
+        assert_eq!(
+            serde_json::to_value(&doc).unwrap(),
+            serde_json::json!({"type":"document","url":"https://x.test/a.pdf","filename":"a.pdf"})
+        );
+        let loc: Header =
+            serde_json::from_str(r#"{"type":"location","latitude":1.5,"longitude":2}"#).unwrap();
+        assert!(matches!(loc, Header::Location(l) if l.latitude == 1.5));
+        for bad in [
+            r#"{"type":"text"}"#,
+            r#"{"type":"image"}"#,
+            r#"{"type":"image","url":"u","media_id":"m"}"#,
+            r#"{"type":"image","text":"x","url":"u"}"#,
+            r#"{"type":"location","latitude":1}"#,
+            r#"{"type":"gif","url":"u"}"#,
+            r#"{"type":"text","text":"x","colour":"red"}"#,
+        ] {
+            assert!(serde_json::from_str::<Header>(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn contact_cards_stored_in_the_earlier_flat_shape_still_read() {
+        let old: ContactCard = serde_json::from_str(
+            r#"{"name":"John Doe","phones":["+16505551234"],"organization":"Acme"}"#,
+        )
+        .unwrap();
+        assert_eq!(old.name.formatted_name, "John Doe");
+        assert_eq!(old.phones[0].phone.as_deref(), Some("+16505551234"));
+        assert_eq!(old.org.and_then(|o| o.company).as_deref(), Some("Acme"));
+        let card: ContactCard = serde_json::from_str(
+            r#"{"name":{"formatted_name":"Ann"},"phones":[{"phone":"+1","type":"Home"}],
+                "emails":[{"email":"a@x.test"}],"birthday":"1999-01-23"}"#,
+        )
+        .unwrap();
+        let back = serde_json::to_value(&card).unwrap();
+        assert_eq!(back["phones"][0]["type"], "Home");
+        assert_eq!(back["name"], serde_json::json!({"formatted_name": "Ann"}));
+        assert!(serde_json::from_str::<ContactCard>(r#"{"nmae":"x"}"#).is_err());
+    }
+
+    #[test]
+    fn media_items_include_header_media() {
+        let mut c = Content {
+            media: vec![MediaItem::from_url(MediaKind::Image, "a")],
+            template: Some(Template {
+                name: "t".into(),
+                header: Some(Header::Media(MediaItem::from_url(MediaKind::Video, "b"))),
+                ..Template::default()
+            }),
+            ..Content::default()
+        };
+        let urls: Vec<_> = c
+            .media_items_mut()
+            .map(|m| m.url.clone().unwrap())
+            .collect();
+        assert_eq!(urls, ["a", "b"]);
     }
 
     #[test]

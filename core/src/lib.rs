@@ -17,6 +17,7 @@ pub mod event;
 #[cfg(feature = "testing")]
 pub mod fake_server;
 pub mod identity;
+pub mod interactive;
 pub mod media;
 pub mod outbound;
 pub mod phone;
@@ -31,8 +32,9 @@ pub use adapter::{
 };
 pub use channel::ChannelId;
 pub use content::{
-    Content, InteractiveKind, InteractiveReply, Location, MediaItem, MediaKind, Reaction,
-    SharedContact, SystemNotice, Template, TemplateButton, Unsupported,
+    ContactAddress, ContactCard, ContactEmail, ContactName, ContactOrg, ContactPhone, ContactUrl,
+    Content, Header, InteractiveKind, InteractiveReply, Location, MediaItem, MediaKind, Reaction,
+    SystemNotice, Template, TemplateButton, Unsupported,
 };
 pub use error::{
     ChannelError, ErrorKind, Exchange, WebhookError, error_with_sources, retry_after_header,
@@ -42,6 +44,10 @@ pub use event::{
     ParsedWebhook, ProviderError, Referral, StatusUpdate,
 };
 pub use identity::{Bsuid, ContactIdentity, IdentityError};
+pub use interactive::{
+    CtaUrl, FlowAction, FlowActionKind, InteractiveMessage, InteractiveType, ListRow, ListSection,
+    ReplyButton,
+};
 pub use media::{FetchedMedia, MediaLimit};
 pub use outbound::{OutboundMessage, Recipient, SendReceipt};
 pub use phone::{PhoneError, PhoneNumber, PhoneParser};

@@ -20,6 +20,7 @@ use crate::content::MediaKind;
 use crate::error::{ChannelError, WebhookError};
 use crate::event::{InboundEvent, ParseProblem, ParsedWebhook, StatusUpdate};
 use crate::fake_server::Shared;
+use crate::interactive::InteractiveType;
 use crate::outbound::{OutboundMessage, SendReceipt};
 use crate::phone::PhoneNumber;
 use crate::status::MessageStatus;
@@ -52,6 +53,7 @@ struct State {
     in_flight: usize,
     most_in_flight: usize,
     verifications: u64,
+    reads: Vec<(String, String, bool)>,
 }
 
 /// A channel adapter that talks to nobody.
@@ -85,10 +87,15 @@ impl FakeAdapter {
                     MediaKind::Sticker,
                 ],
                 templates: true,
+                template_components: true,
+                interactive: &InteractiveType::ALL,
+                contacts: true,
                 reactions: true,
                 locations: true,
                 reply_context: true,
                 send_to_bsuid: true,
+                read_receipts: true,
+                typing_indicator: true,
                 default_rate_per_second: 80,
                 recipient_pacing: None,
                 service_window: Some(SERVICE_WINDOW),
@@ -147,6 +154,12 @@ impl FakeAdapter {
 
     pub fn sent(&self) -> Vec<(String, OutboundMessage)> {
         self.state().sent.clone()
+    }
+
+    /// The read receipts asked for, in order: account id, provider message id, and whether
+    /// a typing indicator was asked for too.
+    pub fn reads(&self) -> Vec<(String, String, bool)> {
+        self.state().reads.clone()
     }
 
     /// Health checks answer `report` from now on.
@@ -389,6 +402,20 @@ impl ChannelAdapter for FakeAdapter {
             .rev()
             .find(|(id, _)| id == provider_message_id)
             .map(|(_, s)| s.clone()))
+    }
+
+    async fn mark_read(
+        &self,
+        account: &AccountContext,
+        provider_message_id: &str,
+        typing: bool,
+    ) -> Result<(), ChannelError> {
+        self.state().reads.push((
+            account.account_id.clone(),
+            provider_message_id.to_owned(),
+            typing,
+        ));
+        Ok(())
     }
 }
 

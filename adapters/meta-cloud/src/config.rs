@@ -5,7 +5,9 @@ use std::time::Duration;
 
 #[cfg(feature = "clap")]
 use switchboard_core::CommonSettings;
-use switchboard_core::{Capabilities, ChannelId, CredentialField, MediaKind, Pacing};
+use switchboard_core::{
+    Capabilities, ChannelId, CredentialField, InteractiveType, MediaKind, Pacing,
+};
 
 /// This channel's id.
 pub static CHANNEL: ChannelId = ChannelId::new_static("meta-whatsapp");
@@ -131,11 +133,16 @@ pub(crate) fn capabilities() -> Capabilities {
         max_media_per_message: 1,
         media_kinds: MEDIA_KINDS,
         templates: true,
+        template_components: true,
+        interactive: &InteractiveType::ALL,
+        contacts: true,
         reactions: true,
         locations: true,
         reply_context: true,
-        // The send-side BSUID field is not confirmed in Meta's reference.
-        send_to_bsuid: false,
+        // The `recipient` field (protocols/meta.md §12.1).
+        send_to_bsuid: true,
+        read_receipts: true,
+        typing_indicator: true,
         default_rate_per_second: 80,
         // "1 message every 6 seconds to the same WhatsApp user", bursts of 45.
         recipient_pacing: Some(Pacing {

@@ -197,8 +197,16 @@ impl ChannelAdapter for MetaCloud {
         &self,
         account: &AccountContext,
         provider_message_id: &str,
+        typing: bool,
     ) -> Result<(), ChannelError> {
-        send::mark_read(&self.client, &self.config, account, provider_message_id).await
+        send::mark_read(
+            &self.client,
+            &self.config,
+            account,
+            provider_message_id,
+            typing,
+        )
+        .await
     }
 
     fn status_error_kind(

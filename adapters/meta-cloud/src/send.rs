@@ -6,7 +6,7 @@
 
 use serde_json::{Map, Value, json};
 use switchboard_core::{
-    AccountContext, ChannelError, Content, Exchange, MediaItem, MediaKind, MessageStatus,
+    AccountContext, ChannelError, Content, Exchange, Header, MediaItem, MediaKind, MessageStatus,
     OutboundMessage, PhoneNumber, SendReceipt, Template, retry_after_header,
 };
 
@@ -149,17 +149,13 @@ fn template_message(t: &Template) -> Result<Value, ChannelError> {
         .filter(|l| !l.trim().is_empty())
         .ok_or_else(|| ChannelError::invalid("Meta templates need a language code (e.g. en_US)"))?;
     let mut components = Vec::new();
-    match (&t.header_text, &t.header_media) {
-        (Some(_), Some(_)) => {
-            return Err(ChannelError::invalid(
-                "a template header is either text or media, not both",
-            ));
-        }
-        (Some(text), None) => components.push(json!({
+    match &t.header {
+        None => {}
+        Some(Header::Text(text)) => components.push(json!({
             "type": "header",
             "parameters": [{"type": "text", "text": text}],
         })),
-        (None, Some(media)) => {
+        Some(Header::Media(media)) => {
             let kind = match media.kind {
                 MediaKind::Image => "image",
                 MediaKind::Video => "video",
@@ -175,7 +171,19 @@ fn template_message(t: &Template) -> Result<Value, ChannelError> {
                 "parameters": [{"type": kind, kind: Value::Object(media_ref(media)?)}],
             }));
         }
-        (None, None) => {}
+        Some(Header::Location(l)) => {
+            let mut location = json!({"latitude": l.latitude, "longitude": l.longitude});
+            if let Some(n) = &l.name {
+                location["name"] = n.as_str().into();
+            }
+            if let Some(a) = &l.address {
+                location["address"] = a.as_str().into();
+            }
+            components.push(json!({
+                "type": "header",
+                "parameters": [{"type": "location", "location": location}],
+            }));
+        }
     }
     if !t.variables.is_empty() {
         components.push(json!({"type": "body", "parameters": body_parameters(t)}));
@@ -379,12 +387,17 @@ pub(crate) async fn mark_read(
     config: &MetaConfig,
     account: &AccountContext,
     wamid: &str,
+    typing: bool,
 ) -> Result<(), ChannelError> {
     if wamid.trim().is_empty() {
         return Err(ChannelError::invalid("the message id is empty"));
     }
     let (phone_number_id, token) = account_keys(account)?;
-    let body = json!({"messaging_product": "whatsapp", "status": "read", "message_id": wamid});
+    let mut body = json!({"messaging_product": "whatsapp", "status": "read", "message_id": wamid});
+    if typing {
+        // The only indicator type there is (protocols/meta.md §11).
+        body["typing_indicator"] = json!({"type": "text"});
+    }
     let url = config.messages_url(phone_number_id);
     let (status, bytes) = post_json(client, &url, token, &body).await?;
     let ok = serde_json::from_slice::<Value>(&bytes)
@@ -494,8 +507,7 @@ mod tests {
             name: "order_update".into(),
             language: Some("en_US".into()),
             variables,
-            header_text: Some("Hi".into()),
-            header_media: None,
+            header: Some(Header::Text("Hi".into())),
             buttons: vec![TemplateButton {
                 index: 0,
                 sub_type: "quick_reply".into(),

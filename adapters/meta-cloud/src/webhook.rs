@@ -16,11 +16,11 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use subtle::{Choice, ConstantTimeEq};
 use switchboard_core::{
-    AccountContext, Bsuid, ContactIdentity, Content, Direction, EventKind, Forwarded,
-    HandshakeReply, InboundEvent, InboundMessage, InteractiveKind, InteractiveReply, Location,
-    MAX_ROUTING_KEYS, MediaItem, MediaKind, MessageStatus, ParseProblem, ParsedWebhook,
-    PhoneNumber, ProviderError, Reaction, Referral, SharedContact, StatusUpdate, SystemNotice,
-    Unsupported, WebhookError, WebhookRequest,
+    AccountContext, Bsuid, ContactAddress, ContactCard, ContactEmail, ContactIdentity, ContactName,
+    ContactOrg, ContactPhone, ContactUrl, Content, Direction, EventKind, Forwarded, HandshakeReply,
+    InboundEvent, InboundMessage, InteractiveKind, InteractiveReply, Location, MAX_ROUTING_KEYS,
+    MediaItem, MediaKind, MessageStatus, ParseProblem, ParsedWebhook, PhoneNumber, ProviderError,
+    Reaction, Referral, StatusUpdate, SystemNotice, Unsupported, WebhookError, WebhookRequest,
 };
 
 use crate::config::{CHANNEL, CRED_APP_SECRET, CRED_VERIFY_TOKEN};
@@ -667,28 +667,73 @@ fn media_item(kind: MediaKind, m: &wire::Media) -> MediaItem {
     }
 }
 
-fn shared_contact(c: &wire::SharedContact) -> SharedContact {
-    let name = c.name.as_ref().and_then(|n| {
-        n.formatted_name
-            .clone()
-            .filter(|s| !s.is_empty())
-            .or_else(|| {
-                let joined = [n.first_name.as_deref(), n.last_name.as_deref()]
-                    .into_iter()
-                    .flatten()
-                    .collect::<Vec<_>>()
-                    .join(" ");
-                (!joined.is_empty()).then_some(joined)
-            })
-    });
-    SharedContact {
-        name,
+fn shared_contact(c: &wire::SharedContact) -> ContactCard {
+    let n = c.name.as_ref();
+    let part = |f: fn(&wire::ContactName) -> &Option<String>| n.and_then(|n| f(n).clone());
+    // `formatted_name` is required on send; a received card without one is named from
+    // its parts, so it still reads as a person.
+    let formatted_name = part(|n| &n.formatted_name)
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| {
+            [part(|n| &n.first_name), part(|n| &n.last_name)]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(" ")
+        });
+    ContactCard {
+        name: ContactName {
+            formatted_name,
+            first_name: part(|n| &n.first_name),
+            last_name: part(|n| &n.last_name),
+            middle_name: part(|n| &n.middle_name),
+            suffix: part(|n| &n.suffix),
+            prefix: part(|n| &n.prefix),
+        },
         phones: c
             .phones
             .iter()
-            .filter_map(|p| p.phone.clone().or_else(|| p.wa_id.clone()))
+            .map(|p| ContactPhone {
+                phone: p.phone.clone(),
+                kind: p.kind.clone(),
+                wa_id: p.wa_id.clone(),
+            })
             .collect(),
-        organization: c.org.as_ref().and_then(|o| o.company.clone()),
+        emails: c
+            .emails
+            .iter()
+            .map(|e| ContactEmail {
+                email: e.email.clone(),
+                kind: e.kind.clone(),
+            })
+            .collect(),
+        addresses: c
+            .addresses
+            .iter()
+            .map(|a| ContactAddress {
+                street: a.street.clone(),
+                city: a.city.clone(),
+                state: a.state.clone(),
+                zip: a.zip.clone(),
+                country: a.country.clone(),
+                country_code: a.country_code.clone(),
+                kind: a.kind.clone(),
+            })
+            .collect(),
+        org: c.org.as_ref().map(|o| ContactOrg {
+            company: o.company.clone(),
+            department: o.department.clone(),
+            title: o.title.clone(),
+        }),
+        urls: c
+            .urls
+            .iter()
+            .map(|u| ContactUrl {
+                url: u.url.clone(),
+                kind: u.kind.clone(),
+            })
+            .collect(),
+        birthday: c.birthday.clone(),
     }
 }
 

@@ -169,7 +169,7 @@ pub struct Location {
     pub url: Option<String>,
 }
 
-/// A vCard-like shared contact.
+/// A shared contact card (protocols/meta.md §10.5).
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct SharedContact {
@@ -177,6 +177,13 @@ pub struct SharedContact {
     pub org: Option<ContactOrg>,
     #[serde(deserialize_with = "vec_or_null")]
     pub phones: Vec<ContactPhone>,
+    #[serde(deserialize_with = "vec_or_null")]
+    pub emails: Vec<ContactEmail>,
+    #[serde(deserialize_with = "vec_or_null")]
+    pub addresses: Vec<ContactAddress>,
+    #[serde(deserialize_with = "vec_or_null")]
+    pub urls: Vec<ContactUrl>,
+    pub birthday: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -185,20 +192,56 @@ pub struct ContactName {
     pub formatted_name: Option<String>,
     pub first_name: Option<String>,
     pub last_name: Option<String>,
+    pub middle_name: Option<String>,
+    pub suffix: Option<String>,
+    pub prefix: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct ContactOrg {
     pub company: Option<String>,
+    pub department: Option<String>,
+    pub title: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct ContactPhone {
     pub phone: Option<String>,
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
     #[serde(deserialize_with = "string_or_number")]
     pub wa_id: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct ContactEmail {
+    pub email: Option<String>,
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct ContactAddress {
+    pub street: Option<String>,
+    pub city: Option<String>,
+    pub state: Option<String>,
+    pub zip: Option<String>,
+    pub country: Option<String>,
+    pub country_code: Option<String>,
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct ContactUrl {
+    pub url: Option<String>,
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -139,8 +139,8 @@ async fn template_with_components() {
             ("1".to_owned(), "Ann".to_owned()),
             ("2".to_owned(), "#1234".to_owned()),
         ]),
-        header_text: None,
-        header_media: Some(header),
+
+        header: Some(switchboard_core::Header::Media(header)),
         buttons: vec![
             TemplateButton {
                 index: 0,
@@ -355,7 +355,7 @@ async fn timeout_after_sending_is_ambiguous() {
 #[tokio::test]
 async fn mark_read() {
     let (graph, meta, acct) = setup().await;
-    meta.mark_read(&acct, "wamid.in").await.unwrap();
+    meta.mark_read(&acct, "wamid.in", false).await.unwrap();
     let r = &graph.requests()[0];
     assert_eq!(r.path, format!("/v25.0/{PNID}/messages"));
     assert_eq!(r.bearer.as_deref(), Some(TOKEN));
@@ -364,10 +364,13 @@ async fn mark_read() {
         &json!({"messaging_product": "whatsapp", "status": "read", "message_id": "wamid.in"})
     );
     graph.respond_next(400, error_envelope(131009, "Parameter value is not valid"));
-    let e = meta.mark_read(&acct, "wamid.bogus").await.unwrap_err();
+    let e = meta
+        .mark_read(&acct, "wamid.bogus", false)
+        .await
+        .unwrap_err();
     assert_eq!(e.provider_code(), Some("131009"));
     graph.respond_next(200, json!({"success": false}));
-    assert!(meta.mark_read(&acct, "wamid.in").await.is_err());
+    assert!(meta.mark_read(&acct, "wamid.in", false).await.is_err());
 }
 
 #[tokio::test]

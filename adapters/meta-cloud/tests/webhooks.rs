@@ -420,11 +420,22 @@ fn location_and_contacts() {
     }, {"name": {"first_name": "Ann", "last_name": "Lee"}, "phones": [{"wa_id": "31612345678"}]}]);
     let c = one_message(c);
     assert_eq!(c.content.contacts.len(), 2);
-    assert_eq!(c.content.contacts[0].name.as_deref(), Some("John Doe"));
-    assert_eq!(c.content.contacts[0].organization.as_deref(), Some("Acme"));
-    assert_eq!(c.content.contacts[0].phones, vec!["+1 (650) 555-1234"]);
-    assert_eq!(c.content.contacts[1].name.as_deref(), Some("Ann Lee"));
-    assert_eq!(c.content.contacts[1].phones, vec!["31612345678"]);
+    let john = &c.content.contacts[0];
+    assert_eq!(john.name.formatted_name, "John Doe");
+    assert_eq!(john.name.first_name.as_deref(), Some("John"));
+    assert_eq!(
+        john.org.as_ref().and_then(|o| o.company.as_deref()),
+        Some("Acme")
+    );
+    assert_eq!(john.phones[0].phone.as_deref(), Some("+1 (650) 555-1234"));
+    assert_eq!(john.phones[0].wa_id.as_deref(), Some("16505551234"));
+    assert_eq!(john.phones[0].kind.as_deref(), Some("CELL"));
+    // A card without a formatted name is named from its parts.
+    assert_eq!(c.content.contacts[1].name.formatted_name, "Ann Lee");
+    assert_eq!(
+        c.content.contacts[1].phones[0].wa_id.as_deref(),
+        Some("31612345678")
+    );
 }
 
 #[test]
@@ -1091,7 +1102,8 @@ fn reply_channel_and_capabilities() {
     assert_eq!(caps.max_caption_chars, 1024);
     assert_eq!(caps.max_media_per_message, 1);
     assert_eq!(caps.media_kinds.len(), 5);
-    assert!(!caps.send_to_bsuid);
+    assert!(caps.send_to_bsuid && caps.contacts && caps.read_receipts && caps.typing_indicator);
+    assert_eq!(caps.interactive.len(), 5);
     assert_eq!(caps.default_rate_per_second, 80);
     let pacing = caps.recipient_pacing.unwrap();
     assert_eq!((pacing.interval.as_secs(), pacing.burst), (6, 45));

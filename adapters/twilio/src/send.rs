@@ -122,7 +122,7 @@ pub fn build_form_as(
                 t.name
             )));
         }
-        if t.header_text.is_some() || t.header_media.is_some() || !t.buttons.is_empty() {
+        if t.header.is_some() || !t.buttons.is_empty() {
             return unsupported(
                 "template header or button parameters (Twilio templates take variables only)",
             );

@@ -49,10 +49,15 @@ pub fn capabilities() -> Capabilities {
         max_media_per_message: send::MAX_MMS_MEDIA,
         media_kinds: &MEDIA_KINDS,
         templates: false,
+        template_components: false,
+        interactive: &[],
+        contacts: false,
         reactions: false,
         locations: false,
         reply_context: false,
         send_to_bsuid: false,
+        read_receipts: false,
+        typing_indicator: false,
         // Twilio queues what exceeds a number's own rate (1 segment a second on a US long
         // code, more on toll-free and short codes), so this paces only Switchboard's side.
         default_rate_per_second: 10,
