@@ -537,6 +537,18 @@ pub trait ChannelAdapter: Send + Sync + 'static {
         message: &OutboundMessage,
     ) -> Result<SendReceipt, ChannelError>;
 
+    /// Checks, without a request, what the provider would refuse in `content` beyond what
+    /// [`Capabilities`] declares (its own rules: Twilio's `ContentVariables`, a Flow it names
+    /// only by id), so the router can refuse a message before queueing it. `content` is one
+    /// message as the router splits it, its media resolved. The default accepts everything.
+    ///
+    /// # Errors
+    /// `Invalid` (the request is wrong) or `Unsupported` (the channel cannot carry it),
+    /// saying why.
+    fn check_content(&self, _content: &Content) -> Result<(), ChannelError> {
+        Ok(())
+    }
+
     /// Checks the account against the provider (credentials valid, sender active, quality),
     /// with latency. Never fails: a failure is a `Down` report with the reason.
     async fn check_health(&self, account: &AccountContext) -> HealthReport;

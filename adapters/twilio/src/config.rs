@@ -78,6 +78,11 @@ pub const CREDENTIAL_FIELDS: &[CredentialField] = &[
 
 /// The default Twilio REST API base.
 pub const DEFAULT_API_BASE: &str = "https://api.twilio.com";
+/// The default base of Twilio's Content API (protocols/twilio.md §9).
+pub const DEFAULT_CONTENT_API_BASE: &str = "https://content.twilio.com";
+/// The default base of Twilio's Messaging API v2, where the Typing Indicators resource is
+/// (`typing.rs`).
+pub const DEFAULT_MESSAGING_API_BASE: &str = "https://messaging.twilio.com";
 /// The default path the router serves Twilio webhooks on.
 pub const DEFAULT_WEBHOOK_PATH: &str = "/webhooks/twilio-whatsapp";
 /// The default path the router serves Twilio SMS webhooks on.
@@ -88,6 +93,11 @@ pub const DEFAULT_SMS_WEBHOOK_PATH: &str = "/webhooks/twilio-sms";
 pub struct TwilioConfig {
     /// Twilio's REST API base, without a trailing slash (tests point it at `FakeTwilio`).
     pub api_base: String,
+    /// Twilio's Content API base: interactive messages and locations are sent as content
+    /// resources created there (`content_api.rs`).
+    pub content_api_base: String,
+    /// Twilio's Messaging API v2 base: typing indicators (`typing.rs`).
+    pub messaging_api_base: String,
     /// The public base URL Twilio calls (`https://sb.example.com`). Signatures are checked
     /// against this plus the raw request path and query, never against the `Host` header,
     /// because proxies rewrite Host and scheme.
@@ -102,6 +112,8 @@ impl Default for TwilioConfig {
     fn default() -> Self {
         Self {
             api_base: DEFAULT_API_BASE.to_owned(),
+            content_api_base: DEFAULT_CONTENT_API_BASE.to_owned(),
+            messaging_api_base: DEFAULT_MESSAGING_API_BASE.to_owned(),
             public_url: String::new(),
             webhook_path: DEFAULT_WEBHOOK_PATH.to_owned(),
             request_timeout: Duration::from_secs(15),
@@ -117,6 +129,21 @@ pub struct TwilioSettings {
     /// Twilio REST base URL.
     #[arg(long, env = "SWITCHBOARD_TWILIO_API_BASE", default_value = DEFAULT_API_BASE)]
     pub twilio_api_base: String,
+    /// Twilio Content API base URL (interactive messages and locations on WhatsApp are sent
+    /// as content resources created there).
+    #[arg(
+        long,
+        env = "SWITCHBOARD_TWILIO_CONTENT_API_BASE",
+        default_value = DEFAULT_CONTENT_API_BASE
+    )]
+    pub twilio_content_api_base: String,
+    /// Twilio Messaging API (v2) base URL: WhatsApp typing indicators.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_TWILIO_MESSAGING_API_BASE",
+        default_value = DEFAULT_MESSAGING_API_BASE
+    )]
+    pub twilio_messaging_api_base: String,
 }
 
 #[cfg(feature = "clap")]
@@ -126,6 +153,8 @@ impl TwilioSettings {
     pub fn config(&self, common: &CommonSettings) -> TwilioConfig {
         TwilioConfig {
             api_base: self.twilio_api_base.clone(),
+            content_api_base: self.twilio_content_api_base.clone(),
+            messaging_api_base: self.twilio_messaging_api_base.clone(),
             public_url: common.public_url.clone(),
             ..TwilioConfig::default()
         }
@@ -144,6 +173,16 @@ impl TwilioConfig {
     /// `api_base` without a trailing slash.
     pub(crate) fn api_base(&self) -> &str {
         self.api_base.trim_end_matches('/')
+    }
+
+    /// `content_api_base` without a trailing slash.
+    pub(crate) fn content_api_base(&self) -> &str {
+        self.content_api_base.trim_end_matches('/')
+    }
+
+    /// `messaging_api_base` without a trailing slash.
+    pub(crate) fn messaging_api_base(&self) -> &str {
+        self.messaging_api_base.trim_end_matches('/')
     }
 
     /// `public_url` without a trailing slash.
@@ -285,17 +324,44 @@ mod tests {
         let config = Cli::parse_from(["x"]).twilio.config(&common);
         assert_eq!(config.api_base, DEFAULT_API_BASE);
         assert_eq!(config.public_url, "https://sb.example.com");
-        let parsed = Cli::parse_from(["x", "--twilio-api-base", "http://127.0.0.1:9"]);
-        assert_eq!(parsed.twilio.config(&common).api_base, "http://127.0.0.1:9");
-        let command = <Cli as clap::CommandFactory>::command();
-        let arg = command
-            .get_arguments()
-            .find(|a| a.get_long() == Some("twilio-api-base"))
-            .unwrap();
+        assert_eq!(config.content_api_base, DEFAULT_CONTENT_API_BASE);
+        assert_eq!(config.content_api_base, "https://content.twilio.com");
+        assert_eq!(config.messaging_api_base, "https://messaging.twilio.com");
+        let parsed = Cli::parse_from([
+            "x",
+            "--twilio-api-base",
+            "http://127.0.0.1:9",
+            "--twilio-content-api-base",
+            "http://127.0.0.1:8",
+            "--twilio-messaging-api-base",
+            "http://127.0.0.1:7",
+        ]);
+        let config = parsed.twilio.config(&common);
+        assert_eq!(config.api_base, "http://127.0.0.1:9");
+        assert_eq!(config.content_api_base, "http://127.0.0.1:8");
+        assert_eq!(config.messaging_api_base, "http://127.0.0.1:7");
         assert_eq!(
-            arg.get_env().and_then(|e| e.to_str()),
-            Some("SWITCHBOARD_TWILIO_API_BASE")
+            parsed.twilio.sms_config(&common).content_api_base,
+            "http://127.0.0.1:8"
         );
+        let command = <Cli as clap::CommandFactory>::command();
+        for (flag, env) in [
+            ("twilio-api-base", "SWITCHBOARD_TWILIO_API_BASE"),
+            (
+                "twilio-content-api-base",
+                "SWITCHBOARD_TWILIO_CONTENT_API_BASE",
+            ),
+            (
+                "twilio-messaging-api-base",
+                "SWITCHBOARD_TWILIO_MESSAGING_API_BASE",
+            ),
+        ] {
+            let arg = command
+                .get_arguments()
+                .find(|a| a.get_long() == Some(flag))
+                .unwrap();
+            assert_eq!(arg.get_env().and_then(|e| e.to_str()), Some(env));
+        }
     }
 
     #[test]

@@ -26,9 +26,9 @@ pub fn classify_code(code: u32) -> Option<ErrorKind> {
         // not a WhatsApp user; 63024: invalid recipient, not on WhatsApp or terms not
         // accepted): another channel may reach them.
         63003 | 63024 => ErrorKind::Unreachable,
-        21211 | 21408 | 21614 | 21617 | 21620 | 21658 | 63007 | 63014 | 63021 | 63032 | 63049 => {
-            ErrorKind::Permanent
-        }
+        // 21655: the ContentSid is invalid; 21656: the ContentVariables are (§9.4).
+        21211 | 21408 | 21614 | 21617 | 21620 | 21655 | 21656 | 21658 | 63007 | 63014 | 63021
+        | 63032 | 63049 => ErrorKind::Permanent,
         _ => return None,
     })
 }
@@ -68,6 +68,19 @@ pub fn error_from_response(
     create: bool,
     exchange: Exchange,
 ) -> ChannelError {
+    error_from_response_of("Twilio", http_status, body, retry_after, create, exchange)
+}
+
+/// [`error_from_response`] of one of Twilio's APIs, named `api` in the message (the
+/// Content API and the Messaging API answer in the same error shape).
+pub fn error_from_response_of(
+    api: &str,
+    http_status: u16,
+    body: &TwilioErrorBody,
+    retry_after: Option<Duration>,
+    create: bool,
+    exchange: Exchange,
+) -> ChannelError {
     let kind = body
         .code
         .and_then(classify_code)
@@ -82,8 +95,8 @@ pub fn error_from_response(
         .unwrap_or_else(|| classify_http(http_status, create));
     let what = body.message.as_deref().unwrap_or("no error message");
     let message = match body.code {
-        Some(code) => format!("Twilio answered HTTP {http_status}, error {code}: {what}"),
-        None => format!("Twilio answered HTTP {http_status}: {what}"),
+        Some(code) => format!("{api} answered HTTP {http_status}, error {code}: {what}"),
+        None => format!("{api} answered HTTP {http_status}: {what}"),
     };
     let mut err = ChannelError::new(kind, message).with_exchange(exchange);
     if kind == ErrorKind::RateLimited {
@@ -157,6 +170,8 @@ mod tests {
             (400, 21614, ErrorKind::Permanent),
             (400, 21617, ErrorKind::Permanent),
             (400, 21620, ErrorKind::Permanent),
+            (400, 21655, ErrorKind::Permanent),
+            (400, 21656, ErrorKind::Permanent),
             (400, 21658, ErrorKind::Permanent),
             (400, 63003, ErrorKind::Unreachable),
             (400, 63007, ErrorKind::Permanent),

@@ -12,6 +12,9 @@
 //! - `webhook`: inbound-message and status-callback forms parsed into canonical events;
 //! - `send`: the Messages API (`POST …/Messages.json`, form-encoded with basic auth) and
 //!   message status look-ups;
+//! - [`content_api`]: interactive messages and locations as Content API resources, created
+//!   on the fly and cached (protocols/twilio.md §9);
+//! - `typing`: WhatsApp typing indicators, which also mark a message read;
 //! - `errors`: Twilio's error codes and what each means for retrying;
 //! - `media`, `health`: media downloads and limits, account health;
 //! - `sms`: the SMS channel's declarations and opt-out keywords; [`segments`]: GSM-7 and
@@ -28,6 +31,7 @@
 //! helpers that sign fake webhooks.
 
 mod config;
+pub mod content_api;
 mod errors;
 mod health;
 mod media;
@@ -35,30 +39,32 @@ pub mod segments;
 mod send;
 pub mod signature;
 mod sms;
+mod typing;
 mod webhook;
 mod wire;
 
 #[cfg(feature = "testing")]
 pub mod testing;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use switchboard_core::{
-    AccountContext, AccountSetup, Capabilities, ChannelAdapter, ChannelError, ChannelId,
-    CredentialField, Credentials, FetchedMedia, KeyRule, MediaItem, MediaKind, MediaLimit,
-    OutboundMessage, ParsedWebhook, PhoneNumber, SendReceipt, StatusUpdate, WebhookError,
-    WebhookReply, WebhookRequest,
+    AccountContext, AccountSetup, Capabilities, ChannelAdapter, ChannelError, ChannelId, Content,
+    CredentialField, Credentials, FetchedMedia, InteractiveType, KeyRule, MediaItem, MediaKind,
+    MediaLimit, OutboundMessage, ParsedWebhook, PhoneNumber, SendReceipt, StatusUpdate,
+    WebhookError, WebhookReply, WebhookRequest,
 };
 
 #[cfg(feature = "clap")]
 pub use config::TwilioSettings;
 pub use config::{
     CHANNEL, CRED_ACCOUNT_SID, CRED_AUTH_TOKEN, CRED_MESSAGING_SERVICE_SID, CREDENTIAL_FIELDS,
-    DEFAULT_API_BASE, DEFAULT_SMS_WEBHOOK_PATH, DEFAULT_WEBHOOK_PATH, Dialect, SMS_CHANNEL,
-    TwilioConfig,
+    DEFAULT_API_BASE, DEFAULT_CONTENT_API_BASE, DEFAULT_MESSAGING_API_BASE,
+    DEFAULT_SMS_WEBHOOK_PATH, DEFAULT_WEBHOOK_PATH, Dialect, SMS_CHANNEL, TwilioConfig,
 };
-pub use send::{Sender, build_form, build_form_as};
+pub use send::{Sender, build_form, build_form_as, build_form_with, content_resource};
 pub use sms::{OPT_IN_KEYWORDS, OPT_OUT_KEYWORDS, TwilioSms, opt_change};
 pub use webhook::{EMPTY_TWIML, parse_form};
 pub use wire::Form;
@@ -70,6 +76,15 @@ static MEDIA_KINDS: [MediaKind; 4] = [
     MediaKind::Document,
 ];
 
+/// The interactive messages Twilio WhatsApp carries, each as a content resource
+/// ([`content_api`]); a location request has no Twilio content type.
+static INTERACTIVE: [InteractiveType; 4] = [
+    InteractiveType::Buttons,
+    InteractiveType::List,
+    InteractiveType::CtaUrl,
+    InteractiveType::Flow,
+];
+
 /// What Twilio WhatsApp carries.
 pub fn capabilities() -> Capabilities {
     Capabilities {
@@ -79,14 +94,16 @@ pub fn capabilities() -> Capabilities {
         media_kinds: &MEDIA_KINDS,
         templates: true,
         template_components: false,
-        interactive: &[],
+        interactive: &INTERACTIVE,
         contacts: false,
         reactions: false,
+        // As a `twilio/location` content resource.
         locations: true,
         reply_context: false,
         send_to_bsuid: true,
+        // Twilio marks a message read only together with a typing indicator (`typing.rs`).
         read_receipts: false,
-        typing_indicator: false,
+        typing_indicator: true,
         default_rate_per_second: 80,
         recipient_pacing: None,
         // WhatsApp's customer-service window.
@@ -100,6 +117,8 @@ pub struct TwilioWhatsApp {
     config: TwilioConfig,
     http: reqwest::Client,
     capabilities: Capabilities,
+    /// The Content SIDs of the interactive messages and locations it sent.
+    contents: Arc<content_api::ContentCache>,
 }
 
 impl TwilioWhatsApp {
@@ -110,6 +129,7 @@ impl TwilioWhatsApp {
             config,
             http,
             capabilities: capabilities(),
+            contents: Arc::default(),
         }
     }
 
@@ -233,10 +253,31 @@ impl ChannelAdapter for TwilioWhatsApp {
             &self.http,
             &self.config,
             Dialect::WhatsApp,
+            Some(&self.contents),
             account,
             message,
         )
         .await
+    }
+
+    fn check_content(&self, content: &Content) -> Result<(), ChannelError> {
+        send::content_resource(Dialect::WhatsApp, content).map(|_| ())
+    }
+
+    /// Twilio's Typing Indicators resource marks the message read and shows the indicator;
+    /// it has no call that only marks read (`typing.rs`).
+    async fn mark_read(
+        &self,
+        account: &AccountContext,
+        provider_message_id: &str,
+        typing: bool,
+    ) -> Result<(), ChannelError> {
+        if !typing {
+            return Err(ChannelError::unsupported(
+                "Twilio WhatsApp cannot mark a message read without showing a typing indicator: send {\"typing\":true} to do both",
+            ));
+        }
+        typing::show(&self.http, &self.config, account, provider_message_id).await
     }
 
     async fn check_health(&self, account: &AccountContext) -> switchboard_core::HealthReport {
@@ -320,7 +361,17 @@ mod tests {
         assert_eq!(c.max_text_chars, 1600);
         assert_eq!(c.max_media_per_message, 1);
         assert!(c.templates && c.locations && c.send_to_bsuid);
-        assert!(!c.reactions && !c.reply_context);
+        assert!(!c.reactions && !c.reply_context && !c.contacts && !c.template_components);
+        assert_eq!(
+            c.interactive,
+            [
+                InteractiveType::Buttons,
+                InteractiveType::List,
+                InteractiveType::CtaUrl,
+                InteractiveType::Flow
+            ]
+        );
+        assert!(!c.read_receipts && c.typing_indicator);
         assert_eq!(c.default_rate_per_second, 80);
         assert_eq!(c.service_window, Some(Duration::from_secs(24 * 60 * 60)));
     }

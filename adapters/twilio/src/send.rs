@@ -8,17 +8,24 @@
 //!   lists.
 //! - A template (`ContentSid`) carries its own text and media, so text or media beside it
 //!   is refused rather than silently dropped.
+//! - Interactive messages and locations on WhatsApp are content resources
+//!   (`content_api.rs`), created or found before the message names them by `ContentSid`.
 //! - `reply_to` is ignored: Twilio has no reply context for outbound WhatsApp
 //!   (`Capabilities::reply_context` is false).
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use switchboard_core::{
-    AccountContext, ChannelError, ContactIdentity, Exchange, MediaKind, MessageStatus,
-    OutboundMessage, PhoneNumber, ProviderError, SendReceipt, StatusUpdate, retry_after_header,
+    AccountContext, ChannelError, ContactIdentity, Content, Exchange, MediaItem, MediaKind,
+    MessageStatus, OutboundMessage, PhoneNumber, ProviderError, SendReceipt, StatusUpdate,
+    retry_after_header,
 };
 
 use crate::config::{Dialect, TwilioConfig, credentials, is_sid, messaging_service};
+use crate::content_api::{
+    ContentApi, ContentCache, ContentSpec, check_variables, interactive_spec, is_content_sid,
+    location_spec,
+};
 use crate::errors::{error_from_response, error_from_transport};
 use crate::wire::{Form, TwilioErrorBody, map_status};
 
@@ -52,14 +59,30 @@ pub const MAX_MMS_MEDIA: usize = 10;
 /// [`build_form`] for either channel and either kind of sender.
 ///
 /// # Errors
-/// As [`build_form`]; on SMS also templates, locations and BSUID recipients.
+/// As [`build_form`]; on SMS also templates, locations and BSUID recipients. A message
+/// sent as a content resource (an interactive message, a location) needs
+/// [`build_form_with`] and the resource's SID.
 pub fn build_form_as(
     dialect: Dialect,
     config: &TwilioConfig,
     sender: Sender<'_>,
     msg: &OutboundMessage,
 ) -> Result<Vec<(String, String)>, ChannelError> {
-    let c = &msg.content;
+    build_form_with(dialect, config, sender, msg, None)
+}
+
+/// What Twilio carries of `content`, checked without a request: `Unsupported` for what the
+/// channel cannot send, `Invalid` for what Twilio would refuse (length, media without a
+/// URL, a template name that is not a Content SID, `ContentVariables` against §9.4, an
+/// interactive message over WhatsApp's limits). `Some` names the content resource the
+/// message is sent as (an interactive message or a location on WhatsApp, §9.6).
+///
+/// # Errors
+/// As said.
+pub fn content_resource(
+    dialect: Dialect,
+    c: &Content,
+) -> Result<Option<ContentSpec>, ChannelError> {
     let channel = dialect.channel();
     let unsupported = |what: &str| {
         Err(ChannelError::unsupported(format!(
@@ -72,6 +95,9 @@ pub fn build_form_as(
     }
     if sms && c.location.is_some() {
         return unsupported("locations");
+    }
+    if sms && c.interactive_message.is_some() {
+        return unsupported("interactive messages");
     }
     if c.reaction.is_some() {
         return unsupported("reactions");
@@ -88,7 +114,116 @@ pub fn build_form_as(
     if c.system.is_some() || c.unsupported.is_some() {
         return unsupported("this kind of content");
     }
+    if let Some(t) = &c.template {
+        if c.text.is_some()
+            || !c.media.is_empty()
+            || c.location.is_some()
+            || c.interactive_message.is_some()
+        {
+            return Err(ChannelError::invalid(
+                "a Twilio template (ContentSid) carries its own text and media: send text, media or location separately",
+            ));
+        }
+        if !is_content_sid(&t.name) {
+            return Err(ChannelError::invalid(format!(
+                "a Twilio template name must be a Content SID: HX followed by 32 hexadecimal digits, got {:?}",
+                t.name
+            )));
+        }
+        if t.header.is_some() || !t.buttons.is_empty() {
+            return unsupported(
+                "template header or button parameters (Twilio templates take variables only)",
+            );
+        }
+        check_variables(t.variables.iter())?;
+        return Ok(None);
+    }
+    if let Some(m) = &c.interactive_message {
+        if c.text.is_some() || !c.media.is_empty() || c.location.is_some() {
+            return Err(ChannelError::invalid(
+                "an interactive message carries its own body and header: send text, media or a location separately",
+            ));
+        }
+        return interactive_spec(m).map(Some);
+    }
+    if let Some(l) = &c.location {
+        if c.text.is_some() || !c.media.is_empty() {
+            return Err(ChannelError::invalid(
+                "Twilio sends a location as a content resource, which carries no text or media: give the place a `name` and `address` instead",
+            ));
+        }
+        return location_spec(l).map(Some);
+    }
+    let max_media = if sms { MAX_MMS_MEDIA } else { 1 };
+    if c.media.len() > max_media {
+        return Err(ChannelError::invalid(format!(
+            "{} carries at most {max_media} media item(s) per message, got {}",
+            dialect.name(),
+            c.media.len()
+        )));
+    }
+    for m in &c.media {
+        if !matches!(
+            m.kind,
+            MediaKind::Image | MediaKind::Video | MediaKind::Audio | MediaKind::Document
+        ) {
+            return unsupported(&format!("{} media", m.kind.as_str()));
+        }
+        if m.url.as_deref().is_none_or(str::is_empty) {
+            return Err(ChannelError::invalid(
+                "Twilio sends media by public URL; this media item has none",
+            ));
+        }
+    }
+    match text_body(&c.text, &c.media)? {
+        Some(b) => {
+            let n = b.chars().count();
+            if n > MAX_BODY_CHARS {
+                return Err(ChannelError::invalid(format!(
+                    "text is {n} characters; {} allows at most {MAX_BODY_CHARS} (Switchboard refuses rather than splitting)",
+                    dialect.name()
+                )));
+            }
+        }
+        None if c.media.is_empty() => {
+            return Err(ChannelError::invalid("the message has no content to send"));
+        }
+        None => {}
+    }
+    Ok(None)
+}
 
+/// The `Body` of a text or media message: the first item's caption or the text, which must
+/// agree (one `Body` serves every item).
+fn text_body(text: &Option<String>, media: &[MediaItem]) -> Result<Option<String>, ChannelError> {
+    match media.first() {
+        Some(m) => match (&m.caption, text) {
+            (Some(cap), Some(text)) if cap != text => Err(ChannelError::invalid(
+                "media with both a caption and a different text: Twilio has one Body",
+            )),
+            (cap, text) => Ok(cap.clone().or_else(|| text.clone())),
+        },
+        None => Ok(text.clone()),
+    }
+}
+
+/// [`build_form_as`] with the SID of the content resource the message is sent as, when
+/// [`content_resource`] names one: the form then carries `ContentSid` and no `Body` or
+/// `MediaUrl` (§9.6).
+///
+/// # Errors
+/// As [`build_form_as`]; `Invalid` when a content resource is needed and `content_sid` is
+/// not a Content SID.
+pub fn build_form_with(
+    dialect: Dialect,
+    config: &TwilioConfig,
+    sender: Sender<'_>,
+    msg: &OutboundMessage,
+    content_sid: Option<&str>,
+) -> Result<Vec<(String, String)>, ChannelError> {
+    let c = &msg.content;
+    let resource = content_resource(dialect, c)?;
+    let sms = dialect == Dialect::Sms;
     let prefix = dialect.address_prefix();
     let to = match (&msg.to.phone, &msg.to.bsuid) {
         (Some(p), _) => format!("{prefix}{p}"),
@@ -111,22 +246,6 @@ pub fn build_form_as(
     }
 
     if let Some(t) = &c.template {
-        if c.text.is_some() || !c.media.is_empty() || c.location.is_some() {
-            return Err(ChannelError::invalid(
-                "a Twilio template (ContentSid) carries its own text and media: send text, media or location separately",
-            ));
-        }
-        if !t.name.starts_with("HX") {
-            return Err(ChannelError::invalid(format!(
-                "a Twilio template name must be a Content SID starting with HX, got {:?}",
-                t.name
-            )));
-        }
-        if t.header.is_some() || !t.buttons.is_empty() {
-            return unsupported(
-                "template header or button parameters (Twilio templates take variables only)",
-            );
-        }
         form.push(("ContentSid".to_owned(), t.name.clone()));
         if !t.variables.is_empty() {
             let vars = serde_json::to_string(&t.variables).map_err(|e| {
@@ -134,80 +253,23 @@ pub fn build_form_as(
             })?;
             form.push(("ContentVariables".to_owned(), vars));
         }
+    } else if let Some(spec) = resource {
+        let sid = content_sid.filter(|s| is_content_sid(s)).ok_or_else(|| {
+            ChannelError::invalid(format!(
+                "{} is sent as a Content API resource ({}): its Content SID is needed",
+                c.kind(),
+                spec.content_type()
+            ))
+        })?;
+        form.push(("ContentSid".to_owned(), sid.to_owned()));
     } else {
-        let max_media = if sms { MAX_MMS_MEDIA } else { 1 };
-        if c.media.len() > max_media {
-            return Err(ChannelError::invalid(format!(
-                "{} carries at most {max_media} media item(s) per message, got {}",
-                dialect.name(),
-                c.media.len()
-            )));
-        }
-        // The caption rules below read the first item: one Body serves every item.
-        let media = c.media.first();
-        if media.is_some() && c.location.is_some() {
-            return Err(ChannelError::invalid(
-                "a location and media cannot share one Twilio message",
-            ));
-        }
-        let body = match media {
-            Some(m) => match (&m.caption, &c.text) {
-                (Some(cap), Some(text)) if cap != text => {
-                    return Err(ChannelError::invalid(
-                        "media with both a caption and a different text: Twilio has one Body",
-                    ));
-                }
-                (cap, text) => cap.clone().or_else(|| text.clone()),
-            },
-            None => c.text.clone(),
-        };
-        let body = match (&c.location, body) {
-            (Some(loc), None) => Some(
-                loc.name
-                    .clone()
-                    .or_else(|| loc.address.clone())
-                    .unwrap_or_else(|| format!("{},{}", loc.latitude, loc.longitude)),
-            ),
-            (_, body) => body,
-        };
-        if let Some(b) = &body {
-            let n = b.chars().count();
-            if n > MAX_BODY_CHARS {
-                return Err(ChannelError::invalid(format!(
-                    "text is {n} characters; {} allows at most {MAX_BODY_CHARS} (Switchboard refuses rather than splitting)",
-                    dialect.name()
-                )));
-            }
-        }
-        if body.is_none() && media.is_none() {
-            return Err(ChannelError::invalid("the message has no content to send"));
-        }
-        if let Some(b) = body {
+        if let Some(b) = text_body(&c.text, &c.media)? {
             form.push(("Body".to_owned(), b));
         }
-        for m in c.media.iter().take(max_media) {
-            if !matches!(
-                m.kind,
-                MediaKind::Image | MediaKind::Video | MediaKind::Audio | MediaKind::Document
-            ) {
-                return unsupported(&format!("{} media", m.kind.as_str()));
+        for m in &c.media {
+            if let Some(url) = &m.url {
+                form.push(("MediaUrl".to_owned(), url.clone()));
             }
-            let Some(url) = m.url.as_deref().filter(|u| !u.is_empty()) else {
-                return Err(ChannelError::invalid(
-                    "Twilio sends media by public URL; this media item has none",
-                ));
-            };
-            form.push(("MediaUrl".to_owned(), url.to_owned()));
-        }
-        if let Some(loc) = &c.location {
-            if !(loc.latitude.is_finite() && loc.longitude.is_finite()) {
-                return Err(ChannelError::invalid("location coordinates must be finite"));
-            }
-            let label = loc.name.as_deref().or(loc.address.as_deref()).unwrap_or("");
-            form.push((
-                "PersistentAction".to_owned(),
-                format!("geo:{},{}|{label}", loc.latitude, loc.longitude),
-            ));
         }
     }
     if !config.public_url.is_empty() {
@@ -291,6 +353,7 @@ pub(crate) async fn send(
     http: &reqwest::Client,
     config: &TwilioConfig,
     dialect: Dialect,
+    contents: Option<&ContentCache>,
     account: &AccountContext,
     msg: &OutboundMessage,
 ) -> Result<SendReceipt, ChannelError> {
@@ -304,7 +367,25 @@ pub(crate) async fn send(
         Some(service) => Sender::Service(service),
         None => Sender::Number(&account.address),
     };
-    let form = build_form_as(dialect, config, sender, msg)?;
+    let resource = content_resource(dialect, &msg.content)?;
+    let content_api = ContentApi {
+        http,
+        config,
+        account_sid: sid,
+        auth_token: token,
+    };
+    let content_sid = match (&resource, contents) {
+        (Some(spec), Some(cache)) => Some(cache.sid(&content_api, spec).await?),
+        (Some(spec), None) => {
+            return Err(ChannelError::unsupported(format!(
+                "{} cannot send {}",
+                dialect.channel(),
+                spec.content_type()
+            )));
+        }
+        (None, _) => None,
+    };
+    let form = build_form_with(dialect, config, sender, msg, content_sid.as_deref())?;
     let request_json = form_json(&form);
     let url = format!(
         "{}/2010-04-01/Accounts/{sid}/Messages.json",
@@ -348,14 +429,36 @@ pub(crate) async fn send(
         account_id = %account.account_id,
         "Twilio refused a message"
     );
-    Err(error_from_response(
+    let error = error_from_response(
         answer.status,
         &error_body(&answer.body),
         retry_after_header(&answer.headers),
         true,
         exchange,
-    ))
+    );
+    // A remembered content resource that Twilio no longer knows (deleted since): forget it,
+    // and let the retry find or create it again.
+    if let (Some(spec), Some(cache)) = (&resource, contents)
+        && error.provider_code() == Some(INVALID_CONTENT_SID)
+    {
+        cache.forget(sid, spec);
+        let mut error = error;
+        let exchange = error.take_exchange();
+        let mut retry = ChannelError::transient(format!(
+            "{} (the content resource is created again on retry)",
+            error.message()
+        ))
+        .with_provider_code(INVALID_CONTENT_SID);
+        if let Some(exchange) = exchange {
+            retry = retry.with_exchange(exchange);
+        }
+        return Err(retry);
+    }
+    Err(error)
 }
+
+/// Twilio's error when a message names a Content SID it does not know.
+const INVALID_CONTENT_SID: &str = "21655";
 
 pub(crate) async fn fetch_status(
     http: &reqwest::Client,
@@ -508,7 +611,7 @@ mod tests {
         // What SMS cannot carry.
         let template = Content {
             template: Some(Template {
-                name: "HXabc".into(),
+                name: SID.into(),
                 ..Template::default()
             }),
             ..Content::default()
@@ -621,10 +724,12 @@ mod tests {
         );
     }
 
+    const SID: &str = "HX0123456789abcdef0123456789abcdef";
+
     #[test]
     fn template() {
         let mut t = Template {
-            name: "HXabc".into(),
+            name: SID.into(),
             ..Template::default()
         };
         t.variables.insert("1".into(), "12/1".into());
@@ -634,7 +739,7 @@ mod tests {
             ..Content::default()
         };
         let f = build_form(&config(), &from(), &msg(c)).unwrap();
-        assert_eq!(get(&f, "ContentSid"), Some("HXabc"));
+        assert_eq!(get(&f, "ContentSid"), Some(SID));
         assert_eq!(
             get(&f, "ContentVariables"),
             Some(r#"{"1":"12/1","2":"3pm"}"#)
@@ -669,23 +774,120 @@ mod tests {
     }
 
     #[test]
-    fn location() {
-        let c = Content {
-            location: Some(Location {
-                latitude: 37.78789,
-                longitude: -122.391664,
-                name: Some("Twilio".into()),
-                address: None,
-                url: None,
+    fn template_variables_are_checked_before_sending() {
+        let with = |key: &str, value: &str| Content {
+            template: Some(Template {
+                name: SID.into(),
+                variables: [(key.to_owned(), value.to_owned())].into(),
+                ..Template::default()
             }),
             ..Content::default()
         };
-        let f = build_form(&config(), &from(), &msg(c)).unwrap();
+        let ok = build_form(&config(), &from(), &msg(with("first_name", "Jane"))).unwrap();
+        assert_eq!(get(&ok, "ContentVariables"), Some(r#"{"first_name":"Jane"}"#));
+        for (key, value) in [
+            ("1", ""),
+            ("1", "two\nlines"),
+            ("1", "a     b"),
+            ("a_very_long_variable", "x"),
+        ] {
+            let e = build_form(&config(), &from(), &msg(with(key, value))).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Invalid, "{key}={value:?}");
+            assert!(e.message().contains("template variable"), "{e}");
+        }
+        let short = Content {
+            template: Some(Template {
+                name: "HX123".into(),
+                ..Template::default()
+            }),
+            ..Content::default()
+        };
+        let e = build_form(&config(), &from(), &msg(short)).unwrap_err();
+        assert!(e.message().contains("32 hexadecimal digits"), "{e}");
+    }
+
+    fn place() -> Location {
+        Location {
+            latitude: 37.78789,
+            longitude: -122.391664,
+            name: Some("Twilio".into()),
+            address: Some("375 Beale St".into()),
+            url: None,
+        }
+    }
+
+    #[test]
+    fn a_location_is_sent_as_its_content_resource() {
+        let c = Content {
+            location: Some(place()),
+            ..Content::default()
+        };
+        let spec = content_resource(Dialect::WhatsApp, &c).unwrap().unwrap();
+        assert_eq!(spec.content_type(), "twilio/location");
+        // Without the resource's SID there is nothing to send.
+        let e = build_form(&config(), &from(), &msg(c.clone())).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Invalid);
+        let f = build_form_with(
+            Dialect::WhatsApp,
+            &config(),
+            Sender::Number(&from()),
+            &msg(c),
+            Some(SID),
+        )
+        .unwrap();
+        assert_eq!(get(&f, "ContentSid"), Some(SID));
+        for absent in ["Body", "MediaUrl", "PersistentAction", "ContentVariables"] {
+            assert_eq!(get(&f, absent), None, "{absent}");
+        }
+        let with_text = Content {
+            location: Some(place()),
+            text: Some("We are here".into()),
+            ..Content::default()
+        };
         assert_eq!(
-            get(&f, "PersistentAction"),
-            Some("geo:37.78789,-122.391664|Twilio")
+            content_resource(Dialect::WhatsApp, &with_text)
+                .unwrap_err()
+                .kind(),
+            ErrorKind::Invalid
         );
-        assert_eq!(get(&f, "Body"), Some("Twilio"));
+    }
+
+    #[test]
+    fn interactive_messages_are_content_resources_on_whatsapp_only() {
+        let buttons: switchboard_core::InteractiveMessage = serde_json::from_value(
+            serde_json::json!({"type": "buttons", "body": "Pick", "buttons": [{"id": "y", "title": "Yes"}]}),
+        )
+        .unwrap();
+        let c = Content {
+            interactive_message: Some(buttons),
+            ..Content::default()
+        };
+        let spec = content_resource(Dialect::WhatsApp, &c).unwrap().unwrap();
+        assert_eq!(spec.content_type(), "twilio/quick-reply");
+        let f = build_form_with(
+            Dialect::WhatsApp,
+            &config(),
+            Sender::Number(&from()),
+            &msg(c.clone()),
+            Some(SID),
+        )
+        .unwrap();
+        assert_eq!(get(&f, "ContentSid"), Some(SID));
+        assert_eq!(get(&f, "Body"), None);
+        assert_eq!(
+            content_resource(Dialect::Sms, &c).unwrap_err().kind(),
+            ErrorKind::Unsupported
+        );
+        let with_text = Content {
+            text: Some("also this".into()),
+            ..c
+        };
+        assert_eq!(
+            content_resource(Dialect::WhatsApp, &with_text)
+                .unwrap_err()
+                .kind(),
+            ErrorKind::Invalid
+        );
     }
 
     #[test]

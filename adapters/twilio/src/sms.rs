@@ -191,7 +191,19 @@ impl ChannelAdapter for TwilioSms {
         account: &AccountContext,
         message: &OutboundMessage,
     ) -> Result<SendReceipt, ChannelError> {
-        send::send(&self.http, &self.config, Dialect::Sms, account, message).await
+        send::send(
+            &self.http,
+            &self.config,
+            Dialect::Sms,
+            None,
+            account,
+            message,
+        )
+        .await
+    }
+
+    fn check_content(&self, content: &Content) -> Result<(), ChannelError> {
+        send::content_resource(Dialect::Sms, content).map(|_| ())
     }
 
     async fn check_health(&self, account: &AccountContext) -> switchboard_core::HealthReport {

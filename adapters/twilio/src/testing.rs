@@ -1,5 +1,6 @@
-//! Test doubles (feature `testing`): [`FakeTwilio`], a local fake of the Twilio REST API,
-//! and helpers that build and sign webhooks the way Twilio does.
+//! Test doubles (feature `testing`): [`FakeTwilio`], a local fake of the Twilio REST API
+//! (Messages, Content API, Typing Indicators), and helpers that build and sign webhooks the
+//! way Twilio does.
 //!
 //! ```ignore
 //! let fake = FakeTwilio::start().await;
@@ -31,10 +32,17 @@ use switchboard_core::{AccountContext, Credentials, PhoneNumber, WebhookRequest}
 use crate::config::{CRED_ACCOUNT_SID, CRED_AUTH_TOKEN};
 use crate::signature::{SIGNATURE_HEADER, compute_signature};
 
+mod content;
+
+pub use content::check_create as check_content_create;
+
 /// An account SID in Twilio's shape, for tests.
 pub const TEST_ACCOUNT_SID: &str = "AC00000000000000000000000000000001";
 /// An auth token for tests.
 pub const TEST_AUTH_TOKEN: &str = "test-auth-token-0001";
+/// An approved template (`twilio/text`, "Your appointment is coming up on {{1}} at {{2}}")
+/// every account of a [`FakeTwilio`] has: send it as `template.name`.
+pub const TEST_TEMPLATE_SID: &str = "HXb5b62575e6e4ff6129ad7c8efe1f983e";
 
 /// A connected account as the router hands it to the adapter: `business_number` is its
 /// address and routing key.
@@ -255,8 +263,10 @@ pub struct RecordedRequest {
     pub basic_password: Option<String>,
     /// Header names lowercase, values as sent (lossy UTF-8).
     pub headers: Vec<(String, String)>,
-    /// The decoded form, in order, repeated keys kept.
+    /// The decoded form, in order, repeated keys kept (empty for a JSON body).
     pub form: Vec<(String, String)>,
+    /// The body as sent (lossy UTF-8).
+    pub body: String,
 }
 
 impl RecordedRequest {
@@ -277,6 +287,16 @@ impl RecordedRequest {
             .collect()
     }
 
+    /// The body as JSON, when it is JSON (the Content API's requests).
+    pub fn json(&self) -> Option<Value> {
+        serde_json::from_str(&self.body).ok()
+    }
+
+    /// Whether this is a request to the Content API (`/v1/Content…`, `/v2/Content…`).
+    pub fn is_content_api(&self) -> bool {
+        self.path.starts_with("/v1/Content") || self.path.starts_with("/v2/Content")
+    }
+
     /// A header's value (name case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
@@ -286,9 +306,22 @@ impl RecordedRequest {
     }
 }
 
-/// A scripted answer for the next request.
+/// Which requests a scripted answer or a held answer is for: a method and a path prefix;
+/// `None`, any request to the REST APIs.
+#[derive(Clone, Debug)]
+struct Route {
+    method: String,
+    path_prefix: String,
+}
+
+fn route_matches(route: Option<&Route>, method: &Method, path: &str) -> bool {
+    route.is_none_or(|r| r.method.eq_ignore_ascii_case(method.as_str()) && path.starts_with(&r.path_prefix))
+}
+
+/// A scripted answer for the next request (of a route).
 #[derive(Clone, Debug)]
 struct Scripted {
+    route: Option<Route>,
     status: u16,
     body: Value,
     headers: Vec<(String, String)>,
@@ -307,6 +340,11 @@ struct State {
     media: HashMap<String, (Bytes, String)>,
     media_failures: VecDeque<u16>,
     fetched: Vec<FetchedMedia>,
+    /// `http://127.0.0.1:{port}`, for the URLs the Content API answers with.
+    base_url: String,
+    contents: content::Contents,
+    /// Requests whose answer is held back this long after they were handled.
+    holds: VecDeque<(Route, Duration)>,
 }
 
 /// A `MediaUrl` FakeTwilio fetched after a send, as Twilio does before delivering.
@@ -334,8 +372,14 @@ type Shared = fake_server::Shared<State>;
 
 /// A fake Twilio REST API on `127.0.0.1`, speaking the documented JSON:
 /// `POST /2010-04-01/Accounts/{sid}/Messages.json`, `GET /2010-04-01/Accounts/{sid}.json`
-/// and `GET /2010-04-01/Accounts/{sid}/Messages/{sid}.json`, with basic auth checked
-/// against the accounts added. The server stops when the value is dropped.
+/// and `GET /2010-04-01/Accounts/{sid}/Messages/{sid}.json`; the Content API
+/// (`POST /v1/Content`, `GET /v1/Content/{sid}`, `GET /v2/Content`) and
+/// `POST /v2/Indicators/Typing.json` (see `testing/content.rs` for what each checks); with
+/// basic auth checked against the accounts added. Serve all three bases from it
+/// ([`FakeTwilio::config`]). A message naming a `ContentSid` must name a content the account
+/// has ([`TEST_TEMPLATE_SID`], [`FakeTwilio::add_content`], or one created through the
+/// API), without `Body` or `MediaUrl`, with `ContentVariables` a JSON object of valid
+/// values (§9.4). The server stops when the value is dropped.
 pub struct FakeTwilio {
     server: LoopbackServer,
     state: Shared,
@@ -367,12 +411,96 @@ impl FakeTwilio {
             axum::serve(listener, app).await
         })
         .await;
+        {
+            let mut st = state.lock();
+            st.base_url = server.base_url();
+            let base = st.base_url.clone();
+            st.contents.add(
+                &base,
+                None,
+                Some(TEST_TEMPLATE_SID),
+                false,
+                &json!({
+                    "friendly_name": "appointment_reminder",
+                    "language": "en",
+                    "variables": {"1": "12/1", "2": "3pm"},
+                    "types": {"twilio/text": {"body": "Your appointment is coming up on {{1}} at {{2}}"}},
+                }),
+            );
+        }
         Self { server, state }
     }
 
-    /// `http://127.0.0.1:{port}`, to use as [`crate::TwilioConfig::api_base`].
+    /// `http://127.0.0.1:{port}`, to use as [`crate::TwilioConfig::api_base`] (and as the
+    /// Content and Messaging API bases).
     pub fn base_url(&self) -> String {
         self.server.base_url()
+    }
+
+    /// An adapter configuration with every Twilio API base on this fake, the public URL
+    /// `https://sb.example.com` and a 5-second timeout.
+    pub fn config(&self) -> crate::TwilioConfig {
+        crate::TwilioConfig {
+            api_base: self.base_url(),
+            content_api_base: self.base_url(),
+            messaging_api_base: self.base_url(),
+            public_url: "https://sb.example.com".into(),
+            request_timeout: Duration::from_secs(5),
+            ..crate::TwilioConfig::default()
+        }
+    }
+
+    /// Adds a content resource (an approved template, or one "created earlier") to
+    /// `account_sid` and returns its new `HX` SID. `request` is a `POST /v1/Content` body
+    /// (`friendly_name`, `language`, `variables`, `types`); it is not checked.
+    pub fn add_content(&self, account_sid: &str, request: &Value) -> String {
+        let mut st = self.state.lock();
+        let base = st.base_url.clone();
+        st.contents
+            .add(&base, Some(account_sid), None, false, request)
+    }
+
+    /// Every content resource the fake holds (the seeded template first), as the API shows
+    /// them.
+    pub fn contents(&self) -> Vec<Value> {
+        let st = self.state.lock();
+        st.contents
+            .stored
+            .iter()
+            .map(|c| c.resource.clone())
+            .collect()
+    }
+
+    /// The content resources created through `POST /v1/Content`, in order.
+    pub fn created_contents(&self) -> Vec<Value> {
+        let st = self.state.lock();
+        st.contents
+            .stored
+            .iter()
+            .filter(|c| c.created)
+            .map(|c| c.resource.clone())
+            .collect()
+    }
+
+    /// Pages of `GET /v2/Content` hold at most this many items from now on (50 by default).
+    pub fn set_content_page_size(&self, size: usize) {
+        self.state.lock().contents.page_size = size.max(1);
+    }
+
+    /// The requests to the Content API, in order.
+    pub fn content_requests(&self) -> Vec<RecordedRequest> {
+        self.requests()
+            .into_iter()
+            .filter(RecordedRequest::is_content_api)
+            .collect()
+    }
+
+    /// The typing indicators requested (`POST /v2/Indicators/Typing.json`), in order.
+    pub fn typing_requests(&self) -> Vec<RecordedRequest> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r.path == "/v2/Indicators/Typing.json")
+            .collect()
     }
 
     /// Accepts basic auth `sid:token` from now on.
@@ -427,7 +555,64 @@ impl FakeTwilio {
     /// Answers the next request (any route) with this status, JSON body and headers
     /// instead of the normal behaviour. Calls queue up in order.
     pub fn respond_next(&self, status: u16, body: Value, headers: &[(&str, &str)]) {
+        self.script(None, status, body, headers);
+    }
+
+    /// Answers the next request with Twilio's error body
+    /// `{"code","message","more_info","status"}`.
+    pub fn respond_error_next(&self, status: u16, code: u32, message: &str) {
+        self.respond_next(status, error_json(status, code, message), &[]);
+    }
+
+    /// [`FakeTwilio::respond_next`] for the next request with this method whose path starts
+    /// with `path_prefix` (e.g. `("POST", "/v1/Content")`); other requests pass.
+    pub fn respond_next_to(
+        &self,
+        method: &str,
+        path_prefix: &str,
+        status: u16,
+        body: Value,
+        headers: &[(&str, &str)],
+    ) {
+        let route = Route {
+            method: method.to_owned(),
+            path_prefix: path_prefix.to_owned(),
+        };
+        self.script(Some(route), status, body, headers);
+    }
+
+    /// [`FakeTwilio::respond_error_next`] for the next request of a route (see
+    /// [`FakeTwilio::respond_next_to`]).
+    pub fn respond_error_next_to(
+        &self,
+        method: &str,
+        path_prefix: &str,
+        status: u16,
+        code: u32,
+        message: &str,
+    ) {
+        self.respond_next_to(
+            method,
+            path_prefix,
+            status,
+            error_json(status, code, message),
+            &[],
+        );
+    }
+
+    /// Handles the next request of a route normally (a create creates), then holds its
+    /// answer back for `delay`: a client that times out never learns what happened.
+    pub fn hold_next_answer_to(&self, method: &str, path_prefix: &str, delay: Duration) {
+        let route = Route {
+            method: method.to_owned(),
+            path_prefix: path_prefix.to_owned(),
+        };
+        self.state.lock().holds.push_back((route, delay));
+    }
+
+    fn script(&self, route: Option<Route>, status: u16, body: Value, headers: &[(&str, &str)]) {
         self.state.lock().scripted.push_back(Scripted {
+            route,
             status,
             body,
             headers: headers
@@ -435,12 +620,6 @@ impl FakeTwilio {
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect(),
         });
-    }
-
-    /// Answers the next request with Twilio's error body
-    /// `{"code","message","more_info","status"}`.
-    pub fn respond_error_next(&self, status: u16, code: u32, message: &str) {
-        self.respond_next(status, error_json(status, code, message), &[]);
     }
 
     /// Changes a created message's status (for `fetch_status` tests); returns false when
@@ -562,18 +741,28 @@ async fn handle(
             })
             .collect(),
         form: form.clone(),
+        body: String::from_utf8_lossy(&body).into_owned(),
     };
     let is_media = uri.path().starts_with("/cdn/") || uri.path().contains("/Media/ME");
-    let (delay, scripted) = {
+    let (delay, scripted, hold) = {
         let mut st = state.lock();
         st.requests.push(recorded);
         // Scripted answers are for the REST API, not for media downloads.
         let scripted = if is_media {
             None
         } else {
-            st.scripted.pop_front()
+            st.scripted
+                .iter()
+                .position(|s| route_matches(s.route.as_ref(), &method, uri.path()))
+                .and_then(|i| st.scripted.remove(i))
         };
-        (st.delay, scripted)
+        let hold = st
+            .holds
+            .iter()
+            .position(|(r, _)| route_matches(Some(r), &method, uri.path()))
+            .and_then(|i| st.holds.remove(i))
+            .map(|(_, d)| d);
+        (st.delay, scripted, hold)
     };
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
@@ -581,8 +770,54 @@ async fn handle(
     if let Some(s) = scripted {
         return json_response(s.status, &s.body, &s.headers);
     }
+    let response = route(&state, &method, &uri, &headers, &body, &form, user, password).await;
+    if let Some(hold) = hold {
+        tokio::time::sleep(hold).await;
+    }
+    response
+}
 
+/// The normal answer to a request.
+#[allow(clippy::too_many_arguments)]
+async fn route(
+    state: &Shared,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &Bytes,
+    form: &[(String, String)],
+    user: Option<String>,
+    password: Option<String>,
+) -> Response {
+    let state = state.clone();
     let path = uri.path();
+    if path.starts_with("/v1/Content")
+        || path.starts_with("/v2/Content")
+        || path.starts_with("/v2/Indicators/")
+    {
+        // These APIs name no account in the path: basic auth names it.
+        let account = {
+            let st = state.lock();
+            user.filter(|u| {
+                password.is_some() && st.accounts.get(u).map(String::as_str) == password.as_deref()
+            })
+        };
+        let Some(account) = account else {
+            return json_response(401, &error_json(401, 20003, "Authenticate"), &[]);
+        };
+        let content_type = headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
+        return content::handle(
+            &state,
+            &account,
+            method.as_str(),
+            path,
+            uri.query(),
+            content_type,
+            body,
+        );
+    }
     if let Some(me) = path.strip_prefix("/cdn/") {
         let found = state.lock().media.get(me).cloned();
         return match found {
@@ -651,7 +886,7 @@ async fn handle(
             }
         }
         ("POST", [_, "Messages.json"]) => {
-            let resp = create_message(&state, sid, &form);
+            let resp = create_message(&state, sid, form);
             if resp.status().is_success() {
                 for (_, url) in form.iter().filter(|(k, _)| k == "MediaUrl") {
                     let state = state.clone();
@@ -724,6 +959,9 @@ async fn fetch_media_url(url: &str) -> FetchedMedia {
 }
 
 fn create_message(state: &Shared, account_sid: &str, form: &[(String, String)]) -> Response {
+    if let Some(refused) = content::check_message_content(state, account_sid, form) {
+        return refused;
+    }
     let get = |k: &str| {
         form.iter()
             .find(|(key, _)| key == k)

@@ -116,7 +116,7 @@ async fn send_media_and_template() {
     a.send(&account(), &m).await.unwrap();
 
     let mut t = Template {
-        name: "HX0123456789abcdef0123456789abcdef".into(),
+        name: testing::TEST_TEMPLATE_SID.into(),
         ..Template::default()
     };
     t.variables.insert("1".into(), "12/1".into());
@@ -136,7 +136,7 @@ async fn send_media_and_template() {
     assert_eq!(reqs[0].form_value("Body"), Some("a cat"));
     assert_eq!(
         reqs[1].form_value("ContentSid"),
-        Some("HX0123456789abcdef0123456789abcdef")
+        Some(testing::TEST_TEMPLATE_SID)
     );
     let vars: serde_json::Value =
         serde_json::from_str(reqs[1].form_value("ContentVariables").unwrap()).unwrap();
