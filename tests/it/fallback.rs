@@ -585,7 +585,7 @@ async fn a_failed_status_after_the_fallback_window_only_fails_the_message() {
 fn twilio_template() -> Content {
     Content {
         template: Some(Template {
-            name: "HX0123456789abcdef0123456789abcdef".into(),
+            name: twilio::TEST_TEMPLATE_SID.into(),
             language: Some("en".into()),
             ..Template::default()
         }),

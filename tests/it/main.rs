@@ -25,6 +25,7 @@ mod notifications;
 mod openapi;
 mod provider_errors;
 mod sending;
+mod sending_content_twilio;
 mod served_binary;
 mod statuses;
 mod tenancy;

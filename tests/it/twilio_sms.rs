@@ -52,7 +52,7 @@ fn config(twilio: &FakeTwilio, webhook_path: &str) -> TwilioConfig {
         api_base: twilio.base_url(),
         public_url: PUBLIC.into(),
         webhook_path: webhook_path.into(),
-        request_timeout: Duration::from_secs(5),
+        ..twilio.config()
     }
 }
 

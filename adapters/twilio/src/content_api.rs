@@ -129,7 +129,7 @@ impl ContentSpec {
 }
 
 fn unsupported(what: &str) -> ChannelError {
-    ChannelError::unsupported(format!("Twilio WhatsApp cannot send {what}"))
+    ChannelError::unsupported(format!("{} cannot send {what}", crate::CHANNEL))
 }
 
 /// A header's media as Twilio takes it: a public URL.

@@ -11,8 +11,8 @@ use sea_orm::{
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use switchboard_core::{
-    Bsuid, Capabilities, ContactCard, ContactIdentity, Content, MessageStatus, PhoneNumber,
-    PhoneParser, TemplateButton,
+    Bsuid, Capabilities, ChannelAdapter, ContactCard, ContactIdentity, Content, ErrorKind,
+    MessageStatus, PhoneNumber, PhoneParser, TemplateButton,
 };
 use tokio::sync::Notify;
 
@@ -163,6 +163,9 @@ impl Sending {
         };
         let caps = adapter.capabilities();
         let parts = split(&first, caps, &account.channel)?;
+        for part in &parts {
+            provider_accepts(adapter.as_ref(), part, &account.channel)?;
+        }
         if request.reply_to.is_some() && !caps.reply_context {
             return Err(RouterError::UnsupportedContent(format!(
                 "{} cannot carry reply_to (a reply's context)",
@@ -262,7 +265,8 @@ impl Sending {
             let caps = adapter.capabilities();
             let mut contents = Vec::with_capacity(parts.len());
             for (i, part) in parts.iter().enumerate() {
-                let carried = split(part, caps, &account.channel).is_ok_and(|p| p.len() == 1);
+                let carried = split(part, caps, &account.channel).is_ok_and(|p| p.len() == 1)
+                    && adapter.check_content(part).is_ok();
                 if carried {
                     contents.push(None);
                     continue;
@@ -887,6 +891,19 @@ fn check_contacts(cards: &[ContactCard]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// What the channel's provider would refuse in one message beyond its capabilities
+/// (`ChannelAdapter::check_content`: Twilio's `ContentVariables` rules, a Flow it cannot
+/// name): `400 invalid_content`, or `422 unsupported_content` for what it cannot carry.
+fn provider_accepts(adapter: &dyn ChannelAdapter, content: &Content, channel: &str) -> Result<()> {
+    adapter.check_content(content).map_err(|e| match e.kind() {
+        ErrorKind::Unsupported => RouterError::UnsupportedContent(e.message().to_owned()),
+        _ => RouterError::invalid(
+            "invalid_content",
+            format!("{channel} would refuse this message: {}", e.message()),
+        ),
+    })
 }
 
 /// The first part of `content` that a channel with `caps` cannot carry, as the API names it.
