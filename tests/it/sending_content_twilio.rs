@@ -11,6 +11,7 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::{Value, json};
 use switchboard_router::{DeliveryConfig, Router};
+use switchboard_router::media::storage::LocalMediaStore;
 use switchboard_router::store::crypto::CredentialCipher;
 use switchboard_twilio::testing::{
     self as twilio, FakeTwilio, RecordedRequest, TEST_ACCOUNT_SID, TEST_AUTH_TOKEN,
@@ -38,6 +39,7 @@ struct Site {
     client: reqwest::Client,
     router: Router,
     admin: String,
+    _media_dir: tempfile::TempDir,
     server: tokio::task::JoinHandle<()>,
 }
 
@@ -58,6 +60,9 @@ fn config(twilio: &FakeTwilio, webhook_path: &str) -> TwilioConfig {
 /// Serves a router over `db` (credentials under `key`) with fresh Twilio adapters on
 /// `twilio`: a process of its own, sharing the database and Twilio with any other.
 async fn serve(db: &TestDb, key: &str, twilio: &FakeTwilio, admin: String) -> Site {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let media_dir = tempfile::tempdir().unwrap();
     let router = Router::builder(
         db.store().await,
         CredentialCipher::from_base64(key).unwrap(),
@@ -75,9 +80,10 @@ async fn serve(db: &TestDb, key: &str, twilio: &FakeTwilio, admin: String) -> Si
         twilio,
         DEFAULT_SMS_WEBHOOK_PATH,
     ))))
+    .media_store(Arc::new(LocalMediaStore::new(media_dir.path())))
+    // Signed media links point at this server.
+    .public_url(base.clone())
     .build();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
     let app = switchboard_http::app(switchboard_http::AppState::new(router.clone(), None));
     let server = tokio::spawn(async move {
         axum::serve(listener, app).await.unwrap();
@@ -87,6 +93,7 @@ async fn serve(db: &TestDb, key: &str, twilio: &FakeTwilio, admin: String) -> Si
         client: reqwest::Client::new(),
         router,
         admin,
+        _media_dir: media_dir,
         server,
     }
 }
@@ -273,6 +280,40 @@ async fn interactive_messages_and_locations_go_out_as_content_resources() {
             message_creates(&twilio).pop().unwrap().form_value("ContentSid"),
             first_sid.as_str()
         );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_uploaded_image_heads_a_card_by_its_signed_link() {
+    on_each_backend(|db| async move {
+        let twilio = FakeTwilio::start().await;
+        let s = site(&db, &CredentialCipher::generate_key(), &twilio).await;
+        let png: Vec<u8> = [0x89, b'P', b'N', b'G'].into_iter().chain((0..2000).map(|i| i as u8)).collect();
+        let uploaded = s
+            .client
+            .post(format!("{}/v1/media", s.base))
+            .bearer_auth(&s.admin)
+            .header("content-type", "image/png")
+            .body(png.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(uploaded.status(), 201);
+        let media_id = uploaded.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+        let m = s
+            .deliver_whatsapp(json!({"interactive": {"type": "buttons", "body": "Is this yours?",
+                "header": {"type": "image", "media_id": media_id},
+                "buttons": [{"id": "yes", "title": "Yes"}, {"id": "no", "title": "No"}]}}))
+            .await;
+        assert_eq!(m["status"], "accepted", "{m}");
+        let card = &twilio.created_contents()[0]["types"]["whatsapp/card"];
+        let link = card["media"][0].as_str().unwrap();
+        assert!(link.starts_with(&s.base), "{card}");
+        // The link serves the upload, without credentials, as Twilio fetches it.
+        let fetched = reqwest::get(link).await.unwrap();
+        assert_eq!(fetched.status(), 200);
+        assert_eq!(fetched.bytes().await.unwrap().to_vec(), png);
     })
     .await;
 }

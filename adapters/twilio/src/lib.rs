@@ -261,7 +261,7 @@ impl ChannelAdapter for TwilioWhatsApp {
     }
 
     fn check_content(&self, content: &Content) -> Result<(), ChannelError> {
-        send::content_resource(Dialect::WhatsApp, content).map(|_| ())
+        send::check_content(Dialect::WhatsApp, content)
     }
 
     /// Twilio's Typing Indicators resource marks the message read and shows the indicator;

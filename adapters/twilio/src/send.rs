@@ -193,6 +193,22 @@ pub fn content_resource(
     Ok(None)
 }
 
+/// [`content_resource`] before the router queues a message
+/// (`ChannelAdapter::check_content`): media named by Switchboard id (`media_id`) get their
+/// public URL only at delivery, so they are checked as if they had one.
+///
+/// # Errors
+/// As [`content_resource`].
+pub fn check_content(dialect: Dialect, content: &Content) -> Result<(), ChannelError> {
+    let mut checked = content.clone();
+    for m in checked.media_items_mut() {
+        if m.url.is_none() && m.media_id.is_some() {
+            m.url = Some("https://media.switchboard.invalid/pending".to_owned());
+        }
+    }
+    content_resource(dialect, &checked).map(|_| ())
+}
+
 /// The `Body` of a text or media message: the first item's caption or the text, which must
 /// agree (one `Body` serves every item).
 fn text_body(text: &Option<String>, media: &[MediaItem]) -> Result<Option<String>, ChannelError> {
@@ -888,6 +904,37 @@ mod tests {
                 .kind(),
             ErrorKind::Invalid
         );
+    }
+
+    #[test]
+    fn media_named_by_switchboard_id_pass_the_check_before_queueing() {
+        let mut item = MediaItem::from_url(MediaKind::Image, "");
+        item.url = None;
+        item.media_id = Some("med_1".into());
+        let c = Content {
+            media: vec![item.clone()],
+            ..Content::default()
+        };
+        assert!(check_content(Dialect::WhatsApp, &c).is_ok());
+        // At delivery it must have its URL.
+        assert_eq!(
+            content_resource(Dialect::WhatsApp, &c).unwrap_err().kind(),
+            ErrorKind::Invalid
+        );
+        let card: switchboard_core::InteractiveMessage = serde_json::from_value(serde_json::json!({
+            "type": "buttons", "body": "b", "header": {"type": "image", "media_id": "med_1"},
+            "buttons": [{"id": "y", "title": "Yes"}]}))
+        .unwrap();
+        let c = Content {
+            interactive_message: Some(card),
+            ..Content::default()
+        };
+        assert!(check_content(Dialect::WhatsApp, &c).is_ok());
+        let neither = Content {
+            media: vec![MediaItem::from_provider_id(MediaKind::Image, "123")],
+            ..Content::default()
+        };
+        assert!(check_content(Dialect::WhatsApp, &neither).is_err());
     }
 
     #[test]

@@ -203,7 +203,7 @@ impl ChannelAdapter for TwilioSms {
     }
 
     fn check_content(&self, content: &Content) -> Result<(), ChannelError> {
-        send::content_resource(Dialect::Sms, content).map(|_| ())
+        send::check_content(Dialect::Sms, content)
     }
 
     async fn check_health(&self, account: &AccountContext) -> switchboard_core::HealthReport {

@@ -63,6 +63,16 @@ mod tests {
     const FLAGS: &[(&str, &str)] = &[
         #[cfg(any(feature = "twilio", feature = "sms"))]
         ("twilio-api-base", "SWITCHBOARD_TWILIO_API_BASE"),
+        #[cfg(any(feature = "twilio", feature = "sms"))]
+        (
+            "twilio-content-api-base",
+            "SWITCHBOARD_TWILIO_CONTENT_API_BASE",
+        ),
+        #[cfg(any(feature = "twilio", feature = "sms"))]
+        (
+            "twilio-messaging-api-base",
+            "SWITCHBOARD_TWILIO_MESSAGING_API_BASE",
+        ),
         #[cfg(feature = "meta")]
         ("meta-graph-base", "SWITCHBOARD_META_GRAPH_BASE"),
         #[cfg(feature = "meta")]
@@ -131,6 +141,14 @@ mod tests {
         assert_eq!(
             defaults.channels.twilio_whatsapp.twilio_api_base,
             "https://api.twilio.com"
+        );
+        assert_eq!(
+            defaults.channels.twilio_whatsapp.twilio_content_api_base,
+            "https://content.twilio.com"
+        );
+        assert_eq!(
+            defaults.channels.twilio_whatsapp.twilio_messaging_api_base,
+            "https://messaging.twilio.com"
         );
         assert_eq!(
             defaults.channels.meta_whatsapp.meta_graph_base,
