@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::{Value, json};
-use switchboard_router::{DeliveryConfig, Router};
 use switchboard_router::media::storage::LocalMediaStore;
 use switchboard_router::store::crypto::CredentialCipher;
+use switchboard_router::{DeliveryConfig, Router};
 use switchboard_twilio::testing::{
     self as twilio, FakeTwilio, RecordedRequest, TEST_ACCOUNT_SID, TEST_AUTH_TOKEN,
     TEST_TEMPLATE_SID,
@@ -183,9 +183,15 @@ impl Site {
 
     /// Switchboard's id of the inbound message Twilio named `sid`.
     async fn inbound_id(&self, sid: &str) -> String {
-        let convs = self.api(Method::GET, "/v1/conversations", None).await.expect(200, None);
+        let convs = self
+            .api(Method::GET, "/v1/conversations", None)
+            .await
+            .expect(200, None);
         for conv in convs.body["data"].as_array().unwrap() {
-            let path = format!("/v1/conversations/{}/messages", conv["id"].as_str().unwrap());
+            let path = format!(
+                "/v1/conversations/{}/messages",
+                conv["id"].as_str().unwrap()
+            );
             let msgs = self.api(Method::GET, &path, None).await.expect(200, None);
             if let Some(m) = msgs.body["data"]
                 .as_array()
@@ -289,7 +295,10 @@ async fn an_uploaded_image_heads_a_card_by_its_signed_link() {
     on_each_backend(|db| async move {
         let twilio = FakeTwilio::start().await;
         let s = site(&db, &CredentialCipher::generate_key(), &twilio).await;
-        let png: Vec<u8> = [0x89, b'P', b'N', b'G'].into_iter().chain((0..2000).map(|i| i as u8)).collect();
+        let png: Vec<u8> = [0x89, b'P', b'N', b'G']
+            .into_iter()
+            .chain((0..2000).map(|i| i as u8))
+            .collect();
         let uploaded = s
             .client
             .post(format!("{}/v1/media", s.base))
@@ -300,11 +309,16 @@ async fn an_uploaded_image_heads_a_card_by_its_signed_link() {
             .await
             .unwrap();
         assert_eq!(uploaded.status(), 201);
-        let media_id = uploaded.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+        let media_id = uploaded.json::<Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         let m = s
-            .deliver_whatsapp(json!({"interactive": {"type": "buttons", "body": "Is this yours?",
+            .deliver_whatsapp(
+                json!({"interactive": {"type": "buttons", "body": "Is this yours?",
                 "header": {"type": "image", "media_id": media_id},
-                "buttons": [{"id": "yes", "title": "Yes"}, {"id": "no", "title": "No"}]}}))
+                "buttons": [{"id": "yes", "title": "Yes"}, {"id": "no", "title": "No"}]}}),
+            )
             .await;
         assert_eq!(m["status"], "accepted", "{m}");
         let card = &twilio.created_contents()[0]["types"]["whatsapp/card"];
@@ -324,7 +338,9 @@ async fn a_restarted_server_finds_the_content_it_created_and_creates_nothing() {
         let twilio = FakeTwilio::start().await;
         let key = CredentialCipher::generate_key();
         let first = site(&db, &key, &twilio).await;
-        let m = first.deliver_whatsapp(json!({"interactive": buttons()})).await;
+        let m = first
+            .deliver_whatsapp(json!({"interactive": buttons()}))
+            .await;
         assert_eq!(m["status"], "accepted");
         assert_eq!(twilio.created_contents().len(), 1);
         let sid = twilio.created_contents()[0]["sid"].clone();
@@ -335,14 +351,26 @@ async fn a_restarted_server_finds_the_content_it_created_and_creates_nothing() {
 
         let restarted = serve(&db, &key, &twilio, admin).await;
         let before = twilio.content_requests().len();
-        let m = restarted.deliver_whatsapp(json!({"interactive": buttons()})).await;
+        let m = restarted
+            .deliver_whatsapp(json!({"interactive": buttons()}))
+            .await;
         assert_eq!(m["status"], "accepted");
-        assert_eq!(twilio.created_contents().len(), 1, "found by name, not created again");
+        assert_eq!(
+            twilio.created_contents().len(),
+            1,
+            "found by name, not created again"
+        );
         let looked_up = &twilio.content_requests()[before..];
         assert_eq!(looked_up.len(), 1);
-        assert_eq!((looked_up[0].method.as_str(), looked_up[0].path.as_str()), ("GET", "/v2/Content"));
         assert_eq!(
-            message_creates(&twilio).pop().unwrap().form_value("ContentSid"),
+            (looked_up[0].method.as_str(), looked_up[0].path.as_str()),
+            ("GET", "/v2/Content")
+        );
+        assert_eq!(
+            message_creates(&twilio)
+                .pop()
+                .unwrap()
+                .form_value("ContentSid"),
             sid.as_str()
         );
     })
@@ -360,16 +388,22 @@ async fn templates_send_content_variables_by_position_or_by_name() {
         );
         let s = site(&db, &CredentialCipher::generate_key(), &twilio).await;
         for (name, variables) in [
-            (TEST_TEMPLATE_SID.to_owned(), json!({"1": "12/1", "2": "3pm"})),
+            (
+                TEST_TEMPLATE_SID.to_owned(),
+                json!({"1": "12/1", "2": "3pm"}),
+            ),
             (named, json!({"first_name": "Ana"})),
         ] {
             let m = s
-                .deliver_whatsapp(json!({"template": {"name": name, "language": "en", "variables": variables}}))
+                .deliver_whatsapp(
+                    json!({"template": {"name": name, "language": "en", "variables": variables}}),
+                )
                 .await;
             assert_eq!(m["status"], "accepted", "{m}");
             let send = message_creates(&twilio).pop().unwrap();
             assert_eq!(send.form_value("ContentSid"), Some(name.as_str()));
-            let sent: Value = serde_json::from_str(send.form_value("ContentVariables").unwrap()).unwrap();
+            let sent: Value =
+                serde_json::from_str(send.form_value("ContentVariables").unwrap()).unwrap();
             assert_eq!(sent, variables);
         }
         assert!(twilio.content_requests().is_empty());
@@ -471,7 +505,10 @@ async fn content_api_failures_retry_the_message_or_fail_it_with_twilios_code() {
 
         // A server error: the message waits for a retry, and nothing was sent.
         twilio.respond_error_next_to("POST", "/v1/Content", 500, 20500, "Internal Server Error");
-        let accepted = s.send_whatsapp(json!({"interactive": buttons()})).await.expect(202, None);
+        let accepted = s
+            .send_whatsapp(json!({"interactive": buttons()}))
+            .await
+            .expect(202, None);
         let id = accepted.body["id"].as_str().unwrap().to_owned();
         s.deliver_all().await;
         let m = s.message(&id).await;
@@ -533,9 +570,18 @@ async fn sms_carries_none_of_it_and_refuses_it_with_422() {
                     "sections": [{"rows": [{"id": "1", "title": "One"}]}]}}),
                 "interactive list",
             ),
-            (json!({"location": {"latitude": 1.0, "longitude": 2.0}}), "location"),
-            (json!({"contacts": [{"name": {"formatted_name": "Ann"}}]}), "contacts"),
-            (json!({"template": {"name": TEST_TEMPLATE_SID, "language": "en"}}), "template"),
+            (
+                json!({"location": {"latitude": 1.0, "longitude": 2.0}}),
+                "location",
+            ),
+            (
+                json!({"contacts": [{"name": {"formatted_name": "Ann"}}]}),
+                "contacts",
+            ),
+            (
+                json!({"template": {"name": TEST_TEMPLATE_SID, "language": "en"}}),
+                "template",
+            ),
         ] {
             let mut body = json!({"to": PERSON, "channel": "twilio-sms", "from": SMS_NUMBER});
             for (k, v) in content.as_object().unwrap() {
@@ -546,7 +592,10 @@ async fn sms_carries_none_of_it_and_refuses_it_with_422() {
                 .await
                 .expect(422, Some("unsupported_content"));
             let message = r.body["error"]["message"].as_str().unwrap();
-            assert!(message.contains("twilio-sms") && message.contains(part), "{message}");
+            assert!(
+                message.contains("twilio-sms") && message.contains(part),
+                "{message}"
+            );
         }
         s.deliver_all().await;
         assert_eq!(twilio.requests().len(), requests);

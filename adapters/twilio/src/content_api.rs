@@ -134,9 +134,12 @@ fn unsupported(what: &str) -> ChannelError {
 
 /// A header's media as Twilio takes it: a public URL.
 fn media_url(item: &MediaItem) -> Result<&str, ChannelError> {
-    item.url.as_deref().filter(|u| !u.is_empty()).ok_or_else(|| {
-        ChannelError::invalid("Twilio sends a header's media by public URL; this one has none")
-    })
+    item.url
+        .as_deref()
+        .filter(|u| !u.is_empty())
+        .ok_or_else(|| {
+            ChannelError::invalid("Twilio sends a header's media by public URL; this one has none")
+        })
 }
 
 /// The content resource of an interactive message.
@@ -490,7 +493,11 @@ impl ContentApi<'_> {
         }
         match answer.body["sid"].as_str().filter(|s| is_content_sid(s)) {
             Some(sid) => {
-                tracing::debug!(content_sid = sid, content_type = spec.content_type, "created a Twilio content resource");
+                tracing::debug!(
+                    content_sid = sid,
+                    content_type = spec.content_type,
+                    "created a Twilio content resource"
+                );
                 Ok(sid.to_owned())
             }
             // A retry finds it by name if it was created.
@@ -609,12 +616,16 @@ mod tests {
             link.fields()["actions"],
             json!([{"type": "URL", "title": "Open", "url": "https://x.test/p"}])
         );
-        let footed = interactive_spec(&parse(json!({"type": "cta_url", "body": "See", "footer": "f",
-            "url": {"display_text": "Open", "url": "https://x.test/p"}})))
+        let footed = interactive_spec(&parse(
+            json!({"type": "cta_url", "body": "See", "footer": "f",
+            "url": {"display_text": "Open", "url": "https://x.test/p"}}),
+        ))
         .unwrap();
         assert_eq!(footed.content_type(), "whatsapp/card");
-        let flow = interactive_spec(&parse(json!({"type": "flow", "body": "Book", "footer": "f",
-            "flow": {"id": "123", "cta": "Go", "token": "t1", "screen": "FIRST"}})))
+        let flow = interactive_spec(&parse(
+            json!({"type": "flow", "body": "Book", "footer": "f",
+            "flow": {"id": "123", "cta": "Go", "token": "t1", "screen": "FIRST"}}),
+        ))
         .unwrap();
         assert_eq!(
             flow.fields(),
@@ -633,7 +644,11 @@ mod tests {
             json!({"type": "location_request", "body": "Where are you?"}),
         ] {
             let e = interactive_spec(&parse(refused.clone())).unwrap_err();
-            assert_eq!(e.kind(), switchboard_core::ErrorKind::Unsupported, "{refused}");
+            assert_eq!(
+                e.kind(),
+                switchboard_core::ErrorKind::Unsupported,
+                "{refused}"
+            );
         }
         let by_name = interactive_spec(&parse(
             json!({"type": "flow", "body": "Book", "flow": {"name": "booking", "cta": "Go"}}),
@@ -721,7 +736,12 @@ mod tests {
         let many: Vec<(String, String)> =
             (0..101).map(|i| (i.to_string(), "x".to_owned())).collect();
         let many: std::collections::BTreeMap<_, _> = many.into_iter().collect();
-        assert!(check_variables(many.iter()).unwrap_err().message().contains("at most 100"));
+        assert!(
+            check_variables(many.iter())
+                .unwrap_err()
+                .message()
+                .contains("at most 100")
+        );
         assert!(check_variables(many.iter().take(100)).is_ok());
     }
 

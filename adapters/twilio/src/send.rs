@@ -800,7 +800,10 @@ mod tests {
             ..Content::default()
         };
         let ok = build_form(&config(), &from(), &msg(with("first_name", "Jane"))).unwrap();
-        assert_eq!(get(&ok, "ContentVariables"), Some(r#"{"first_name":"Jane"}"#));
+        assert_eq!(
+            get(&ok, "ContentVariables"),
+            Some(r#"{"first_name":"Jane"}"#)
+        );
         for (key, value) in [
             ("1", ""),
             ("1", "two\nlines"),
@@ -921,10 +924,11 @@ mod tests {
             content_resource(Dialect::WhatsApp, &c).unwrap_err().kind(),
             ErrorKind::Invalid
         );
-        let card: switchboard_core::InteractiveMessage = serde_json::from_value(serde_json::json!({
+        let card: switchboard_core::InteractiveMessage =
+            serde_json::from_value(serde_json::json!({
             "type": "buttons", "body": "b", "header": {"type": "image", "media_id": "med_1"},
             "buttons": [{"id": "y", "title": "Yes"}]}))
-        .unwrap();
+            .unwrap();
         let c = Content {
             interactive_message: Some(card),
             ..Content::default()

@@ -315,7 +315,9 @@ struct Route {
 }
 
 fn route_matches(route: Option<&Route>, method: &Method, path: &str) -> bool {
-    route.is_none_or(|r| r.method.eq_ignore_ascii_case(method.as_str()) && path.starts_with(&r.path_prefix))
+    route.is_none_or(|r| {
+        r.method.eq_ignore_ascii_case(method.as_str()) && path.starts_with(&r.path_prefix)
+    })
 }
 
 /// A scripted answer for the next request (of a route).
@@ -770,7 +772,10 @@ async fn handle(
     if let Some(s) = scripted {
         return json_response(s.status, &s.body, &s.headers);
     }
-    let response = route(&state, &method, &uri, &headers, &body, &form, user, password).await;
+    let response = route(
+        &state, &method, &uri, &headers, &body, &form, user, password,
+    )
+    .await;
     if let Some(hold) = hold {
         tokio::time::sleep(hold).await;
     }

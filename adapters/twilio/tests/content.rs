@@ -90,12 +90,21 @@ async fn buttons_are_created_as_a_quick_reply_and_sent_by_content_sid() {
     let content = fake.content_requests();
     assert_eq!(content.len(), 2, "a look-up, then a create: {content:?}");
     let lookup = &content[0];
-    assert_eq!((lookup.method.as_str(), lookup.path.as_str()), ("GET", "/v2/Content"));
-    assert_eq!(lookup.query.as_deref(), Some(format!("ContentName={name}").as_str()));
+    assert_eq!(
+        (lookup.method.as_str(), lookup.path.as_str()),
+        ("GET", "/v2/Content")
+    );
+    assert_eq!(
+        lookup.query.as_deref(),
+        Some(format!("ContentName={name}").as_str())
+    );
     assert_eq!(lookup.basic_user.as_deref(), Some(TEST_ACCOUNT_SID));
     assert_eq!(lookup.basic_password.as_deref(), Some(TEST_AUTH_TOKEN));
     let create = &content[1];
-    assert_eq!((create.method.as_str(), create.path.as_str()), ("POST", "/v1/Content"));
+    assert_eq!(
+        (create.method.as_str(), create.path.as_str()),
+        ("POST", "/v1/Content")
+    );
     assert_eq!(create.header("content-type"), Some("application/json"));
     assert_eq!(create.basic_password.as_deref(), Some(TEST_AUTH_TOKEN));
     assert_eq!(
@@ -109,20 +118,29 @@ async fn buttons_are_created_as_a_quick_reply_and_sent_by_content_sid() {
     let created = fake.created_contents();
     assert_eq!(created.len(), 1);
     let sid = created[0]["sid"].as_str().unwrap();
-    assert!(switchboard_twilio::content_api::is_content_sid(sid), "{sid}");
+    assert!(
+        switchboard_twilio::content_api::is_content_sid(sid),
+        "{sid}"
+    );
     assert_eq!(created[0]["account_sid"], TEST_ACCOUNT_SID);
 
     let sends = message_creates(&fake);
     assert_eq!(sends.len(), 1);
     let form = &sends[0];
     assert_eq!(form.form_value("ContentSid"), Some(sid));
-    assert_eq!(form.form_value("To"), Some(format!("whatsapp:{PERSON}").as_str()));
+    assert_eq!(
+        form.form_value("To"),
+        Some(format!("whatsapp:{PERSON}").as_str())
+    );
     assert_eq!(form.form_value("Body"), None);
     assert_eq!(form.form_value("MediaUrl"), None);
     assert_eq!(form.form_value("ContentVariables"), None);
     // The exchange stored with the receipt is the message's, without secrets.
     let exchange = serde_json::to_string(&receipt.exchange).unwrap();
-    assert!(exchange.contains(sid) && !exchange.contains(TEST_AUTH_TOKEN), "{exchange}");
+    assert!(
+        exchange.contains(sid) && !exchange.contains(TEST_AUTH_TOKEN),
+        "{exchange}"
+    );
 }
 
 #[tokio::test]
@@ -137,9 +155,11 @@ async fn each_kind_maps_to_its_content_type_and_the_fake_accepts_it() {
     let cases: Vec<(Content, &str, Value)> = vec![
         (
             Content {
-                interactive_message: Some(interactive(json!({"type": "list", "body": "Pick a slot",
+                interactive_message: Some(interactive(
+                    json!({"type": "list", "body": "Pick a slot",
                     "button": "Slots", "sections": [{"title": "Morning", "rows": rows(4)},
-                    {"title": "Afternoon", "rows": [{"id": "pm", "title": "x".repeat(24)}]}]}))),
+                    {"title": "Afternoon", "rows": [{"id": "pm", "title": "x".repeat(24)}]}]}),
+                )),
                 ..Content::default()
             },
             "twilio/list-picker",
@@ -149,8 +169,10 @@ async fn each_kind_maps_to_its_content_type_and_the_fake_accepts_it() {
         ),
         (
             Content {
-                interactive_message: Some(interactive(json!({"type": "cta_url", "body": "Track it",
-                    "url": {"display_text": "Track", "url": "https://shop.example.com/t/1"}}))),
+                interactive_message: Some(interactive(
+                    json!({"type": "cta_url", "body": "Track it",
+                    "url": {"display_text": "Track", "url": "https://shop.example.com/t/1"}}),
+                )),
                 ..Content::default()
             },
             "twilio/call-to-action",
@@ -158,9 +180,11 @@ async fn each_kind_maps_to_its_content_type_and_the_fake_accepts_it() {
         ),
         (
             Content {
-                interactive_message: Some(interactive(json!({"type": "cta_url", "body": "Track it",
+                interactive_message: Some(interactive(
+                    json!({"type": "cta_url", "body": "Track it",
                     "header": {"type": "text", "text": "Shipped"}, "footer": "Thanks",
-                    "url": {"display_text": "Track", "url": "https://shop.example.com/t/1"}}))),
+                    "url": {"display_text": "Track", "url": "https://shop.example.com/t/1"}}),
+                )),
                 ..Content::default()
             },
             "whatsapp/card",
@@ -169,9 +193,11 @@ async fn each_kind_maps_to_its_content_type_and_the_fake_accepts_it() {
         ),
         (
             Content {
-                interactive_message: Some(interactive(json!({"type": "buttons", "body": "Like it?",
+                interactive_message: Some(interactive(
+                    json!({"type": "buttons", "body": "Like it?",
                     "header": {"type": "image", "url": "https://cdn.example.com/p.png"},
-                    "buttons": [{"id": "y", "title": "Yes"}, {"id": "n", "title": "No"}, {"id": "m", "title": "Maybe"}]}))),
+                    "buttons": [{"id": "y", "title": "Yes"}, {"id": "n", "title": "No"}, {"id": "m", "title": "Maybe"}]}),
+                )),
                 ..Content::default()
             },
             "whatsapp/card",
@@ -182,8 +208,10 @@ async fn each_kind_maps_to_its_content_type_and_the_fake_accepts_it() {
         ),
         (
             Content {
-                interactive_message: Some(interactive(json!({"type": "flow", "body": "Book a table",
-                    "flow": {"id": "1234567890", "cta": "Book", "token": "booking-7", "screen": "DATE"}}))),
+                interactive_message: Some(interactive(
+                    json!({"type": "flow", "body": "Book a table",
+                    "flow": {"id": "1234567890", "cta": "Book", "token": "booking-7", "screen": "DATE"}}),
+                )),
                 ..Content::default()
             },
             "whatsapp/flows",
@@ -213,7 +241,11 @@ async fn each_kind_maps_to_its_content_type_and_the_fake_accepts_it() {
         let created = fake.created_contents();
         assert_eq!(created.len(), i + 1, "{content_type}");
         let resource = created.last().unwrap();
-        assert_eq!(resource["types"], json!({content_type: fields}), "{content_type}");
+        assert_eq!(
+            resource["types"],
+            json!({content_type: fields}),
+            "{content_type}"
+        );
         let sends = message_creates(&fake);
         assert_eq!(
             sends.last().unwrap().form_value("ContentSid"),
@@ -233,7 +265,10 @@ async fn the_same_content_is_created_once_and_found_again_after_a_restart() {
         .send(&account(), &send_interactive("m1", buttons()))
         .await
         .unwrap();
-    let sid = fake.created_contents()[0]["sid"].as_str().unwrap().to_owned();
+    let sid = fake.created_contents()[0]["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let requests_after_first = fake.content_requests().len();
 
     // The same content again: remembered, no Content API request at all.
@@ -242,7 +277,10 @@ async fn the_same_content_is_created_once_and_found_again_after_a_restart() {
         .await
         .unwrap();
     assert_eq!(fake.content_requests().len(), requests_after_first);
-    assert_eq!(message_creates(&fake)[1].form_value("ContentSid"), Some(sid.as_str()));
+    assert_eq!(
+        message_creates(&fake)[1].form_value("ContentSid"),
+        Some(sid.as_str())
+    );
 
     // A restarted process (a new adapter) finds it by name and creates nothing.
     let restarted = adapter(&fake);
@@ -254,7 +292,10 @@ async fn the_same_content_is_created_once_and_found_again_after_a_restart() {
     let after_restart = fake.content_requests();
     assert_eq!(after_restart.len(), requests_after_first + 1);
     assert_eq!(after_restart.last().unwrap().method, "GET");
-    assert_eq!(message_creates(&fake)[2].form_value("ContentSid"), Some(sid.as_str()));
+    assert_eq!(
+        message_creates(&fake)[2].form_value("ContentSid"),
+        Some(sid.as_str())
+    );
 
     // Different content is another resource.
     let mut other = buttons();
@@ -304,9 +345,23 @@ async fn the_look_up_follows_pages_and_takes_only_the_exact_name() {
         .unwrap();
     assert!(fake.created_contents().is_empty());
     let lookups = fake.content_requests();
-    assert_eq!(lookups.len(), 4, "one page per resource of that name: {lookups:?}");
-    assert!(lookups.iter().all(|r| r.method == "GET" && r.path == "/v2/Content"));
-    assert!(lookups[1].query.as_deref().unwrap().contains("PageToken=PT1"));
+    assert_eq!(
+        lookups.len(),
+        4,
+        "one page per resource of that name: {lookups:?}"
+    );
+    assert!(
+        lookups
+            .iter()
+            .all(|r| r.method == "GET" && r.path == "/v2/Content")
+    );
+    assert!(
+        lookups[1]
+            .query
+            .as_deref()
+            .unwrap()
+            .contains("PageToken=PT1")
+    );
     assert_eq!(
         message_creates(&fake)[0].form_value("ContentSid"),
         Some(existing.as_str())
@@ -330,7 +385,10 @@ async fn concurrent_sends_of_new_content_create_it_once() {
     assert_eq!(content_creates(&fake).len(), 1);
     let sends = message_creates(&fake);
     assert_eq!(sends.len(), 2);
-    assert_eq!(sends[0].form_value("ContentSid"), sends[1].form_value("ContentSid"));
+    assert_eq!(
+        sends[0].form_value("ContentSid"),
+        sends[1].form_value("ContentSid")
+    );
 }
 
 #[tokio::test]
@@ -344,7 +402,11 @@ async fn content_api_errors_are_classified_and_never_ambiguous() {
     let e = send().await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Permanent);
     assert_eq!(e.provider_code(), Some("20001"));
-    assert!(e.message().starts_with("Twilio's Content API answered HTTP 400"), "{e}");
+    assert!(
+        e.message()
+            .starts_with("Twilio's Content API answered HTTP 400"),
+        "{e}"
+    );
     let exchange = e.exchange().unwrap();
     assert_eq!(exchange.http_status, Some(400));
     assert!(exchange.request.as_ref().unwrap()["types"].is_object());
@@ -500,7 +562,10 @@ async fn templates_send_their_variables_by_position_or_name() {
     );
     let a = adapter(&fake);
     for (sid, variables) in [
-        (TEST_TEMPLATE_SID.to_owned(), json!({"1": "12/1", "2": "3pm"})),
+        (
+            TEST_TEMPLATE_SID.to_owned(),
+            json!({"1": "12/1", "2": "3pm"}),
+        ),
         (named, json!({"first_name": "Ana"})),
     ] {
         let vars: std::collections::BTreeMap<String, String> =
@@ -519,10 +584,14 @@ async fn templates_send_their_variables_by_position_or_name() {
         a.send(&account(), &m).await.unwrap();
         let sent = message_creates(&fake).pop().unwrap();
         assert_eq!(sent.form_value("ContentSid"), Some(sid.as_str()));
-        let got: Value = serde_json::from_str(sent.form_value("ContentVariables").unwrap()).unwrap();
+        let got: Value =
+            serde_json::from_str(sent.form_value("ContentVariables").unwrap()).unwrap();
         assert_eq!(got, variables);
     }
-    assert!(fake.content_requests().is_empty(), "templates need no Content API call");
+    assert!(
+        fake.content_requests().is_empty(),
+        "templates need no Content API call"
+    );
     // A template the account does not have: Twilio's 21655, permanent.
     let unknown = message(
         "t",
@@ -535,7 +604,10 @@ async fn templates_send_their_variables_by_position_or_name() {
         },
     );
     let e = a.send(&account(), &unknown).await.unwrap_err();
-    assert_eq!((e.kind(), e.provider_code()), (ErrorKind::Permanent, Some("21655")));
+    assert_eq!(
+        (e.kind(), e.provider_code()),
+        (ErrorKind::Permanent, Some("21655"))
+    );
 }
 
 #[tokio::test]
@@ -547,39 +619,82 @@ async fn typing_marks_read_through_the_typing_indicators_resource() {
     assert_eq!(typing.len(), 1);
     let r = &typing[0];
     assert_eq!(r.method, "POST");
-    assert_eq!(r.header("content-type"), Some("application/x-www-form-urlencoded"));
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/x-www-form-urlencoded")
+    );
     assert_eq!(r.basic_user.as_deref(), Some(TEST_ACCOUNT_SID));
     assert_eq!(r.basic_password.as_deref(), Some(TEST_AUTH_TOKEN));
     assert_eq!(r.form_value("messageId"), Some(INBOUND_SID));
     assert_eq!(r.form_value("channel"), Some("whatsapp"));
 
     // Twilio has no read receipt without the indicator.
-    let e = a.mark_read(&account(), INBOUND_SID, false).await.unwrap_err();
+    let e = a
+        .mark_read(&account(), INBOUND_SID, false)
+        .await
+        .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Unsupported);
     assert!(e.message().contains("typing"), "{e}");
-    let e = a.mark_read(&account(), "wamid.abc", true).await.unwrap_err();
+    let e = a
+        .mark_read(&account(), "wamid.abc", true)
+        .await
+        .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Invalid);
     assert_eq!(fake.typing_requests().len(), 1);
 
     // Its errors, classified.
     fake.respond_error_next_to("POST", "/v2/Indicators", 400, 20001, "Invalid messageId");
-    let e = a.mark_read(&account(), INBOUND_SID, true).await.unwrap_err();
-    assert_eq!((e.kind(), e.provider_code()), (ErrorKind::Permanent, Some("20001")));
+    let e = a
+        .mark_read(&account(), INBOUND_SID, true)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (e.kind(), e.provider_code()),
+        (ErrorKind::Permanent, Some("20001"))
+    );
     assert!(e.message().contains("Typing Indicators"), "{e}");
     fake.respond_error_next_to("POST", "/v2/Indicators", 429, 20429, "Too Many Requests");
-    assert!(a.mark_read(&account(), INBOUND_SID, true).await.unwrap_err().is_rate_limited());
-    fake.respond_error_next_to("POST", "/v2/Indicators", 500, 20500, "Internal Server Error");
+    assert!(
+        a.mark_read(&account(), INBOUND_SID, true)
+            .await
+            .unwrap_err()
+            .is_rate_limited()
+    );
+    fake.respond_error_next_to(
+        "POST",
+        "/v2/Indicators",
+        500,
+        20500,
+        "Internal Server Error",
+    );
     assert_eq!(
-        a.mark_read(&account(), INBOUND_SID, true).await.unwrap_err().kind(),
+        a.mark_read(&account(), INBOUND_SID, true)
+            .await
+            .unwrap_err()
+            .kind(),
         ErrorKind::Transient
     );
-    fake.respond_next_to("POST", "/v2/Indicators", 200, json!({"success": false}), &[]);
+    fake.respond_next_to(
+        "POST",
+        "/v2/Indicators",
+        200,
+        json!({"success": false}),
+        &[],
+    );
     assert_eq!(
-        a.mark_read(&account(), INBOUND_SID, true).await.unwrap_err().kind(),
+        a.mark_read(&account(), INBOUND_SID, true)
+            .await
+            .unwrap_err()
+            .kind(),
         ErrorKind::Permanent
     );
     let wrong = testing::account(TEST_ACCOUNT_SID, "wrong-token", BUSINESS);
-    assert!(a.mark_read(&wrong, INBOUND_SID, true).await.unwrap_err().is_auth());
+    assert!(
+        a.mark_read(&wrong, INBOUND_SID, true)
+            .await
+            .unwrap_err()
+            .is_auth()
+    );
 }
 
 /// The fake refuses what Twilio documents as wrong, so a test against it fails when the
@@ -601,8 +716,16 @@ async fn the_fake_refuses_malformed_requests_with_twilios_error_body() {
             assert_eq!(got, status, "{body}");
             assert_eq!(body["code"], code, "{body}");
             assert_eq!(body["status"], status, "{body}");
-            assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
-            assert!(body["more_info"].as_str().unwrap().starts_with("https://www.twilio.com/docs/errors/"));
+            assert!(
+                body["message"].as_str().is_some_and(|m| !m.is_empty()),
+                "{body}"
+            );
+            assert!(
+                body["more_info"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("https://www.twilio.com/docs/errors/")
+            );
         }
     };
     async fn read(r: reqwest::Response) -> (u16, Value) {
@@ -610,7 +733,9 @@ async fn the_fake_refuses_malformed_requests_with_twilios_error_body() {
     }
 
     // Content: four quick replies, a missing language, an unknown type, a long list item.
-    let actions: Vec<Value> = (0..4).map(|i| json!({"type": "QUICK_REPLY", "title": format!("B{i}"), "id": format!("b{i}")})).collect();
+    let actions: Vec<Value> = (0..4)
+        .map(|i| json!({"type": "QUICK_REPLY", "title": format!("B{i}"), "id": format!("b{i}")}))
+        .collect();
     for body in [
         json!({"language": "en", "types": {"twilio/quick-reply": {"body": "b", "actions": actions}}}),
         json!({"types": {"twilio/text": {"body": "b"}}}),
@@ -634,7 +759,17 @@ async fn the_fake_refuses_malformed_requests_with_twilios_error_body() {
     assert_eq!(status, 201, "{created}");
     let sid = created["sid"].as_str().unwrap().to_owned();
     assert!(switchboard_twilio::content_api::is_content_sid(&sid));
-    for field in ["account_sid", "friendly_name", "language", "variables", "types", "url", "date_created", "date_updated", "links"] {
+    for field in [
+        "account_sid",
+        "friendly_name",
+        "language",
+        "variables",
+        "types",
+        "url",
+        "date_created",
+        "date_updated",
+        "links",
+    ] {
         assert!(created.get(field).is_some(), "{field}: {created}");
     }
     let fetched = client
@@ -656,7 +791,12 @@ async fn the_fake_refuses_malformed_requests_with_twilios_error_body() {
     assert_eq!(page["meta"]["key"], "contents");
     assert!(page["meta"]["next_page_url"].is_null());
     // Without credentials: 401.
-    let anonymous = client.post(format!("{base}/v1/Content")).json(&json!({})).send().await.unwrap();
+    let anonymous = client
+        .post(format!("{base}/v1/Content"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
     expect_error(401, 20003)(read(anonymous).await);
 
     // Messages naming content: an unknown SID, Body beside it, variables not an object.
@@ -671,16 +811,56 @@ async fn the_fake_refuses_malformed_requests_with_twilios_error_body() {
     let to = ("To", format!("whatsapp:{PERSON}"));
     let from = ("From", format!("whatsapp:{BUSINESS}"));
     for (form, status, code) in [
-        (vec![to.clone(), from.clone(), ("ContentSid", "HXffffffffffffffffffffffffffffffff".into())], 400, 21655),
-        (vec![to.clone(), from.clone(), ("ContentSid", sid.clone()), ("Body", "hi".into())], 400, 20001),
-        (vec![to.clone(), from.clone(), ("ContentSid", sid.clone()), ("ContentVariables", "[1]".into())], 400, 21656),
-        (vec![to.clone(), from.clone(), ("ContentSid", sid.clone()), ("ContentVariables", r#"{"1":""}"#.into())], 400, 21656),
+        (
+            vec![
+                to.clone(),
+                from.clone(),
+                ("ContentSid", "HXffffffffffffffffffffffffffffffff".into()),
+            ],
+            400,
+            21655,
+        ),
+        (
+            vec![
+                to.clone(),
+                from.clone(),
+                ("ContentSid", sid.clone()),
+                ("Body", "hi".into()),
+            ],
+            400,
+            20001,
+        ),
+        (
+            vec![
+                to.clone(),
+                from.clone(),
+                ("ContentSid", sid.clone()),
+                ("ContentVariables", "[1]".into()),
+            ],
+            400,
+            21656,
+        ),
+        (
+            vec![
+                to.clone(),
+                from.clone(),
+                ("ContentSid", sid.clone()),
+                ("ContentVariables", r#"{"1":""}"#.into()),
+            ],
+            400,
+            21656,
+        ),
     ] {
         expect_error(status, code)(read(post_form(form).await.unwrap()).await);
     }
-    let ok = post_form(vec![to, from, ("ContentSid", sid), ("ContentVariables", r#"{"1":"Ana"}"#.into())])
-        .await
-        .unwrap();
+    let ok = post_form(vec![
+        to,
+        from,
+        ("ContentSid", sid),
+        ("ContentVariables", r#"{"1":"Ana"}"#.into()),
+    ])
+    .await
+    .unwrap();
     assert_eq!(ok.status().as_u16(), 201);
 
     // Typing: a channel other than whatsapp, a message id that is not a message SID.

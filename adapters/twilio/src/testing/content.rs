@@ -260,7 +260,11 @@ fn typing(content_type: Option<&str>, body: &[u8]) -> Response {
         return bad_request("The request body must be form-encoded");
     }
     let form: Vec<(String, String)> = form_urlencoded::parse(body).into_owned().collect();
-    let get = |k: &str| form.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
+    let get = |k: &str| {
+        form.iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
+    };
     if get("channel") != Some("whatsapp") {
         return bad_request("Invalid channel: channel must be whatsapp");
     }
@@ -296,7 +300,12 @@ pub(super) fn check_message_content(
             "A message with a ContentSid takes no Body or MediaUrl",
         ));
     }
-    if state.lock().contents.find(account_sid, content_sid).is_none() {
+    if state
+        .lock()
+        .contents
+        .find(account_sid, content_sid)
+        .is_none()
+    {
         return Some(json_response(
             400,
             &error_json(400, 21655, "The ContentSid is Invalid"),
@@ -429,10 +438,10 @@ pub fn check_create(request: &Value) -> Result<(), String> {
     {
         return Err(format!("Unknown parameter {unknown:?}"));
     }
-    if !obj
+    if obj
         .get("language")
         .and_then(Value::as_str)
-        .is_some_and(|l| !l.trim().is_empty())
+        .is_none_or(|l| l.trim().is_empty())
     {
         return Err("Missing required parameter language".into());
     }
@@ -534,8 +543,9 @@ fn check_type(shape: &TypeShape, fields: &Map<String, Value>) -> Result<(), Stri
                     return Err(format!("types.{name}.items must hold objects"));
                 };
                 let s = |k: &str| item.get(k).and_then(Value::as_str);
-                let fits =
-                    |k: &str, max: usize| s(k).is_some_and(|v| !v.is_empty() && v.chars().count() <= max);
+                let fits = |k: &str, max: usize| {
+                    s(k).is_some_and(|v| !v.is_empty() && v.chars().count() <= max)
+                };
                 if let Some(unknown) = item
                     .keys()
                     .find(|k| !["id", "item", "description"].contains(&k.as_str()))
@@ -559,9 +569,7 @@ fn check_type(shape: &TypeShape, fields: &Map<String, Value>) -> Result<(), Stri
             text("footer", 60)?;
             text("header_text", 60)?;
             if fields.contains_key("header_text") && fields.contains_key("media") {
-                return Err(format!(
-                    "types.{name} has header_text or media, not both"
-                ));
+                return Err(format!("types.{name} has header_text or media, not both"));
             }
             if fields.contains_key("media") {
                 let media = array("media", 1, 1)?;
@@ -612,9 +620,10 @@ fn check_actions(name: &str, actions: &[Value], types: &[&str]) -> Result<(), St
         let Some(action) = action.as_object() else {
             return Err(format!("types.{name}.actions must hold objects"));
         };
-        if let Some(unknown) = action.keys().find(|k| {
-            !["type", "title", "id", "url", "phone", "code"].contains(&k.as_str())
-        }) {
+        if let Some(unknown) = action
+            .keys()
+            .find(|k| !["type", "title", "id", "url", "phone", "code"].contains(&k.as_str()))
+        {
             return Err(format!("types.{name}.actions[] has no field {unknown:?}"));
         }
         let s = |k: &str| action.get(k).and_then(Value::as_str);
@@ -636,7 +645,7 @@ fn check_actions(name: &str, actions: &[Value], types: &[&str]) -> Result<(), St
             _ => None,
         };
         if let Some(field) = needs
-            && !s(field).is_some_and(|v| !v.is_empty())
+            && s(field).is_none_or(str::is_empty)
         {
             return Err(format!(
                 "types.{name}.actions[] of type {kind} needs {field}"
@@ -675,11 +684,15 @@ mod tests {
     #[test]
     fn create_bodies_are_checked_against_the_types_schema() {
         assert_eq!(
-            create(json!({"twilio/quick-reply": {"body": "b", "actions": [{"type": "QUICK_REPLY", "title": "Yes", "id": "y"}]}})),
+            create(
+                json!({"twilio/quick-reply": {"body": "b", "actions": [{"type": "QUICK_REPLY", "title": "Yes", "id": "y"}]}})
+            ),
             Ok(())
         );
         assert_eq!(
-            create(json!({"twilio/location": {"latitude": 1.5, "longitude": -2.0, "label": "Here"}})),
+            create(
+                json!({"twilio/location": {"latitude": 1.5, "longitude": -2.0, "label": "Here"}})
+            ),
             Ok(())
         );
         let items = |n: usize| -> Vec<Value> {
@@ -688,12 +701,20 @@ mod tests {
                 .collect()
         };
         assert_eq!(
-            create(json!({"twilio/list-picker": {"body": "b", "button": "Open", "items": items(10)}})),
+            create(
+                json!({"twilio/list-picker": {"body": "b", "button": "Open", "items": items(10)}})
+            ),
             Ok(())
         );
         for (types, why) in [
-            (json!({"twilio/buttons": {"body": "b"}}), "Unknown content type"),
-            (json!({"twilio/quick-reply": {"body": "b"}}), "actions is required"),
+            (
+                json!({"twilio/buttons": {"body": "b"}}),
+                "Unknown content type",
+            ),
+            (
+                json!({"twilio/quick-reply": {"body": "b"}}),
+                "actions is required",
+            ),
             (
                 json!({"twilio/quick-reply": {"body": "b", "actions": [{"title": "a"}, {"title": "b"}, {"title": "c"}, {"title": "d"}]}}),
                 "1 to 3",
@@ -726,8 +747,14 @@ mod tests {
                 json!({"whatsapp/card": {"body": "b", "header_text": "h", "media": ["https://x.test/a.png"]}}),
                 "not both",
             ),
-            (json!({"whatsapp/flows": {"body": "b", "button_text": "Go"}}), "flow_id is required"),
-            (json!({"twilio/text": {"body": "b", "colour": "red"}}), "no field"),
+            (
+                json!({"whatsapp/flows": {"body": "b", "button_text": "Go"}}),
+                "flow_id is required",
+            ),
+            (
+                json!({"twilio/text": {"body": "b", "colour": "red"}}),
+                "no field",
+            ),
             (json!({}), "at least one"),
         ] {
             let e = create(types.clone()).unwrap_err();
@@ -735,7 +762,9 @@ mod tests {
         }
         let no_language = check_create(&json!({"types": {"twilio/text": {"body": "b"}}}));
         assert!(no_language.unwrap_err().contains("language"));
-        let unknown = check_create(&json!({"language": "en", "type": {}, "types": {"twilio/text": {"body": "b"}}}));
+        let unknown = check_create(
+            &json!({"language": "en", "type": {}, "types": {"twilio/text": {"body": "b"}}}),
+        );
         assert!(unknown.unwrap_err().contains("Unknown parameter"));
     }
 }

@@ -954,7 +954,7 @@ fn conflicted(result: &sea_orm::TryInsertResult<u64>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use switchboard_core::{ChannelAdapter as _, MediaItem, MediaKind};
+    use switchboard_core::{MediaItem, MediaKind};
 
     fn caps() -> Capabilities {
         switchboard_core::testing::FakeAdapter::new()
