@@ -425,6 +425,8 @@ impl Sending {
                 fallback: Set(fallback.column()),
                 created_at: Set(now),
                 updated_at: Set(now),
+                referral: Set(None),
+                pricing: Set(None),
             })
             .on_conflict_do_nothing_on([
                 messages::Column::TenantId,
