@@ -18,8 +18,8 @@ use switchboard_twilio::testing::{self as twilio, TEST_ACCOUNT_SID, TEST_AUTH_TO
 use crate::support::api::{self, Reply, reply};
 use crate::support::fake::BUSINESS;
 use crate::support::providers::{
-    APP_SECRET, META_DISPLAY, PERSON, PERSON_WA, PNID, PUBLIC, TWILIO_NUMBER, TWILIO_PATH,
-    builder, connect_both, fakes, now_ts, stored,
+    APP_SECRET, META_DISPLAY, PERSON, PERSON_WA, PNID, PUBLIC, TWILIO_NUMBER, TWILIO_PATH, builder,
+    connect_both, fakes, now_ts, stored,
 };
 use crate::support::{TestDb, count, on_each_backend};
 
@@ -108,8 +108,7 @@ impl Env {
 
     /// POSTs a Twilio form signed as Twilio signs it; it must answer 200.
     async fn twilio(&self, form: &[(String, String)]) {
-        let signature =
-            twilio::sign_form(TEST_AUTH_TOKEN, &format!("{PUBLIC}{TWILIO_PATH}"), form);
+        let signature = twilio::sign_form(TEST_AUTH_TOKEN, &format!("{PUBLIC}{TWILIO_PATH}"), form);
         let res = self
             .http
             .post(format!("{}{TWILIO_PATH}", self.base))
@@ -145,8 +144,11 @@ impl Env {
     }
 
     async fn contact(&self, phone_or_bsuid: &str) -> Value {
-        self.get(&format!("/v1/contacts?phone={}", api::encode(phone_or_bsuid)))
-            .await
+        self.get(&format!(
+            "/v1/contacts?phone={}",
+            api::encode(phone_or_bsuid)
+        ))
+        .await
     }
 
     async fn notifications(&self) -> Vec<provider_notifications::Model> {
@@ -293,9 +295,22 @@ async fn meta_account_level_notifications_are_verified_answered_200_and_stored_o
 async fn a_channel_wide_webhook_with_no_meta_account_connected_is_404_and_cached() {
     on_each_backend(|db| async move {
         let e = env(&db).await;
-        let meta_account = e.get("/v1/accounts").await["data"].as_array().unwrap().iter()
-            .find(|a| a["channel"] == "meta-whatsapp").unwrap()["id"].as_str().unwrap().to_owned();
-        e.api(Method::DELETE, &format!("/v1/accounts/{meta_account}"), None).await.expect(200, None);
+        let meta_account = e.get("/v1/accounts").await["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["channel"] == "meta-whatsapp")
+            .unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        e.api(
+            Method::DELETE,
+            &format!("/v1/accounts/{meta_account}"),
+            None,
+        )
+        .await
+        .expect(200, None);
         let template = fixture("template_status_approved.json");
         let reads = e.router.accounts().channel_reads();
         for _ in 0..3 {
@@ -330,7 +345,13 @@ async fn content_that_cannot_be_read_is_stored_as_unsupported_with_its_errors() 
         ))
         .await;
         // Twilio: a media message whose media never came.
-        let mut form = twilio::inbound_text_form(TEST_ACCOUNT_SID, PERSON, TWILIO_NUMBER, "", "SM00000000000000000000000000000u1");
+        let mut form = twilio::inbound_text_form(
+            TEST_ACCOUNT_SID,
+            PERSON,
+            TWILIO_NUMBER,
+            "",
+            "SM00000000000000000000000000000u1",
+        );
         form.retain(|(k, _)| k != "MessageType");
         form.push(("MessageType".into(), "image".into()));
         e.twilio(&form).await;
@@ -340,18 +361,35 @@ async fn content_that_cannot_be_read_is_stored_as_unsupported_with_its_errors() 
         let poll = e.message(&msgs[0].id).await;
         let un = &poll["content"]["unsupported"];
         assert_eq!(un["provider_type"], "poll_creation");
-        assert_eq!(un["errors"], json!([{"code": "131051", "message": "Message type unknown",
-            "details": "Message type is currently not supported."}]));
+        assert_eq!(
+            un["errors"],
+            json!([{"code": "131051", "message": "Message type unknown",
+            "details": "Message type is currently not supported."}])
+        );
         assert_eq!(poll["direction"], "inbound");
         let image = e.message(&msgs[1].id).await;
         assert_eq!(image["content"]["unsupported"]["provider_type"], "image");
-        assert!(image["content"]["unsupported"]["detail"].as_str().unwrap().contains("image"));
+        assert!(
+            image["content"]["unsupported"]["detail"]
+                .as_str()
+                .unwrap()
+                .contains("image")
+        );
         let twilio_image = e.message(&msgs[2].id).await;
-        assert_eq!(twilio_image["content"]["unsupported"]["provider_type"], "image");
+        assert_eq!(
+            twilio_image["content"]["unsupported"]["provider_type"],
+            "image"
+        );
         assert_eq!(twilio_image["channel"], "twilio-whatsapp");
         // They are the person writing: the window is open on both channels.
         let listed = e.get("/v1/conversations").await;
-        assert!(listed["data"].as_array().unwrap().iter().all(|c| c["service_window_open"] == true));
+        assert!(
+            listed["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|c| c["service_window_open"] == true)
+        );
     })
     .await;
 }
@@ -402,22 +440,47 @@ async fn group_chats_are_kept_as_notifications_and_open_no_window() {
                    "recipient_id": group, "recipient_type": "group",
                    "recipient_participant_id": participant})
         };
-        let statuses = meta::envelope(&[(PNID, META_DISPLAY, "messages", json!({"statuses": [
-            status("delivered", "16505551234"), status("delivered", "16505551235")]}))]);
+        let statuses = meta::envelope(&[(
+            PNID,
+            META_DISPLAY,
+            "messages",
+            json!({"statuses": [
+            status("delivered", "16505551234"), status("delivered", "16505551235")]}),
+        )]);
         e.meta_ok(&statuses).await;
         e.meta_ok(&statuses).await;
 
-        assert_eq!(count(&e.router, messages::Entity).await, 0, "not a 1:1 message");
-        assert_eq!(count(&e.router, conversations::Entity).await, 0, "not filed into the participant's conversation");
+        assert_eq!(
+            count(&e.router, messages::Entity).await,
+            0,
+            "not a 1:1 message"
+        );
+        assert_eq!(
+            count(&e.router, conversations::Entity).await,
+            0,
+            "not filed into the participant's conversation"
+        );
         let rows = e.notifications().await;
         let kinds: Vec<&str> = rows.iter().map(|r| r.kind.as_str()).collect();
-        assert_eq!(kinds, ["group_message", "group_status", "group_status"], "stored once each");
-        assert!(rows.iter().all(|r| r.entity_id.as_deref() == Some(group) && r.tenant_id == e.tenant));
+        assert_eq!(
+            kinds,
+            ["group_message", "group_status", "group_status"],
+            "stored once each"
+        );
+        assert!(
+            rows.iter()
+                .all(|r| r.entity_id.as_deref() == Some(group) && r.tenant_id == e.tenant)
+        );
         let raw: Value = serde_json::from_str(&rows[0].raw).unwrap();
         assert_eq!(raw["from"], PERSON_WA);
         // The participant did not write to the business: no window with them.
-        let refused = e.api(Method::POST, "/v1/messages",
-            Some(json!({"to": PERSON, "text": "hi", "channel": "meta-whatsapp"}))).await;
+        let refused = e
+            .api(
+                Method::POST,
+                "/v1/messages",
+                Some(json!({"to": PERSON, "text": "hi", "channel": "meta-whatsapp"})),
+            )
+            .await;
         refused.expect(422, Some("outside_service_window"));
     })
     .await;
@@ -493,14 +556,23 @@ async fn a_number_change_moves_the_contact_without_opening_the_window_or_opting_
         let e = env(&db).await;
         const NEW: &str = "+12195555358";
         // The person opts out a minute ago, then changes number.
-        e.meta_ok(&meta_text(PERSON_WA, "wamid.STOP", "STOP", &seconds_ago(60))).await;
+        e.meta_ok(&meta_text(
+            PERSON_WA,
+            "wamid.STOP",
+            "STOP",
+            &seconds_ago(60),
+        ))
+        .await;
         let before = e.conversation_of(PERSON).await;
         assert!(before.opted_out_at.is_some());
         let contact = e.contact(PERSON).await;
-        e.meta_ok(&number_change(PERSON_WA, "12195555358", "wamid.CHANGE")).await;
+        e.meta_ok(&number_change(PERSON_WA, "12195555358", "wamid.CHANGE"))
+            .await;
 
         // The notice is a message of the conversation…
-        let msgs = e.get(&format!("/v1/conversations/{}/messages", before.id)).await;
+        let msgs = e
+            .get(&format!("/v1/conversations/{}/messages", before.id))
+            .await;
         let msgs = msgs["data"].as_array().unwrap();
         assert_eq!(msgs.len(), 2);
         assert_eq!(msgs[1]["content"]["system"]["kind"], "user_changed_number");
@@ -515,12 +587,23 @@ async fn a_number_change_moves_the_contact_without_opening_the_window_or_opting_
         let moved = e.contact(NEW).await;
         assert_eq!(moved["id"], contact["id"]);
         assert_eq!(moved["phone"], NEW);
-        let mut phones: Vec<&str> = moved["phones"].as_array().unwrap().iter().map(|p| p.as_str().unwrap()).collect();
+        let mut phones: Vec<&str> = moved["phones"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p.as_str().unwrap())
+            .collect();
         phones.sort_unstable();
         assert_eq!(phones, [NEW, PERSON]);
         assert_eq!(e.contact(PERSON).await["id"], contact["id"]);
         // Writing from the new number continues the same conversation (and opts back in).
-        e.meta_ok(&meta_text("12195555358", "wamid.NEW1", "it's me", &now_ts())).await;
+        e.meta_ok(&meta_text(
+            "12195555358",
+            "wamid.NEW1",
+            "it's me",
+            &now_ts(),
+        ))
+        .await;
         let resumed = e.conversation_of(NEW).await;
         assert_eq!(resumed.id, before.id);
         assert!(resumed.opted_out_at.is_none());
@@ -580,7 +663,8 @@ async fn a_number_change_to_another_contacts_number_keeps_both_contacts_apart() 
 
 /// A Meta status for `wamid` with an optional `pricing` object.
 fn meta_status(wamid: &str, status: &str, pricing: Option<Value>) -> String {
-    let mut item = json!({"id": wamid, "status": status, "timestamp": now_ts(), "recipient_id": PERSON_WA});
+    let mut item =
+        json!({"id": wamid, "status": status, "timestamp": now_ts(), "recipient_id": PERSON_WA});
     if let Some(p) = pricing {
         item["pricing"] = p;
     }
@@ -591,9 +675,16 @@ fn meta_status(wamid: &str, status: &str, pricing: Option<Value>) -> String {
 async fn status_pricing_is_stored_on_the_message_from_whichever_status_carries_it() {
     on_each_backend(|db| async move {
         let e = env(&db).await;
-        e.meta_ok(&meta_text(PERSON_WA, "wamid.IN", "hi", &now_ts())).await;
-        let sent = e.api(Method::POST, "/v1/messages",
-            Some(json!({"to": PERSON, "text": "hello", "channel": "meta-whatsapp"}))).await.expect(202, None);
+        e.meta_ok(&meta_text(PERSON_WA, "wamid.IN", "hi", &now_ts()))
+            .await;
+        let sent = e
+            .api(
+                Method::POST,
+                "/v1/messages",
+                Some(json!({"to": PERSON, "text": "hello", "channel": "meta-whatsapp"})),
+            )
+            .await
+            .expect(202, None);
         let id = sent.body["id"].as_str().unwrap().to_owned();
         e.router.delivery().deliver_due().await.unwrap();
         let view = e.get(&format!("/v1/messages/{id}")).await;
@@ -601,24 +692,53 @@ async fn status_pricing_is_stored_on_the_message_from_whichever_status_carries_i
         assert_eq!(view["pricing"], Value::Null, "nothing reported yet");
 
         // §3.9 (c): pricing on `sent`.
-        e.meta_ok(&meta_status(&wamid, "sent", Some(json!({"billable": true, "pricing_model": "PMP",
-            "type": "regular", "category": "marketing"})))).await;
-        let marketing = json!({"billable": true, "category": "marketing", "model": "PMP", "type": "regular"});
-        assert_eq!(e.get(&format!("/v1/messages/{id}")).await["pricing"], marketing);
+        e.meta_ok(&meta_status(
+            &wamid,
+            "sent",
+            Some(json!({"billable": true, "pricing_model": "PMP",
+            "type": "regular", "category": "marketing"})),
+        ))
+        .await;
+        let marketing =
+            json!({"billable": true, "category": "marketing", "model": "PMP", "type": "regular"});
+        assert_eq!(
+            e.get(&format!("/v1/messages/{id}")).await["pricing"],
+            marketing
+        );
         // A later report without pricing keeps it.
         e.meta_ok(&meta_status(&wamid, "read", None)).await;
         let view = e.get(&format!("/v1/messages/{id}")).await;
-        assert_eq!((view["status"].as_str(), &view["pricing"]), (Some("read"), &marketing));
+        assert_eq!(
+            (view["status"].as_str(), &view["pricing"]),
+            (Some("read"), &marketing)
+        );
         // A late report with pricing replaces it, without moving the status back.
-        e.meta_ok(&meta_status(&wamid, "delivered", Some(json!({"billable": false, "pricing_model": "PMP",
-            "type": "free_customer_service", "category": "service"})))).await;
+        e.meta_ok(&meta_status(
+            &wamid,
+            "delivered",
+            Some(json!({"billable": false, "pricing_model": "PMP",
+            "type": "free_customer_service", "category": "service"})),
+        ))
+        .await;
         let view = e.get(&format!("/v1/messages/{id}")).await;
         assert_eq!(view["status"], "read");
-        assert_eq!(view["pricing"], json!({"billable": false, "category": "service", "model": "PMP",
-            "type": "free_customer_service"}));
-        let listed = e.get(&format!("/v1/conversations/{}/messages", view["conversation_id"].as_str().unwrap())).await;
+        assert_eq!(
+            view["pricing"],
+            json!({"billable": false, "category": "service", "model": "PMP",
+            "type": "free_customer_service"})
+        );
+        let listed = e
+            .get(&format!(
+                "/v1/conversations/{}/messages",
+                view["conversation_id"].as_str().unwrap()
+            ))
+            .await;
         assert_eq!(listed["data"][1]["pricing"]["category"], "service");
-        assert_eq!(listed["data"][0]["pricing"], Value::Null, "the inbound message has none");
+        assert_eq!(
+            listed["data"][0]["pricing"],
+            Value::Null,
+            "the inbound message has none"
+        );
     })
     .await;
 }
@@ -628,7 +748,14 @@ async fn pricing_on_a_status_that_came_before_its_message_is_kept() {
     on_each_backend(|db| async move {
         let api = api::start(&db).await;
         api.inbound("in-1", api::ALICE, "hi").await;
-        let sent = api.post("/v1/messages", &api.admin, api::text_message(api::ALICE, "one")).await.expect(202, None);
+        let sent = api
+            .post(
+                "/v1/messages",
+                &api.admin,
+                api::text_message(api::ALICE, "one"),
+            )
+            .await
+            .expect(202, None);
         let status = |key: &str, status, pricing| InboundEvent {
             routing_key: BUSINESS.into(),
             event_key: key.into(),
@@ -651,12 +778,23 @@ async fn pricing_on_a_status_that_came_before_its_message_is_kept() {
             kind: Some("free_customer_service".into()),
             ..Pricing::default()
         };
-        api.webhook(&[status("early", MessageStatus::Delivered, Some(utility))]).await;
+        api.webhook(&[status("early", MessageStatus::Delivered, Some(utility))])
+            .await;
         assert_eq!(api.deliver_all().await, 1);
-        let view = api.get(&format!("/v1/messages/{}", sent.body["id"].as_str().unwrap()), &api.admin).await.expect(200, None).body;
+        let view = api
+            .get(
+                &format!("/v1/messages/{}", sent.body["id"].as_str().unwrap()),
+                &api.admin,
+            )
+            .await
+            .expect(200, None)
+            .body;
         assert_eq!(view["status"], "delivered");
-        assert_eq!(view["pricing"], json!({"billable": false, "category": "utility", "model": "PMP",
-            "type": "free_customer_service"}));
+        assert_eq!(
+            view["pricing"],
+            json!({"billable": false, "category": "utility", "model": "PMP",
+            "type": "free_customer_service"})
+        );
     })
     .await;
 }

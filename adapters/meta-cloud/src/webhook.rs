@@ -26,10 +26,9 @@ use subtle::{Choice, ConstantTimeEq};
 use switchboard_core::{
     AccountContext, Bsuid, ContactIdentity, Content, Direction, EventKind, Forwarded,
     HandshakeReply, InboundEvent, InboundMessage, InteractiveKind, InteractiveReply, Location,
-    MAX_ROUTING_KEYS, MediaItem, MediaKind, MessageStatus, OptChange, ParseProblem,
-    ParsedWebhook, PhoneNumber, Pricing, ProviderError, ProviderNotification, Reaction,
-    Referral, SharedContact, StatusUpdate, SystemNotice,
-    Unsupported, WebhookError, WebhookRequest, WebhookRoutes,
+    MAX_ROUTING_KEYS, MediaItem, MediaKind, MessageStatus, OptChange, ParseProblem, ParsedWebhook,
+    PhoneNumber, Pricing, ProviderError, ProviderNotification, Reaction, Referral, SharedContact,
+    StatusUpdate, SystemNotice, Unsupported, WebhookError, WebhookRequest, WebhookRoutes,
 };
 
 use crate::config::{CHANNEL, CRED_APP_SECRET, CRED_VERIFY_TOKEN};

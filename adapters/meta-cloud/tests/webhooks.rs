@@ -1007,7 +1007,10 @@ fn a_malformed_item_does_not_lose_the_others() {
     let EventKind::Message(no_sender) = &parsed.events[1].kind else {
         panic!("{:?}", parsed.events[1])
     };
-    assert_eq!(no_sender.contact.phone.as_ref().unwrap().as_str(), "+16505551234");
+    assert_eq!(
+        no_sender.contact.phone.as_ref().unwrap().as_str(),
+        "+16505551234"
+    );
     // A type-specific object of the wrong shape keeps the message, as unsupported.
     let EventKind::Message(wrong) = &parsed.events[2].kind else {
         panic!("{:?}", parsed.events[2])
@@ -1015,7 +1018,11 @@ fn a_malformed_item_does_not_lose_the_others() {
     let unsupported = wrong.content.unsupported.as_ref().unwrap();
     assert_eq!(unsupported.provider_type, "text");
     assert!(
-        unsupported.detail.as_deref().unwrap().contains("unreadable"),
+        unsupported
+            .detail
+            .as_deref()
+            .unwrap()
+            .contains("unreadable"),
         "{unsupported:?}"
     );
     assert_eq!(parsed.problems.len(), 5, "{:#?}", parsed.problems);
@@ -1161,7 +1168,13 @@ fn reply_channel_and_capabilities() {
 
 /// Another number of the same Meta app (its secret signs the same webhooks).
 fn other_acct() -> AccountContext {
-    account("106540352242999", "+15550000007", "token", SECRET, "verify-me")
+    account(
+        "106540352242999",
+        "+15550000007",
+        "token",
+        SECRET,
+        "verify-me",
+    )
 }
 
 fn routes_of(body: &str) -> switchboard_core::WebhookRoutes {
@@ -1174,7 +1187,10 @@ fn routes_of(body: &str) -> switchboard_core::WebhookRoutes {
 fn account_level_fields_make_a_webhook_channel_wide() {
     let template = routes_of(&fixture("template_status_approved.json"));
     assert!(template.keys.is_empty());
-    assert!(template.channel_wide, "no phone_number_id: for every signed account");
+    assert!(
+        template.channel_wide,
+        "no phone_number_id: for every signed account"
+    );
     let quality = routes_of(&fixture("phone_number_quality_update.json"));
     assert!(quality.keys.is_empty() && quality.channel_wide);
 
@@ -1215,7 +1231,10 @@ fn a_template_status_update_is_a_notification_for_every_account_that_verified() 
         assert_eq!(n.timestamp.unwrap().timestamp(), 1_751_247_548);
     }
     // The value as Meta sent it, template id a number.
-    assert_eq!(parsed.events[0].raw["message_template_id"], 1_689_556_908_129_832_u64);
+    assert_eq!(
+        parsed.events[0].raw["message_template_id"],
+        1_689_556_908_129_832_u64
+    );
     assert_eq!(parsed.events[0].raw["event"], "APPROVED");
     // One key per account, the same on every redelivery, another for another update.
     assert_ne!(parsed.events[0].event_key, parsed.events[1].event_key);
@@ -1237,7 +1256,10 @@ fn a_number_quality_update_goes_to_the_account_with_that_display_number() {
         .unwrap();
     let notes = notifications(&parsed);
     assert_eq!(notes.len(), 1, "{notes:?}");
-    assert_eq!(notes[0].0, PNID, "15550783881 is the first account's number");
+    assert_eq!(
+        notes[0].0, PNID,
+        "15550783881 is the first account's number"
+    );
     assert_eq!(notes[0].1.kind, "phone_number_quality_update");
     assert_eq!(parsed.events[0].raw["current_limit"], "TIER_UNLIMITED");
 
@@ -1387,7 +1409,10 @@ fn an_unsupported_message_keeps_its_type_and_errors() {
     assert_eq!(un.provider_type, "poll_creation");
     assert_eq!(un.errors.len(), 1);
     assert_eq!(un.errors[0].code, "131051");
-    assert_eq!(un.errors[0].message.as_deref(), Some("Message type unknown"));
+    assert_eq!(
+        un.errors[0].message.as_deref(),
+        Some("Message type unknown")
+    );
     assert_eq!(
         un.errors[0].details.as_deref(),
         Some("Message type is currently not supported.")
@@ -1423,7 +1448,11 @@ fn a_message_whose_object_is_missing_or_unreadable_is_unsupported_not_dropped() 
             assert_eq!(m.contact.phone.as_ref().unwrap().as_str(), "+16505551234");
             let un = m.content.unsupported.as_ref().expect("unsupported");
             // What could not be read is said, except for a type that is merely unknown.
-            assert_eq!(un.detail.is_some(), un.provider_type != "hologram", "{un:?}");
+            assert_eq!(
+                un.detail.is_some(),
+                un.provider_type != "hologram",
+                "{un:?}"
+            );
             (
                 e.event_key.clone(),
                 un.provider_type.clone(),
@@ -1493,7 +1522,11 @@ fn number_and_bsuid_changes_are_notices_that_change_no_opt_out() {
     let EventKind::Message(m) = &parsed.events[0].kind else {
         panic!()
     };
-    assert_eq!(m.contact.phone.as_ref().unwrap().as_str(), "+16505551234", "the old number");
+    assert_eq!(
+        m.contact.phone.as_ref().unwrap().as_str(),
+        "+16505551234",
+        "the old number"
+    );
     let notice = m.content.system.as_ref().unwrap();
     assert_eq!(notice.kind, "user_changed_number");
     assert_eq!(notice.new_wa_id.as_deref(), Some("12195555358"));
@@ -1509,7 +1542,10 @@ fn number_and_bsuid_changes_are_notices_that_change_no_opt_out() {
     let notice = changed.content.system.unwrap();
     assert_eq!(notice.kind, "user_changed_user_id");
     assert_eq!(notice.new_wa_id, None);
-    assert_eq!(notice.new_user_id.as_deref(), Some("US.99991208655302741918"));
+    assert_eq!(
+        notice.new_user_id.as_deref(),
+        Some("US.99991208655302741918")
+    );
     assert_eq!(changed.opt, OptChange::Unchanged);
     // A person's text is still read by keyword.
     assert_eq!(
@@ -1531,9 +1567,18 @@ fn status_pricing_is_read_from_whichever_status_carries_it() {
     assert!(delivered.problems.is_empty(), "{:?}", delivered.problems);
     let st = &statuses_of(&delivered)[0];
     assert_eq!(st.status, MessageStatus::Delivered);
-    assert_eq!(st.pricing.as_ref().unwrap().category.as_deref(), Some("marketing"));
     assert_eq!(
-        st.recipient.as_ref().unwrap().bsuid.as_ref().unwrap().as_str(),
+        st.pricing.as_ref().unwrap().category.as_deref(),
+        Some("marketing")
+    );
+    assert_eq!(
+        st.recipient
+            .as_ref()
+            .unwrap()
+            .bsuid
+            .as_ref()
+            .unwrap()
+            .as_str(),
         "US.13491208655302741918"
     );
 
@@ -1582,7 +1627,10 @@ fn a_click_to_whatsapp_referral_is_read_whole() {
     assert_eq!(r.source_id.as_deref(), Some("120226305854810726"));
     assert_eq!(r.body.as_deref(), Some("Summer sale"));
     assert_eq!(r.media_type.as_deref(), Some("video"));
-    assert_eq!(r.media_url.as_deref(), Some("https://scontent.xx.fbcdn.net/v.mp4"));
+    assert_eq!(
+        r.media_url.as_deref(),
+        Some("https://scontent.xx.fbcdn.net/v.mp4")
+    );
     assert_eq!(
         r.thumbnail_url.as_deref(),
         Some("https://scontent.xx.fbcdn.net/t.jpg")

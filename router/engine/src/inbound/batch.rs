@@ -15,7 +15,11 @@
 //!   drops everything read so far, so no later message uses a merged-away id.
 //! - Conversations: one multi-row upsert (`ON CONFLICT DO UPDATE`, timestamps only moving
 //!   forward) creates or touches every conversation of the batch and returns the rows.
-//! - Messages: one multi-row `INSERT … ON CONFLICT DO NOTHING RETURNING id`.
+//! - Messages: one multi-row `INSERT … ON CONFLICT DO NOTHING RETURNING id`, with their
+//!   referral. Only the person writing ([`is_person_writing`]: not an echo, not a
+//!   platform's notice) opens the window or changes an opt-out; a notice of a number or
+//!   BSUID change moves its contact ([`contacts::apply_notice`]).
+//! - Provider notifications (account-level, group chats): one multi-row insert.
 //! - Statuses, problems and the rest: per event, in order.
 //! - Notifications: one enqueue for the whole batch, in event order.
 //!
