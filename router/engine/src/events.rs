@@ -17,9 +17,10 @@ pub enum RouterEvent {
         message_id: String,
         conversation_id: String,
         direction: Direction,
-        /// The click-to-WhatsApp ad the person came from, when the provider said.
+        /// The click-to-WhatsApp ad the person came from, when the provider said (boxed:
+        /// rare, and large beside the other events).
         #[serde(skip_serializing_if = "Option::is_none")]
-        referral: Option<Referral>,
+        referral: Option<Box<Referral>>,
     },
     /// An outbound message's status moved forward.
     StatusChanged {

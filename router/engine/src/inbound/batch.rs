@@ -791,7 +791,7 @@ async fn store_messages<C: ConnectionTrait>(
                 message_id: id,
                 conversation_id: conv.clone(),
                 direction: m.direction,
-                referral: m.referral.clone(),
+                referral: m.referral.clone().map(Box::new),
             },
         ));
     }

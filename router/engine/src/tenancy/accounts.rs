@@ -52,6 +52,8 @@ pub(crate) struct Account {
 type Cached<T> = (T, Instant);
 /// (channel, routing key).
 type RouteKey = (String, String);
+/// Every active account of one channel.
+type ChannelAccounts = Arc<[Arc<Account>]>;
 
 /// How many routing keys' look-ups are kept. Routing reads the keys of a webhook before its
 /// signature is checked, and a key that names no account is cached too (a customer's own
@@ -64,7 +66,7 @@ pub(crate) struct AccountCache {
     by_id: RwLock<HashMap<String, Cached<Arc<Account>>>>,
     /// Every active account of a channel, for channel-wide webhooks. Keyed by channels that
     /// have an adapter only (the caller checks), so it cannot grow with what webhooks name.
-    by_channel: RwLock<HashMap<String, Cached<Arc<[Arc<Account>]>>>>,
+    by_channel: RwLock<HashMap<String, Cached<ChannelAccounts>>>,
     /// Channels' account lists read from the database (cache misses).
     channel_reads: AtomicU64,
     /// Routing keys read from the database (cache misses).
@@ -113,7 +115,7 @@ impl AccountCache {
         map.insert(account.ctx.account_id.clone(), (account, Instant::now()));
     }
 
-    fn channel(&self, channel: &str) -> Option<Arc<[Arc<Account>]>> {
+    fn channel(&self, channel: &str) -> Option<ChannelAccounts> {
         let map = self
             .by_channel
             .read()
@@ -123,7 +125,7 @@ impl AccountCache {
             .map(|(a, _)| a.clone())
     }
 
-    fn put_channel(&self, channel: &str, accounts: Arc<[Arc<Account>]>) {
+    fn put_channel(&self, channel: &str, accounts: ChannelAccounts) {
         let mut map = self
             .by_channel
             .write()
@@ -489,7 +491,7 @@ impl Accounts {
     /// accounts as a whole (`WebhookRoutes::channel_wide`). Read before the webhook's
     /// signature is checked, so it is cached like the routes: unsigned traffic costs at
     /// most one read per channel every [`CACHE_TTL`].
-    pub(crate) async fn active_accounts(&self, channel: &str) -> Result<Arc<[Arc<Account>]>> {
+    pub(crate) async fn active_accounts(&self, channel: &str) -> Result<ChannelAccounts> {
         if let Some(hit) = self.cache.channel(channel) {
             return Ok(hit);
         }
@@ -500,7 +502,7 @@ impl Accounts {
             .order_by_asc(channel_accounts::Column::Id)
             .all(self.store.conn())
             .await?;
-        let accounts: Arc<[Arc<Account>]> = rows
+        let accounts: ChannelAccounts = rows
             .iter()
             .map(|r| self.resolved(r))
             .collect::<Result<Vec<_>>>()?
