@@ -18,6 +18,7 @@ mod first_run;
 mod hardening_http;
 mod hostile_text;
 mod hostile_webhooks;
+mod inbound_content;
 mod inbound_webhooks;
 mod media;
 mod migrations;

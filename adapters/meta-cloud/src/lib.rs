@@ -14,9 +14,10 @@
 //! Account credentials: `phone_number_id` (digits; also the routing key), `access_token`,
 //! `app_secret` and `verify_token`.
 //!
-//! Webhook subscriptions other than `messages` and `smb_message_echoes` (history sync, app
-//! state sync, account and template updates) are accepted and ignored: they produce neither
-//! events nor problems.
+//! Webhook subscriptions other than `messages` and `smb_message_echoes` (account, number and
+//! template updates, history sync, app state sync, …) are accepted and handed to the router
+//! as provider notifications, attributed to the accounts they concern; so are the messages
+//! and statuses of group chats.
 //!
 //! Feature `testing` adds [`testing`]: a fake Graph API server and webhook builders.
 
@@ -40,7 +41,7 @@ use switchboard_core::{
     AccountContext, AccountSetup, Capabilities, ChannelAdapter, ChannelError, ChannelId,
     CredentialField, Credentials, FetchedMedia, HandshakeReply, HealthReport, MediaItem, MediaKind,
     MediaLimit, OutboundMessage, ParsedWebhook, PhoneNumber, SendReceipt, WebhookError,
-    WebhookReply, WebhookRequest,
+    WebhookReply, WebhookRequest, WebhookRoutes,
 };
 
 #[cfg(feature = "clap")]
@@ -141,7 +142,13 @@ impl ChannelAdapter for MetaCloud {
     }
 
     fn routing_keys(&self, request: &WebhookRequest) -> Result<Vec<String>, WebhookError> {
-        webhook::routing_keys(&request.body)
+        Ok(webhook::routes(&request.body)?.keys)
+    }
+
+    /// Account-level fields (§14) name no phone_number_id: such a webhook is for every
+    /// account whose app secret signed it.
+    fn webhook_routes(&self, request: &WebhookRequest) -> Result<WebhookRoutes, WebhookError> {
+        webhook::routes(&request.body)
     }
 
     fn verify_webhook(

@@ -432,6 +432,7 @@ pub(crate) fn message_status(
         timestamp,
         error,
         recipient,
+        pricing: None,
     })
 }
 

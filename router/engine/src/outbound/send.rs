@@ -442,6 +442,8 @@ impl Sending {
                 fallback: Set(fallback.column()),
                 created_at: Set(now),
                 updated_at: Set(now),
+                referral: Set(None),
+                pricing: Set(None),
             })
             .on_conflict_do_nothing_on([
                 messages::Column::TenantId,
@@ -806,9 +808,11 @@ fn check_content(content: &Content, has_fallback: bool) -> Result<()> {
         .filter(|(_, present)| *present)
         .map(|(name, _)| *name)
         .collect();
-    // Beside a template, `text` is the plain alternative for fallback channels.
-    let text_beside_template = given == ["text or media", "template"] && content.media.is_empty();
-    if given.len() > 1 && !text_beside_template {
+    let text_as_alternative = given.len() == 2
+        && given[0] == "text or media"
+        && content.media.is_empty()
+        && (has_fallback || content.template.is_some());
+    if given.len() > 1 && !text_as_alternative {
         return Err(RouterError::invalid(
             "conflicting_content",
             format!(
