@@ -365,7 +365,7 @@ impl FlowAction {
             return Err("`screen` and `data` apply only to a flow with action navigate".into());
         }
         if let Some(data) = &self.data
-            && !data.as_object().is_some_and(|o| !o.is_empty())
+            && data.as_object().is_none_or(serde_json::Map::is_empty)
         {
             return Err("flow.data must be a non-empty object".into());
         }

@@ -620,8 +620,8 @@ fn button_parameter(p: &Obj<'_>, sub_type: &str) -> Check {
         // Not sent by Switchboard: any object.
         _ => return Ok(()),
     };
-    p.only(&["type", field])?;
     p.one_of("type", &[ty])?;
+    p.only(&["type", field])?;
     p.text(field, limit::ANY).map(drop)
 }
 
@@ -798,7 +798,7 @@ fn flow(action: &Obj<'_>) -> Check {
         payload.only(&["screen", "data"])?;
         payload.text("screen", limit::ANY)?;
         if let Some(data) = payload.map.get("data")
-            && !data.as_object().is_some_and(|o| !o.is_empty())
+            && data.as_object().is_none_or(serde_json::Map::is_empty)
         {
             return Err(Refusal::value(
                 &payload.at("data"),
