@@ -24,6 +24,7 @@ mod notifications;
 mod openapi;
 mod provider_errors;
 mod sending;
+mod sending_content_meta;
 mod served_binary;
 mod statuses;
 mod tenancy;
