@@ -9,6 +9,7 @@ mod api_keys;
 mod architecture;
 mod batching;
 mod contacts;
+mod content_model;
 mod conversations;
 mod crash_and_idle;
 mod delivery;

@@ -24,6 +24,7 @@ const CONTRACT: &[(&str, &str)] = &[
     ("delete", "/v1/notifications"),
     ("post", "/v1/messages"),
     ("get", "/v1/messages/{id}"),
+    ("post", "/v1/messages/{id}/read"),
     ("get", "/v1/conversations"),
     ("get", "/v1/conversations/{id}/messages"),
     ("get", "/v1/contacts"),
@@ -102,6 +103,68 @@ async fn openapi_document_is_openapi_3_and_lists_every_route_the_app_serves() {
             assert_eq!(r.status, 401, "{method} {concrete} needs a key");
         }
     }
+    drop(api);
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn the_send_request_schema_names_every_content_field_the_api_accepts() {
+    let db = crate::support::fresh_db(crate::support::Backend::Sqlite).await;
+    let api = start(&db).await;
+    let doc = api
+        .call(Method::GET, "/openapi.json", None, None)
+        .await
+        .expect(200, None)
+        .body;
+    let schemas = &doc["components"]["schemas"];
+    let send = &schemas["SendRequest"]["properties"];
+    let mut fields: Vec<&str> = send
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    fields.sort_unstable();
+    assert_eq!(
+        fields,
+        [
+            "channel",
+            "contacts",
+            "fallback",
+            "from",
+            "idempotency_key",
+            "interactive",
+            "location",
+            "media",
+            "reaction",
+            "reply_to",
+            "template",
+            "text",
+            "to"
+        ]
+    );
+    let template = &send["template"]["properties"];
+    assert!(template["header"].is_object() && template["buttons"]["items"].is_object());
+    let interactive = &schemas["Interactive"]["properties"];
+    assert_eq!(
+        interactive["type"]["enum"],
+        serde_json::json!(["buttons", "list", "cta_url", "flow", "location_request"])
+    );
+    assert_eq!(interactive["buttons"]["maxItems"], 3);
+    assert_eq!(
+        schemas["ContactCard"]["properties"]["name"]["required"],
+        serde_json::json!(["formatted_name"])
+    );
+    assert!(schemas["Content"]["properties"]["interactive_message"].is_object());
+    // Every field the schema names is one the API reads: a body with all of them is
+    // refused for its content (one kind per message), not for an unknown field.
+    let everything = serde_json::json!({"to": "+31612345678", "text": "x", "channel": "fake",
+        "from": "+14155238886", "media": [], "location": {"latitude": 1, "longitude": 2},
+        "contacts": [{"name": {"formatted_name": "A"}}], "reaction": {"message_id": "msg_x"},
+        "interactive": {"type": "location_request", "body": "where?"},
+        "template": {"name": "t"}, "reply_to": "msg_y", "idempotency_key": "k", "fallback": []});
+    let r = api.post("/v1/messages", &api.admin, everything).await;
+    assert_ne!(r.code(), Some("invalid_json"), "{}", r.text);
     drop(api);
     db.cleanup().await;
 }

@@ -18,6 +18,7 @@ use crate::media::signer::UrlSigner;
 use crate::media::storage::{LocalMediaStore, MediaStore, SharedMediaStore};
 use crate::notify::notifier::Notifier;
 use crate::outbound::delivery::Delivery;
+use crate::outbound::read_receipts::ReadReceipts;
 use crate::outbound::reconcile::Reconciler;
 use crate::outbound::send::{SendAccepted, SendRequest, Sending};
 use crate::records::queries::Records;
@@ -41,6 +42,7 @@ struct Components {
     sending: Sending,
     delivery: Delivery,
     reconciler: Reconciler,
+    read_receipts: ReadReceipts,
     fetcher: MediaFetcher,
     notifier: Notifier,
 }
@@ -207,6 +209,11 @@ impl RouterBuilder {
                 events: events.clone(),
                 config: self.delivery.clone(),
             },
+            read_receipts: ReadReceipts::new(
+                self.store.clone(),
+                self.adapters.clone(),
+                accounts.clone(),
+            ),
             fetcher: MediaFetcher {
                 store: self.store.clone(),
                 accounts: accounts.clone(),
@@ -324,6 +331,10 @@ impl Router {
 
     pub fn reconciler(&self) -> &Reconciler {
         &self.parts.reconciler
+    }
+
+    pub fn read_receipts(&self) -> &ReadReceipts {
+        &self.parts.read_receipts
     }
 
     pub fn notifications(&self) -> &Notifier {

@@ -42,6 +42,7 @@ pub(super) fn routes() -> AxumRouter<AppState> {
         )
         .route("/v1/messages", post(messages::send))
         .route("/v1/messages/{id}", get(messages::get))
+        .route("/v1/messages/{id}/read", post(messages::read))
         .route("/v1/conversations", get(reads::conversations))
         .route(
             "/v1/conversations/{id}/messages",
@@ -195,6 +196,39 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
                 format!("the body is not valid: {e}"),
             )
         })
+    }
+}
+
+/// A JSON body that may be left out: an empty body is `None`; anything else is read as
+/// [`ApiJson`] reads it.
+pub(crate) struct OptionalApiJson<T>(pub Option<T>);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for OptionalApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let empty = req
+            .headers()
+            .get(axum::http::header::CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes() == b"0");
+        if empty {
+            return Ok(Self(None));
+        }
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|e| ApiError::plain(e.status(), "invalid_body", e.body_text()))?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Self(None));
+        }
+        serde_json::from_slice(&bytes)
+            .map(|v| Self(Some(v)))
+            .map_err(|e| {
+                ApiError::plain(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_json",
+                    format!("the body is not valid: {e}"),
+                )
+            })
     }
 }
 

@@ -306,7 +306,7 @@ impl MediaLibrary {
         adapter: &dyn ChannelAdapter,
         content: &mut Content,
     ) -> Result<()> {
-        for item in &mut content.media {
+        for item in content.media_items_mut() {
             let Some(id) = item.media_id.clone() else {
                 continue;
             };
@@ -358,7 +358,7 @@ impl MediaLibrary {
         adapter: &dyn ChannelAdapter,
         content: &mut Content,
     ) -> Result<std::result::Result<(), ChannelError>> {
-        for item in &mut content.media {
+        for item in content.media_items_mut() {
             let Some(id) = item.media_id.clone() else {
                 continue;
             };

@@ -8,6 +8,7 @@ pub(crate) mod fallback;
 mod outcomes;
 mod pacing;
 pub(crate) mod queue;
+pub mod read_receipts;
 pub mod reconcile;
 pub mod send;
 mod sender_leases;

@@ -10,7 +10,10 @@ use sea_orm::{
 };
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use switchboard_core::{Bsuid, Capabilities, ContactIdentity, Content, MessageStatus, PhoneParser};
+use switchboard_core::{
+    Bsuid, Capabilities, ContactCard, ContactIdentity, Content, MessageStatus, PhoneNumber,
+    PhoneParser, TemplateButton,
+};
 use tokio::sync::Notify;
 
 use crate::error::{Result, RouterError};
@@ -122,7 +125,8 @@ impl Sending {
     /// `OptedOut` (422), `not_found` for an unknown `from`/`reply_to`, a database error.
     pub async fn send(&self, tenant_id: &str, mut request: SendRequest) -> Result<SendAccepted> {
         refuse_nul_chars(&request)?;
-        let recipient = self.recipient(&request.to)?;
+        check_content(&request.content)?;
+        let recipient = self.recipient(tenant_id, &request.to).await?;
         if let Some(key) = &request.idempotency_key {
             if key.is_empty() || key.len() > 200 || key.contains('\0') {
                 return Err(RouterError::invalid(
@@ -157,7 +161,20 @@ impl Sending {
         } else {
             first.text.clone()
         };
-        let parts = split(&first, adapter.capabilities())?;
+        let caps = adapter.capabilities();
+        let parts = split(&first, caps, &account.channel)?;
+        if request.reply_to.is_some() && !caps.reply_context {
+            return Err(RouterError::UnsupportedContent(format!(
+                "{} cannot carry reply_to (a reply's context)",
+                account.channel
+            )));
+        }
+        if recipient.phones().next().is_none() && !caps.send_to_bsuid {
+            return Err(RouterError::UnsupportedContent(format!(
+                "{} cannot send to a BSUID alone: this recipient has no known phone number",
+                account.channel
+            )));
+        }
         let targets = self
             .fallback_targets(
                 tenant_id,
@@ -245,7 +262,7 @@ impl Sending {
             let caps = adapter.capabilities();
             let mut contents = Vec::with_capacity(parts.len());
             for (i, part) in parts.iter().enumerate() {
-                let carried = split(part, caps).is_ok_and(|p| p.len() == 1);
+                let carried = split(part, caps, &account.channel).is_ok_and(|p| p.len() == 1);
                 if carried {
                     contents.push(None);
                     continue;
@@ -253,7 +270,7 @@ impl Sending {
                 match alternative.as_ref().filter(|_| i == 0) {
                     Some(text) => {
                         let text = Content::text(text.clone());
-                        split(&text, caps)?;
+                        split(&text, caps, &account.channel)?;
                         contents.push(Some(text));
                     }
                     None => {
@@ -523,10 +540,44 @@ impl Sending {
         }))
     }
 
-    fn recipient(&self, to: &str) -> Result<ContactIdentity> {
+    /// Who `to` names: a contact id (`ctc_…`, by its number when it has one, else its
+    /// BSUID), a BSUID, or a phone number in any spelling.
+    async fn recipient(&self, tenant_id: &str, to: &str) -> Result<ContactIdentity> {
+        if to
+            .strip_prefix(ids::CONTACT)
+            .is_some_and(|rest| rest.starts_with('_'))
+        {
+            let identity = self
+                .contact_identity(tenant_id, to)
+                .await?
+                .ok_or(RouterError::NotFound("contact"))?;
+            if !identity.is_known() {
+                return Err(RouterError::invalid(
+                    "invalid_recipient",
+                    "this contact has neither a phone number nor a BSUID to send to",
+                ));
+            }
+            return Ok(identity);
+        }
         if Bsuid::looks_like(to) {
             let bsuid = Bsuid::parse(to)
                 .map_err(|e| RouterError::invalid("invalid_recipient", e.to_string()))?;
+            // A person known by number too is sent to by the number.
+            let known = contacts::find_by_identity(
+                self.store.conn(),
+                tenant_id,
+                contacts::BSUID,
+                bsuid.as_str(),
+            )
+            .await?;
+            if let Some(contact_id) = known
+                && let Some(identity) = self.contact_identity(tenant_id, &contact_id).await?
+            {
+                return Ok(ContactIdentity {
+                    bsuid: Some(bsuid),
+                    ..identity
+                });
+            }
             return Ok(ContactIdentity {
                 bsuid: Some(bsuid),
                 ..Default::default()
@@ -537,6 +588,23 @@ impl Sending {
             .parse(to)
             .map_err(|e| RouterError::invalid("invalid_recipient", e.to_string()))?;
         Ok(ContactIdentity::from_phone(phone))
+    }
+
+    /// The stored number and BSUID of one of the tenant's contacts.
+    async fn contact_identity(
+        &self,
+        tenant_id: &str,
+        contact_id: &str,
+    ) -> Result<Option<ContactIdentity>> {
+        let contact = entity::contacts::Entity::find_by_id(contact_id.to_owned())
+            .filter(entity::contacts::Column::TenantId.eq(tenant_id))
+            .one(self.store.conn())
+            .await?;
+        Ok(contact.map(|c| ContactIdentity {
+            phone: c.e164.as_deref().and_then(|p| PhoneNumber::parse(p).ok()),
+            bsuid: c.bsuid.as_deref().and_then(|b| Bsuid::parse(b).ok()),
+            ..ContactIdentity::default()
+        }))
     }
 
     /// The sending account: `from` (and `channel`) when given, otherwise the account the
@@ -646,11 +714,11 @@ fn request_hash(request: &SendRequest, recipient: &ContactIdentity) -> String {
 
 /// Validates content against the channel and splits it when the channel carries fewer media
 /// items per message than were given: the first message keeps the text and the first items.
-fn split(content: &Content, caps: &Capabilities) -> Result<Vec<Content>> {
+fn split(content: &Content, caps: &Capabilities, channel: &str) -> Result<Vec<Content>> {
     if content.is_empty() {
         return Err(RouterError::invalid(
             "empty_message",
-            "a message needs text, media, a location, a template or a reaction",
+            "a message needs text, media, a location, contacts, a reaction, an interactive message or a template",
         ));
     }
     if content.text.as_ref().is_some_and(|t| t.trim().is_empty()) {
@@ -671,13 +739,18 @@ fn split(content: &Content, caps: &Capabilities) -> Result<Vec<Content>> {
             ),
         ));
     }
+    // Kinds the channel cannot carry; a media list longer than one message carries is
+    // split below, not refused.
+    let mut one_message = content.clone();
+    one_message
+        .media
+        .truncate(caps.max_media_per_message.max(1));
+    if let Some(part) = caps.unsupported_part(&one_message) {
+        return Err(RouterError::UnsupportedContent(format!(
+            "{channel} cannot carry this message's {part}"
+        )));
+    }
     for m in &content.media {
-        if !caps.media_kinds.contains(&m.kind) {
-            return Err(RouterError::invalid(
-                "unsupported_media",
-                format!("this channel cannot send {} media", m.kind.as_str()),
-            ));
-        }
         if m.url.is_none() && m.provider_media_id.is_none() && m.media_id.is_none() {
             return Err(RouterError::invalid(
                 "invalid_media",
@@ -697,24 +770,6 @@ fn split(content: &Content, caps: &Capabilities) -> Result<Vec<Content>> {
             ));
         }
     }
-    if content.template.is_some() && !caps.templates {
-        return Err(RouterError::invalid(
-            "unsupported_content",
-            "this channel cannot send templates",
-        ));
-    }
-    if content.reaction.is_some() && !caps.reactions {
-        return Err(RouterError::invalid(
-            "unsupported_content",
-            "this channel cannot send reactions",
-        ));
-    }
-    if content.location.is_some() && !caps.locations {
-        return Err(RouterError::invalid(
-            "unsupported_content",
-            "this channel cannot send locations",
-        ));
-    }
     let per = caps.max_media_per_message.max(1);
     if content.media.len() <= per {
         return Ok(vec![content.clone()]);
@@ -730,35 +785,114 @@ fn split(content: &Content, caps: &Capabilities) -> Result<Vec<Content>> {
     Ok(parts)
 }
 
+/// Checks what a message says, whatever the channel: one kind of content (text and media
+/// go together), interactive messages within WhatsApp's limits, contact cards with a name,
+/// template buttons of a known kind.
+fn check_content(content: &Content) -> Result<()> {
+    let kinds = [
+        (
+            "text or media",
+            content.text.is_some() || !content.media.is_empty(),
+        ),
+        ("location", content.location.is_some()),
+        ("contacts", !content.contacts.is_empty()),
+        ("reaction", content.reaction.is_some()),
+        ("interactive", content.interactive_message.is_some()),
+        ("template", content.template.is_some()),
+    ];
+    let given: Vec<&str> = kinds
+        .iter()
+        .filter(|(_, present)| *present)
+        .map(|(name, _)| *name)
+        .collect();
+    // Beside a template, `text` is the plain alternative for fallback channels.
+    let text_beside_template = given == ["text or media", "template"] && content.media.is_empty();
+    if given.len() > 1 && !text_beside_template {
+        return Err(RouterError::invalid(
+            "conflicting_content",
+            format!(
+                "a message carries one kind of content; this one has {}",
+                given.join(" and ")
+            ),
+        ));
+    }
+    if let Some(interactive) = &content.interactive_message {
+        interactive
+            .check()
+            .map_err(|why| RouterError::invalid("invalid_interactive", why))?;
+    }
+    check_contacts(&content.contacts)?;
+    if let Some(template) = &content.template {
+        if template.name.trim().is_empty() {
+            return Err(RouterError::invalid(
+                "invalid_template",
+                "the template needs a name",
+            ));
+        }
+        let mut indexes = std::collections::HashSet::new();
+        for b in &template.buttons {
+            if !TemplateButton::SUB_TYPES.contains(&b.sub_type.as_str()) {
+                return Err(RouterError::invalid(
+                    "invalid_template",
+                    format!(
+                        "template button type {:?} is not quick_reply, url or copy_code",
+                        b.sub_type
+                    ),
+                ));
+            }
+            if b.index > 9 || !indexes.insert(b.index) {
+                return Err(RouterError::invalid(
+                    "invalid_template",
+                    format!(
+                        "template button index {} is not a distinct position from 0 to 9",
+                        b.index
+                    ),
+                ));
+            }
+            if b.value.trim().is_empty() {
+                return Err(RouterError::invalid(
+                    "invalid_template",
+                    format!("template button {} needs its payload or text", b.index),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_contacts(cards: &[ContactCard]) -> Result<()> {
+    if cards.len() > ContactCard::MAX_PER_MESSAGE {
+        return Err(RouterError::invalid(
+            "invalid_contacts",
+            format!(
+                "a message carries at most {} contact cards",
+                ContactCard::MAX_PER_MESSAGE
+            ),
+        ));
+    }
+    for (i, card) in cards.iter().enumerate() {
+        if card.name.formatted_name.trim().is_empty() {
+            return Err(RouterError::invalid(
+                "invalid_contacts",
+                format!("contacts[{i}].name.formatted_name is required"),
+            ));
+        }
+        if let Some(b) = &card.birthday
+            && chrono::NaiveDate::parse_from_str(b, "%Y-%m-%d").is_err()
+        {
+            return Err(RouterError::invalid(
+                "invalid_contacts",
+                format!("contacts[{i}].birthday must be YYYY-MM-DD"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The first part of `content` that a channel with `caps` cannot carry, as the API names it.
 fn unsupported_part(content: &Content, caps: &Capabilities) -> String {
-    if content.template.is_some() && !caps.templates {
-        return "template".into();
-    }
-    if content.location.is_some() && !caps.locations {
-        return "location".into();
-    }
-    if content.reaction.is_some() && !caps.reactions {
-        return "reaction".into();
-    }
-    if let Some(m) = content
-        .media
-        .iter()
-        .find(|m| !caps.media_kinds.contains(&m.kind))
-    {
-        return format!("{} media", m.kind.as_str());
-    }
-    if content.media.len() > caps.max_media_per_message.max(1) {
-        return format!("{} media items", content.media.len());
-    }
-    if content
-        .text
-        .as_ref()
-        .is_some_and(|t| t.chars().count() > caps.max_text_chars)
-    {
-        return "text length".into();
-    }
-    "content".into()
+    caps.unsupported_part(content)
+        .unwrap_or_else(|| "content".into())
 }
 
 /// Refuses a request with U+0000 in any of its texts: PostgreSQL's `text` cannot hold it,
@@ -820,7 +954,7 @@ mod tests {
                 .collect(),
             ..Default::default()
         };
-        let parts = split(&content, &caps()).unwrap();
+        let parts = split(&content, &caps(), "fake").unwrap();
         assert_eq!(parts.len(), 3);
         assert_eq!(parts[0].text.as_deref(), Some("three photos"));
         assert_eq!(parts[0].media[0].url.as_deref(), Some("https://x/0.jpg"));
@@ -861,14 +995,21 @@ mod tests {
     #[test]
     fn invalid_content_is_refused_with_a_code() {
         let long = Content::text("x".repeat(4097));
-        assert_eq!(split(&long, &caps()).unwrap_err().code(), "text_too_long");
         assert_eq!(
-            split(&Content::default(), &caps()).unwrap_err().code(),
+            split(&long, &caps(), "fake").unwrap_err().code(),
+            "text_too_long"
+        );
+        assert_eq!(
+            split(&Content::default(), &caps(), "fake")
+                .unwrap_err()
+                .code(),
             "empty_message"
         );
         for blank in ["", " \n\t "] {
             assert_eq!(
-                split(&Content::text(blank), &caps()).unwrap_err().code(),
+                split(&Content::text(blank), &caps(), "fake")
+                    .unwrap_err()
+                    .code(),
                 "empty_text"
             );
         }

@@ -6,9 +6,12 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
-use switchboard_core::{Content, Location, MediaItem, MediaKind, Reaction, Template};
+use switchboard_core::{
+    ContactCard, Content, Header, InteractiveMessage, Location, MediaItem, MediaKind, Reaction,
+    Template, TemplateButton,
+};
 
-use super::{ApiJson, ApiResult, Auth};
+use super::{ApiJson, ApiResult, Auth, OptionalApiJson};
 use crate::AppState;
 use switchboard_router::error::RouterError;
 use switchboard_router::outbound::send::{FallbackTarget, SendAccepted, SendRequest};
@@ -26,7 +29,10 @@ pub(super) struct SendBody {
     #[serde(default)]
     media: Vec<MediaBody>,
     template: Option<TemplateBody>,
-    location: Option<Location>,
+    location: Option<LocationBody>,
+    #[serde(default)]
+    contacts: Vec<ContactCard>,
+    interactive: Option<InteractiveMessage>,
     reaction: Option<ReactionBody>,
     reply_to: Option<String>,
     idempotency_key: Option<String>,
@@ -64,6 +70,16 @@ struct MediaBody {
     mime_type: Option<String>,
 }
 
+/// `{"latitude","longitude","name","address"}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LocationBody {
+    latitude: f64,
+    longitude: f64,
+    name: Option<String>,
+    address: Option<String>,
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct TemplateBody {
@@ -71,6 +87,59 @@ struct TemplateBody {
     language: Option<String>,
     #[serde(default)]
     variables: BTreeMap<String, String>,
+    header: Option<Header>,
+    #[serde(default)]
+    buttons: Vec<TemplateButtonBody>,
+}
+
+/// One template button's parameter: `{"index","type":"quick_reply","payload"}` or
+/// `{"index","type":"url"|"copy_code","text"}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TemplateButtonBody {
+    index: u32,
+    #[serde(rename = "type")]
+    kind: String,
+    payload: Option<String>,
+    text: Option<String>,
+}
+
+impl TemplateButtonBody {
+    fn into_button(self) -> Result<TemplateButton, RouterError> {
+        let value = match (self.kind.as_str(), self.payload, self.text) {
+            ("quick_reply", Some(payload), None) => payload,
+            ("url" | "copy_code", None, Some(text)) => text,
+            ("quick_reply", _, _) => {
+                return Err(RouterError::invalid(
+                    "invalid_template",
+                    format!(
+                        "template button {} (quick_reply) takes `payload`",
+                        self.index
+                    ),
+                ));
+            }
+            ("url" | "copy_code", _, _) => {
+                return Err(RouterError::invalid(
+                    "invalid_template",
+                    format!(
+                        "template button {} ({}) takes `text`",
+                        self.index, self.kind
+                    ),
+                ));
+            }
+            (other, _, _) => {
+                return Err(RouterError::invalid(
+                    "invalid_template",
+                    format!("template button type {other:?} is not quick_reply, url or copy_code"),
+                ));
+            }
+        };
+        Ok(TemplateButton {
+            index: self.index,
+            sub_type: self.kind,
+            value,
+        })
+    }
 }
 
 /// The media kind a URL's file extension suggests; an image when it suggests nothing.
@@ -152,13 +221,31 @@ fn send_request(
             .into_iter()
             .map(media_item)
             .collect::<Result<_, _>>()?,
-        template: body.template.map(|t| Template {
-            name: t.name,
-            language: t.language,
-            variables: t.variables,
-            ..Template::default()
+        template: body
+            .template
+            .map(|t| -> Result<Template, RouterError> {
+                Ok(Template {
+                    name: t.name,
+                    language: t.language,
+                    variables: t.variables,
+                    header: t.header,
+                    buttons: t
+                        .buttons
+                        .into_iter()
+                        .map(TemplateButtonBody::into_button)
+                        .collect::<Result<_, _>>()?,
+                })
+            })
+            .transpose()?,
+        location: body.location.map(|l| Location {
+            latitude: l.latitude,
+            longitude: l.longitude,
+            name: l.name,
+            address: l.address,
+            url: None,
         }),
-        location: body.location,
+        contacts: body.contacts,
+        interactive_message: body.interactive,
         reaction,
         ..Content::default()
     };
@@ -215,6 +302,30 @@ pub(super) async fn send(
     Ok((StatusCode::ACCEPTED, Json(accepted)))
 }
 
+/// The body of `POST /v1/messages/{id}/read`: `{"typing":true}` also shows a typing
+/// indicator; the body may be left out.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ReadBody {
+    #[serde(default)]
+    typing: bool,
+}
+
+pub(super) async fn read(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+    OptionalApiJson(body): OptionalApiJson<ReadBody>,
+) -> ApiResult<StatusCode> {
+    let typing = body.is_some_and(|b| b.typing);
+    state
+        .router
+        .read_receipts()
+        .mark_read(&p.tenant_id, &id, typing)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 pub(super) async fn get(
     State(state): State<AppState>,
     Auth(p): Auth,
@@ -258,6 +369,8 @@ mod tests {
             media: Vec::new(),
             template: None,
             location: None,
+            contacts: Vec::new(),
+            interactive: None,
             reaction: None,
             reply_to: None,
             idempotency_key: key.map(str::to_owned),

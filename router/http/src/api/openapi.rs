@@ -263,11 +263,11 @@ fn paths(channels: &Channels) -> Value {
         "Send a message; it is queued and delivered by the delivery engine",
         json!({
             "202": ok("accepted for delivery", schema_ref("SendAccepted")),
-            "400": invalid("`invalid_json`, `invalid_recipient`, `empty_message`, `empty_text`, `text_too_long`, `unsupported_media`, `invalid_media_kind`, `no_sender`, `sender_ambiguous`, `idempotency_key_mismatch`, `message_not_sent`, and for `fallback`: `unknown_channel`, `invalid_from`, `invalid_fallback`…"),
-            "404": error("`reply_to` or `reaction.message_id` names no message of this tenant (`not_found`)"),
+            "400": invalid("`invalid_json`, `invalid_recipient`, `empty_message`, `empty_text`, `text_too_long`, `conflicting_content` (more than one kind of content), `invalid_interactive` (over WhatsApp's limits: 1–3 buttons of at most 20 characters, at most 10 list rows…), `invalid_contacts`, `invalid_template`, `invalid_media_kind`, `no_sender`, `sender_ambiguous`, `idempotency_key_mismatch`, `message_not_sent`, and for `fallback`: `unknown_channel`, `invalid_from`, `invalid_fallback`…"),
+            "404": error("`to` (a contact id), `reply_to` or `reaction.message_id` names nothing of this tenant (`not_found`)"),
             "409": error("the idempotency key was first used with another request (`idempotency_key_reused`); the same request again answers the first message"),
             "413": error("the body is over 1 MiB (`body_too_large`)"),
-            "422": error(&format!("free-form message outside the channel's customer-service window (`outside_service_window`; {}) or the contact opted out (`opted_out`); content a `fallback` channel cannot carry without a `text` alternative (`unsupported_content`, naming the channel and the part)", service_windows_text(channels)))
+            "422": error(&format!("free-form message outside the channel's customer-service window (`outside_service_window`; {}) or the contact opted out (`opted_out`); content the channel (or a `fallback` channel, without a `text` alternative) cannot carry (`unsupported_content`, naming the channel and the part; {})", service_windows_text(channels), carried_text(channels)))
         }),
     );
     send["requestBody"] = body("SendRequest");
@@ -276,6 +276,31 @@ fn paths(channels: &Channels) -> Value {
         "description": "same as the body's idempotency_key (they must agree when both are given)",
         "schema": {"type": "string", "maxLength": 200}
     }]);
+
+    let mut read = operation(
+        "markMessageRead",
+        "messages",
+        "Mark an inbound message (and those before it) read at the provider; with `typing`, also show a typing indicator",
+        json!({
+            "204": {"description": "the provider took the read receipt"},
+            "400": invalid("`invalid_json`, `not_inbound` (a message the business sent)"),
+            "404": error("no such message for this tenant (`not_found`)"),
+            "409": error("the account the message came to is disconnected (`account_disconnected`)"),
+            "422": error(&format!("the channel has no read receipts or no typing indicator (`unsupported_content`; {})", per_channel(channels, |a| {
+                let c = a.capabilities();
+                Some(match (c.read_receipts, c.typing_indicator) {
+                    (true, true) => "read and typing".to_owned(),
+                    (true, false) => "read only".to_owned(),
+                    (false, true) => "only with typing".to_owned(),
+                    (false, false) => "neither".to_owned(),
+                })
+            }))),
+            "502": error("the provider refused or could not be reached (`provider_error`, or `provider_auth_failed` when it refused the credentials)")
+        }),
+    );
+    read["requestBody"] = json!({"required": false, "content": {"application/json": {"schema": {
+        "type": "object", "additionalProperties": false, "properties": {
+            "typing": {"type": "boolean", "default": false, "description": "also show a typing indicator (dismissed by the reply or after about 25 s)"}}}}}});
 
     let mut paths = json!({
         "/v1/accounts": {
@@ -317,6 +342,7 @@ fn paths(channels: &Channels) -> Value {
         },
         "/v1/notifications": {"put": set_notifications, "delete": clear_notifications},
         "/v1/messages": {"post": send},
+        "/v1/messages/{id}/read": {"post": read},
         "/v1/messages/{id}": {
             "get": operation("getMessage", "messages", "A message with its status history and delivery attempts", json!({
                 "200": ok("the message", schema_ref("Message")),
@@ -354,6 +380,12 @@ fn paths(channels: &Channels) -> Value {
             "API key id (`key_…`), not the key",
         ),
         ("/v1/messages/{id}", "get", "id", "message id"),
+        (
+            "/v1/messages/{id}/read",
+            "post",
+            "id",
+            "id of an inbound message",
+        ),
         (
             "/v1/conversations/{id}/messages",
             "get",
@@ -433,6 +465,52 @@ fn paths(channels: &Channels) -> Value {
         paths[path] = item;
     }
     paths
+}
+
+/// What each channel carries beyond text and media.
+fn carried_text(channels: &Channels) -> String {
+    per_channel(channels, |a| {
+        let c = a.capabilities();
+        let mut kinds = Vec::new();
+        for (carried, kind) in [
+            (c.templates, "templates"),
+            (
+                c.template_components,
+                "template header and button parameters",
+            ),
+            (!c.interactive.is_empty(), "interactive"),
+            (c.contacts, "contacts"),
+            (c.locations, "locations"),
+            (c.reactions, "reactions"),
+            (c.reply_context, "reply_to"),
+            (c.send_to_bsuid, "BSUID recipients"),
+        ] {
+            if carried {
+                kinds.push(kind);
+            }
+        }
+        Some(if kinds.is_empty() {
+            "text and media only".to_owned()
+        } else {
+            kinds.join(", ")
+        })
+    })
+}
+
+/// The interactive types each channel carries.
+fn carried_interactive_text(channels: &Channels) -> String {
+    per_channel(channels, |a| {
+        let kinds = a.capabilities().interactive;
+        Some(if kinds.is_empty() {
+            "none".to_owned()
+        } else {
+            kinds
+                .iter()
+                .map(|k| k.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+    })
 }
 
 /// `` `a`: 24 h; `b`: none `` for every channel.
@@ -615,8 +693,10 @@ fn schemas(channels: &Channels) -> Value {
             "prefix": {"type": "string", "description": "the key's first characters, to tell keys apart"},
             "created_at": time, "revoked_at": nullable_time}}),
     );
-    map.insert("SendRequest".into(), json!({"type": "object", "required": ["to"], "additionalProperties": false, "properties": {
-            "to": {"type": "string", "description": "a number in any spelling, or a BSUID"},
+    map.insert("SendRequest".into(), json!({"type": "object", "required": ["to"], "additionalProperties": false,
+        "description": "exactly one kind of content: `text` (with or without `media`), `location`, `contacts`, `reaction`, `interactive` or `template` (beside which `text` is only the plain alternative for `fallback` channels)",
+        "properties": {
+            "to": {"type": "string", "description": "a number in any spelling, a WhatsApp business-scoped user id (BSUID), or a contact id (`ctc_…`); a contact known by number and BSUID is sent to by the number"},
             "text": {"type": "string", "pattern": "\\S", "description": "not empty nor only whitespace (`empty_text`)"},
             "channel": {"type": "string", "description": "default: the channel the contact last wrote to"},
             "from": {"type": "string", "description": "a connected address; default: the one the contact last wrote to"},
@@ -629,14 +709,26 @@ fn schemas(channels: &Channels) -> Value {
             "template": {"type": "object", "required": ["name"], "additionalProperties": false, "properties": {
                 "name": {"type": "string", "description": "the template's id at the channel's provider (its name, or its content id where the provider names templates by id)"},
                 "language": {"type": "string"},
-                "variables": {"type": "object", "additionalProperties": {"type": "string"}}}},
-            "location": {"type": "object", "required": ["latitude", "longitude"], "properties": {
+                "variables": {"type": "object", "additionalProperties": {"type": "string"},
+                    "description": "keys are positions (`\"1\"`) or names (`\"first_name\"`), as the template defines them"},
+                "header": {"allOf": [schema_ref("Header")], "description": "the header's parameter: text, media or a location"},
+                "buttons": {"type": "array", "maxItems": 10, "items": {"type": "object", "required": ["index", "type"], "additionalProperties": false,
+                    "oneOf": [{"properties": {"type": {"const": "quick_reply"}}, "required": ["payload"]},
+                              {"properties": {"type": {"enum": ["url", "copy_code"]}}, "required": ["text"]}],
+                    "properties": {
+                        "index": {"type": "integer", "minimum": 0, "maximum": 9, "description": "the button's position in the template"},
+                        "type": {"type": "string", "enum": ["quick_reply", "url", "copy_code"]},
+                        "payload": {"type": "string", "description": "quick_reply: comes back with the person's tap"},
+                        "text": {"type": "string", "description": "url: the suffix of the template's URL; copy_code: the code"}}}}}},
+            "location": {"type": "object", "required": ["latitude", "longitude"], "additionalProperties": false, "properties": {
                 "latitude": {"type": "number"}, "longitude": {"type": "number"},
-                "name": {"type": "string"}, "address": {"type": "string"}, "url": {"type": "string"}}},
+                "name": {"type": "string"}, "address": {"type": "string"}}},
+            "contacts": {"type": "array", "minItems": 1, "maxItems": 257, "items": schema_ref("ContactCard")},
+            "interactive": schema_ref("Interactive"),
             "reaction": {"type": "object", "required": ["message_id"], "additionalProperties": false, "properties": {
                 "message_id": {"type": "string", "description": "the id of the message reacted to"},
                 "emoji": {"type": "string", "description": "absent or empty removes the reaction"}}},
-            "reply_to": {"type": "string", "description": "a message id"},
+            "reply_to": {"type": "string", "description": "a message id; the reply quotes it where the channel carries a reply's context (else `422 unsupported_content`)"},
             "idempotency_key": {"type": "string", "minLength": 1, "maxLength": 200},
             "fallback": {"type": "array", "maxItems": 8, "description": "channels to send on next, in order, when the recipient cannot be reached on the current one (the channel's error says so at send time or on a `failed`/`undelivered` status within the fallback window), or when the first channel's window is closed at send time; the message keeps its id and its `channel` becomes the one that sends it. Beside a `template`, `text` is the plain alternative for fallback channels that cannot carry the template (the template goes out without it)",
                 "items": {"type": "object", "required": ["channel"], "additionalProperties": false, "properties": {
@@ -656,8 +748,9 @@ fn schemas(channels: &Channels) -> Value {
                 "media_id": {"type": "string", "description": "Switchboard's stored copy (`GET /v1/media/{id}`); on send, an uploaded file (`POST /v1/media`) instead of `url`"},
                 "media_state": {"type": "string", "enum": ["pending", "stored", "failed"], "description": "inbound only"}}}},
             "location": {"type": "object"}, "template": {"type": "object"},
-            "interactive": {"type": "object", "description": "a button or list reply: kind, id, title"},
-            "reaction": {"type": "object"}, "contacts": {"type": "array", "items": {"type": "object"}},
+            "interactive": {"type": "object", "description": "a person's answer to an interactive element: kind (`button_reply`, `list_reply`, `template_button`, `flow_reply`), id, title, description, data"},
+            "interactive_message": {"allOf": [schema_ref("Interactive")], "description": "an interactive message the business sent (the `interactive` field of the send request)"},
+            "reaction": {"type": "object"}, "contacts": {"type": "array", "items": schema_ref("ContactCard")},
             "edit_of": {"type": "string"}, "revoke_of": {"type": "string"}, "system": {"type": "object"},
             "unsupported": {"type": "object", "description": "content Switchboard does not model: the provider's type"}}}));
     map.insert("Message".into(), json!({"type": "object",
@@ -700,6 +793,69 @@ fn schemas(channels: &Channels) -> Value {
             "phones": {"type": "array", "items": {"type": "string"}}, "bsuid": nullable("string"),
             "profile_name": nullable("string"), "username": nullable("string"),
             "channels": {"type": "array", "items": {"type": "string"}}, "created_at": time}}));
+    map.insert("Header".into(), json!({"type": "object", "required": ["type"], "additionalProperties": false,
+        "description": "a template's or an interactive message's header; a location only in templates, media not in lists or location requests",
+        "oneOf": [
+            {"properties": {"type": {"const": "text"}}, "required": ["text"]},
+            {"properties": {"type": {"enum": ["image", "video", "document"]}}, "oneOf": [{"required": ["url"]}, {"required": ["media_id"]}]},
+            {"properties": {"type": {"const": "location"}}, "required": ["latitude", "longitude"]}],
+        "properties": {
+            "type": {"type": "string", "enum": ["text", "image", "video", "document", "location"]},
+            "text": {"type": "string", "maxLength": switchboard_core::interactive::limits::HEADER_TEXT},
+            "url": {"type": "string", "format": "uri"}, "media_id": {"type": "string", "description": "an upload of this tenant"},
+            "filename": {"type": "string"},
+            "latitude": {"type": "number"}, "longitude": {"type": "number"}, "name": {"type": "string"}, "address": {"type": "string"}}}));
+    let typed = |kind: &str, required: &[&str]| json!({"properties": {"type": {"const": kind}}, "required": required});
+    map.insert("Interactive".into(), json!({"type": "object", "required": ["type", "body"], "additionalProperties": false,
+        "description": format!("an interactive message, checked against WhatsApp's limits before it is queued (`invalid_interactive`); the same body on every channel that carries it ({})", carried_interactive_text(channels)),
+        "oneOf": [typed("buttons", &["buttons"]), typed("list", &["button", "sections"]), typed("cta_url", &["url"]), typed("flow", &["flow"]), typed("location_request", &[])],
+        "properties": {
+            "type": {"type": "string", "enum": switchboard_core::InteractiveType::ALL.map(switchboard_core::InteractiveType::as_str)},
+            "header": {"allOf": [schema_ref("Header")], "description": "buttons, cta_url, flow: text, image, video or document; list: text only; location_request: none"},
+            "body": {"type": "string", "minLength": 1, "maxLength": switchboard_core::interactive::limits::LIST_BODY, "description": "at most 1024 characters (4096 in a list)"},
+            "footer": {"type": "string", "maxLength": switchboard_core::interactive::limits::FOOTER},
+            "buttons": {"type": "array", "minItems": 1, "maxItems": switchboard_core::interactive::limits::BUTTONS, "items": {"type": "object", "required": ["id", "title"], "additionalProperties": false, "properties": {
+                "id": {"type": "string", "maxLength": switchboard_core::interactive::limits::BUTTON_ID, "description": "comes back with the person's tap"},
+                "title": {"type": "string", "maxLength": switchboard_core::interactive::limits::BUTTON_TITLE, "description": "unique in the message"}}}},
+            "button": {"type": "string", "maxLength": switchboard_core::interactive::limits::LIST_BUTTON, "description": "list: the label of the button that opens it"},
+            "sections": {"type": "array", "minItems": 1, "maxItems": switchboard_core::interactive::limits::SECTIONS, "description": "list: at most 10 rows across all sections; a title on each when there are several",
+                "items": {"type": "object", "required": ["rows"], "additionalProperties": false, "properties": {
+                    "title": {"type": "string", "maxLength": switchboard_core::interactive::limits::SECTION_TITLE},
+                    "rows": {"type": "array", "minItems": 1, "items": {"type": "object", "required": ["id", "title"], "additionalProperties": false, "properties": {
+                        "id": {"type": "string", "maxLength": switchboard_core::interactive::limits::ROW_ID},
+                        "title": {"type": "string", "maxLength": switchboard_core::interactive::limits::ROW_TITLE},
+                        "description": {"type": "string", "maxLength": switchboard_core::interactive::limits::ROW_DESCRIPTION}}}}}}},
+            "url": {"type": "object", "required": ["display_text", "url"], "additionalProperties": false, "properties": {
+                "display_text": {"type": "string", "maxLength": switchboard_core::interactive::limits::CTA_DISPLAY_TEXT},
+                "url": {"type": "string", "format": "uri", "description": "http or https"}}},
+            "flow": {"type": "object", "required": ["cta"], "additionalProperties": false,
+                "oneOf": [{"required": ["id"]}, {"required": ["name"]}], "properties": {
+                "id": {"type": "string"}, "name": {"type": "string"},
+                "cta": {"type": "string", "maxLength": switchboard_core::interactive::limits::FLOW_CTA},
+                "token": {"type": "string", "description": "comes back with the completed Flow"},
+                "action": {"type": "string", "enum": ["navigate", "data_exchange"], "default": "navigate"},
+                "screen": {"type": "string", "description": "navigate: the first screen"},
+                "data": {"type": "object", "minProperties": 1, "description": "navigate: the first screen's data"}}}}}));
+    let typed_list = |fields: &[&str]| -> Value {
+        let props: serde_json::Map<String, Value> = fields
+            .iter()
+            .map(|f| ((*f).to_owned(), json!({"type": "string"})))
+            .collect();
+        json!({"type": "array", "items": {"type": "object", "additionalProperties": false, "properties": props}})
+    };
+    map.insert("ContactCard".into(), json!({"type": "object", "required": ["name"], "additionalProperties": false,
+        "description": "a contact card with the vCard fields as Meta names them",
+        "properties": {
+            "name": {"type": "object", "required": ["formatted_name"], "additionalProperties": false, "properties": {
+                "formatted_name": {"type": "string", "minLength": 1}, "first_name": {"type": "string"}, "last_name": {"type": "string"},
+                "middle_name": {"type": "string"}, "suffix": {"type": "string"}, "prefix": {"type": "string"}}},
+            "phones": typed_list(&["phone", "type", "wa_id"]),
+            "emails": typed_list(&["email", "type"]),
+            "addresses": typed_list(&["street", "city", "state", "zip", "country", "country_code", "type"]),
+            "org": {"type": "object", "additionalProperties": false, "properties": {
+                "company": {"type": "string"}, "department": {"type": "string"}, "title": {"type": "string"}}},
+            "urls": typed_list(&["url", "type"]),
+            "birthday": {"type": "string", "format": "date", "description": "YYYY-MM-DD"}}}));
     map.insert("ConversationPage".into(), page_schema("Conversation"));
     map.insert("MessagePage".into(), page_schema("Message"));
     Value::Object(map)
