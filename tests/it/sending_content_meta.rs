@@ -17,7 +17,7 @@ use switchboard_meta_cloud::MetaCloud;
 use switchboard_meta_cloud::testing::{self as meta, FakeGraph};
 use switchboard_router::Router;
 use switchboard_router::store::crypto::CredentialCipher;
-use switchboard_router::store::entity::messages;
+use switchboard_router::store::entity::{contacts, messages};
 use switchboard_twilio::testing::{FakeTwilio, TEST_ACCOUNT_SID, TEST_AUTH_TOKEN};
 use switchboard_twilio::{DEFAULT_SMS_WEBHOOK_PATH, TwilioConfig, TwilioSms};
 
@@ -120,13 +120,18 @@ impl Site {
         reply(req.send().await.unwrap()).await
     }
 
-    /// `POST /v1/messages`, expecting `202`: the message id.
-    async fn send(&self, body: Value) -> String {
+    /// `POST /v1/messages` on the Meta channel, expecting `202`: the message id.
+    async fn send(&self, mut body: Value) -> String {
+        body["channel"] = json!("meta-whatsapp");
         let accepted = self
             .call(Method::POST, "/v1/messages", Some(body))
             .await
             .expect(202, None);
-        assert_eq!(accepted.body["channel"], "meta-whatsapp", "{}", accepted.text);
+        assert_eq!(
+            accepted.body["channel"], "meta-whatsapp",
+            "{}",
+            accepted.text
+        );
         accepted.body["id"].as_str().unwrap().to_owned()
     }
 
@@ -136,12 +141,20 @@ impl Site {
             .client
             .post(format!("{}/webhooks/meta-whatsapp", self.base))
             .header("content-type", "application/json")
-            .header("x-hub-signature-256", meta::sign(APP_SECRET, body.as_bytes()))
+            .header(
+                "x-hub-signature-256",
+                meta::sign(APP_SECRET, body.as_bytes()),
+            )
             .body(body.to_owned())
             .send()
             .await
             .unwrap();
-        assert_eq!(res.status(), 200, "{}", res.text().await.unwrap_or_default());
+        assert_eq!(
+            res.status(),
+            200,
+            "{}",
+            res.text().await.unwrap_or_default()
+        );
     }
 
     /// Runs the delivery engine until nothing is due.
@@ -160,6 +173,17 @@ impl Site {
     async fn inbound_id(&self, wamid: &str) -> String {
         messages::Entity::find()
             .filter(messages::Column::ProviderMessageId.eq(wamid))
+            .one(self.router.store().conn())
+            .await
+            .unwrap()
+            .unwrap()
+            .id
+    }
+
+    /// The id of the contact with this BSUID.
+    async fn contact_id(&self, bsuid: &str) -> String {
+        contacts::Entity::find()
+            .filter(contacts::Column::Bsuid.eq(bsuid))
             .one(self.router.store().conn())
             .await
             .unwrap()
@@ -507,35 +531,43 @@ async fn templates_carry_their_header_named_parameters_and_buttons() {
 async fn a_bsuid_only_contact_gets_recipient_and_a_known_number_is_used_instead() {
     on_each_backend(|db| async move {
         let s = site(&db).await;
-        s.meta_webhook(&bsuid_inbound(BSUID, None, "wamid.b1")).await;
+        s.meta_webhook(&bsuid_inbound(BSUID, None, "wamid.b1"))
+            .await;
         s.meta_webhook(&bsuid_inbound(BOTH_BSUID, Some(BOTH_WA), "wamid.b2"))
             .await;
-        let by_bsuid = s
-            .send(json!({"to": BSUID, "text": "Your order has shipped."}))
-            .await;
-        // Known by both: the number is used (api.md).
-        let by_number = s
-            .send(json!({"to": BOTH_BSUID, "text": "Yours too."}))
-            .await;
-        s.deliver().await;
+        let only_bsuid = s.contact_id(BSUID).await;
+        let both = s.contact_id(BOTH_BSUID).await;
+        let mut ids = Vec::new();
+        // By BSUID or by contact id alike; known by both, the number is used (api.md).
+        for to in [BSUID, only_bsuid.as_str(), BOTH_BSUID, both.as_str()] {
+            ids.push(
+                s.send(json!({"to": to, "text": "Your order has shipped."}))
+                    .await,
+            );
+            s.deliver().await;
+        }
 
         assert!(s.graph.refusals().is_empty(), "{:?}", s.graph.refusals());
         let sent = s.graph.sent_messages();
-        assert_eq!(
-            sent[0],
-            json!({
-                "messaging_product": "whatsapp",
-                "recipient_type": "individual",
-                "recipient": BSUID,
-                "type": "text",
-                "text": {"preview_url": false, "body": "Your order has shipped."},
-                "biz_opaque_callback_data": by_bsuid,
-            })
-        );
-        assert_eq!(sent[1]["to"], format!("+{BOTH_WA}"));
-        assert!(sent[1].get("recipient").is_none(), "{}", sent[1]);
-        assert_eq!(sent[1]["biz_opaque_callback_data"], by_number.as_str());
-        for id in [&by_bsuid, &by_number] {
+        assert_eq!(sent.len(), 4);
+        for (i, body) in sent[..2].iter().enumerate() {
+            assert_eq!(
+                body,
+                &json!({
+                    "messaging_product": "whatsapp",
+                    "recipient_type": "individual",
+                    "recipient": BSUID,
+                    "type": "text",
+                    "text": {"preview_url": false, "body": "Your order has shipped."},
+                    "biz_opaque_callback_data": ids[i],
+                })
+            );
+        }
+        for body in &sent[2..] {
+            assert_eq!(body["to"], format!("+{BOTH_WA}"));
+            assert!(body.get("recipient").is_none(), "{body}");
+        }
+        for id in &ids {
             assert_eq!(s.message(id).await["status"], "accepted");
         }
     })
@@ -547,10 +579,13 @@ async fn an_authentication_template_to_a_bsuid_fails_with_131062() {
     on_each_backend(|db| async move {
         let s = site(&db).await;
         s.graph.authentication_template("login_code");
-        s.meta_webhook(&bsuid_inbound(BSUID, None, "wamid.b1")).await;
+        s.meta_webhook(&bsuid_inbound(BSUID, None, "wamid.b1"))
+            .await;
         let id = s
-            .send(json!({"to": BSUID, "template": {"name": "login_code", "language": "en_US",
-                         "variables": {"1": "123456"}}}))
+            .send(
+                json!({"to": BSUID, "template": {"name": "login_code", "language": "en_US",
+                         "variables": {"1": "123456"}}}),
+            )
             .await;
         s.deliver().await;
         let m = s.message(&id).await;
@@ -672,6 +707,42 @@ async fn content_a_channel_cannot_carry_is_refused_with_422_and_never_queued() {
         assert_eq!(s.message_count().await, before);
         s.deliver().await;
         assert!(s.graph.requests().is_empty());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn read_receipts_reach_meta_with_and_without_the_typing_indicator() {
+    on_each_backend(|db| async move {
+        let s = site(&db).await;
+        s.meta_webhook(&meta_inbound(PERSON_WA, "wamid.in1", "hi"))
+            .await;
+        s.meta_webhook(&meta_inbound(PERSON_WA, "wamid.in2", "are you there?"))
+            .await;
+        let first = s.inbound_id("wamid.in1").await;
+        let second = s.inbound_id("wamid.in2").await;
+        s.call(Method::POST, &format!("/v1/messages/{first}/read"), None)
+            .await
+            .expect(204, None);
+        s.call(
+            Method::POST,
+            &format!("/v1/messages/{second}/read"),
+            Some(json!({"typing": true})),
+        )
+        .await
+        .expect(204, None);
+        // protocols/meta.md §11.
+        assert_eq!(
+            s.graph.read_receipts(),
+            [
+                json!({"messaging_product": "whatsapp", "status": "read",
+                       "message_id": "wamid.in1"}),
+                json!({"messaging_product": "whatsapp", "status": "read",
+                       "message_id": "wamid.in2", "typing_indicator": {"type": "text"}}),
+            ]
+        );
+        assert!(s.graph.refusals().is_empty());
+        assert!(s.graph.sent_messages().is_empty());
     })
     .await;
 }

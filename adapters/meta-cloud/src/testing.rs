@@ -168,8 +168,8 @@ impl FakeGraph {
             .insert(input.trim_start_matches('+').to_owned(), wa_id.to_owned());
     }
 
-    /// The next request (any endpoint) gets this answer instead of the normal one.
-    /// Queue several to script a sequence.
+    /// The next request (any endpoint) gets this answer instead of the normal one, its body
+    /// unchecked. Queue several to script a sequence.
     pub fn respond_next(&self, status: u16, body: Value) {
         self.state.lock().scripted.push_back((status, body));
     }
