@@ -8,7 +8,8 @@
 
 use serde_json::{Map, Value, json};
 use switchboard_core::{
-    ChannelError, ContactCard, Content, Location, MediaItem, MediaKind, OutboundMessage, Recipient,
+    ChannelError, ContactCard, Content, InteractiveMessage, Location, MediaItem, MediaKind,
+    OutboundMessage, Reaction, Recipient, Template,
 };
 
 use crate::{interactive, template};
@@ -248,60 +249,61 @@ fn recipient(to: &Recipient) -> Result<(&'static str, &str), ChannelError> {
     }
 }
 
-/// What one message is, by the part that makes its kind.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kind {
-    Template,
-    Interactive,
-    Reaction,
-    Contacts,
-    Location,
+/// The part that makes a message's kind.
+enum Part<'a> {
+    Template(&'a Template),
+    Interactive(&'a InteractiveMessage),
+    Reaction(&'a Reaction),
+    Contacts(&'a [ContactCard]),
+    Location(&'a Location),
+    /// One media item, the text as its caption.
     Media,
-    Text,
+    Text(&'a str),
 }
 
-impl Kind {
+impl<'a> Part<'a> {
     /// As the API names the part.
-    fn name(self) -> &'static str {
+    fn name(&self) -> &'static str {
         match self {
-            Self::Template => "template",
-            Self::Interactive => "interactive",
-            Self::Reaction => "reaction",
-            Self::Contacts => "contacts",
-            Self::Location => "location",
+            Self::Template(_) => "template",
+            Self::Interactive(_) => "interactive",
+            Self::Reaction(_) => "reaction",
+            Self::Contacts(_) => "contacts",
+            Self::Location(_) => "location",
             Self::Media => "media",
-            Self::Text => "text",
+            Self::Text(_) => "text",
         }
     }
 
-    /// The one kind of `c`; two kinds in one message are refused (text rides along with
+    /// The one part of `c`; two kinds in one message are refused (text rides along with
     /// media as its caption, but with anything else it is a second kind).
-    fn of(c: &Content) -> Result<Self, ChannelError> {
-        let mut kinds: Vec<Self> = [
-            (Self::Template, c.template.is_some()),
-            (Self::Interactive, c.interactive_message.is_some()),
-            (Self::Reaction, c.reaction.is_some()),
-            (Self::Contacts, !c.contacts.is_empty()),
-            (Self::Location, c.location.is_some()),
-            (Self::Media, !c.media.is_empty()),
+    fn of(c: &'a Content) -> Result<Self, ChannelError> {
+        let mut parts: Vec<Self> = [
+            c.template.as_ref().map(Self::Template),
+            c.interactive_message.as_ref().map(Self::Interactive),
+            c.reaction.as_ref().map(Self::Reaction),
+            (!c.contacts.is_empty()).then_some(Self::Contacts(&c.contacts)),
+            c.location.as_ref().map(Self::Location),
+            (!c.media.is_empty()).then_some(Self::Media),
         ]
         .into_iter()
-        .filter_map(|(kind, present)| present.then_some(kind))
+        .flatten()
         .collect();
-        if c.text.is_some() && kinds != [Self::Media] {
-            kinds.push(Self::Text);
+        if let Some(text) = &c.text
+            && !matches!(parts.as_slice(), [Self::Media])
+        {
+            parts.push(Self::Text(text));
         }
-        match kinds.as_slice() {
-            [] => Err(ChannelError::invalid("the message has no content")),
-            [kind] => Ok(*kind),
-            many => Err(ChannelError::invalid(format!(
+        if parts.len() > 1 {
+            let names: Vec<&str> = parts.iter().map(Self::name).collect();
+            return Err(ChannelError::invalid(format!(
                 "a Meta message carries one kind of content, not {}",
-                many.iter()
-                    .map(|k| k.name())
-                    .collect::<Vec<_>>()
-                    .join(" and ")
-            ))),
+                names.join(" and ")
+            )));
         }
+        parts
+            .pop()
+            .ok_or_else(|| ChannelError::invalid("the message has no content"))
     }
 }
 
@@ -322,27 +324,11 @@ pub(crate) fn build(msg: &OutboundMessage) -> Result<Value, ChannelError> {
             c.kind()
         )));
     }
-    let kind = Kind::of(c)?;
-    let (type_name, payload) = match (kind, c) {
-        (
-            Kind::Template,
-            Content {
-                template: Some(t), ..
-            },
-        ) => ("template", template::payload(t)?),
-        (
-            Kind::Interactive,
-            Content {
-                interactive_message: Some(m),
-                ..
-            },
-        ) => ("interactive", interactive::payload(m)?),
-        (
-            Kind::Reaction,
-            Content {
-                reaction: Some(r), ..
-            },
-        ) => {
+    let part = Part::of(c)?;
+    let (type_name, payload) = match &part {
+        Part::Template(t) => ("template", template::payload(t)?),
+        Part::Interactive(m) => ("interactive", interactive::payload(m)?),
+        Part::Reaction(r) => {
             if r.message_id.trim().is_empty() {
                 return Err(ChannelError::invalid(
                     "a reaction needs the id of the message it reacts to",
@@ -355,15 +341,10 @@ pub(crate) fn build(msg: &OutboundMessage) -> Result<Value, ChannelError> {
                 json!({"message_id": r.message_id, "emoji": emoji}),
             )
         }
-        (Kind::Contacts, _) => ("contacts", contacts_message(&c.contacts)?),
-        (
-            Kind::Location,
-            Content {
-                location: Some(l), ..
-            },
-        ) => ("location", location(l)),
-        (Kind::Media, _) => media_message(c)?,
-        _ => ("text", text_message(c.text.as_deref().unwrap_or_default())?),
+        Part::Contacts(cards) => ("contacts", contacts_message(cards)?),
+        Part::Location(l) => ("location", location(l)),
+        Part::Media => media_message(c)?,
+        Part::Text(text) => ("text", text_message(text)?),
     };
     let (to_field, to) = recipient(&msg.to)?;
     let mut body = Map::new();
@@ -373,7 +354,7 @@ pub(crate) fn build(msg: &OutboundMessage) -> Result<Value, ChannelError> {
     body.insert("type".into(), type_name.into());
     body.insert(type_name.into(), payload);
     // A reaction names its message itself and cannot be a contextual reply (§5.2).
-    if kind != Kind::Reaction
+    if !matches!(part, Part::Reaction(_))
         && let Some(reply_to) = msg.reply_to.as_deref().filter(|s| !s.is_empty())
     {
         body.insert("context".into(), json!({"message_id": reply_to}));
@@ -388,7 +369,7 @@ pub(crate) fn build(msg: &OutboundMessage) -> Result<Value, ChannelError> {
 mod tests {
     use switchboard_core::{
         Bsuid, ContactAddress, ContactEmail, ContactName, ContactOrg, ContactPhone, ContactUrl,
-        ErrorKind, PhoneNumber, Reaction, Template,
+        ErrorKind, PhoneNumber,
     };
 
     use super::*;
