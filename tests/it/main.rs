@@ -26,6 +26,7 @@ mod notifications;
 mod openapi;
 mod provider_errors;
 mod sending;
+mod sending_content_meta;
 mod served_binary;
 mod statuses;
 mod tenancy;

@@ -4,7 +4,9 @@
 //! the GET subscription handshake, `X-Hub-Signature-256` over the raw body, the
 //! `whatsapp_business_account` webhook envelope (messages of every documented type,
 //! statuses, account-level errors, coexistence echoes, 2026 BSUID and username fields), the
-//! Graph API send and mark-as-read calls, Meta's error codes and what they mean for a retry,
+//! Graph API send (every content kind: text, media, location, reaction, contacts, templates
+//! with header, body and button parameters, interactive messages; to a phone number or a
+//! BSUID) and mark-as-read (with the typing indicator) calls, Meta's error codes and what they mean for a retry,
 //! and the phone-number node's health fields.
 //!
 //! What it does not know: databases, queues, retries, HTTP serving, or which accounts exist.
@@ -21,12 +23,15 @@
 //!
 //! Feature `testing` adds [`testing`]: a fake Graph API server and webhook builders.
 
+mod body;
 mod config;
 mod errors;
 mod health;
+mod interactive;
 mod media;
 mod send;
 pub mod signature;
+mod template;
 mod webhook;
 mod wire;
 

@@ -465,6 +465,8 @@ pub struct SendContact {
     pub input: Option<String>,
     #[serde(deserialize_with = "string_or_number")]
     pub wa_id: Option<String>,
+    /// The recipient's BSUID, on sends to a BSUID (protocols/meta.md §12.2).
+    pub user_id: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -244,6 +244,7 @@ pub fn receipt(body: &Value, exchange: Exchange) -> Option<SendReceipt> {
         provider_message_id: sid,
         status,
         recipient_wa_id: None,
+        recipient_bsuid: None,
         exchange: Some(exchange),
     })
 }
