@@ -178,6 +178,20 @@ pub enum KeyRule {
     FirstSigned,
 }
 
+/// Whom a webhook is for, read before its signature is checked (untrusted, bounded).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WebhookRoutes {
+    /// The routing keys it names, as [`ChannelAdapter::routing_keys`] reads them.
+    pub keys: Vec<String>,
+    /// Whether it also carries items addressed to no routing key: notifications about the
+    /// provider account as a whole (Meta's account-level fields name a business account,
+    /// not a number). The router then also verifies it against every active account of
+    /// the channel (each distinct secret once), hands every account that verified to
+    /// [`ChannelAdapter::parse_webhook`], and the adapter attributes those items among
+    /// them.
+    pub channel_wide: bool,
+}
+
 /// A connected provider account, as the router hands it to an adapter.
 #[derive(Clone, Debug)]
 pub struct AccountContext {
@@ -479,6 +493,19 @@ pub trait ChannelAdapter: Send + Sync + 'static {
     /// [`WebhookError::Malformed`] when the body is not this provider's format or names more
     /// than [`MAX_ROUTING_KEYS`] keys.
     fn routing_keys(&self, request: &WebhookRequest) -> Result<Vec<String>, WebhookError>;
+
+    /// [`ChannelAdapter::routing_keys`], and whether the webhook also carries items for the
+    /// channel's accounts as a whole ([`WebhookRoutes::channel_wide`]). The default names
+    /// keys only; a channel with account-level notifications reads both in one pass.
+    ///
+    /// # Errors
+    /// As [`ChannelAdapter::routing_keys`].
+    fn webhook_routes(&self, request: &WebhookRequest) -> Result<WebhookRoutes, WebhookError> {
+        Ok(WebhookRoutes {
+            keys: self.routing_keys(request)?,
+            channel_wide: false,
+        })
+    }
 
     /// Which of a webhook's routing keys name the accounts it is for (see [`KeyRule`]).
     fn key_rule(&self) -> KeyRule {

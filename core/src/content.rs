@@ -619,25 +619,38 @@ impl ContactCard {
     pub const MAX_PER_MESSAGE: usize = 257;
 }
 
-/// A notice from the platform rather than the person (e.g. the user changed number).
+/// A notice from the platform rather than the person (e.g. the user changed number). It is
+/// stored as a message of its conversation but is not the person writing: it neither opens
+/// the service window nor changes an opt-out.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SystemNotice {
     /// The provider's notice type, e.g. `user_changed_number`.
     pub kind: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body: Option<String>,
-    /// The person's new WhatsApp id, when the notice is a number change.
+    /// The person's new WhatsApp id (digits), when the notice is a number change: the
+    /// router moves the contact to that number and keeps the old one as an alias.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub new_wa_id: Option<String>,
+    /// The person's new business-scoped user id, when the notice is a BSUID change: the
+    /// router adds it to the contact and keeps the old one as an alias.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_user_id: Option<String>,
 }
 
-/// Content Switchboard does not model; kept, never dropped.
+/// Content Switchboard does not model, or whose provider object was missing or unreadable;
+/// kept, never dropped (the raw payload is stored beside it).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Unsupported {
-    /// The provider's own type name (e.g. `order`, `poll_creation`).
+    /// The provider's own type name (e.g. `order`, `poll_creation`, or `image` for an image
+    /// message whose image object was missing).
     pub provider_type: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// The errors the provider attached to the message (Meta's `errors[]` on an
+    /// `unsupported` message: code, title, details).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<crate::event::ProviderError>,
 }
 
 #[cfg(test)]

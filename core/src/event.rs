@@ -92,6 +92,28 @@ pub enum EventKind {
     Status(StatusUpdate),
     /// An account-level error the provider reported (Meta `value.errors[]`).
     ProviderError(ProviderError),
+    /// Something the provider reported that is not a 1:1 message or a status: an
+    /// account-level notification (template, quality, account updates and alerts), or an
+    /// item of a group chat. Stored as it came for the account it names; never filed into a
+    /// conversation.
+    Notification(ProviderNotification),
+}
+
+/// A provider notification for one account: one per (provider item, account it concerns),
+/// so an item that concerns several accounts is several events with their own keys.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderNotification {
+    /// What it is, in the provider's words (Meta: the webhook field, e.g.
+    /// `message_template_status_update`), or `group_message` / `group_status` for an item
+    /// of a group chat.
+    pub kind: String,
+    /// The provider entity it is about: the business account (Meta: `entry[].id`, the
+    /// WABA id), or the group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entity_id: Option<String>,
+    /// When the provider says it happened, when it says so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<DateTime<Utc>>,
 }
 
 /// Who wrote a message.
@@ -199,9 +221,50 @@ pub struct Referral {
     pub media_type: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub media_url: Option<String>,
+    /// The provider's id of the ad's media (Twilio `ReferralMediaId`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thumbnail_url: Option<String>,
     /// Click-to-WhatsApp click id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ctwa_clid: Option<String>,
+    /// The ad's welcome message, as the person saw it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub welcome_message: Option<String>,
+}
+
+/// How the provider says an outbound message is billed (Meta: `statuses[].pricing`). Prices
+/// are not in Meta's webhooks; `price` and `currency` are for providers that report them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pricing {
+    /// Whether the message is charged (Meta says this flag will be deprecated; `type` and
+    /// `category` say it too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub billable: Option<bool>,
+    /// e.g. `marketing`, `utility`, `authentication`, `service`, `referral_conversion`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+    /// The pricing model, e.g. `PMP` (per message) or `CBP` (per conversation, before July
+    /// 2025).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// e.g. `regular`, `free_customer_service`, `free_entry_point`.
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// The amount charged, as the provider spells it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price: Option<String>,
+    /// ISO 4217.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
+}
+
+impl Pricing {
+    /// Whether it says nothing at all.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 /// A status update for an outbound message.
@@ -220,6 +283,11 @@ pub struct StatusUpdate {
     /// The recipient as the provider reports it (may carry a different `wa_id` or a BSUID).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recipient: Option<ContactIdentity>,
+    /// How the message is billed, when this report says (Meta puts it on one of `sent`,
+    /// `delivered` or `read`): stored on the message, a later report replacing it only when
+    /// it carries pricing too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pricing: Option<Pricing>,
 }
 
 /// An error as the provider reported it: its code is kept verbatim.

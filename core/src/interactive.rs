@@ -198,6 +198,8 @@ impl InteractiveMessage {
         };
         required("body", &self.body, body_max)?;
         if let Some(footer) = &self.footer {
+            // A location request shows its body and the button only (protocols/meta.md §10.4).
+            not_for(kind, "a footer", kind == InteractiveType::LocationRequest)?;
             required("footer", footer, limits::FOOTER)?;
         }
         match &self.header {
@@ -363,7 +365,7 @@ impl FlowAction {
             return Err("`screen` and `data` apply only to a flow with action navigate".into());
         }
         if let Some(data) = &self.data
-            && data.as_object().is_none_or(|o| o.is_empty())
+            && data.as_object().is_none_or(serde_json::Map::is_empty)
         {
             return Err("flow.data must be a non-empty object".into());
         }
@@ -456,6 +458,17 @@ mod tests {
         let empty = parse(json!({"type": "flow", "body": "b",
             "flow": {"name": "n", "cta": "Go", "data": {}}}));
         assert!(empty.check().unwrap_err().contains("non-empty"));
+    }
+
+    #[test]
+    fn a_location_request_has_no_header_or_footer() {
+        let ok = parse(json!({"type": "location_request", "body": "Where are you?"}));
+        assert_eq!(ok.check(), Ok(()));
+        let footer = parse(json!({"type": "location_request", "body": "b", "footer": "f"}));
+        assert!(footer.check().unwrap_err().contains("a footer"));
+        let header = parse(json!({"type": "location_request", "body": "b",
+            "header": {"type": "text", "text": "h"}}));
+        assert!(header.check().unwrap_err().contains("a header"));
     }
 
     #[test]

@@ -28,7 +28,7 @@ pub mod testing;
 pub use adapter::{
     AccountContext, AccountSetup, Capabilities, ChannelAdapter, CommonSettings, CredentialField,
     Credentials, HandshakeReply, HealthReport, HealthStatus, KeyRule, MAX_ROUTING_KEYS, Pacing,
-    WebhookReply, WebhookRequest, check_declared_credentials, spells_nul,
+    WebhookReply, WebhookRequest, WebhookRoutes, check_declared_credentials, spells_nul,
 };
 pub use channel::ChannelId;
 pub use content::{
@@ -41,7 +41,7 @@ pub use error::{
 };
 pub use event::{
     Direction, EventKind, Forwarded, InboundEvent, InboundMessage, OptChange, ParseProblem,
-    ParsedWebhook, ProviderError, Referral, StatusUpdate,
+    ParsedWebhook, Pricing, ProviderError, ProviderNotification, Referral, StatusUpdate,
 };
 pub use identity::{Bsuid, ContactIdentity, IdentityError};
 pub use interactive::{

@@ -49,6 +49,11 @@ pub struct SendReceipt {
     /// differs from the number sent to (Meta `contacts[].wa_id`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recipient_wa_id: Option<PhoneNumber>,
+    /// The business-scoped user id the provider reports for the recipient (Meta
+    /// `contacts[].user_id`, given on sends to a BSUID; for a parent BSUID it is the
+    /// person's own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipient_bsuid: Option<Bsuid>,
     /// The HTTP exchange, secrets redacted, for the attempt history.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exchange: Option<Exchange>,

@@ -368,6 +368,7 @@ impl ChannelAdapter for FakeAdapter {
                 provider_message_id: format!("fake-{n}"),
                 status: MessageStatus::Accepted,
                 recipient_wa_id: None,
+                recipient_bsuid: None,
                 exchange: None,
             })
         })

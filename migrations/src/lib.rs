@@ -17,6 +17,7 @@ mod m20261121_000003_awaiting_outcome;
 mod m20261121_000004_pending_statuses_received;
 mod m20261206_000001_message_request_hash;
 mod m20261207_000001_fallback;
+mod m20261207_000002_content_model;
 
 /// Outbound messages handed to the provider (status `accepted` .. `sent`, ranks 20..40 of
 /// `MessageStatus::rank`) and not settled yet: the predicate of the partial index
@@ -36,6 +37,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000004_pending_statuses_received::Migration),
             Box::new(m20261206_000001_message_request_hash::Migration),
             Box::new(m20261207_000001_fallback::Migration),
+            Box::new(m20261207_000002_content_model::Migration),
         ]
     }
 }

@@ -1037,6 +1037,7 @@ fn provider_status(provider_id: &str, status: MessageStatus) -> StatusUpdate {
         timestamp: Utc::now(),
         error: None,
         recipient: None,
+        pricing: None,
     }
 }
 

@@ -168,3 +168,174 @@ async fn the_send_request_schema_names_every_content_field_the_api_accepts() {
     drop(api);
     db.cleanup().await;
 }
+
+/// Every field a message view carries, and every field of its referral, pricing, system
+/// notice and unsupported content, is in the document's schemas.
+#[tokio::test]
+async fn the_message_schema_names_every_field_a_message_carries() {
+    use serde_json::{Value, json};
+    use switchboard_core::{
+        ContactIdentity, Content, Direction, EventKind, InboundEvent, InboundMessage,
+        MessageStatus, PhoneNumber, Pricing, ProviderError, Referral, StatusUpdate, SystemNotice,
+        Unsupported,
+    };
+
+    use crate::support::api::{ALICE, text_message};
+    use crate::support::fake::BUSINESS;
+
+    let db = crate::support::fresh_db(crate::support::Backend::Sqlite).await;
+    let api = start(&db).await;
+    let full = |s: &str| Some(s.to_owned());
+    let inbound = InboundEvent {
+        routing_key: BUSINESS.into(),
+        event_key: "in-1".into(),
+        kind: EventKind::Message(InboundMessage {
+            provider_message_id: "in-1".into(),
+            direction: Direction::Inbound,
+            contact: ContactIdentity::from_phone(PhoneNumber::parse(ALICE).unwrap()),
+            timestamp: chrono::Utc::now(),
+            content: Content {
+                unsupported: Some(Unsupported {
+                    provider_type: "poll_creation".into(),
+                    detail: full("code 131051"),
+                    errors: vec![ProviderError {
+                        code: "131051".into(),
+                        message: full("Message type unknown"),
+                        details: full("Message type is currently not supported."),
+                    }],
+                }),
+                ..Content::default()
+            },
+            reply_to: None,
+            forwarded: None,
+            referral: Some(Referral {
+                source_type: full("ad"),
+                source_id: full("1"),
+                source_url: full("https://fb.me/x"),
+                headline: full("h"),
+                body: full("b"),
+                media_type: full("image"),
+                media_url: full("https://m/x.jpg"),
+                media_id: full("ME1"),
+                thumbnail_url: full("https://m/t.jpg"),
+                ctwa_clid: full("clid"),
+                welcome_message: full("Hi"),
+            }),
+            opt: Default::default(),
+        }),
+        raw: json!({}),
+    };
+    // A notice is a message of its own (and opens no window).
+    let mut notice = inbound.clone();
+    notice.event_key = "in-2".into();
+    if let EventKind::Message(m) = &mut notice.kind {
+        m.provider_message_id = "in-2".into();
+        m.referral = None;
+        m.content = Content {
+            system: Some(SystemNotice {
+                kind: "user_changed_user_id".into(),
+                body: full("changed"),
+                new_wa_id: None,
+                new_user_id: full("US.99991208655302741918"),
+            }),
+            ..Content::default()
+        };
+    }
+    api.webhook(&[inbound, notice]).await;
+    let sent = api
+        .post("/v1/messages", &api.admin, text_message(ALICE, "hi"))
+        .await
+        .expect(202, None);
+    assert_eq!(api.deliver_all().await, 1);
+    let priced = InboundEvent {
+        routing_key: BUSINESS.into(),
+        event_key: "st-1".into(),
+        kind: EventKind::Status(StatusUpdate {
+            provider_message_id: "fake-1".into(),
+            message_ref: None,
+            status: MessageStatus::Delivered,
+            timestamp: chrono::Utc::now(),
+            error: None,
+            recipient: None,
+            pricing: Some(Pricing {
+                billable: Some(true),
+                category: full("utility"),
+                model: full("PMP"),
+                kind: full("regular"),
+                price: full("0.0034"),
+                currency: full("USD"),
+            }),
+        }),
+        raw: json!({}),
+    };
+    api.webhook(&[priced]).await;
+
+    let doc = api
+        .call(Method::GET, "/openapi.json", None, None)
+        .await
+        .expect(200, None)
+        .body;
+    let schemas = &doc["components"]["schemas"];
+    let message = &schemas["Message"]["properties"];
+    let names = |v: &Value| -> Vec<String> { v.as_object().unwrap().keys().cloned().collect() };
+    let conversation = api
+        .get("/v1/conversations", &api.admin)
+        .await
+        .expect(200, None)
+        .body["data"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let listed = api
+        .get(
+            &format!("/v1/conversations/{conversation}/messages"),
+            &api.admin,
+        )
+        .await
+        .expect(200, None)
+        .body;
+    let inbound_id = listed["data"][0]["id"].as_str().unwrap();
+    let notice_id = listed["data"][1]["id"].as_str().unwrap();
+    let one = |id: String| {
+        let api = &api;
+        async move {
+            api.get(&format!("/v1/messages/{id}"), &api.admin)
+                .await
+                .expect(200, None)
+                .body
+        }
+    };
+    let inbound = one(inbound_id.to_owned()).await;
+    let notice = one(notice_id.to_owned()).await;
+    let outbound = one(sent.body["id"].as_str().unwrap().to_owned()).await;
+    for view in [
+        &inbound,
+        &notice,
+        &outbound,
+        &listed["data"][0],
+        &listed["data"][2],
+    ] {
+        for field in names(view) {
+            assert!(message[&field].is_object(), "Message lacks {field}");
+        }
+    }
+    for (part, schema) in [
+        (&inbound["referral"], &message["referral"]),
+        (&outbound["pricing"], &message["pricing"]),
+        (&notice["content"]["system"], &schemas["SystemNotice"]),
+        (&inbound["content"]["unsupported"], &schemas["Unsupported"]),
+    ] {
+        let fields = names(part);
+        assert!(!fields.is_empty());
+        for field in fields {
+            assert!(
+                schema["properties"][&field].is_object(),
+                "{field} is not documented in {schema}"
+            );
+        }
+    }
+    assert_eq!(outbound["pricing"]["price"], "0.0034");
+    assert_eq!(inbound["referral"]["welcome_message"], "Hi");
+    drop(api);
+    db.cleanup().await;
+}

@@ -36,6 +36,9 @@ pub(crate) fn classify_code(code: u64) -> Class {
         131050 => Class::OptedOut,
         // "Unable to deliver message": not a WhatsApp number, terms not accepted, old app.
         131026 => Class::Unreachable,
+        // 131062: an authentication template sent to a BSUID; they go to phone numbers only
+        // (protocols/meta.md §12.1). Sending it again to the BSUID fails again.
+        131062 => Class::Permanent,
         // 131021, 131008, 131009, 132000–132016, 100, 130472, 130497, 131051,
         // 131053 and everything undocumented.
         _ => Class::Permanent,
@@ -200,9 +203,12 @@ mod tests {
         assert_eq!(status_error_kind("131047"), ErrorKind::OutsideWindow);
         assert_eq!(status_error_kind("131021"), ErrorKind::Permanent);
         assert_eq!(status_error_kind("131000"), ErrorKind::Transient);
+        assert_eq!(status_error_kind("131062"), ErrorKind::Permanent);
+        let e = err_for(131062);
+        assert!(e.is_permanent() && !e.is_transient() && !e.reachable_elsewhere());
         for code in [
             131021, 131008, 131009, 132000, 132001, 132016, 100, 130472, 130497, 131051, 131053,
-            131049, 999_999,
+            131049, 131062, 999_999,
         ] {
             let e = err_for(code);
             assert_eq!(e.kind(), ErrorKind::Permanent, "{code}");

@@ -4,7 +4,9 @@
 //! the GET subscription handshake, `X-Hub-Signature-256` over the raw body, the
 //! `whatsapp_business_account` webhook envelope (messages of every documented type,
 //! statuses, account-level errors, coexistence echoes, 2026 BSUID and username fields), the
-//! Graph API send and mark-as-read calls, Meta's error codes and what they mean for a retry,
+//! Graph API send (every content kind: text, media, location, reaction, contacts, templates
+//! with header, body and button parameters, interactive messages; to a phone number or a
+//! BSUID) and mark-as-read (with the typing indicator) calls, Meta's error codes and what they mean for a retry,
 //! and the phone-number node's health fields.
 //!
 //! What it does not know: databases, queues, retries, HTTP serving, or which accounts exist.
@@ -14,18 +16,22 @@
 //! Account credentials: `phone_number_id` (digits; also the routing key), `access_token`,
 //! `app_secret` and `verify_token`.
 //!
-//! Webhook subscriptions other than `messages` and `smb_message_echoes` (history sync, app
-//! state sync, account and template updates) are accepted and ignored: they produce neither
-//! events nor problems.
+//! Webhook subscriptions other than `messages` and `smb_message_echoes` (account, number and
+//! template updates, history sync, app state sync, …) are accepted and handed to the router
+//! as provider notifications, attributed to the accounts they concern; so are the messages
+//! and statuses of group chats.
 //!
 //! Feature `testing` adds [`testing`]: a fake Graph API server and webhook builders.
 
+mod body;
 mod config;
 mod errors;
 mod health;
+mod interactive;
 mod media;
 mod send;
 pub mod signature;
+mod template;
 mod webhook;
 mod wire;
 
@@ -40,7 +46,7 @@ use switchboard_core::{
     AccountContext, AccountSetup, Capabilities, ChannelAdapter, ChannelError, ChannelId,
     CredentialField, Credentials, FetchedMedia, HandshakeReply, HealthReport, MediaItem, MediaKind,
     MediaLimit, OutboundMessage, ParsedWebhook, PhoneNumber, SendReceipt, WebhookError,
-    WebhookReply, WebhookRequest,
+    WebhookReply, WebhookRequest, WebhookRoutes,
 };
 
 #[cfg(feature = "clap")]
@@ -141,7 +147,13 @@ impl ChannelAdapter for MetaCloud {
     }
 
     fn routing_keys(&self, request: &WebhookRequest) -> Result<Vec<String>, WebhookError> {
-        webhook::routing_keys(&request.body)
+        Ok(webhook::routes(&request.body)?.keys)
+    }
+
+    /// Account-level fields (§14) name no phone_number_id: such a webhook is for every
+    /// account whose app secret signed it.
+    fn webhook_routes(&self, request: &WebhookRequest) -> Result<WebhookRoutes, WebhookError> {
+        webhook::routes(&request.body)
     }
 
     fn verify_webhook(

@@ -1,6 +1,10 @@
 //! Test doubles (feature `testing`): [`FakeGraph`], a fake Graph API on 127.0.0.1, and
 //! builders for signed webhook bodies.
 //!
+//! The fake checks every message and mark-as-read body against Meta's documented shapes and
+//! limits (`checks.rs`) and refuses a wrong one as Meta does; [`FakeGraph::sent_messages`],
+//! [`FakeGraph::read_receipts`] and [`FakeGraph::refusals`] show what it accepted and refused.
+//!
 //! ```ignore
 //! let graph = FakeGraph::start().await;
 //! graph.add_number("106540352242922", "token");
@@ -30,6 +34,10 @@ use crate::config::{
     CRED_ACCESS_TOKEN, CRED_APP_SECRET, CRED_PHONE_NUMBER_ID, CRED_VERIFY_TOKEN, MetaConfig,
 };
 use crate::signature::{self, SIGNATURE_HEADER};
+
+mod checks;
+
+pub use checks::Refusal;
 
 /// The unix timestamp every builder stamps on its items (fixed, so bodies and their
 /// signatures are reproducible).
@@ -62,6 +70,10 @@ struct State {
     gone_media: Vec<String>,
     media_failures: VecDeque<u16>,
     uploads: Vec<Upload>,
+    sent: Vec<Value>,
+    read_receipts: Vec<Value>,
+    refusals: Vec<Refusal>,
+    authentication_templates: Vec<String>,
 }
 
 /// A media object the fake serves: `GET /{version}/{id}` then `GET /fake-media/{id}`.
@@ -156,8 +168,8 @@ impl FakeGraph {
             .insert(input.trim_start_matches('+').to_owned(), wa_id.to_owned());
     }
 
-    /// The next request (any endpoint) gets this answer instead of the normal one.
-    /// Queue several to script a sequence.
+    /// The next request (any endpoint) gets this answer instead of the normal one, its body
+    /// unchecked. Queue several to script a sequence.
     pub fn respond_next(&self, status: u16, body: Value) {
         self.state.lock().scripted.push_back((status, body));
     }
@@ -180,6 +192,31 @@ impl FakeGraph {
     /// Forgets the recorded requests.
     pub fn clear_requests(&self) {
         self.state.lock().requests.clear();
+    }
+
+    /// The bodies of the messages the fake accepted (`POST …/messages` other than
+    /// mark-as-read), oldest first.
+    pub fn sent_messages(&self) -> Vec<Value> {
+        self.state.lock().sent.clone()
+    }
+
+    /// The mark-as-read bodies the fake accepted, oldest first.
+    pub fn read_receipts(&self) -> Vec<Value> {
+        self.state.lock().read_receipts.clone()
+    }
+
+    /// Why the fake refused each `POST …/messages` body it found wrong, oldest first.
+    pub fn refusals(&self) -> Vec<Refusal> {
+        self.state.lock().refusals.clone()
+    }
+
+    /// Marks template `name` as an authentication template: sending it to a BSUID fails with
+    /// 131062, as at Meta (protocols/meta.md §12.1).
+    pub fn authentication_template(&self, name: &str) {
+        self.state
+            .lock()
+            .authentication_templates
+            .push(name.to_owned());
     }
 
     /// Serves `bytes` as media `media_id` to callers with `token`.
@@ -374,13 +411,85 @@ fn media_route(
 
 /// A Graph error envelope as Meta sends it.
 pub fn error_envelope(code: u32, message: &str) -> Value {
+    envelope_with_details(code, message, message)
+}
+
+/// A Graph error envelope: `(#code) title` as the message, `details` in `error_data`.
+fn envelope_with_details(code: u32, title: &str, details: &str) -> Value {
     json!({"error": {
-        "message": format!("(#{code}) {message}"),
+        "message": format!("(#{code}) {title}"),
         "type": "OAuthException",
         "code": code,
-        "error_data": {"messaging_product": "whatsapp", "details": message},
+        "error_data": {"messaging_product": "whatsapp", "details": details},
         "fbtrace_id": "AFakeTraceId",
     }})
+}
+
+/// Checks a `POST …/messages` body and answers as Meta does: a send response, a read
+/// confirmation, or a 400 with the error envelope.
+fn messages_post(state: &Shared, body: Option<Value>) -> Response {
+    let Some(body) = body else {
+        return reply(
+            400,
+            error_envelope(100, "Invalid parameter: body is not JSON"),
+        );
+    };
+    let is_read = body.get("status").is_some();
+    let checked = if is_read {
+        checks::mark_read(&body).map(|()| None)
+    } else {
+        checks::send(&body).map(Some)
+    };
+    let mut s = state.lock();
+    let send = match checked {
+        Err(refusal) => {
+            let answer = envelope_with_details(refusal.code, refusal.title, &refusal.details);
+            s.refusals.push(refusal);
+            return reply(400, answer);
+        }
+        Ok(None) => {
+            s.read_receipts.push(body);
+            return reply(200, json!({"success": true}));
+        }
+        Ok(Some(send)) => send,
+    };
+    if send.to_field == "recipient"
+        && send
+            .template
+            .as_ref()
+            .is_some_and(|t| s.authentication_templates.contains(t))
+    {
+        return reply(
+            400,
+            envelope_with_details(
+                131_062,
+                "Business-scoped user ID recipients not supported",
+                "You can only send authentication messages to recipients' phone numbers, \
+                 not their business-scoped user IDs.",
+            ),
+        );
+    }
+    let contact = if send.to_field == "recipient" {
+        // §12.2: the BSUID echoed, no wa_id.
+        json!({"input": send.to, "wa_id": "", "user_id": send.to})
+    } else {
+        let digits = send.to.trim_start_matches('+');
+        let wa_id = s
+            .wa_ids
+            .get(digits)
+            .cloned()
+            .unwrap_or_else(|| digits.to_owned());
+        json!({"input": send.to, "wa_id": wa_id})
+    };
+    s.sent.push(body);
+    reply(
+        200,
+        json!({
+            "messaging_product": "whatsapp",
+            "contacts": [contact],
+            "messages": [{"id": new_wamid()}],
+        }),
+    )
 }
 
 fn oauth_error() -> Value {
@@ -440,7 +549,7 @@ async fn handle(
     if let Some(resp) = media_route(&state, &method, &path, bearer.as_deref(), &headers, &body) {
         return resp;
     }
-    let (scripted, token_ok, wa_ids, health) = {
+    let (scripted, token_ok, health) = {
         let mut s = state.lock();
         let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
         let number = segments.get(1).copied().unwrap_or("");
@@ -448,12 +557,7 @@ async fn handle(
             (Some(expected), Some(given)) => expected == given,
             _ => false,
         };
-        (
-            s.scripted.pop_front(),
-            token_ok,
-            s.wa_ids.clone(),
-            s.health.clone(),
-        )
+        (s.scripted.pop_front(), token_ok, s.health.clone())
     };
     if let Some((status, body)) = scripted {
         return reply(status, body);
@@ -466,46 +570,7 @@ async fn handle(
             error_envelope(2500, "Unknown path components: no API version"),
         ),
         (_, [_, _, ..]) if !token_ok => reply(401, oauth_error()),
-        (Method::POST, [_, _, "messages"]) => {
-            let Some(body) = json_body else {
-                return reply(
-                    400,
-                    error_envelope(100, "Invalid parameter: body is not JSON"),
-                );
-            };
-            if body["messaging_product"] != "whatsapp" {
-                return reply(
-                    400,
-                    error_envelope(100, "Invalid parameter: messaging_product must be whatsapp"),
-                );
-            }
-            if body["status"] == "read" {
-                return if body["message_id"].is_string() {
-                    reply(200, json!({"success": true}))
-                } else {
-                    reply(400, error_envelope(100, "Invalid parameter: message_id"))
-                };
-            }
-            let Some(to) = body["to"].as_str().filter(|t| !t.is_empty()) else {
-                return reply(
-                    400,
-                    error_envelope(131008, "Required parameter is missing: to"),
-                );
-            };
-            let digits = to.trim_start_matches('+');
-            let wa_id = wa_ids
-                .get(digits)
-                .cloned()
-                .unwrap_or_else(|| digits.to_owned());
-            reply(
-                200,
-                json!({
-                    "messaging_product": "whatsapp",
-                    "contacts": [{"input": to, "wa_id": wa_id}],
-                    "messages": [{"id": new_wamid()}],
-                }),
-            )
-        }
+        (Method::POST, [_, _, "messages"]) => messages_post(&state, json_body),
         (Method::GET, [_, id]) => {
             let mut node = health.unwrap_or_else(|| {
                 json!({

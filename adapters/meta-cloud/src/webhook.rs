@@ -5,9 +5,17 @@
 //! [`ParseProblem`] and the rest of the batch still parses. Only a body that is not the
 //! `whatsapp_business_account` envelope at all is [`WebhookError::Malformed`].
 //!
-//! Fields other than `messages` and `smb_message_echoes` (`history`, `smb_app_state_sync`,
-//! `account_update`, template and quality updates, …) are ignored without an event or a
-//! problem: the router has nothing to do with them yet, and Meta would retry an error.
+//! Nothing verified is refused or dropped (Meta retries anything but a 200 for days, §14.3):
+//! - Fields other than `messages` and `smb_message_echoes` (template status, quality and
+//!   category updates, phone number quality, account updates and alerts, user preferences,
+//!   history, and fields Meta adds later) become [`ProviderNotification`]s named after the
+//!   field, one per account they concern ([`account_level`]). They name a business account,
+//!   not a number, so [`routes`] marks such a webhook channel-wide.
+//! - Messages and statuses of group chats (`group_id`, `recipient_type: "group"`, §15)
+//!   become `group_message` and `group_status` notifications, never 1:1 messages.
+//! - A message whose type-specific object is missing or unreadable is [`Unsupported`]
+//!   content with its type and `errors[]`; only an item without an id, a time or a sender
+//!   is a [`ParseProblem`].
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -19,8 +27,9 @@ use switchboard_core::{
     AccountContext, Bsuid, ContactAddress, ContactCard, ContactEmail, ContactIdentity, ContactName,
     ContactOrg, ContactPhone, ContactUrl, Content, Direction, EventKind, Forwarded, HandshakeReply,
     InboundEvent, InboundMessage, InteractiveKind, InteractiveReply, Location, MAX_ROUTING_KEYS,
-    MediaItem, MediaKind, MessageStatus, ParseProblem, ParsedWebhook, PhoneNumber, ProviderError,
-    Reaction, Referral, StatusUpdate, SystemNotice, Unsupported, WebhookError, WebhookRequest,
+    MediaItem, MediaKind, MessageStatus, OptChange, ParseProblem, ParsedWebhook, PhoneNumber,
+    Pricing, ProviderError, ProviderNotification, Reaction, Referral, StatusUpdate, SystemNotice,
+    Unsupported, WebhookError, WebhookRequest, WebhookRoutes,
 };
 
 use crate::config::{CHANNEL, CRED_APP_SECRET, CRED_VERIFY_TOKEN};
@@ -47,13 +56,15 @@ fn read_envelope(body: &[u8]) -> Result<wire::Envelope, WebhookError> {
     }
 }
 
-/// Every distinct `entry[].changes[].value.metadata.phone_number_id`, in order of appearance.
+/// Every distinct `entry[].changes[].value.metadata.phone_number_id`, in order of
+/// appearance, and whether a change names none (an account-level field, §14: the webhook
+/// is then for every account whose app secret signed it).
 ///
 /// This runs before the signature is checked, so it reads the body in one pass without
 /// building a tree, and stops at the first id past [`MAX_ROUTING_KEYS`]: its work is bounded
 /// whatever the body names. An entry, change, value or metadata of another shape names
 /// nothing here (parsing reports it as a problem once the body is verified).
-pub(crate) fn routing_keys(body: &[u8]) -> Result<Vec<String>, WebhookError> {
+pub(crate) fn routes(body: &[u8]) -> Result<WebhookRoutes, WebhookError> {
     let mut keys = keys::Distinct::default();
     let mut de = serde_json::Deserializer::from_slice(body);
     let read = keys::Envelope(&mut keys)
@@ -65,7 +76,10 @@ pub(crate) fn routing_keys(body: &[u8]) -> Result<Vec<String>, WebhookError> {
         )));
     }
     match read.map_err(|e| malformed(format!("not a JSON envelope: {e}")))? {
-        Some(object) if object == OBJECT => Ok(keys.in_order),
+        Some(object) if object == OBJECT => Ok(WebhookRoutes {
+            keys: keys.in_order,
+            channel_wide: keys.unaddressed,
+        }),
         Some(other) => Err(malformed(format!(
             "object is {other:?}, expected {OBJECT:?}"
         ))),
@@ -83,21 +97,41 @@ mod keys {
     };
     use switchboard_core::MAX_ROUTING_KEYS;
 
-    /// Where an entry keeps its phone_number_ids: `""` steps into every element of an array.
-    const ENTRY_PATH: &[&str] = &["changes", "", "value", "metadata", "phone_number_id"];
+    /// Steps into every element of an array.
+    const EACH: &str = "";
+    /// Steps into every element of an array, each of which should name a key: one that
+    /// names none (an account-level change) sets [`Distinct::unaddressed`].
+    const EACH_ADDRESSED: &str = "*";
+
+    /// Where an entry keeps its phone_number_ids: one per change.
+    const ENTRY_PATH: &[&str] = &[
+        "changes",
+        EACH_ADDRESSED,
+        "value",
+        "metadata",
+        "phone_number_id",
+    ];
 
     /// Distinct keys in order of appearance; hashing keeps a body of many ids linear.
     #[derive(Default)]
     pub(super) struct Distinct {
         pub(super) in_order: Vec<String>,
         seen: HashSet<String>,
+        /// Keys read, repeats included.
+        found: usize,
+        /// Set when a change named no key (an account-level field, §14).
+        pub(super) unaddressed: bool,
         /// Set when the body named more than [`MAX_ROUTING_KEYS`]; reading stopped there.
         pub(super) overflowed: bool,
     }
 
     impl Distinct {
         fn add<E: de::Error>(&mut self, key: &str) -> Result<(), E> {
-            if key.is_empty() || self.seen.contains(key) {
+            if key.is_empty() {
+                return Ok(());
+            }
+            self.found += 1;
+            if self.seen.contains(key) {
                 return Ok(());
             }
             if self.in_order.len() == MAX_ROUTING_KEYS {
@@ -244,15 +278,19 @@ mod keys {
 
         fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
             match self.path.split_first() {
-                Some((&"", rest)) => {
-                    while seq
-                        .next_element_seed(Walk {
-                            path: rest,
-                            keys: &mut *self.keys,
-                        })?
-                        .is_some()
-                    {}
-                }
+                Some((&step, rest)) if step == EACH || step == EACH_ADDRESSED => loop {
+                    let before = self.keys.found;
+                    let walked = seq.next_element_seed(Walk {
+                        path: rest,
+                        keys: &mut *self.keys,
+                    })?;
+                    if walked.is_none() {
+                        break;
+                    }
+                    if step == EACH_ADDRESSED && self.keys.found == before {
+                        self.keys.unaddressed = true;
+                    }
+                },
                 _ => while seq.next_element::<IgnoredAny>()?.is_some() {},
             }
             Ok(())
@@ -260,7 +298,7 @@ mod keys {
 
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
             let (name, rest) = match self.path.split_first() {
-                Some((name, rest)) if !name.is_empty() => (*name, rest),
+                Some((name, rest)) if *name != EACH && *name != EACH_ADDRESSED => (*name, rest),
                 _ => ("", self.path),
             };
             while let Some(field) = map.next_key_seed(FieldIn(&[name]))? {
@@ -418,25 +456,30 @@ pub(crate) fn parse(
             }
         };
         for change_v in &entry.changes {
-            parse_change(entry.id.as_deref(), change_v, &mut out);
+            parse_change(&entry, change_v, &mut out);
         }
     }
     Ok(out.parsed)
 }
 
-fn parse_change(entry_id: Option<&str>, change_v: &Value, out: &mut Out<'_>) {
+/// The fields whose changes carry the messages and statuses of 1:1 conversations; every
+/// other field is a notification about the account (§14), stored as it came.
+const CONVERSATION_FIELDS: [&str; 2] = ["messages", "smb_message_echoes"];
+
+fn parse_change(entry: &wire::Entry, change_v: &Value, out: &mut Out<'_>) {
     let change = match wire::Change::deserialize(change_v) {
         Ok(c) => c,
         Err(e) => return out.problem(None, format!("unreadable change: {e}"), change_v),
     };
-    match change.field.as_deref() {
-        Some("messages" | "smb_message_echoes") => {}
-        // Other subscriptions carry nothing the router models (see the module docs).
-        _ => return,
-    }
+    let Some(field) = non_empty(&change.field) else {
+        return out.problem(None, "change without a field".to_owned(), change_v);
+    };
     let Some(value_v) = change.value.as_ref() else {
         return out.problem(None, "change without a value".to_owned(), change_v);
     };
+    if !CONVERSATION_FIELDS.contains(&field) {
+        return account_level(entry, field, value_v, change_v, out);
+    }
     let value = match wire::ChangeValue::deserialize(value_v) {
         Ok(v) => v,
         Err(e) => return out.problem(None, format!("unreadable change value: {e}"), change_v),
@@ -467,6 +510,10 @@ fn parse_change(entry_id: Option<&str>, change_v: &Value, out: &mut Out<'_>) {
         (&value.message_echoes, Direction::Echo),
     ] {
         for item in items {
+            if let Some(group) = group_of_message(item) {
+                group_item(&key, "group_message", group, item, out);
+                continue;
+            }
             match parse_message(item, direction, &contacts) {
                 Ok(msg) => out.event(
                     &key,
@@ -479,6 +526,10 @@ fn parse_change(entry_id: Option<&str>, change_v: &Value, out: &mut Out<'_>) {
         }
     }
     for item in &value.statuses {
+        if let Some(group) = group_of_status(item) {
+            group_item(&key, "group_status", group, item, out);
+            continue;
+        }
         match parse_status(item, &contacts) {
             Ok(st) => {
                 let event_key = format!("{}:{}", st.provider_message_id, st.status);
@@ -490,7 +541,8 @@ fn parse_change(entry_id: Option<&str>, change_v: &Value, out: &mut Out<'_>) {
     for item in &value.errors {
         match wire::Error::deserialize(item) {
             Ok(err) => {
-                let event_key = error_event_key(item, entry_id, &key, err.timestamp.as_deref());
+                let event_key =
+                    error_event_key(item, entry.id.as_deref(), &key, err.timestamp.as_deref());
                 out.event(
                     &key,
                     event_key,
@@ -501,6 +553,155 @@ fn parse_change(entry_id: Option<&str>, change_v: &Value, out: &mut Out<'_>) {
             Err(e) => out.problem(Some(&key), format!("unreadable error item: {e}"), item),
         }
     }
+}
+
+/// A string or number field of a JSON object, when not blank.
+fn text_field(item: &Value, name: &str) -> Option<String> {
+    match item.get(name)? {
+        Value::String(s) if !s.trim().is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// The group a message belongs to (`group_id`, §15), when it is a group chat's.
+fn group_of_message(item: &Value) -> Option<String> {
+    text_field(item, "group_id")
+}
+
+/// The group a status reports on (`recipient_type: "group"`, §15), when it is a group's.
+fn group_of_status(item: &Value) -> Option<String> {
+    (item.get("recipient_type").and_then(Value::as_str) == Some("group"))
+        .then(|| text_field(item, "recipient_id").unwrap_or_default())
+}
+
+/// A group chat's message or status: never a 1:1 message or status (§15: a group message
+/// neither files into the participant's conversation nor opens a window with them), kept as
+/// a notification for the account. Its key is the wamid with what distinguishes one report
+/// of it from another (status, participant), or a digest of the item when it has no wamid.
+fn group_item(key: &str, kind: &str, group: String, item: &Value, out: &mut Out<'_>) {
+    let parts: Vec<String> = ["id", "status", "recipient_participant_id"]
+        .iter()
+        .filter_map(|f| text_field(item, f))
+        .collect();
+    let distinct = if text_field(item, "id").is_some() {
+        parts.join(":")
+    } else {
+        digest(&[&item.to_string()])
+    };
+    let timestamp = parse_timestamp(text_field(item, "timestamp").as_deref()).ok();
+    out.event(
+        key,
+        format!("{kind}:{distinct}"),
+        EventKind::Notification(ProviderNotification {
+            kind: kind.to_owned(),
+            entity_id: (!group.is_empty()).then_some(group),
+            timestamp,
+        }),
+        item,
+    );
+}
+
+/// The hex SHA-256 of `parts`, separated so that no two lists of parts collide.
+fn digest(parts: &[&str]) -> String {
+    let mut h = Sha256::new();
+    for part in parts {
+        h.update(part.as_bytes());
+        h.update(b"\x1f");
+    }
+    hex::encode(h.finalize())
+}
+
+/// An account-level change (§14): one notification per account it concerns. It concerns the
+/// number its `metadata.phone_number_id` names; else the number an `account_alerts`
+/// `entity_id` or a `display_phone_number` names, when one of the verified accounts has it;
+/// else every account whose app secret signed the delivery (the field names only the
+/// business account, `entry[].id`, which accounts are not connected by). Meta gives these
+/// items no id: the key is a digest of the entry and the change, so a redelivery (from
+/// this app or another one subscribed to the same business account) is stored once.
+fn account_level(
+    entry: &wire::Entry,
+    field: &str,
+    value_v: &Value,
+    change_v: &Value,
+    out: &mut Out<'_>,
+) {
+    // What names a number is read leniently: an odd shape only widens the attribution.
+    let info = wire::AccountLevelValue::deserialize(value_v).unwrap_or_default();
+    let accounts: Vec<&AccountContext> = out.accounts.to_vec();
+    let targets: Vec<&AccountContext> =
+        if let Some(pnid) = info.metadata.and_then(|m| m.phone_number_id) {
+            let named: Vec<_> = accounts
+                .into_iter()
+                .filter(|a| a.routing_key == pnid)
+                .collect();
+            if named.is_empty() {
+                return out.problem(
+                    Some(&pnid),
+                    format!("phone_number_id {pnid} is not a verified account of this delivery"),
+                    change_v,
+                );
+            }
+            named
+        } else {
+            let by_entity = info
+                .entity_id
+                .as_deref()
+                .filter(|_| info.entity_type.as_deref() != Some("BUSINESS"))
+                .map(|id| {
+                    accounts
+                        .iter()
+                        .copied()
+                        .filter(|a| a.routing_key == id)
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default();
+            let by_number = info
+                .display_phone_number
+                .as_deref()
+                .map(|n| {
+                    accounts
+                        .iter()
+                        .copied()
+                        .filter(|a| same_number(&a.address, n))
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default();
+            if !by_entity.is_empty() {
+                by_entity
+            } else if !by_number.is_empty() {
+                by_number
+            } else {
+                accounts
+            }
+        };
+    let time = entry.time.as_deref().unwrap_or("");
+    let item = digest(&[
+        entry.id.as_deref().unwrap_or(""),
+        time,
+        field,
+        &value_v.to_string(),
+    ]);
+    let timestamp = parse_timestamp(entry.time.as_deref()).ok();
+    for account in targets {
+        out.event(
+            &account.routing_key,
+            format!("{field}:{item}:{}", account.routing_key),
+            EventKind::Notification(ProviderNotification {
+                kind: field.to_owned(),
+                entity_id: entry.id.clone(),
+                timestamp,
+            }),
+            value_v,
+        );
+    }
+}
+
+/// Whether `display` (Meta's `display_phone_number`: digits, maybe with `+`, spaces or
+/// dashes) is the account's number.
+fn same_number(address: &PhoneNumber, display: &str) -> bool {
+    let display: String = display.chars().filter(char::is_ascii_digit).collect();
+    !display.is_empty() && address.digits() == display
 }
 
 /// A key that is the same for every redelivery of the same body, and differs between
@@ -592,12 +793,51 @@ fn identity(
     Ok(id)
 }
 
+/// The keys every message has whatever its type: all that is read of a message whose
+/// type-specific object (or another optional part) is unreadable, so it is still stored,
+/// as unsupported content.
+const COMMON_KEYS: [&str; 10] = [
+    "from",
+    "from_user_id",
+    "from_parent_user_id",
+    "to",
+    "to_user_id",
+    "to_parent_user_id",
+    "id",
+    "timestamp",
+    "type",
+    "errors",
+];
+
+/// Reads a message item: whole, or else only its [`COMMON_KEYS`] (first with, then without
+/// `errors`), with why the whole item was unreadable.
+fn read_message(item: &Value) -> Result<(wire::Message, Option<String>), String> {
+    let whole = match wire::Message::deserialize(item) {
+        Ok(m) => return Ok((m, None)),
+        Err(e) => e,
+    };
+    let Some(fields) = item.as_object() else {
+        return Err(format!("unreadable message: {whole}"));
+    };
+    for keep in [&COMMON_KEYS[..], &COMMON_KEYS[..COMMON_KEYS.len() - 1]] {
+        let slim: serde_json::Map<String, Value> = fields
+            .iter()
+            .filter(|(k, _)| keep.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        if let Ok(m) = wire::Message::deserialize(&Value::Object(slim)) {
+            return Ok((m, Some(format!("unreadable message: {whole}"))));
+        }
+    }
+    Err(format!("unreadable message: {whole}"))
+}
+
 fn parse_message(
     item: &Value,
     direction: Direction,
     contacts: &[wire::Contact],
 ) -> Result<InboundMessage, String> {
-    let m = wire::Message::deserialize(item).map_err(|e| format!("unreadable message: {e}"))?;
+    let (m, unreadable) = read_message(item)?;
     let id = non_empty(&m.id).ok_or("message without an id")?.to_owned();
     let at = |e: String| format!("message {id}: {e}");
     let timestamp = parse_timestamp(m.timestamp.as_deref()).map_err(at)?;
@@ -605,17 +845,41 @@ fn parse_message(
         Direction::Echo => (&m.to, &m.to_user_id, &m.to_parent_user_id),
         _ => (&m.from, &m.from_user_id, &m.from_parent_user_id),
     };
-    let contact = identity(
-        non_empty(phone),
-        non_empty(user_id),
-        non_empty(parent),
-        contacts,
-    )
-    .map_err(at)?;
+    let (mut phone, mut user_id) = (non_empty(phone), non_empty(user_id));
+    // A user known only by a BSUID (§3.8): `from` may carry the BSUID itself (the
+    // November 2025 page), or be empty with the one `contacts[]` entry naming the sender
+    // (`wa_id: ""` and `user_id`).
+    if let Some(p) = phone.filter(|p| Bsuid::looks_like(p)) {
+        user_id = user_id.or(Some(p));
+        phone = None;
+    }
+    if phone.is_none()
+        && user_id.is_none()
+        && direction == Direction::Inbound
+        && let [sender] = contacts
+    {
+        phone = non_empty(&sender.wa_id);
+        user_id = non_empty(&sender.user_id);
+    }
+    let contact = identity(phone, user_id, non_empty(parent), contacts).map_err(at)?;
     if !contact.is_known() {
         return Err(at("no phone number or user id for the person".to_owned()));
     }
-    let content = content(&m).map_err(at)?;
+    let errors: Vec<ProviderError> = m.errors.iter().map(provider_error).collect();
+    let kind = non_empty(&m.kind).unwrap_or("unknown");
+    // Content that cannot be read is kept as unsupported with the provider's type and
+    // errors, never dropped: the raw item is stored beside it.
+    let content = match unreadable.map_or_else(|| content(&m), Err) {
+        Ok(c) => c,
+        Err(detail) => Content {
+            unsupported: Some(Unsupported {
+                provider_type: kind.to_owned(),
+                detail: Some(detail),
+                errors,
+            }),
+            ..Content::default()
+        },
+    };
     let context = m.context.as_ref();
     let forwarded = context.and_then(|c| {
         if c.frequently_forwarded == Some(true) {
@@ -626,6 +890,12 @@ fn parse_message(
             None
         }
     });
+    // A system notice is not the person writing: it changes no opt-out.
+    let opt = if content.system.is_some() {
+        OptChange::Unchanged
+    } else {
+        OptChange::ByKeyword
+    };
     Ok(InboundMessage {
         provider_message_id: id,
         direction,
@@ -635,7 +905,7 @@ fn parse_message(
         reply_to: context.and_then(|c| non_empty(&c.id)).map(str::to_owned),
         forwarded,
         referral: m.referral.as_ref().map(referral),
-        opt: switchboard_core::OptChange::ByKeyword,
+        opt,
     })
 }
 
@@ -648,7 +918,10 @@ fn referral(r: &wire::Referral) -> Referral {
         body: r.body.clone(),
         media_type: r.media_type.clone(),
         media_url: r.image_url.clone().or_else(|| r.video_url.clone()),
+        media_id: None,
+        thumbnail_url: r.thumbnail_url.clone(),
         ctwa_clid: r.ctwa_clid.clone(),
+        welcome_message: r.welcome_message.as_ref().and_then(|w| w.text.clone()),
     }
 }
 
@@ -791,6 +1064,7 @@ fn apply_revoke(m: &wire::Message, c: &mut Content) {
 /// The canonical content of a message (inbound, echo, or an edit's new version).
 fn content(m: &wire::Message) -> Result<Content, String> {
     let kind = non_empty(&m.kind).ok_or("message without a type")?;
+    let errors = || m.errors.iter().map(provider_error).collect::<Vec<_>>();
     let mut c = Content::default();
     match kind {
         "text" => {
@@ -878,6 +1152,7 @@ fn content(m: &wire::Message) -> Result<Content, String> {
                     c.unsupported = Some(Unsupported {
                         provider_type: format!("interactive.{other}"),
                         detail: None,
+                        errors: errors(),
                     });
                 }
             }
@@ -918,10 +1193,14 @@ fn content(m: &wire::Message) -> Result<Content, String> {
         }
         "system" => {
             let s = m.system.as_ref().ok_or("system message without system")?;
+            // §16: `wa_id` is the new number (`from` the old one); `user_id` the new BSUID.
             c.system = Some(SystemNotice {
-                kind: s.kind.clone().unwrap_or_else(|| "unknown".to_owned()),
+                kind: non_empty(&s.kind).unwrap_or("unknown").to_owned(),
                 body: s.body.clone(),
-                new_wa_id: s.new_wa_id.clone().or_else(|| s.wa_id.clone()),
+                new_wa_id: non_empty(&s.new_wa_id)
+                    .or_else(|| non_empty(&s.wa_id))
+                    .map(str::to_owned),
+                new_user_id: non_empty(&s.user_id).map(str::to_owned),
             });
         }
         "unsupported" => {
@@ -939,6 +1218,7 @@ fn content(m: &wire::Message) -> Result<Content, String> {
             c.unsupported = Some(Unsupported {
                 provider_type: sub.to_owned(),
                 detail: errors_detail(&m.errors),
+                errors: errors(),
             });
         }
         // `order` and anything Meta adds later: kept, with the raw item beside it.
@@ -946,6 +1226,7 @@ fn content(m: &wire::Message) -> Result<Content, String> {
             c.unsupported = Some(Unsupported {
                 provider_type: other.to_owned(),
                 detail: errors_detail(&m.errors),
+                errors: errors(),
             });
         }
     }
@@ -984,5 +1265,21 @@ fn parse_status(item: &Value, contacts: &[wire::Contact]) -> Result<StatusUpdate
         timestamp,
         error: s.errors.first().map(provider_error),
         recipient: (recipient != ContactIdentity::default()).then_some(recipient),
+        pricing: s.pricing.as_ref().and_then(pricing),
     })
+}
+
+/// `statuses[].pricing` (§17.1), when readable and not empty; an odd one only loses itself
+/// (the raw status keeps it).
+fn pricing(v: &Value) -> Option<Pricing> {
+    let p = wire::Pricing::deserialize(v).ok()?;
+    let pricing = Pricing {
+        billable: p.billable,
+        category: p.category,
+        model: p.pricing_model,
+        kind: p.kind,
+        price: None,
+        currency: None,
+    };
+    (!pricing.is_empty()).then_some(pricing)
 }

@@ -43,6 +43,9 @@ pub struct Envelope {
 pub struct Entry {
     #[serde(deserialize_with = "string_or_number")]
     pub id: Option<String>,
+    /// Unix seconds; account-level fields carry it (§14).
+    #[serde(deserialize_with = "string_or_number")]
+    pub time: Option<String>,
     #[serde(deserialize_with = "vec_or_null")]
     pub changes: Vec<Value>,
 }
@@ -116,6 +119,9 @@ pub struct Message {
     pub timestamp: Option<String>,
     #[serde(rename = "type")]
     pub kind: Option<String>,
+    /// Set on a message of a group chat (Groups API, §15).
+    #[serde(deserialize_with = "string_or_number")]
+    pub group_id: Option<String>,
     pub text: Option<Text>,
     pub image: Option<Media>,
     pub video: Option<Media>,
@@ -305,7 +311,15 @@ pub struct Referral {
     pub media_type: Option<String>,
     pub image_url: Option<String>,
     pub video_url: Option<String>,
+    pub thumbnail_url: Option<String>,
     pub ctwa_clid: Option<String>,
+    pub welcome_message: Option<WelcomeMessage>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct WelcomeMessage {
+    pub text: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -331,6 +345,8 @@ pub struct System {
     pub wa_id: Option<String>,
     #[serde(deserialize_with = "string_or_number")]
     pub new_wa_id: Option<String>,
+    /// The new BSUID of a `user_changed_user_id` notice (§16).
+    pub user_id: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -377,6 +393,34 @@ pub struct Status {
     pub biz_opaque_callback_data: Option<String>,
     #[serde(deserialize_with = "vec_or_null")]
     pub errors: Vec<Error>,
+    /// Group statuses name the participant (§15).
+    #[serde(deserialize_with = "string_or_number")]
+    pub recipient_participant_id: Option<String>,
+    /// Read on its own: an unreadable pricing object must not lose the status.
+    pub pricing: Option<Value>,
+}
+
+/// `statuses[].pricing` (§17.1).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct Pricing {
+    pub billable: Option<bool>,
+    pub pricing_model: Option<String>,
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub category: Option<String>,
+}
+
+/// What an account-level change (§14) says about the number it concerns.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct AccountLevelValue {
+    pub metadata: Option<Metadata>,
+    #[serde(deserialize_with = "string_or_number")]
+    pub display_phone_number: Option<String>,
+    pub entity_type: Option<String>,
+    #[serde(deserialize_with = "string_or_number")]
+    pub entity_id: Option<String>,
 }
 
 /// The Graph error envelope: `{"error": {...}}`.
@@ -421,6 +465,8 @@ pub struct SendContact {
     pub input: Option<String>,
     #[serde(deserialize_with = "string_or_number")]
     pub wa_id: Option<String>,
+    /// The recipient's BSUID, on sends to a BSUID (protocols/meta.md §12.2).
+    pub user_id: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -480,3 +480,592 @@ async fn health_slow_or_unreachable() {
         err.message()
     );
 }
+
+fn interactive(v: serde_json::Value) -> Content {
+    Content {
+        interactive_message: Some(serde_json::from_value(v).unwrap()),
+        ..Content::default()
+    }
+}
+
+/// Sends `content` and answers the body the fake accepted.
+async fn sent_body(content: Content) -> serde_json::Value {
+    let (graph, meta, acct) = setup().await;
+    meta.send(&acct, &message(content)).await.unwrap();
+    assert!(graph.refusals().is_empty(), "{:?}", graph.refusals());
+    let sent = graph.sent_messages();
+    assert_eq!(sent.len(), 1);
+    sent[0].clone()
+}
+
+fn envelope(kind: &str, payload: serde_json::Value) -> serde_json::Value {
+    json!({
+        "messaging_product": "whatsapp",
+        "recipient_type": "individual",
+        "to": "+16505551234",
+        "type": kind,
+        kind: payload,
+        "biz_opaque_callback_data": "msg_01",
+    })
+}
+
+#[tokio::test]
+async fn reply_buttons_are_sent_as_documented() {
+    let body = sent_body(interactive(json!({"type": "buttons",
+        "header": {"type": "image", "provider_media_id": "2762702990552401"},
+        "body": "Hi Pablo! Your gardening workshop is scheduled for 9am tomorrow.",
+        "footer": "Lucky Shrub: Your gateway to succulents!™",
+        "buttons": [{"id": "change-button", "title": "Change"},
+                    {"id": "cancel-button", "title": "Cancel"}]})))
+    .await;
+    // protocols/meta.md §10.2, field for field.
+    assert_eq!(
+        body,
+        envelope(
+            "interactive",
+            json!({
+                "type": "button",
+                "header": {"type": "image", "image": {"id": "2762702990552401"}},
+                "body": {"text": "Hi Pablo! Your gardening workshop is scheduled for 9am tomorrow."},
+                "footer": {"text": "Lucky Shrub: Your gateway to succulents!™"},
+                "action": {"buttons": [
+                    {"type": "reply", "reply": {"id": "change-button", "title": "Change"}},
+                    {"type": "reply", "reply": {"id": "cancel-button", "title": "Cancel"}}]},
+            })
+        )
+    );
+}
+
+#[tokio::test]
+async fn a_list_is_sent_as_documented() {
+    let body = sent_body(interactive(json!({"type": "list",
+        "header": {"type": "text", "text": "Choose Shipping Option"},
+        "body": "Which shipping option do you prefer?",
+        "footer": "Lucky Shrub: Your gateway to succulents™",
+        "button": "Shipping Options",
+        "sections": [
+            {"title": "I want it ASAP!", "rows": [
+                {"id": "priority_express", "title": "Priority Mail Express",
+                 "description": "Next Day to 2 Days"},
+                {"id": "priority_mail", "title": "Priority Mail", "description": "1–3 Days"}]},
+            {"title": "I can wait a bit", "rows": [
+                {"id": "usps_ground_advantage", "title": "USPS Ground Advantage",
+                 "description": "2–5 Days"},
+                {"id": "media_mail", "title": "Media Mail"}]}]})))
+    .await;
+    assert_eq!(
+        body,
+        envelope(
+            "interactive",
+            json!({
+                "type": "list",
+                "header": {"type": "text", "text": "Choose Shipping Option"},
+                "body": {"text": "Which shipping option do you prefer?"},
+                "footer": {"text": "Lucky Shrub: Your gateway to succulents™"},
+                "action": {"button": "Shipping Options", "sections": [
+                    {"title": "I want it ASAP!", "rows": [
+                        {"id": "priority_express", "title": "Priority Mail Express",
+                         "description": "Next Day to 2 Days"},
+                        {"id": "priority_mail", "title": "Priority Mail", "description": "1–3 Days"}]},
+                    {"title": "I can wait a bit", "rows": [
+                        {"id": "usps_ground_advantage", "title": "USPS Ground Advantage",
+                         "description": "2–5 Days"},
+                        {"id": "media_mail", "title": "Media Mail"}]}]},
+            })
+        )
+    );
+}
+
+#[tokio::test]
+async fn a_cta_url_and_a_location_request_are_sent_as_documented() {
+    let body = sent_body(interactive(json!({"type": "cta_url",
+        "header": {"type": "video", "url": "https://www.luckyshrub.com/tour.mp4"},
+        "body": "Tap the button below to see available dates.",
+        "footer": "Dates subject to change.",
+        "url": {"display_text": "See Dates", "url": "https://www.luckyshrub.com?clickID=kqDGWd24Q5"}})))
+    .await;
+    assert_eq!(
+        body,
+        envelope(
+            "interactive",
+            json!({
+                "type": "cta_url",
+                "header": {"type": "video", "video": {"link": "https://www.luckyshrub.com/tour.mp4"}},
+                "body": {"text": "Tap the button below to see available dates."},
+                "footer": {"text": "Dates subject to change."},
+                "action": {"name": "cta_url", "parameters": {
+                    "display_text": "See Dates",
+                    "url": "https://www.luckyshrub.com?clickID=kqDGWd24Q5"}},
+            })
+        )
+    );
+    let body = sent_body(interactive(json!({"type": "location_request",
+        "body": "Let's start with your pickup."})))
+    .await;
+    assert_eq!(
+        body,
+        envelope(
+            "interactive",
+            json!({"type": "location_request_message",
+                   "body": {"text": "Let's start with your pickup."},
+                   "action": {"name": "send_location"}})
+        )
+    );
+}
+
+#[tokio::test]
+async fn flows_are_sent_as_documented() {
+    let body = sent_body(interactive(json!({"type": "flow",
+        "header": {"type": "text", "text": "Flow message header"},
+        "body": "Flow message body", "footer": "Flow message footer",
+        "flow": {"id": "123456", "cta": "Book!", "token": "AQAAAAACS5FpgQ_cAAAAAD0QI3s.",
+                 "screen": "BOOKING", "data": {"product_name": "name"}}})))
+    .await;
+    assert_eq!(
+        body,
+        envelope(
+            "interactive",
+            json!({
+                "type": "flow",
+                "header": {"type": "text", "text": "Flow message header"},
+                "body": {"text": "Flow message body"},
+                "footer": {"text": "Flow message footer"},
+                "action": {"name": "flow", "parameters": {
+                    "flow_message_version": "3",
+                    "flow_token": "AQAAAAACS5FpgQ_cAAAAAD0QI3s.",
+                    "flow_id": "123456",
+                    "flow_cta": "Book!",
+                    "flow_action": "navigate",
+                    "flow_action_payload": {"screen": "BOOKING", "data": {"product_name": "name"}}}},
+            })
+        )
+    );
+    // By name, asking the endpoint first: no first screen, the token defaults to "unused".
+    let body = sent_body(interactive(json!({"type": "flow", "body": "Sign up",
+        "flow": {"name": "signup", "cta": "Start", "action": "data_exchange"}})))
+    .await;
+    assert_eq!(
+        body["interactive"]["action"],
+        json!({"name": "flow", "parameters": {
+            "flow_message_version": "3", "flow_name": "signup", "flow_cta": "Start",
+            "flow_token": "unused", "flow_action": "data_exchange"}})
+    );
+}
+
+#[tokio::test]
+async fn contact_cards_are_sent_with_every_vcard_field() {
+    let card: switchboard_core::ContactCard = serde_json::from_value(json!({
+        "name": {"formatted_name": "Barbara J. Johnson", "first_name": "Barbara",
+                 "last_name": "Johnson", "middle_name": "Joana", "suffix": "Esq.", "prefix": "Dr."},
+        "phones": [{"phone": "+16505559999", "type": "Home", "wa_id": "19175559999"}],
+        "emails": [{"email": "bjohnson@luckyshrub.com", "type": "Work"}],
+        "addresses": [{"street": "1 Lucky Shrub Way", "city": "Menlo Park", "state": "CA",
+                       "zip": "94025", "country": "United States", "country_code": "US",
+                       "type": "Office"}],
+        "org": {"company": "Lucky Shrub", "department": "Legal", "title": "Lead Counsel"},
+        "urls": [{"url": "https://www.luckyshrub.com", "type": "Company"}],
+        "birthday": "1999-01-23",
+    }))
+    .unwrap();
+    let minimal: switchboard_core::ContactCard =
+        serde_json::from_value(json!({"name": {"formatted_name": "Ann"}})).unwrap();
+    let body = sent_body(Content {
+        contacts: vec![card, minimal],
+        ..Content::default()
+    })
+    .await;
+    // protocols/meta.md §10.5.
+    assert_eq!(
+        body,
+        envelope(
+            "contacts",
+            json!([{
+                "addresses": [{"street": "1 Lucky Shrub Way", "city": "Menlo Park", "state": "CA",
+                               "zip": "94025", "country": "United States", "country_code": "US",
+                               "type": "Office"}],
+                "birthday": "1999-01-23",
+                "emails": [{"email": "bjohnson@luckyshrub.com", "type": "Work"}],
+                "name": {"formatted_name": "Barbara J. Johnson", "first_name": "Barbara",
+                         "last_name": "Johnson", "middle_name": "Joana", "suffix": "Esq.",
+                         "prefix": "Dr."},
+                "org": {"company": "Lucky Shrub", "department": "Legal", "title": "Lead Counsel"},
+                "phones": [{"phone": "+16505559999", "type": "Home", "wa_id": "19175559999"}],
+                "urls": [{"url": "https://www.luckyshrub.com", "type": "Company"}],
+            }, {"name": {"formatted_name": "Ann"}}])
+        )
+    );
+}
+
+#[tokio::test]
+async fn a_location_is_sent_as_documented() {
+    let body = sent_body(Content {
+        location: Some(switchboard_core::Location {
+            latitude: 37.483_307,
+            longitude: -122.148_981,
+            name: Some("Philz Coffee".into()),
+            address: Some("101 Forest Ave, Palo Alto, CA 94301".into()),
+            url: None,
+        }),
+        ..Content::default()
+    })
+    .await;
+    assert_eq!(
+        body,
+        envelope(
+            "location",
+            json!({"latitude": 37.483_307, "longitude": -122.148_981, "name": "Philz Coffee",
+                   "address": "101 Forest Ave, Palo Alto, CA 94301"})
+        )
+    );
+}
+
+#[tokio::test]
+async fn templates_carry_named_parameters_a_location_header_and_every_button_kind() {
+    let t = Template {
+        name: "order_confirmation".into(),
+        language: Some("en_US".into()),
+        variables: BTreeMap::from([
+            ("first_name".to_owned(), "Jessica".to_owned()),
+            ("order_number".to_owned(), "SKBUP2-4CPIG9".to_owned()),
+        ]),
+        header: Some(switchboard_core::Header::Location(
+            switchboard_core::Location {
+                latitude: 37.48,
+                longitude: -122.15,
+                name: Some("Pickup point".into()),
+                address: None,
+                url: None,
+            },
+        )),
+        buttons: vec![
+            TemplateButton {
+                index: 0,
+                sub_type: "quick_reply".into(),
+                value: "STOP_PROMOS".into(),
+            },
+            TemplateButton {
+                index: 1,
+                sub_type: "url".into(),
+                value: "860198".into(),
+            },
+            TemplateButton {
+                index: 2,
+                sub_type: "copy_code".into(),
+                value: "SUMMER20".into(),
+            },
+        ],
+    };
+    let body = sent_body(Content {
+        template: Some(t),
+        ..Content::default()
+    })
+    .await;
+    // protocols/meta.md §13.4.
+    assert_eq!(
+        body,
+        envelope(
+            "template",
+            json!({
+                "name": "order_confirmation",
+                "language": {"code": "en_US"},
+                "components": [
+                    {"type": "header", "parameters": [{"type": "location", "location": {
+                        "latitude": 37.48, "longitude": -122.15, "name": "Pickup point"}}]},
+                    {"type": "body", "parameters": [
+                        {"type": "text", "parameter_name": "first_name", "text": "Jessica"},
+                        {"type": "text", "parameter_name": "order_number", "text": "SKBUP2-4CPIG9"}]},
+                    {"type": "button", "sub_type": "quick_reply", "index": "0",
+                     "parameters": [{"type": "payload", "payload": "STOP_PROMOS"}]},
+                    {"type": "button", "sub_type": "url", "index": "1",
+                     "parameters": [{"type": "text", "text": "860198"}]},
+                    {"type": "button", "sub_type": "copy_code", "index": "2",
+                     "parameters": [{"type": "coupon_code", "coupon_code": "SUMMER20"}]},
+                ],
+            })
+        )
+    );
+}
+
+#[tokio::test]
+async fn interactive_replies_carry_the_reply_context_and_reactions_never_do() {
+    let (graph, meta, acct) = setup().await;
+    let mut m = message(interactive(
+        json!({"type": "buttons", "body": "Which size?",
+        "buttons": [{"id": "s", "title": "Small"}, {"id": "l", "title": "Large"}]}),
+    ));
+    m.reply_to = Some("wamid.question".into());
+    meta.send(&acct, &m).await.unwrap();
+    let mut r = message(Content {
+        reaction: Some(Reaction {
+            message_id: "wamid.question".into(),
+            emoji: None,
+        }),
+        ..Content::default()
+    });
+    r.reply_to = Some("wamid.question".into());
+    meta.send(&acct, &r).await.unwrap();
+    let sent = graph.sent_messages();
+    assert_eq!(sent[0]["context"], json!({"message_id": "wamid.question"}));
+    assert_eq!(
+        sent[1],
+        envelope(
+            "reaction",
+            json!({"message_id": "wamid.question", "emoji": ""})
+        )
+    );
+}
+
+const BSUID: &str = "US.13491208655302741918";
+
+#[tokio::test]
+async fn a_bsuid_alone_is_sent_as_recipient_and_the_receipt_reports_the_user_id() {
+    let (graph, meta, acct) = setup().await;
+    let mut m = message(Content::text("Your order has shipped."));
+    m.to = Recipient {
+        phone: None,
+        bsuid: Some(switchboard_core::Bsuid::parse(BSUID).unwrap()),
+    };
+    let receipt = meta.send(&acct, &m).await.unwrap();
+    let sent = graph.sent_messages();
+    // protocols/meta.md §12.1: `recipient`, no `to`.
+    assert_eq!(
+        sent[0],
+        json!({
+            "messaging_product": "whatsapp",
+            "recipient_type": "individual",
+            "recipient": BSUID,
+            "type": "text",
+            "text": {"preview_url": false, "body": "Your order has shipped."},
+            "biz_opaque_callback_data": "msg_01",
+        })
+    );
+    assert_eq!(
+        receipt.recipient_bsuid.as_ref().map(|b| b.as_str()),
+        Some(BSUID)
+    );
+    assert_eq!(receipt.recipient_wa_id, None, "wa_id is empty for a BSUID");
+    // Known by both: the number is used.
+    m.to.phone = Some(PhoneNumber::parse("+16505551234").unwrap());
+    let receipt = meta.send(&acct, &m).await.unwrap();
+    let sent = graph.sent_messages();
+    assert_eq!(sent[1]["to"], "+16505551234");
+    assert!(sent[1].get("recipient").is_none(), "{}", sent[1]);
+    assert_eq!(receipt.recipient_bsuid, None);
+}
+
+#[tokio::test]
+async fn an_authentication_template_to_a_bsuid_fails_permanently_with_131062() {
+    let (graph, meta, acct) = setup().await;
+    graph.authentication_template("login_code");
+    let mut m = message(Content {
+        template: Some(Template {
+            name: "login_code".into(),
+            language: Some("en_US".into()),
+            variables: BTreeMap::from([("1".to_owned(), "123456".to_owned())]),
+            ..Template::default()
+        }),
+        ..Content::default()
+    });
+    m.to = Recipient {
+        phone: None,
+        bsuid: Some(switchboard_core::Bsuid::parse(BSUID).unwrap()),
+    };
+    let e = meta.send(&acct, &m).await.unwrap_err();
+    assert_eq!(e.provider_code(), Some("131062"));
+    assert_eq!(e.kind(), ErrorKind::Permanent, "{e}");
+    assert!(!e.is_transient() && !e.reachable_elsewhere());
+    assert!(e.message().contains("phone numbers"), "{}", e.message());
+    // The same template to the number goes through.
+    m.to = Recipient::phone(PhoneNumber::parse("+16505551234").unwrap());
+    meta.send(&acct, &m).await.unwrap();
+    assert_eq!(graph.sent_messages().len(), 1);
+}
+
+#[tokio::test]
+async fn mark_read_with_typing_sends_the_indicator() {
+    let (graph, meta, acct) = setup().await;
+    meta.mark_read(&acct, "wamid.in", true).await.unwrap();
+    meta.mark_read(&acct, "wamid.in2", false).await.unwrap();
+    // protocols/meta.md §11.
+    assert_eq!(
+        graph.read_receipts(),
+        [
+            json!({"messaging_product": "whatsapp", "status": "read", "message_id": "wamid.in",
+                   "typing_indicator": {"type": "text"}}),
+            json!({"messaging_product": "whatsapp", "status": "read", "message_id": "wamid.in2"}),
+        ]
+    );
+    assert!(
+        graph.sent_messages().is_empty(),
+        "a read receipt is no message"
+    );
+}
+
+#[tokio::test]
+async fn over_the_limits_interactive_is_refused_without_a_request() {
+    let (graph, meta, acct) = setup().await;
+    let e = meta
+        .send(
+            &acct,
+            &message(interactive(
+                json!({"type": "buttons", "body": "b", "buttons": [
+                {"id": "1", "title": "One"}, {"id": "2", "title": "Two"},
+                {"id": "3", "title": "Three"}, {"id": "4", "title": "Four"}]}),
+            )),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Invalid);
+    assert!(graph.requests().is_empty());
+}
+
+/// POSTs `body` as is to the fake's messages endpoint: (status, answer).
+async fn post_by_hand(graph: &FakeGraph, body: &serde_json::Value) -> (u16, serde_json::Value) {
+    let resp = reqwest::Client::new()
+        .post(format!("{}/v25.0/{PNID}/messages", graph.base_url()))
+        .bearer_auth(TOKEN)
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    (resp.status().as_u16(), resp.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn the_fake_refuses_malformed_bodies_as_meta_does() {
+    let (graph, _meta, _acct) = setup().await;
+    let button = |title: &str| json!({"type": "reply", "reply": {"id": title, "title": title}});
+    for (body, code, words) in [
+        // Meta's name is `button`, and a reply button is {type, reply{id, title}}.
+        (
+            envelope(
+                "interactive",
+                json!({"type": "buttons", "body": {"text": "b"},
+                       "action": {"buttons": [button("A")]}}),
+            ),
+            100,
+            "interactive.type",
+        ),
+        (
+            envelope(
+                "interactive",
+                json!({"type": "button", "body": {"text": "b"},
+                       "action": {"buttons": [{"id": "a", "title": "A"}]}}),
+            ),
+            100,
+            "interactive.action.buttons[0].id",
+        ),
+        (
+            envelope(
+                "interactive",
+                json!({"type": "button", "body": {"text": "b"},
+                       "action": {"buttons": [button("A"), button("B"), button("C"), button("D")]}}),
+            ),
+            131_009,
+            "interactive.action.buttons",
+        ),
+        (
+            envelope(
+                "interactive",
+                json!({"type": "button", "body": "b", "action": {"buttons": [button("A")]}}),
+            ),
+            100,
+            "interactive.body",
+        ),
+        (
+            envelope(
+                "interactive",
+                json!({"type": "flow", "body": {"text": "b"}, "action": {"name": "flow",
+                       "parameters": {"flow_id": "1", "flow_cta": "Go"}}}),
+            ),
+            131_008,
+            "flow_message_version",
+        ),
+        (
+            envelope("contacts", json!([{"name": {"first_name": "Ann"}}])),
+            131_008,
+            "contacts[0].name.formatted_name",
+        ),
+        (
+            envelope(
+                "template",
+                json!({"name": "t", "language": {"code": "en"}, "components": [
+                    {"type": "button", "sub_type": "copy_code", "index": 0,
+                     "parameters": [{"type": "coupon_code", "coupon_code": "X"}]}]}),
+            ),
+            100,
+            "index",
+        ),
+        (
+            envelope(
+                "template",
+                json!({"name": "t", "language": {"code": "en"}, "components": [
+                    {"type": "button", "sub_type": "copy_code", "index": "0",
+                     "parameters": [{"type": "text", "text": "X"}]}]}),
+            ),
+            100,
+            "type",
+        ),
+        (
+            envelope("template", json!({"name": "t"})),
+            131_008,
+            "language",
+        ),
+        (
+            json!({"messaging_product": "whatsapp", "to": "+16505551234",
+                   "recipient": BSUID, "type": "text", "text": {"body": "x"}}),
+            100,
+            "recipient",
+        ),
+        (
+            json!({"messaging_product": "whatsapp", "to": "+16505551234", "type": "text",
+                   "text": {"body": "x"}, "image": {"id": "1"}}),
+            100,
+            "image",
+        ),
+        (
+            json!({"messaging_product": "whatsapp", "status": "read", "message_id": "wamid.1",
+                   "typing_indicator": {"type": "audio"}}),
+            100,
+            "typing_indicator.type",
+        ),
+        (
+            json!({"messaging_product": "whatsapp", "status": "read"}),
+            131_008,
+            "message_id",
+        ),
+    ] {
+        let (status, answer) = post_by_hand(&graph, &body).await;
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(answer["error"]["code"], code, "{body}: {answer}");
+        assert_eq!(answer["error"]["type"], "OAuthException");
+        let message = answer["error"]["message"].as_str().unwrap();
+        assert!(message.starts_with(&format!("(#{code}) ")), "{message}");
+        let details = answer["error"]["error_data"]["details"].as_str().unwrap();
+        assert!(details.contains(words), "{words:?} not in {details:?}");
+    }
+    assert!(graph.sent_messages().is_empty());
+    assert!(graph.read_receipts().is_empty());
+    assert_eq!(graph.refusals().len(), 13);
+}
+
+#[tokio::test]
+async fn a_refusal_of_the_fake_reaches_the_adapter_as_a_permanent_error() {
+    let (graph, meta, acct) = setup().await;
+    // Placeholder names are lowercase at Meta; the adapter leaves that to Meta.
+    let m = message(Content {
+        template: Some(Template {
+            name: "welcome".into(),
+            language: Some("en".into()),
+            variables: BTreeMap::from([("First_Name".to_owned(), "Ann".to_owned())]),
+            ..Template::default()
+        }),
+        ..Content::default()
+    });
+    let e = meta.send(&acct, &m).await.unwrap_err();
+    assert_eq!(e.provider_code(), Some("131009"));
+    assert_eq!(e.kind(), ErrorKind::Permanent);
+    assert_eq!(e.exchange().unwrap().http_status, Some(400));
+    assert_eq!(graph.refusals()[0].code, 131_009);
+    assert!(graph.sent_messages().is_empty());
+}

@@ -4,7 +4,8 @@ use serde_json::{Value, json};
 use switchboard_core::MAX_ROUTING_KEYS;
 use switchboard_core::{
     AccountContext, ChannelAdapter, Direction, ErrorKind, EventKind, InboundMessage,
-    InteractiveKind, MediaKind, MessageStatus, ParsedWebhook, StatusUpdate, WebhookError,
+    InteractiveKind, MediaKind, MessageStatus, OptChange, ParsedWebhook, ProviderNotification,
+    StatusUpdate, WebhookError,
 };
 use switchboard_meta_cloud::testing::{self, account, envelope, webhook_request};
 use switchboard_meta_cloud::{MetaCloud, MetaConfig};
@@ -61,6 +62,18 @@ fn msg(kind: &str, object: Value) -> Value {
                        "timestamp": "1749416383", "type": kind});
     m[kind] = object;
     m
+}
+
+/// The notifications of a parsed webhook, with their routing keys.
+fn notifications(parsed: &ParsedWebhook) -> Vec<(String, ProviderNotification)> {
+    parsed
+        .events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Notification(n) => Some((e.routing_key.clone(), n.clone())),
+            _ => None,
+        })
+        .collect()
 }
 
 fn statuses_of(parsed: &ParsedWebhook) -> Vec<StatusUpdate> {
@@ -910,14 +923,23 @@ fn multi_account_batch_only_yields_verified_accounts() {
     let parsed = m.parse_webhook(&req, &[&a]).unwrap();
     assert_eq!(parsed.events.len(), 2);
     assert!(parsed.events.iter().all(|e| e.routing_key == PNID));
-    assert_eq!(parsed.problems.len(), 1);
-    assert_eq!(parsed.problems[0].routing_key.as_deref(), Some("777"));
+    let unverified: Vec<_> = parsed
+        .problems
+        .iter()
+        .map(|p| p.routing_key.as_deref())
+        .collect();
+    assert_eq!(unverified, [Some("777"), Some("888")]);
 
-    // With both accounts verified, both get their events.
+    // With every account verified, each gets its events (the history sync is a
+    // notification for its number).
     let b = account("777", "+15550000007", "t", "s", "v");
-    let parsed = m.parse_webhook(&req, &[&a, &b]).unwrap();
-    assert_eq!(parsed.events.len(), 3);
+    let c = account("888", "+15550000008", "t", "s", "v");
+    let parsed = m.parse_webhook(&req, &[&a, &b, &c]).unwrap();
+    assert_eq!(parsed.events.len(), 4);
     assert!(parsed.problems.is_empty());
+    let history = parsed.events.last().unwrap();
+    assert_eq!(history.routing_key, "888");
+    assert!(matches!(&history.kind, EventKind::Notification(n) if n.kind == "history"));
 }
 
 #[test]
@@ -982,8 +1004,39 @@ fn a_malformed_item_does_not_lose_the_others() {
     ]));
     let parsed = parse(&body);
     let keys: Vec<&str> = parsed.events.iter().map(|e| e.event_key.as_str()).collect();
-    assert_eq!(keys, vec!["wamid.good1", "wamid.kept", "wamid.good2"]);
-    assert_eq!(parsed.problems.len(), 7, "{:#?}", parsed.problems);
+    assert_eq!(
+        keys,
+        vec![
+            "wamid.good1",
+            "wamid.nosender",
+            "wamid.wrongshape",
+            "wamid.kept",
+            "wamid.good2"
+        ]
+    );
+    // Without `from`, the change's one contact is the sender.
+    let EventKind::Message(no_sender) = &parsed.events[1].kind else {
+        panic!("{:?}", parsed.events[1])
+    };
+    assert_eq!(
+        no_sender.contact.phone.as_ref().unwrap().as_str(),
+        "+16505551234"
+    );
+    // A type-specific object of the wrong shape keeps the message, as unsupported.
+    let EventKind::Message(wrong) = &parsed.events[2].kind else {
+        panic!("{:?}", parsed.events[2])
+    };
+    let unsupported = wrong.content.unsupported.as_ref().unwrap();
+    assert_eq!(unsupported.provider_type, "text");
+    assert!(
+        unsupported
+            .detail
+            .as_deref()
+            .unwrap()
+            .contains("unreadable"),
+        "{unsupported:?}"
+    );
+    assert_eq!(parsed.problems.len(), 5, "{:#?}", parsed.problems);
     assert!(
         parsed
             .problems
@@ -995,7 +1048,7 @@ fn a_malformed_item_does_not_lose_the_others() {
 }
 
 #[test]
-fn other_fields_are_ignored_quietly() {
+fn other_fields_naming_a_number_are_notifications_for_it() {
     let body = envelope(&[
         (
             PNID,
@@ -1017,8 +1070,22 @@ fn other_fields_are_ignored_quietly() {
         ),
     ]);
     let parsed = parse(&body);
-    assert!(parsed.events.is_empty());
-    assert!(parsed.problems.is_empty());
+    assert!(parsed.problems.is_empty(), "{:?}", parsed.problems);
+    let notes = notifications(&parsed);
+    let kinds: Vec<&str> = notes
+        .iter()
+        .map(|(key, n)| {
+            assert_eq!(key, PNID);
+            assert_eq!(n.entity_id.as_deref(), Some(testing::WABA_ID));
+            n.kind.as_str()
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        ["history", "smb_app_state_sync", "account_update"],
+        "every field is kept, none dropped"
+    );
+    assert_eq!(parsed.events[2].raw["event"], "VERIFIED_ACCOUNT");
 }
 
 #[test]
@@ -1107,4 +1174,479 @@ fn reply_channel_and_capabilities() {
     assert_eq!(caps.default_rate_per_second, 80);
     let pacing = caps.recipient_pacing.unwrap();
     assert_eq!((pacing.interval.as_secs(), pacing.burst), (6, 45));
+}
+
+// ---------------------------------------------------------------- nothing refused, nothing dropped
+
+/// Another number of the same Meta app (its secret signs the same webhooks).
+fn other_acct() -> AccountContext {
+    account(
+        "106540352242999",
+        "+15550000007",
+        "token",
+        SECRET,
+        "verify-me",
+    )
+}
+
+fn routes_of(body: &str) -> switchboard_core::WebhookRoutes {
+    meta()
+        .webhook_routes(&webhook_request(body, Some(SECRET)))
+        .unwrap()
+}
+
+#[test]
+fn account_level_fields_make_a_webhook_channel_wide() {
+    let template = routes_of(&fixture("template_status_approved.json"));
+    assert!(template.keys.is_empty());
+    assert!(
+        template.channel_wide,
+        "no phone_number_id: for every signed account"
+    );
+    let quality = routes_of(&fixture("phone_number_quality_update.json"));
+    assert!(quality.keys.is_empty() && quality.channel_wide);
+
+    let text = routes_of(&fixture("image.json"));
+    assert_eq!(text.keys, [PNID]);
+    assert!(!text.channel_wide);
+    // user_preferences carries metadata like messages: addressed to its number.
+    let prefs = routes_of(&fixture("user_preferences.json"));
+    assert_eq!(prefs.keys, [PNID]);
+    assert!(!prefs.channel_wide);
+
+    // Mixed: messages for a number plus an account-level change.
+    let mixed = json!({"object": "whatsapp_business_account", "entry": [
+        {"id": "102290129340398", "changes": [
+            {"field": "messages", "value": {"metadata": {"phone_number_id": PNID}, "messages": []}},
+            {"field": "account_alerts", "value": {"entity_type": "BUSINESS", "entity_id": "1"}}]}]});
+    let mixed = routes_of(&mixed.to_string());
+    assert_eq!(mixed.keys, [PNID]);
+    assert!(mixed.channel_wide);
+    // An envelope with no change at all names nobody.
+    let empty = routes_of(r#"{"object":"whatsapp_business_account","entry":[]}"#);
+    assert!(empty.keys.is_empty() && !empty.channel_wide);
+}
+
+#[test]
+fn a_template_status_update_is_a_notification_for_every_account_that_verified() {
+    let body = fixture("template_status_approved.json");
+    let (a, b) = (acct(), other_acct());
+    let req = webhook_request(&body, Some(SECRET));
+    let parsed = meta().parse_webhook(&req, &[&a, &b]).unwrap();
+    assert!(parsed.problems.is_empty(), "{:?}", parsed.problems);
+    let notes = notifications(&parsed);
+    let keys: Vec<&str> = notes.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(keys, [PNID, "106540352242999"]);
+    for (_, n) in &notes {
+        assert_eq!(n.kind, "message_template_status_update");
+        assert_eq!(n.entity_id.as_deref(), Some("102290129340398"), "the WABA");
+        assert_eq!(n.timestamp.unwrap().timestamp(), 1_751_247_548);
+    }
+    // The value as Meta sent it, template id a number.
+    assert_eq!(
+        parsed.events[0].raw["message_template_id"],
+        1_689_556_908_129_832_u64
+    );
+    assert_eq!(parsed.events[0].raw["event"], "APPROVED");
+    // One key per account, the same on every redelivery, another for another update.
+    assert_ne!(parsed.events[0].event_key, parsed.events[1].event_key);
+    let again = meta().parse_webhook(&req, &[&a, &b]).unwrap();
+    assert_eq!(again.events, parsed.events);
+    let rejected = body.replace("\"APPROVED\"", "\"REJECTED\"");
+    let other = meta()
+        .parse_webhook(&webhook_request(&rejected, Some(SECRET)), &[&a])
+        .unwrap();
+    assert_ne!(other.events[0].event_key, parsed.events[0].event_key);
+}
+
+#[test]
+fn a_number_quality_update_goes_to_the_account_with_that_display_number() {
+    let body = fixture("phone_number_quality_update.json");
+    let (a, b) = (acct(), other_acct());
+    let parsed = meta()
+        .parse_webhook(&webhook_request(&body, Some(SECRET)), &[&b, &a])
+        .unwrap();
+    let notes = notifications(&parsed);
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert_eq!(
+        notes[0].0, PNID,
+        "15550783881 is the first account's number"
+    );
+    assert_eq!(notes[0].1.kind, "phone_number_quality_update");
+    assert_eq!(parsed.events[0].raw["current_limit"], "TIER_UNLIMITED");
+
+    // A number none of them has: still kept, for every account of the app.
+    let unknown = body.replace("15550783881", "15559999999");
+    let parsed = meta()
+        .parse_webhook(&webhook_request(&unknown, Some(SECRET)), &[&a, &b])
+        .unwrap();
+    assert_eq!(notifications(&parsed).len(), 2);
+}
+
+#[test]
+fn account_alerts_go_to_the_number_they_name() {
+    let alert = |entity_type: &str, entity_id: &str| {
+        json!({"object": "whatsapp_business_account", "entry": [{"id": "102290129340398",
+            "time": 1_751_000_000, "changes": [{"field": "account_alerts", "value": {
+                "entity_type": entity_type, "entity_id": entity_id,
+                "alert_info": {"alert_severity": "WARNING", "alert_status": "ACTIVE",
+                    "alert_type": "OBA_APPROVED", "alert_description": "..."}}}]}]})
+        .to_string()
+    };
+    let (a, b) = (acct(), other_acct());
+    let parse_for = |body: String| {
+        meta()
+            .parse_webhook(&webhook_request(&body, Some(SECRET)), &[&a, &b])
+            .unwrap()
+    };
+    let phone = notifications(&parse_for(alert("PHONE_NUMBER", "106540352242999")));
+    assert_eq!(phone.len(), 1);
+    assert_eq!(phone[0].0, "106540352242999");
+    assert_eq!(phone[0].1.kind, "account_alerts");
+    // A business-level alert is every account's.
+    assert_eq!(notifications(&parse_for(alert("BUSINESS", PNID))).len(), 2);
+}
+
+#[test]
+fn user_preferences_go_to_the_number_in_their_metadata() {
+    let body = fixture("user_preferences.json");
+    let (a, b) = (acct(), other_acct());
+    let req = webhook_request(&body, Some(SECRET));
+    let parsed = meta().parse_webhook(&req, &[&b, &a]).unwrap();
+    let notes = notifications(&parsed);
+    assert_eq!(notes.len(), 1);
+    assert_eq!(notes[0].0, PNID);
+    assert_eq!(notes[0].1.kind, "user_preferences");
+    assert_eq!(parsed.events[0].raw["user_preferences"][0]["value"], "stop");
+    // Its number did not verify: a problem, nobody else's notification.
+    let parsed = meta().parse_webhook(&req, &[&b]).unwrap();
+    assert!(parsed.events.is_empty());
+    assert_eq!(parsed.problems[0].routing_key.as_deref(), Some(PNID));
+}
+
+#[test]
+fn fields_meta_adds_later_and_mixed_webhooks_are_kept() {
+    let body = json!({"object": "whatsapp_business_account", "entry": [
+        {"id": "102290129340398", "time": 1_751_000_001, "changes": [
+            {"field": "business_capability_update", "value": {
+                "max_daily_conversations_per_business": "TIER_10K", "max_phone_numbers_per_waba": 25}},
+            {"field": "a_field_from_2027", "value": {"anything": [1, 2, 3]}}]},
+        {"id": "102290129340398", "changes": [{"field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": DISPLAY, "phone_number_id": PNID},
+            "contacts": [{"profile": {"name": "Sheena"}, "wa_id": "16505551234"}],
+            "messages": [msg("text", json!({"body": "hello"}))]}}]}]})
+    .to_string();
+    let a = acct();
+    let parsed = meta()
+        .parse_webhook(&webhook_request(&body, Some(SECRET)), &[&a])
+        .unwrap();
+    assert!(parsed.problems.is_empty(), "{:?}", parsed.problems);
+    let kinds: Vec<String> = notifications(&parsed)
+        .into_iter()
+        .map(|(_, n)| n.kind)
+        .collect();
+    assert_eq!(kinds, ["business_capability_update", "a_field_from_2027"]);
+    assert!(matches!(parsed.events[2].kind, EventKind::Message(_)));
+    // A change with no field at all is not Meta's: a problem, not a notification.
+    let no_field = json!({"object": "whatsapp_business_account", "entry": [{"id": "1",
+        "changes": [{"value": {"event": "X"}}]}]})
+    .to_string();
+    let parsed = meta()
+        .parse_webhook(&webhook_request(&no_field, Some(SECRET)), &[&a])
+        .unwrap();
+    assert!(parsed.events.is_empty());
+    assert_eq!(parsed.problems.len(), 1);
+}
+
+#[test]
+fn group_messages_and_statuses_are_notifications_not_conversation_items() {
+    let parsed = parse(&fixture("group_message.json"));
+    assert!(parsed.problems.is_empty(), "{:?}", parsed.problems);
+    let notes = notifications(&parsed);
+    assert_eq!(notes.len(), 1);
+    assert_eq!(parsed.events.len(), 1, "no 1:1 message");
+    assert_eq!(notes[0].0, PNID);
+    assert_eq!(notes[0].1.kind, "group_message");
+    assert_eq!(
+        notes[0].1.entity_id.as_deref(),
+        Some("HBgLMTY1MDM4Nzk0MzkVAgASGBQzQTRBNjU5OUFFRTAzODEwMTQ0RgA")
+    );
+    assert_eq!(
+        parsed.events[0].raw["text"]["body"],
+        "What does everyone think about this?"
+    );
+
+    // sent to the group, then delivered to two participants (aggregated, §15).
+    let group = "HBgLMTY1MDM4Nzk0MzkVAgASGBQzQTRBNjU5OUFFRTAzODEwMTQ0RgA";
+    let item = |status: &str, participant: Option<&str>| {
+        let mut s = json!({"id": "wamid.G1", "status": status, "timestamp": "1750030073",
+            "recipient_id": group, "recipient_type": "group",
+            "pricing": {"pricing_model": "PMP", "type": "regular", "category": "group_marketing"}});
+        if let Some(p) = participant {
+            s["recipient_participant_id"] = p.into();
+        }
+        s
+    };
+    let body = envelope(&[(
+        PNID,
+        DISPLAY,
+        "messages",
+        json!({"statuses": [item("sent", None), item("delivered", Some("16505551234")),
+                            item("delivered", Some("16505551235"))]}),
+    )]);
+    let parsed = parse(&body);
+    assert!(parsed.problems.is_empty(), "{:?}", parsed.problems);
+    assert!(statuses_of(&parsed).is_empty(), "no 1:1 status");
+    let notes = notifications(&parsed);
+    assert_eq!(notes.len(), 3);
+    assert!(
+        notes
+            .iter()
+            .all(|(_, n)| n.kind == "group_status" && n.entity_id.as_deref() == Some(group))
+    );
+    let mut keys: Vec<&str> = parsed.events.iter().map(|e| e.event_key.as_str()).collect();
+    keys.dedup();
+    assert_eq!(keys.len(), 3, "one per participant's report: {keys:?}");
+}
+
+#[test]
+fn an_unsupported_message_keeps_its_type_and_errors() {
+    let mut u = msg("unsupported", json!({"type": "poll_creation"}));
+    u["errors"] = json!([{"code": 131051, "title": "Message type unknown",
+        "message": "Message type unknown",
+        "error_data": {"details": "Message type is currently not supported."}}]);
+    let u = one_message(u);
+    let un = u.content.unsupported.unwrap();
+    assert_eq!(un.provider_type, "poll_creation");
+    assert_eq!(un.errors.len(), 1);
+    assert_eq!(un.errors[0].code, "131051");
+    assert_eq!(
+        un.errors[0].message.as_deref(),
+        Some("Message type unknown")
+    );
+    assert_eq!(
+        un.errors[0].details.as_deref(),
+        Some("Message type is currently not supported.")
+    );
+}
+
+#[test]
+fn a_message_whose_object_is_missing_or_unreadable_is_unsupported_not_dropped() {
+    // type image with no image object, with errors Meta attached.
+    let mut missing = json!({"from": "16505551234", "id": "wamid.noimage",
+        "timestamp": "1749416383", "type": "image"});
+    missing["errors"] = json!([{"code": 131060, "title": "This message is currently unavailable.",
+        "message": "This message is currently unavailable.",
+        "error_data": {"details": "This message is currently unavailable."}}]);
+    // An image object of another shape, a type Meta has not documented, and no type at all.
+    let unreadable = msg("image", json!("not an object"));
+    let unknown = msg("hologram", json!({"id": "h1"}));
+    let mut untyped = msg("text", json!({"body": "x"}));
+    untyped.as_object_mut().unwrap().remove("type");
+    untyped["id"] = "wamid.untyped".into();
+    let no_text = msg("text", json!({}));
+    let parsed = parse(&messages(json!([
+        missing, unreadable, unknown, untyped, no_text
+    ])));
+    assert!(parsed.problems.is_empty(), "{:?}", parsed.problems);
+    let got: Vec<(String, String, usize)> = parsed
+        .events
+        .iter()
+        .map(|e| {
+            let EventKind::Message(m) = &e.kind else {
+                panic!("{e:?}")
+            };
+            assert_eq!(m.contact.phone.as_ref().unwrap().as_str(), "+16505551234");
+            let un = m.content.unsupported.as_ref().expect("unsupported");
+            // What could not be read is said, except for a type that is merely unknown.
+            assert_eq!(
+                un.detail.is_some(),
+                un.provider_type != "hologram",
+                "{un:?}"
+            );
+            (
+                e.event_key.clone(),
+                un.provider_type.clone(),
+                un.errors.len(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("wamid.noimage".into(), "image".into(), 1),
+            ("wamid.image".into(), "image".into(), 0),
+            ("wamid.hologram".into(), "hologram".into(), 0),
+            ("wamid.untyped".into(), "unknown".into(), 0),
+            ("wamid.text".into(), "text".into(), 0),
+        ]
+    );
+    let EventKind::Message(first) = &parsed.events[0].kind else {
+        panic!()
+    };
+    assert_eq!(
+        first.content.unsupported.as_ref().unwrap().errors[0].code,
+        "131060"
+    );
+}
+
+#[test]
+fn a_sender_known_only_by_a_bsuid_is_a_contact() {
+    const BSUID: &str = "US.13491208655302741918";
+    // `from` carries the BSUID (Meta's November 2025 shape), `wa_id` is "".
+    let mut by_from = msg("text", json!({"body": "hi"}));
+    by_from["from"] = BSUID.into();
+    by_from["id"] = "wamid.byfrom".into();
+    // No `from` at all: the one contact names the sender.
+    let mut by_contact = msg("text", json!({"body": "hi again"}));
+    by_contact.as_object_mut().unwrap().remove("from");
+    by_contact["id"] = "wamid.bycontact".into();
+    let body = envelope(&[(
+        PNID,
+        DISPLAY,
+        "messages",
+        json!({
+            "contacts": [{"profile": {"name": "Pablo M.", "username": "@pablomorales"},
+                          "wa_id": "", "user_id": BSUID}],
+            "messages": [by_from, by_contact],
+        }),
+    )]);
+    let parsed = parse(&body);
+    assert!(parsed.problems.is_empty(), "{:?}", parsed.problems);
+    assert_eq!(parsed.events.len(), 2);
+    for e in &parsed.events {
+        let EventKind::Message(m) = &e.kind else {
+            panic!()
+        };
+        assert_eq!(m.contact.phone, None);
+        assert_eq!(m.contact.wa_id, None);
+        assert_eq!(m.contact.bsuid.as_ref().unwrap().as_str(), BSUID);
+        assert_eq!(m.contact.profile_name.as_deref(), Some("Pablo M."));
+        assert_eq!(m.contact.username.as_deref(), Some("@pablomorales"));
+    }
+}
+
+#[test]
+fn number_and_bsuid_changes_are_notices_that_change_no_opt_out() {
+    let parsed = parse(&fixture("user_changed_number.json"));
+    assert!(parsed.problems.is_empty(), "{:?}", parsed.problems);
+    let EventKind::Message(m) = &parsed.events[0].kind else {
+        panic!()
+    };
+    assert_eq!(
+        m.contact.phone.as_ref().unwrap().as_str(),
+        "+16505551234",
+        "the old number"
+    );
+    let notice = m.content.system.as_ref().unwrap();
+    assert_eq!(notice.kind, "user_changed_number");
+    assert_eq!(notice.new_wa_id.as_deref(), Some("12195555358"));
+    assert_eq!(notice.new_user_id, None);
+    assert_eq!(m.opt, OptChange::Unchanged);
+
+    // §16, the November 2025 shape of a BSUID change: no new number.
+    let changed = one_message(msg(
+        "system",
+        json!({"body": "User A changed from US.13491208655302741918 to US.99991208655302741918",
+               "wa_id": "", "user_id": "US.99991208655302741918", "type": "user_changed_user_id"}),
+    ));
+    let notice = changed.content.system.unwrap();
+    assert_eq!(notice.kind, "user_changed_user_id");
+    assert_eq!(notice.new_wa_id, None);
+    assert_eq!(
+        notice.new_user_id.as_deref(),
+        Some("US.99991208655302741918")
+    );
+    assert_eq!(changed.opt, OptChange::Unchanged);
+    // A person's text is still read by keyword.
+    assert_eq!(
+        one_message(msg("text", json!({"body": "STOP"}))).opt,
+        OptChange::ByKeyword
+    );
+}
+
+#[test]
+fn status_pricing_is_read_from_whichever_status_carries_it() {
+    let sent = statuses_of(&parse(&fixture("status_sent.json")));
+    let pricing = sent[0].pricing.clone().unwrap();
+    assert_eq!(pricing.billable, Some(true));
+    assert_eq!(pricing.model.as_deref(), Some("PMP"));
+    assert_eq!(pricing.kind.as_deref(), Some("regular"));
+    assert_eq!(pricing.category.as_deref(), Some("marketing"));
+
+    let delivered = parse(&fixture("status_bsuid_delivered.json"));
+    assert!(delivered.problems.is_empty(), "{:?}", delivered.problems);
+    let st = &statuses_of(&delivered)[0];
+    assert_eq!(st.status, MessageStatus::Delivered);
+    assert_eq!(
+        st.pricing.as_ref().unwrap().category.as_deref(),
+        Some("marketing")
+    );
+    assert_eq!(
+        st.recipient
+            .as_ref()
+            .unwrap()
+            .bsuid
+            .as_ref()
+            .unwrap()
+            .as_str(),
+        "US.13491208655302741918"
+    );
+
+    // The pre-July-2025 shape (CBP, no type); none at all; one of another shape.
+    let item = |pricing: Value| {
+        let mut s = json!({"id": "wamid.P", "status": "delivered", "timestamp": "1",
+                           "recipient_id": "16505551234"});
+        if !pricing.is_null() {
+            s["pricing"] = pricing;
+        }
+        s
+    };
+    let body = envelope(&[(
+        PNID,
+        DISPLAY,
+        "messages",
+        json!({"statuses": [
+            item(json!({"billable": true, "pricing_model": "CBP", "category": "utility"})),
+            item(Value::Null),
+            item(json!("not an object")),
+        ]}),
+    )]);
+    let parsed = parse(&body);
+    assert!(parsed.problems.is_empty(), "{:?}", parsed.problems);
+    let sts = statuses_of(&parsed);
+    assert_eq!(sts.len(), 3, "an odd pricing never loses the status");
+    let cbp = sts[0].pricing.clone().unwrap();
+    assert_eq!((cbp.model.as_deref(), cbp.kind), (Some("CBP"), None));
+    assert_eq!(sts[1].pricing, None);
+    assert_eq!(sts[2].pricing, None);
+}
+
+#[test]
+fn a_click_to_whatsapp_referral_is_read_whole() {
+    let mut m = msg("text", json!({"body": "Can I get more info?"}));
+    m["referral"] = json!({
+        "source_url": "https://fb.me/3cr4Wqqkh", "source_id": "120226305854810726",
+        "source_type": "ad", "body": "Summer sale", "headline": "50% off",
+        "media_type": "video", "video_url": "https://scontent.xx.fbcdn.net/v.mp4",
+        "thumbnail_url": "https://scontent.xx.fbcdn.net/t.jpg",
+        "ctwa_clid": "ARAkLkA8rmlFeiCktEJQ-QTwRiyYHAFDLMNDBH0CD3qpjd0HR4irJ6LEkR7JwFF4XvnO2E4Nx0-eM-GABDLOPaOdRMv-_zfUQ2a",
+        "welcome_message": {"text": "Hi! How can we help?"}
+    });
+    let r = one_message(m).referral.unwrap();
+    assert_eq!(r.source_url.as_deref(), Some("https://fb.me/3cr4Wqqkh"));
+    assert_eq!(r.source_id.as_deref(), Some("120226305854810726"));
+    assert_eq!(r.body.as_deref(), Some("Summer sale"));
+    assert_eq!(r.media_type.as_deref(), Some("video"));
+    assert_eq!(
+        r.media_url.as_deref(),
+        Some("https://scontent.xx.fbcdn.net/v.mp4")
+    );
+    assert_eq!(
+        r.thumbnail_url.as_deref(),
+        Some("https://scontent.xx.fbcdn.net/t.jpg")
+    );
+    assert!(r.ctwa_clid.unwrap().starts_with("ARAkLkA8"));
+    assert_eq!(r.welcome_message.as_deref(), Some("Hi! How can we help?"));
 }

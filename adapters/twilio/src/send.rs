@@ -322,6 +322,7 @@ pub fn receipt(body: &Value, exchange: Exchange) -> Option<SendReceipt> {
         provider_message_id: sid,
         status,
         recipient_wa_id: None,
+        recipient_bsuid: None,
         exchange: Some(exchange),
     })
 }
@@ -551,6 +552,7 @@ pub(crate) fn message_status(
         timestamp,
         error,
         recipient,
+        pricing: None,
     })
 }
 

@@ -356,7 +356,10 @@ fn referral(form: &Form) -> Option<Referral> {
         body: f("ReferralBody"),
         media_type: f("ReferralMediaContentType"),
         media_url: f("ReferralMediaUrl"),
+        media_id: f("ReferralMediaId"),
+        thumbnail_url: None,
         ctwa_clid: f("ReferralCtwaClid"),
+        welcome_message: None,
     };
     (r != Referral::default()).then_some(r)
 }
@@ -387,6 +390,7 @@ fn content(form: &Form) -> Content {
                 c.unsupported = Some(Unsupported {
                     provider_type: "location".into(),
                     detail: Some("unreadable Latitude/Longitude".into()),
+                    errors: Vec::new(),
                 });
             }
         },
@@ -418,6 +422,7 @@ fn content(form: &Form) -> Content {
                 .unwrap_or("unknown")
                 .to_owned(),
             detail: None,
+            errors: Vec::new(),
         });
     }
     c
@@ -556,6 +561,7 @@ fn status_update(config: &TwilioConfig, path: &str, form: &Form) -> Result<Statu
         timestamp: Utc::now(),
         error,
         recipient,
+        pricing: None,
     })
 }
 
@@ -961,6 +967,7 @@ mod tests {
             ("ReferralBody", "50% off"),
             ("ReferralMediaContentType", "image/jpeg"),
             ("ReferralMediaUrl", "https://m/x.jpg"),
+            ("ReferralMediaId", "ME0123456789"),
             ("ReferralCtwaClid", "clid-1"),
         ]));
         assert_eq!(
@@ -977,6 +984,7 @@ mod tests {
         assert_eq!(r.media_type.as_deref(), Some("image/jpeg"));
         assert_eq!(r.media_url.as_deref(), Some("https://m/x.jpg"));
         assert_eq!(r.ctwa_clid.as_deref(), Some("clid-1"));
+        assert_eq!(r.media_id.as_deref(), Some("ME0123456789"));
 
         let freq = message(&base(&[("Body", "x"), ("FrequentlyForwarded", "true")]));
         assert_eq!(freq.forwarded, Some(Forwarded { frequently: true }));

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use serde::Serialize;
-use switchboard_core::{Direction, MessageStatus};
+use switchboard_core::{Direction, MessageStatus, Referral};
 use tokio::sync::{Notify, broadcast};
 
 /// A committed change, for product code (`Router::subscribe`) and outgoing webhooks.
@@ -17,6 +17,10 @@ pub enum RouterEvent {
         message_id: String,
         conversation_id: String,
         direction: Direction,
+        /// The click-to-WhatsApp ad the person came from, when the provider said (boxed:
+        /// rare, and large beside the other events).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        referral: Option<Box<Referral>>,
     },
     /// An outbound message's status moved forward.
     StatusChanged {

@@ -32,6 +32,11 @@ pub const METRICS: &[(&str, MetricKind, &str)] = &[
         "Outbound messages sent on to their next fallback channel because the recipient could not be reached on the previous one (by from and to channel).",
     ),
     (
+        "switchboard_read_receipts_total",
+        MetricKind::Counter,
+        "Inbound messages marked read at the provider (by channel, and whether a typing indicator was shown).",
+    ),
+    (
         "switchboard_messages_failed_total",
         MetricKind::Counter,
         "Outbound messages that finally failed (by channel).",

@@ -31,13 +31,24 @@ fuzz_target!(|data: &[u8]| {
         headers,
         body: Bytes::copy_from_slice(data),
     };
-    let Ok(keys) = adapter.routing_keys(&request) else {
+    let Ok(routes) = adapter.webhook_routes(&request) else {
         return;
     };
-    let accounts: Vec<_> = keys
+    let mut accounts: Vec<_> = routes
+        .keys
         .iter()
         .map(|k| account(k, "+15550783881", "token", SECRET, "verify"))
         .collect();
+    // Account-level items are attributed among every account that verified.
+    if routes.channel_wide {
+        accounts.push(account(
+            "106540352242999",
+            "+15550000007",
+            "token",
+            SECRET,
+            "verify",
+        ));
+    }
     let verified: Vec<_> = accounts
         .iter()
         .filter(|a| adapter.verify_webhook(&request, a).is_ok())

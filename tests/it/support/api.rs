@@ -177,6 +177,7 @@ impl Api {
                 timestamp: Utc::now(),
                 error: None,
                 recipient: None,
+                pricing: None,
             }),
             raw: json!({"status": status.as_str()}),
         };

@@ -46,6 +46,7 @@ pub fn status(
             timestamp: Utc::now(),
             error: None,
             recipient: None,
+            pricing: None,
         }),
         raw: serde_json::json!({"status": status.as_str()}),
     }

@@ -15,7 +15,11 @@
 //!   drops everything read so far, so no later message uses a merged-away id.
 //! - Conversations: one multi-row upsert (`ON CONFLICT DO UPDATE`, timestamps only moving
 //!   forward) creates or touches every conversation of the batch and returns the rows.
-//! - Messages: one multi-row `INSERT … ON CONFLICT DO NOTHING RETURNING id`.
+//! - Messages: one multi-row `INSERT … ON CONFLICT DO NOTHING RETURNING id`, with their
+//!   referral. Only the person writing ([`is_person_writing`]: not an echo, not a
+//!   platform's notice) opens the window or changes an opt-out; a notice of a number or
+//!   BSUID change moves its contact ([`contacts::apply_notice`]).
+//! - Provider notifications (account-level, group chats): one multi-row insert.
 //! - Statuses, problems and the rest: per event, in order.
 //! - Notifications: one enqueue for the whole batch, in event order.
 //!
@@ -27,7 +31,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use sea_orm::{ConnectionTrait, DatabaseBackend, DbErr, EntityTrait, FromQueryResult, QueryResult};
-use switchboard_core::{Direction, EventKind, InboundEvent, InboundMessage, MessageStatus};
+use switchboard_core::{
+    Direction, EventKind, InboundEvent, InboundMessage, MessageStatus, ProviderNotification,
+};
 
 use crate::events::RouterEvent;
 use crate::ids::{self, now_ms};
@@ -142,9 +148,24 @@ pub(super) async fn store_jobs<C: ConnectionTrait>(
         store_messages(db, jobs, &msgs, &mut counts, &mut notify).await?;
     }
 
+    // Provider notifications, in one insert.
+    let notes: Vec<(&Item<'_>, &ProviderNotification)> = fresh
+        .iter()
+        .filter_map(|it| match &it.event.kind {
+            EventKind::Notification(n) => Some((it, n)),
+            _ => None,
+        })
+        .collect();
+    if !notes.is_empty() {
+        store_notifications(db, jobs, &notes).await?;
+    }
+
     // Everything else, per event, in order.
     for it in &fresh {
-        if matches!(it.event.kind, EventKind::Message(_)) {
+        if matches!(
+            it.event.kind,
+            EventKind::Message(_) | EventKind::Notification(_)
+        ) {
             continue;
         }
         let job = &jobs[it.job];
@@ -180,6 +201,47 @@ pub(super) async fn store_jobs<C: ConnectionTrait>(
         per_job[job].push(ev);
     }
     Ok(counts.into_iter().zip(per_job).collect())
+}
+
+/// Stores the batch's new provider notifications (account-level notifications, group-chat
+/// items) in one insert: kept as they came for the account each names, never filed into a
+/// conversation. Their keys were claimed in `webhook_events` like every event's, so each
+/// is new here; the table's own unique key is a second guard.
+async fn store_notifications<C: ConnectionTrait>(
+    db: &C,
+    jobs: &[Job],
+    notes: &[(&Item<'_>, &ProviderNotification)],
+) -> Result<(), DbErr> {
+    let now = now_ms();
+    let backend = db.get_database_backend();
+    let rows: Vec<_> = notes
+        .iter()
+        .map(|(it, n)| {
+            (
+                &it.account.ctx.tenant_id,
+                &it.account.ctx.account_id,
+                &jobs[it.job].channel,
+                &n.kind,
+                &n.entity_id,
+                &it.event.event_key,
+                it.event.raw.to_string(),
+                n.timestamp.map(|t| t.timestamp_millis()),
+                now,
+            )
+        })
+        .collect();
+    let sql = format!(
+        "INSERT INTO provider_notifications (tenant_id, account_id, channel, kind, entity_id, \
+         event_key, raw, provider_timestamp, received_at) {} \
+         ON CONFLICT (channel, event_key) DO NOTHING",
+        json_rows::select(
+            backend,
+            &[Text, Text, Text, Text, Text, Text, Text, BigInt, BigInt]
+        )
+    );
+    db.execute_raw(json_rows::statement(backend, &sql, &rows)?)
+        .await?;
+    Ok(())
 }
 
 /// Resolves each message's contact (`None`: the message names nobody).
@@ -530,7 +592,7 @@ async fn store_messages<C: ConnectionTrait>(
         let at = m.timestamp.timestamp_millis().min(now);
         at_of.push(at);
         let Some(contact) = contact else { continue };
-        let inbound = m.direction == Direction::Inbound;
+        let inbound = is_person_writing(m);
         let key = (
             it.account.ctx.tenant_id.clone(),
             contact.clone(),
@@ -618,7 +680,7 @@ async fn store_messages<C: ConnectionTrait>(
         let conv = convs
             .get(&key)
             .ok_or_else(|| DbErr::RecordNotFound("conversation".into()))?;
-        if m.direction == Direction::Inbound {
+        if is_person_writing(m) {
             let state = opted
                 .entry(conv.id.clone())
                 .or_insert((conv.opted_out_at, false));
@@ -638,7 +700,8 @@ async fn store_messages<C: ConnectionTrait>(
 
     // The messages, in one insert per chunk.
     let mut planned = Vec::with_capacity(msgs.len());
-    for (((it, m), conv), at) in msgs.iter().zip(&conv_of).zip(&at_of) {
+    for ((((it, m), conv), at), contact) in msgs.iter().zip(&conv_of).zip(&at_of).zip(&contact_ids)
+    {
         let Some(conv) = conv else {
             problem(
                 db,
@@ -651,14 +714,14 @@ async fn store_messages<C: ConnectionTrait>(
             .await?;
             continue;
         };
-        planned.push((it, *m, conv, ids::new_id(ids::MESSAGE), *at));
+        planned.push((it, *m, conv, ids::new_id(ids::MESSAGE), *at, contact));
     }
     let mut inserted: HashSet<String> = HashSet::new();
     if !planned.is_empty() {
         let backend = db.get_database_backend();
         let values: Vec<_> = planned
             .iter()
-            .map(|(it, m, conv, id, at)| {
+            .map(|(it, m, conv, id, at, _)| {
                 (
                     id,
                     &it.account.ctx.tenant_id,
@@ -675,19 +738,22 @@ async fn store_messages<C: ConnectionTrait>(
                     *at,
                     now,
                     now,
+                    m.referral
+                        .as_ref()
+                        .and_then(|r| serde_json::to_string(r).ok()),
                 )
             })
             .collect();
         let sql = format!(
             "INSERT INTO messages (id, tenant_id, conversation_id, account_id, channel, direction, \
              status, status_rank, provider_message_id, content, reply_to, raw, provider_timestamp, \
-             created_at, updated_at) {} \
+             created_at, updated_at, referral) {} \
              ON CONFLICT (channel, provider_message_id) DO NOTHING RETURNING id",
             json_rows::select(
                 backend,
                 &[
                     Text, Text, Text, Text, Text, Text, Text, SmallInt, Text, Text, Text, Text,
-                    BigInt, BigInt, BigInt
+                    BigInt, BigInt, BigInt, Text
                 ]
             )
         );
@@ -698,7 +764,7 @@ async fn store_messages<C: ConnectionTrait>(
             inserted.insert(r.try_get("", "id")?);
         }
     }
-    for (it, m, conv, id, _) in planned {
+    for (it, m, conv, id, _, contact) in planned {
         if !inserted.contains(&id) {
             // Same provider message id already stored (under another event key).
             counts[it.job].0 -= 1;
@@ -706,6 +772,9 @@ async fn store_messages<C: ConnectionTrait>(
             continue;
         }
         let tenant_id = &it.account.ctx.tenant_id;
+        if let (Some(notice), Some(contact)) = (&m.content.system, contact) {
+            contacts::apply_notice(db, tenant_id, contact, notice).await?;
+        }
         crate::media::queue::enqueue_inbound(
             db,
             tenant_id,
@@ -722,8 +791,17 @@ async fn store_messages<C: ConnectionTrait>(
                 message_id: id,
                 conversation_id: conv.clone(),
                 direction: m.direction,
+                referral: m.referral.clone().map(Box::new),
             },
         ));
     }
     Ok(())
+}
+
+/// Whether a message is the person writing: an inbound message that is not a platform's
+/// notice ([`switchboard_core::SystemNotice`], e.g. a number change). Only that opens or
+/// extends the service window and reads as consent or an opt-out; an echo or a notice is
+/// stored in the conversation all the same.
+fn is_person_writing(m: &InboundMessage) -> bool {
+    m.direction == Direction::Inbound && m.content.system.is_none()
 }

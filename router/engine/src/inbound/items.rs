@@ -75,6 +75,7 @@ pub(super) fn kind_name(kind: &EventKind) -> &'static str {
         EventKind::Message(m) => m.direction.as_str(),
         EventKind::Status(_) => "status",
         EventKind::ProviderError(_) => "provider_error",
+        EventKind::Notification(_) => "notification",
         _ => "other",
     }
 }

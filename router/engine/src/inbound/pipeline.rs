@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use switchboard_core::{
     ChannelAdapter, HandshakeReply, KeyRule, MAX_ROUTING_KEYS, WebhookError, WebhookReply,
-    WebhookRequest,
+    WebhookRequest, WebhookRoutes,
 };
 
 use crate::error::{Result, RouterError};
@@ -28,6 +28,74 @@ pub struct WebhookAck {
     pub duplicates: usize,
     /// Items that could not be understood (kept in `webhook_problems`).
     pub problems: usize,
+}
+
+/// Checks a webhook's signature against the accounts it may be for, each distinct secret
+/// once ([`ChannelAdapter::webhook_secret`]).
+struct Verification<'a> {
+    adapter: &'a dyn ChannelAdapter,
+    request: &'a WebhookRequest,
+    /// Whether any connected account was named at all.
+    named: bool,
+    seen: HashSet<String>,
+    by_secret: HashMap<String, std::result::Result<(), WebhookError>>,
+    verified: Vec<Arc<Account>>,
+    first_error: Option<WebhookError>,
+}
+
+impl<'a> Verification<'a> {
+    fn new(adapter: &'a dyn ChannelAdapter, request: &'a WebhookRequest) -> Self {
+        Self {
+            adapter,
+            request,
+            named: false,
+            seen: HashSet::new(),
+            by_secret: HashMap::new(),
+            verified: Vec::new(),
+            first_error: None,
+        }
+    }
+
+    /// Checks the webhook against `acc` (once per account); whether its secret signed it.
+    fn account(&mut self, acc: Arc<Account>) -> bool {
+        self.named = true;
+        if !self.seen.insert(acc.ctx.account_id.clone()) {
+            return false;
+        }
+        let verdict = match self.adapter.webhook_secret(&acc.ctx) {
+            Some(secret) => self
+                .by_secret
+                .entry(secret.to_owned())
+                .or_insert_with(|| self.adapter.verify_webhook(self.request, &acc.ctx))
+                .clone(),
+            None => self.adapter.verify_webhook(self.request, &acc.ctx),
+        };
+        match verdict {
+            Ok(()) => {
+                self.verified.push(acc);
+                true
+            }
+            Err(e) => {
+                self.first_error.get_or_insert(e);
+                false
+            }
+        }
+    }
+
+    /// The accounts that verified; `UnknownAccount` when none was named, else the first
+    /// verification error when none verified.
+    fn outcome(self) -> Result<Vec<Arc<Account>>> {
+        if !self.named {
+            return Err(WebhookError::UnknownAccount.into());
+        }
+        if self.verified.is_empty() {
+            return Err(self
+                .first_error
+                .unwrap_or(WebhookError::BadSignature)
+                .into());
+        }
+        Ok(self.verified)
+    }
 }
 
 /// Takes providers' webhooks in: verifies, parses and stores them. Owns the group commit.
@@ -96,9 +164,9 @@ impl Inbound {
             .get(channel)
             .ok_or(RouterError::NotFound("channel"))?
             .clone();
-        let keys = adapter.routing_keys(request)?;
+        let routes = adapter.webhook_routes(request)?;
         let accounts = self
-            .signed_accounts(channel, &keys, adapter.as_ref(), request)
+            .signed_accounts(channel, &routes, adapter.as_ref(), request)
             .await?;
         let contexts: Vec<&switchboard_core::AccountContext> =
             accounts.iter().map(|a| &a.ctx).collect();
@@ -116,26 +184,32 @@ impl Inbound {
     }
 
     /// The accounts a webhook is for: the connected accounts its routing keys name (all of
-    /// them, or the first, as `rule` says) whose secret signed it. Every account must
-    /// prove the body was signed with its own secret; events for an account whose secret
-    /// did not sign it are dropped by the adapter.
+    /// them, or the first, as `rule` says) whose secret signed it, and, when it also carries
+    /// items for the channel's accounts as a whole ([`WebhookRoutes::channel_wide`]), every
+    /// active account of the channel whose secret signed it. Every account must prove the
+    /// body was signed with its own secret; events for an account whose secret did not sign
+    /// it are dropped by the adapter, and the adapter attributes channel-wide items only
+    /// among the accounts returned here, so an account of a tenant whose secret did not
+    /// sign the webhook never gets one.
     ///
     /// The keys are untrusted, so the work is bounded before anything is verified: at most
     /// [`MAX_ROUTING_KEYS`] keys, read in one query (two for `FirstSigned`: the first key
-    /// alone, as it is usually the one, then the rest), and the signature checked once per
-    /// distinct secret ([`ChannelAdapter::webhook_secret`]) rather than once per account.
+    /// alone, as it is usually the one, then the rest), the channel's accounts read from a
+    /// cache, and the signature checked once per distinct secret
+    /// ([`ChannelAdapter::webhook_secret`]) rather than once per account.
     ///
     /// # Errors
     /// `malformed_webhook` for more than [`MAX_ROUTING_KEYS`] keys; `UnknownAccount` when no
-    /// key names a connected account; otherwise the first verification error when none
-    /// signed it.
+    /// key names a connected account (and, for a channel-wide webhook, the channel has none);
+    /// otherwise the first verification error when none signed it.
     async fn signed_accounts(
         &self,
         channel: &str,
-        keys: &[String],
+        routes: &WebhookRoutes,
         adapter: &dyn ChannelAdapter,
         request: &WebhookRequest,
     ) -> Result<Vec<Arc<Account>>> {
+        let keys = routes.keys.as_slice();
         let rule = adapter.key_rule();
         if keys.len() > MAX_ROUTING_KEYS {
             return Err(RouterError::invalid(
@@ -150,11 +224,7 @@ impl Inbound {
             KeyRule::FirstSigned => keys.split_at(keys.len().min(1)),
             KeyRule::EveryKey => keys.split_at(0),
         };
-        let mut named = false;
-        let mut seen = HashSet::new();
-        let mut by_secret: HashMap<String, std::result::Result<(), WebhookError>> = HashMap::new();
-        let mut verified: Vec<Arc<Account>> = Vec::new();
-        let mut first_error = None;
+        let mut check = Verification::new(adapter, request);
         for batch in [first, rest] {
             if batch.is_empty() {
                 continue;
@@ -166,37 +236,17 @@ impl Inbound {
                 .into_iter()
                 .flatten()
             {
-                named = true;
-                if !seen.insert(acc.ctx.account_id.clone()) {
-                    continue;
-                }
-                let verdict = match adapter.webhook_secret(&acc.ctx) {
-                    Some(secret) => by_secret
-                        .entry(secret.to_owned())
-                        .or_insert_with(|| adapter.verify_webhook(request, &acc.ctx))
-                        .clone(),
-                    None => adapter.verify_webhook(request, &acc.ctx),
-                };
-                match verdict {
-                    Ok(()) => {
-                        verified.push(acc);
-                        if rule == KeyRule::FirstSigned {
-                            return Ok(verified);
-                        }
-                    }
-                    Err(e) => {
-                        first_error.get_or_insert(e);
-                    }
+                if check.account(acc) && rule == KeyRule::FirstSigned {
+                    return Ok(check.verified);
                 }
             }
         }
-        if !named {
-            return Err(WebhookError::UnknownAccount.into());
+        if routes.channel_wide {
+            for acc in self.accounts.active_accounts(channel).await?.iter() {
+                check.account(acc.clone());
+            }
         }
-        if verified.is_empty() {
-            return Err(first_error.unwrap_or(WebhookError::BadSignature).into());
-        }
-        Ok(verified)
+        check.outcome()
     }
 
     /// How the inbound group commit has gone since this router started.
@@ -242,6 +292,14 @@ mod tests {
 
     const BUSINESS: &str = "+14155238886";
     const SECRET: &str = "batch-secret";
+
+    /// Routes naming `keys` only.
+    fn keyed(keys: &[String]) -> WebhookRoutes {
+        WebhookRoutes {
+            keys: keys.to_vec(),
+            channel_wide: false,
+        }
+    }
 
     fn webhook(key: &str, from: &str) -> WebhookRequest {
         let from = ContactIdentity::from_phone(PhoneNumber::parse(from).unwrap());
@@ -314,7 +372,7 @@ mod tests {
 
         let err = f
             .inbound
-            .signed_accounts("fake", &unknown, &every_key, &request)
+            .signed_accounts("fake", &keyed(&unknown), &every_key, &request)
             .await
             .unwrap_err();
         assert_eq!((err.code(), err.http_status()), ("malformed_webhook", 400));
@@ -324,7 +382,7 @@ mod tests {
         keys.push(BUSINESS.to_owned());
         let signed = f
             .inbound
-            .signed_accounts("fake", &keys, &every_key, &request)
+            .signed_accounts("fake", &keyed(&keys), &every_key, &request)
             .await
             .unwrap();
         assert_eq!(signed.len(), 1);
@@ -335,7 +393,7 @@ mod tests {
         f.accounts.clear_cache();
         let before = counts();
         f.inbound
-            .signed_accounts("fake", &keys, &first_signed, &request)
+            .signed_accounts("fake", &keyed(&keys), &first_signed, &request)
             .await
             .unwrap();
         assert_eq!((counts().0 - before.0, counts().1 - before.1), (1, 1));
@@ -343,7 +401,7 @@ mod tests {
         f.accounts.clear_cache();
         let before = counts();
         f.inbound
-            .signed_accounts("fake", &keys, &first_signed, &request)
+            .signed_accounts("fake", &keyed(&keys), &first_signed, &request)
             .await
             .unwrap();
         assert_eq!((counts().0 - before.0, counts().1 - before.1), (2, 2));
@@ -382,7 +440,7 @@ mod tests {
             .collect();
         let verified = f
             .inbound
-            .signed_accounts("fake", &keys, &adapter, &request)
+            .signed_accounts("fake", &keyed(&keys), &adapter, &request)
             .await
             .unwrap();
         let mut routed: Vec<&str> = verified

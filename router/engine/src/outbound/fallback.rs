@@ -257,6 +257,8 @@ mod tests {
             fallback,
             created_at: 0,
             updated_at: 0,
+            referral: None,
+            pricing: None,
         }
     }
 

@@ -125,7 +125,7 @@ impl Sending {
     /// `OptedOut` (422), `not_found` for an unknown `from`/`reply_to`, a database error.
     pub async fn send(&self, tenant_id: &str, mut request: SendRequest) -> Result<SendAccepted> {
         refuse_nul_chars(&request)?;
-        check_content(&request.content)?;
+        check_content(&request.content, !request.fallback.is_empty())?;
         let recipient = self.recipient(tenant_id, &request.to).await?;
         if let Some(key) = &request.idempotency_key {
             if key.is_empty() || key.len() > 200 || key.contains('\0') {
@@ -446,6 +446,8 @@ impl Sending {
                 fallback: Set(fallback.column()),
                 created_at: Set(now),
                 updated_at: Set(now),
+                referral: Set(None),
+                pricing: Set(None),
             })
             .on_conflict_do_nothing_on([
                 messages::Column::TenantId,
@@ -790,9 +792,10 @@ fn split(content: &Content, caps: &Capabilities, channel: &str) -> Result<Vec<Co
 }
 
 /// Checks what a message says, whatever the channel: one kind of content (text and media
-/// go together), interactive messages within WhatsApp's limits, contact cards with a name,
-/// template buttons of a known kind.
-fn check_content(content: &Content) -> Result<()> {
+/// go together; text beside a template, or beside anything when there are fallback
+/// channels, is the plain alternative), interactive messages within WhatsApp's limits,
+/// contact cards with a name, template buttons of a known kind.
+fn check_content(content: &Content, has_fallback: bool) -> Result<()> {
     let kinds = [
         (
             "text or media",
@@ -809,9 +812,11 @@ fn check_content(content: &Content) -> Result<()> {
         .filter(|(_, present)| *present)
         .map(|(name, _)| *name)
         .collect();
-    // Beside a template, `text` is the plain alternative for fallback channels.
-    let text_beside_template = given == ["text or media", "template"] && content.media.is_empty();
-    if given.len() > 1 && !text_beside_template {
+    let text_as_alternative = given.len() == 2
+        && given[0] == "text or media"
+        && content.media.is_empty()
+        && (has_fallback || content.template.is_some());
+    if given.len() > 1 && !text_as_alternative {
         return Err(RouterError::invalid(
             "conflicting_content",
             format!(

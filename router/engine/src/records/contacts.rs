@@ -7,13 +7,13 @@
 //! belonged to two contacts (first seen by BSUID, later with the phone number), the two
 //! are merged into the older one, conversations and messages included.
 
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
     QueryOrder,
 };
 use serde::Serialize;
-use switchboard_core::ContactIdentity;
+use switchboard_core::{Bsuid, ContactIdentity, PhoneNumber, SystemNotice};
 
 use crate::ids::{self, now_ms};
 use crate::store::entity::{contact_identities, contacts, conversations, messages, outbox};
@@ -334,6 +334,82 @@ pub(crate) async fn refresh_row<C: ConnectionTrait>(
     am.username = Set(username);
     am.updated_at = Set(now);
     sea_orm::ActiveModelTrait::update(am, db).await
+}
+
+/// What a platform notice about the person does to their contact: a number change
+/// (`SystemNotice::new_wa_id`) or BSUID change (`new_user_id`) gives the contact the new
+/// identity as its primary one and keeps the old as an alias, so its history stays on one
+/// contact and late reports naming the old identity still find it.
+///
+/// A new identity that already names another contact of the tenant is not taken from it:
+/// whether two contacts are one person is not a notice's to decide (merging them is a
+/// separate matter). The notice stays stored, this contact keeps what it had, and a warning
+/// names both contacts.
+pub(crate) async fn apply_notice<C: ConnectionTrait>(
+    db: &C,
+    tenant_id: &str,
+    contact_id: &str,
+    notice: &SystemNotice,
+) -> Result<(), DbErr> {
+    let phone = notice
+        .new_wa_id
+        .as_deref()
+        .and_then(|w| PhoneNumber::from_wa_id(w).ok())
+        .map(|p| (PHONE, p.to_string()));
+    let bsuid = notice
+        .new_user_id
+        .as_deref()
+        .and_then(|b| Bsuid::parse(b).ok())
+        .map(|b| (BSUID, b.to_string()));
+    for (kind, value) in phone.into_iter().chain(bsuid) {
+        move_to(db, tenant_id, contact_id, kind, &value).await?;
+    }
+    Ok(())
+}
+
+/// Makes `value` the contact's primary identity of `kind`, linking it first; the old one
+/// stays linked. Nothing changes when `value` names another contact.
+async fn move_to<C: ConnectionTrait>(
+    db: &C,
+    tenant_id: &str,
+    contact_id: &str,
+    kind: &'static str,
+    value: &str,
+) -> Result<(), DbErr> {
+    let now = now_ms();
+    link(db, tenant_id, contact_id, &[(kind, value.to_owned())], now).await?;
+    let owner = find_by_identity(db, tenant_id, kind, value).await?;
+    if owner.as_deref() != Some(contact_id) {
+        tracing::warn!(
+            contact_id,
+            other_contact_id = owner.as_deref().unwrap_or(""),
+            kind,
+            "A number change names an identity another contact has; the contact keeps its own."
+        );
+        return Ok(());
+    }
+    let column = if kind == PHONE {
+        contacts::Column::E164
+    } else {
+        contacts::Column::Bsuid
+    };
+    // The primary columns are unique per tenant too: never take one another row still
+    // shows, whatever its identities say (a failed statement would fail the webhook).
+    let taken = Query::select()
+        .expr(Expr::value(1))
+        .from(contacts::Entity)
+        .and_where(contacts::Column::TenantId.eq(tenant_id))
+        .and_where(column.eq(value))
+        .and_where(contacts::Column::Id.ne(contact_id))
+        .to_owned();
+    contacts::Entity::update_many()
+        .col_expr(column, Expr::value(value))
+        .col_expr(contacts::Column::UpdatedAt, Expr::value(now))
+        .filter(contacts::Column::Id.eq(contact_id))
+        .filter(sea_orm::sea_query::ExprTrait::not(Expr::exists(taken)))
+        .exec(db)
+        .await?;
+    Ok(())
 }
 
 /// The contact a phone number or BSUID names, if known.

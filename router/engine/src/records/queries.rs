@@ -129,6 +129,13 @@ pub struct MessageView {
     pub content: serde_json::Value,
     /// The provider id of the message this one replies to.
     pub reply_to: Option<String>,
+    /// The click-to-WhatsApp ad an inbound message came from (`switchboard_core::Referral`:
+    /// source, headline, body, `ctwa_clid`, media), when the provider sent one.
+    pub referral: Option<serde_json::Value>,
+    /// How the provider says an outbound message is billed (`billable`, `category`, `model`,
+    /// `type`; `price` and `currency` where the provider reports them), from whichever
+    /// status carried it.
+    pub pricing: Option<serde_json::Value>,
     pub created_at: String,
     pub updated_at: String,
     /// Only on a single message: every status report, in the order received.
@@ -218,6 +225,8 @@ fn message_view(row: messages::Model) -> MessageView {
         error_message: row.error_message,
         provider_message_id: row.provider_message_id,
         reply_to: row.reply_to,
+        referral: row.referral.as_deref().map(json_text),
+        pricing: row.pricing.as_deref().map(json_text),
         created_at: ids::rfc3339(row.created_at),
         updated_at: ids::rfc3339(row.updated_at),
         status_history: None,

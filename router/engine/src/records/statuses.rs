@@ -6,7 +6,7 @@ use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
     QueryTrait,
 };
-use switchboard_core::{MessageStatus, StatusUpdate};
+use switchboard_core::{MessageStatus, Pricing, StatusUpdate};
 
 use crate::events::RouterEvent;
 use crate::ids::now_ms;
@@ -82,6 +82,7 @@ pub(crate) async fn apply<C: ConnectionTrait>(
             raw: Set(raw_text(raw)),
             provider_timestamp: Set(Some(update.timestamp.timestamp_millis())),
             received_at: Set(now_ms()),
+            pricing: Set(pricing_text(update.pricing.as_ref())),
             ..Default::default()
         })
         .exec_without_returning(db)
@@ -107,15 +108,23 @@ pub(crate) async fn apply<C: ConnectionTrait>(
             .exec(db)
             .await?;
     }
-    record(
+    record_priced(
         db,
         &message,
         update.status,
         update.error.as_ref(),
         raw,
         Some(update.timestamp.timestamp_millis()),
+        pricing_text(update.pricing.as_ref()),
     )
     .await
+}
+
+/// A status's pricing as stored (`messages.pricing`), when it has any.
+fn pricing_text(pricing: Option<&Pricing>) -> Option<String> {
+    pricing
+        .filter(|p| !p.is_empty())
+        .and_then(|p| serde_json::to_string(p).ok())
 }
 
 fn error_text(e: &switchboard_core::ProviderError) -> Option<String> {
@@ -134,6 +143,23 @@ pub(crate) async fn record<C: ConnectionTrait>(
     error: Option<&switchboard_core::ProviderError>,
     raw: &serde_json::Value,
     provider_timestamp: Option<i64>,
+) -> Result<Applied, DbErr> {
+    record_priced(db, message, status, error, raw, provider_timestamp, None).await
+}
+
+/// [`record`] for a status that may say how the message is billed (`pricing`, stored JSON):
+/// the pricing goes into the same guarded `UPDATE` as the status. The provider may put it on
+/// any one report (Meta: `sent`, `delivered` or `read`), so a report that does not advance
+/// the status still stores its pricing (a second statement, only then); a report without
+/// pricing never clears it.
+pub(crate) async fn record_priced<C: ConnectionTrait>(
+    db: &C,
+    message: &messages::Model,
+    status: MessageStatus,
+    error: Option<&switchboard_core::ProviderError>,
+    raw: &serde_json::Value,
+    provider_timestamp: Option<i64>,
+    pricing: Option<String>,
 ) -> Result<Applied, DbErr> {
     let now = now_ms();
     message_status_events::Entity::insert(history_row(
@@ -156,6 +182,9 @@ pub(crate) async fn record<C: ConnectionTrait>(
             .col_expr(messages::Column::ErrorCode, Expr::value(e.code.as_str()))
             .col_expr(messages::Column::ErrorMessage, Expr::value(error_text(e)));
     }
+    if let Some(pricing) = &pricing {
+        update = update.col_expr(messages::Column::Pricing, Expr::value(pricing.as_str()));
+    }
     // The guard is in the statement, so concurrent reports cannot regress a status.
     let res = update
         .filter(messages::Column::Id.eq(message.id.as_str()))
@@ -163,6 +192,13 @@ pub(crate) async fn record<C: ConnectionTrait>(
         .exec(db)
         .await?;
     if res.rows_affected == 0 {
+        if let Some(pricing) = pricing {
+            messages::Entity::update_many()
+                .col_expr(messages::Column::Pricing, Expr::value(pricing))
+                .filter(messages::Column::Id.eq(message.id.as_str()))
+                .exec(db)
+                .await?;
+        }
         return Ok(Applied::Stale);
     }
     Ok(Applied::Advanced(status_changed(message, status)))
@@ -346,13 +382,14 @@ pub(crate) async fn apply_pending<C: ConnectionTrait>(
             };
             return Ok((events, Some(handed)));
         }
-        if let Applied::Advanced(ev) = record(
+        if let Applied::Advanced(ev) = record_priced(
             db,
             message,
             status,
             error.as_ref(),
             &raw,
             p.provider_timestamp,
+            p.pricing.clone(),
         )
         .await?
         {

@@ -168,6 +168,12 @@ pub mod messages {
         pub fallback: Option<String>,
         pub created_at: i64,
         pub updated_at: i64,
+        /// The click-to-WhatsApp ad an inbound message came from, as JSON
+        /// (`switchboard_core::Referral`).
+        pub referral: Option<String>,
+        /// How the provider says an outbound message is billed, as JSON
+        /// (`switchboard_core::Pricing`).
+        pub pricing: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -213,6 +219,38 @@ pub mod pending_statuses {
         pub error_code: Option<String>,
         pub error_message: Option<String>,
         pub raw: Option<String>,
+        pub provider_timestamp: Option<i64>,
+        pub received_at: i64,
+        /// The status's pricing, as JSON (`switchboard_core::Pricing`).
+        pub pricing: Option<String>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// What a provider reported that is not a 1:1 message or status: account-level
+/// notifications (Meta's template, quality, account fields) and group-chat items, one row
+/// per (item, account it concerns). `kind` is the provider's name for it (Meta's webhook
+/// field, or `group_message` / `group_status`), `raw` the payload as it came.
+pub mod provider_notifications {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "provider_notifications")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        pub tenant_id: String,
+        pub account_id: String,
+        pub channel: String,
+        pub kind: String,
+        /// The business account (Meta's WABA id) or the group it is about.
+        pub entity_id: Option<String>,
+        pub event_key: String,
+        pub raw: String,
         pub provider_timestamp: Option<i64>,
         pub received_at: i64,
     }

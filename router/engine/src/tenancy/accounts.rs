@@ -52,6 +52,8 @@ pub(crate) struct Account {
 type Cached<T> = (T, Instant);
 /// (channel, routing key).
 type RouteKey = (String, String);
+/// Every active account of one channel.
+type ChannelAccounts = Arc<[Arc<Account>]>;
 
 /// How many routing keys' look-ups are kept. Routing reads the keys of a webhook before its
 /// signature is checked, and a key that names no account is cached too (a customer's own
@@ -62,6 +64,11 @@ const ROUTE_CACHE_ITEMS: usize = 65_536;
 pub(crate) struct AccountCache {
     by_route: quick_cache::sync::Cache<RouteKey, Cached<Option<Arc<Account>>>>,
     by_id: RwLock<HashMap<String, Cached<Arc<Account>>>>,
+    /// Every active account of a channel, for channel-wide webhooks. Keyed by channels that
+    /// have an adapter only (the caller checks), so it cannot grow with what webhooks name.
+    by_channel: RwLock<HashMap<String, Cached<ChannelAccounts>>>,
+    /// Channels' account lists read from the database (cache misses).
+    channel_reads: AtomicU64,
     /// Routing keys read from the database (cache misses).
     route_reads: AtomicU64,
     /// Database queries that read them.
@@ -73,6 +80,8 @@ impl Default for AccountCache {
         Self {
             by_route: quick_cache::sync::Cache::new(ROUTE_CACHE_ITEMS),
             by_id: RwLock::default(),
+            by_channel: RwLock::default(),
+            channel_reads: AtomicU64::new(0),
             route_reads: AtomicU64::new(0),
             route_queries: AtomicU64::new(0),
         }
@@ -106,9 +115,31 @@ impl AccountCache {
         map.insert(account.ctx.account_id.clone(), (account, Instant::now()));
     }
 
+    fn channel(&self, channel: &str) -> Option<ChannelAccounts> {
+        let map = self
+            .by_channel
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        map.get(channel)
+            .filter(|(_, at)| at.elapsed() < CACHE_TTL)
+            .map(|(a, _)| a.clone())
+    }
+
+    fn put_channel(&self, channel: &str, accounts: ChannelAccounts) {
+        let mut map = self
+            .by_channel
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        map.insert(channel.to_owned(), (accounts, Instant::now()));
+    }
+
     pub(crate) fn clear(&self) {
         self.by_route.clear();
         self.by_id
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+        self.by_channel
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .clear();
@@ -454,6 +485,36 @@ impl Accounts {
         let account = self.resolved(&row)?;
         self.cache.put_id(account.clone());
         Ok(account)
+    }
+
+    /// Every active account of a registered channel, for a webhook addressed to the channel's
+    /// accounts as a whole (`WebhookRoutes::channel_wide`). Read before the webhook's
+    /// signature is checked, so it is cached like the routes: unsigned traffic costs at
+    /// most one read per channel every [`CACHE_TTL`].
+    pub(crate) async fn active_accounts(&self, channel: &str) -> Result<ChannelAccounts> {
+        if let Some(hit) = self.cache.channel(channel) {
+            return Ok(hit);
+        }
+        self.cache.channel_reads.fetch_add(1, Ordering::Relaxed);
+        let rows = channel_accounts::Entity::find()
+            .filter(channel_accounts::Column::Channel.eq(channel))
+            .filter(channel_accounts::Column::Active.eq(true))
+            .order_by_asc(channel_accounts::Column::Id)
+            .all(self.store.conn())
+            .await?;
+        let accounts: ChannelAccounts = rows
+            .iter()
+            .map(|r| self.resolved(r))
+            .collect::<Result<Vec<_>>>()?
+            .into();
+        self.cache.put_channel(channel, accounts.clone());
+        Ok(accounts)
+    }
+
+    /// How many times a channel's active accounts were read from the database for a
+    /// channel-wide webhook (look-ups the cache could not answer): for tests and operators.
+    pub fn channel_reads(&self) -> u64 {
+        self.cache.channel_reads.load(Ordering::Relaxed)
     }
 
     /// Every active account of a channel (for the subscription handshake).

@@ -537,10 +537,10 @@ fn unauthenticated_paths(channels: &Channels) -> Vec<(&'static str, Value)> {
         (!headers.is_empty()).then(|| headers.join(", "))
     });
     let webhook_responses = json!({
-        "200": {"description": format!("stored (or a duplicate); the body is what the provider expects ({replies})")},
+        "200": {"description": format!("stored (or a duplicate); the body is what the provider expects ({replies}). Notifications about a provider account as a whole (template, quality and account updates, and fields a provider adds later) are verified with the secrets of the channel's connected accounts and stored for the accounts they concern; messages and statuses of group chats are stored the same way, never filed into a participant's 1:1 conversation nor opening its service window")},
         "400": error("not the provider's format (`malformed_webhook`)"),
         "403": error("missing or bad signature (`bad_signature`); nothing stored"),
-        "404": error("no connected account owns the number, or unknown channel"),
+        "404": error("no connected account owns the number (for a notification about a provider account as a whole: the channel has no connected account), or unknown channel"),
         "413": {"description": "body over 1 MiB"},
         "503": error("the database is unavailable; the provider should retry")
     });
@@ -751,8 +751,23 @@ fn schemas(channels: &Channels) -> Value {
             "interactive": {"type": "object", "description": "a person's answer to an interactive element: kind (`button_reply`, `list_reply`, `template_button`, `flow_reply`), id, title, description, data"},
             "interactive_message": {"allOf": [schema_ref("Interactive")], "description": "an interactive message the business sent (the `interactive` field of the send request)"},
             "reaction": {"type": "object"}, "contacts": {"type": "array", "items": schema_ref("ContactCard")},
-            "edit_of": {"type": "string"}, "revoke_of": {"type": "string"}, "system": {"type": "object"},
-            "unsupported": {"type": "object", "description": "content Switchboard does not model: the provider's type"}}}));
+            "edit_of": {"type": "string"}, "revoke_of": {"type": "string"}, "system": schema_ref("SystemNotice"),
+            "unsupported": schema_ref("Unsupported")}}));
+    map.insert("SystemNotice".into(), json!({"type": "object", "required": ["kind"],
+            "description": "a notice from the platform, not the person writing: it neither opens the service window nor changes an opt-out. A number change moves the contact to `new_wa_id` (the old number stays an alias); a user-id change adds `new_user_id`",
+            "properties": {
+            "kind": {"type": "string", "examples": ["user_changed_number", "user_changed_user_id"]},
+            "body": {"type": "string"},
+            "new_wa_id": {"type": "string", "description": "the person's new WhatsApp number, digits"},
+            "new_user_id": {"type": "string", "description": "the person's new business-scoped user id (BSUID)"}}}));
+    map.insert("Unsupported".into(), json!({"type": "object", "required": ["provider_type"],
+            "description": "content Switchboard does not model, or whose provider object was missing or unreadable: kept, never dropped",
+            "properties": {
+            "provider_type": {"type": "string", "description": "the provider's type, e.g. `poll_creation`, or `image` for an image message without its image"},
+            "detail": {"type": "string", "description": "what could not be read, or the provider's errors in words"},
+            "errors": {"type": "array", "description": "the errors the provider attached to the message",
+                "items": {"type": "object", "required": ["code"], "properties": {
+                    "code": {"type": "string"}, "message": {"type": "string"}, "details": {"type": "string"}}}}}}));
     map.insert("Message".into(), json!({"type": "object",
             "required": ["id", "conversation_id", "channel", "direction", "status", "content", "created_at"], "properties": {
             "id": {"type": "string"}, "conversation_id": {"type": "string"}, "account_id": {"type": "string"},
@@ -762,6 +777,22 @@ fn schemas(channels: &Channels) -> Value {
             "error_code": nullable("string"), "error_message": nullable("string"),
             "provider_message_id": nullable("string"), "content": schema_ref("Content"),
             "reply_to": {"type": ["string", "null"], "description": "the provider id of the message replied to"},
+            "referral": {"type": ["object", "null"], "description": "the click-to-WhatsApp ad an inbound message came from, when the provider sent one",
+                "properties": {
+                "source_type": {"type": "string", "examples": ["ad", "post"]}, "source_id": {"type": "string"},
+                "source_url": {"type": "string"}, "headline": {"type": "string"}, "body": {"type": "string"},
+                "media_type": {"type": "string"}, "media_url": {"type": "string"}, "media_id": {"type": "string"},
+                "thumbnail_url": {"type": "string"},
+                "ctwa_clid": {"type": "string", "description": "the click-to-WhatsApp click id"},
+                "welcome_message": {"type": "string"}}},
+            "pricing": {"type": ["object", "null"], "description": "how the provider says an outbound message is billed, from whichever status report carried it (a later report replaces it only when it carries pricing too)",
+                "properties": {
+                "billable": {"type": "boolean"},
+                "category": {"type": "string", "examples": ["marketing", "utility", "authentication", "service", "referral_conversion"]},
+                "model": {"type": "string", "examples": ["PMP", "CBP"]},
+                "type": {"type": "string", "examples": ["regular", "free_customer_service", "free_entry_point"]},
+                "price": {"type": "string", "description": "where the provider reports it"},
+                "currency": {"type": "string", "description": "ISO 4217, with `price`"}}},
             "created_at": time, "updated_at": time,
             "status_history": {"type": "array", "description": "GET /v1/messages/{id} only", "items": {"type": "object", "properties": {
                 "status": {"type": "string"}, "error_code": nullable("string"), "error_message": nullable("string"),
