@@ -8,7 +8,6 @@
 //! is queued. On SQLite and PostgreSQL.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use reqwest::Method;
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
@@ -62,10 +61,9 @@ async fn site(db: &TestDb) -> Site {
     let router = Router::builder(db.store().await, cipher)
         .adapter(Arc::new(MetaCloud::new(graph.config())))
         .adapter(Arc::new(TwilioSms::new(TwilioConfig {
-            api_base: twilio.base_url(),
             public_url: PUBLIC.into(),
             webhook_path: DEFAULT_SMS_WEBHOOK_PATH.into(),
-            request_timeout: Duration::from_secs(5),
+            ..twilio.config()
         })))
         .build();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

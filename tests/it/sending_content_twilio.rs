@@ -333,6 +333,33 @@ async fn an_uploaded_image_heads_a_card_by_its_signed_link() {
 }
 
 #[tokio::test]
+async fn text_beside_a_location_is_the_sms_alternative_and_whatsapp_sends_the_location() {
+    on_each_backend(|db| async move {
+        let twilio = FakeTwilio::start().await;
+        let s = site(&db, &CredentialCipher::generate_key(), &twilio).await;
+        let location = json!({"latitude": 52.3731, "longitude": 4.8922, "name": "Dam Square"});
+        // Without a fallback channel, text beside a location is a second kind.
+        s.send_whatsapp(json!({"location": location, "text": "We are at the dam."}))
+            .await
+            .expect(400, Some("conflicting_content"));
+        let m = s
+            .deliver_whatsapp(json!({"location": location, "text": "We are at the dam.",
+                "fallback": [{"channel": "twilio-sms", "from": SMS_NUMBER}]}))
+            .await;
+        assert_eq!((m["channel"].as_str(), m["status"].as_str()), (Some("twilio-whatsapp"), Some("accepted")), "{m}");
+        let send = message_creates(&twilio).pop().unwrap();
+        assert_eq!(send.form_value("To"), Some(format!("whatsapp:{PERSON}").as_str()));
+        assert_eq!(send.form_value("ContentSid"), twilio.created_contents()[0]["sid"].as_str());
+        assert_eq!(send.form_value("Body"), None, "the text is the SMS alternative");
+        assert_eq!(
+            twilio.created_contents()[0]["types"],
+            json!({"twilio/location": {"latitude": 52.3731, "longitude": 4.8922, "label": "Dam Square"}})
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn a_restarted_server_finds_the_content_it_created_and_creates_nothing() {
     on_each_backend(|db| async move {
         let twilio = FakeTwilio::start().await;
