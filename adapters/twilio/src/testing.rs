@@ -34,8 +34,6 @@ use crate::signature::{SIGNATURE_HEADER, compute_signature};
 
 mod content;
 
-pub use content::check_create as check_content_create;
-
 /// An account SID in Twilio's shape, for tests.
 pub const TEST_ACCOUNT_SID: &str = "AC00000000000000000000000000000001";
 /// An auth token for tests.

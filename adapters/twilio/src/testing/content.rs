@@ -428,7 +428,7 @@ const OTHER_TYPES: &[&str] = &[
 ///
 /// # Errors
 /// What is wrong, in the words the fake answers with.
-pub fn check_create(request: &Value) -> Result<(), String> {
+pub(super) fn check_create(request: &Value) -> Result<(), String> {
     let Some(obj) = request.as_object() else {
         return Err("The request body must be a JSON object".into());
     };
