@@ -151,12 +151,18 @@ impl Sending {
             .resolve_media_refs(tenant_id, adapter.as_ref(), &mut request.content)
             .await?;
         // With fallback channels, the request's text is the plain alternative for the
-        // channels that cannot carry the rest; beside a template (which carries its own
-        // text) it goes out only there.
+        // channels that cannot carry the rest; beside another kind than media (a template,
+        // which carries its own text, a location, cards, an interactive message, a reaction)
+        // it goes out only there.
         let mut first = request.content.clone();
+        let beside_another_kind = first.template.is_some()
+            || first.location.is_some()
+            || !first.contacts.is_empty()
+            || first.interactive_message.is_some()
+            || first.reaction.is_some();
         let alternative = if request.fallback.is_empty() {
             None
-        } else if first.template.is_some() {
+        } else if beside_another_kind {
             first.text.take()
         } else {
             first.text.clone()
