@@ -794,8 +794,8 @@ fn split(content: &Content, caps: &Capabilities, channel: &str) -> Result<Vec<Co
 }
 
 /// Checks what a message says, whatever the channel: one kind of content (text and media
-/// go together; text beside a template, or beside anything when there are fallback
-/// channels, is the plain alternative), interactive messages within WhatsApp's limits,
+/// go together; with fallback channels, text beside another kind is the plain
+/// alternative for the channels that cannot carry that kind), interactive messages within WhatsApp's limits,
 /// contact cards with a name, template buttons of a known kind.
 fn check_content(content: &Content, has_fallback: bool) -> Result<()> {
     let kinds = [
@@ -817,7 +817,7 @@ fn check_content(content: &Content, has_fallback: bool) -> Result<()> {
     let text_as_alternative = given.len() == 2
         && given[0] == "text or media"
         && content.media.is_empty()
-        && (has_fallback || content.template.is_some());
+        && has_fallback;
     if given.len() > 1 && !text_as_alternative {
         return Err(RouterError::invalid(
             "conflicting_content",

@@ -694,7 +694,7 @@ fn schemas(channels: &Channels) -> Value {
             "created_at": time, "revoked_at": nullable_time}}),
     );
     map.insert("SendRequest".into(), json!({"type": "object", "required": ["to"], "additionalProperties": false,
-        "description": "exactly one kind of content: `text` (with or without `media`), `location`, `contacts`, `reaction`, `interactive` or `template`; beside a template, or beside any kind when `fallback` is given, `text` is only the plain alternative for the fallback channels",
+        "description": "exactly one kind of content: `text` (with or without `media`), `location`, `contacts`, `reaction`, `interactive` or `template`; when `fallback` is given, `text` beside another kind is only the plain alternative for the fallback channels",
         "properties": {
             "to": {"type": "string", "description": "a number in any spelling, a WhatsApp business-scoped user id (BSUID), or a contact id (`ctc_…`); a contact known by number and BSUID is sent to by the number"},
             "text": {"type": "string", "pattern": "\\S", "description": "not empty nor only whitespace (`empty_text`)"},
