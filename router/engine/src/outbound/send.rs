@@ -151,12 +151,18 @@ impl Sending {
             .resolve_media_refs(tenant_id, adapter.as_ref(), &mut request.content)
             .await?;
         // With fallback channels, the request's text is the plain alternative for the
-        // channels that cannot carry the rest; beside a template (which carries its own
-        // text) it goes out only there.
+        // channels that cannot carry the rest; beside another kind than media (a template,
+        // which carries its own text, a location, cards, an interactive message, a reaction)
+        // it goes out only there.
         let mut first = request.content.clone();
+        let beside_another_kind = first.template.is_some()
+            || first.location.is_some()
+            || !first.contacts.is_empty()
+            || first.interactive_message.is_some()
+            || first.reaction.is_some();
         let alternative = if request.fallback.is_empty() {
             None
-        } else if first.template.is_some() {
+        } else if beside_another_kind {
             first.text.take()
         } else {
             first.text.clone()
@@ -792,8 +798,8 @@ fn split(content: &Content, caps: &Capabilities, channel: &str) -> Result<Vec<Co
 }
 
 /// Checks what a message says, whatever the channel: one kind of content (text and media
-/// go together; text beside a template, or beside anything when there are fallback
-/// channels, is the plain alternative), interactive messages within WhatsApp's limits,
+/// go together; with fallback channels, text beside another kind is the plain
+/// alternative for the channels that cannot carry that kind), interactive messages within WhatsApp's limits,
 /// contact cards with a name, template buttons of a known kind.
 fn check_content(content: &Content, has_fallback: bool) -> Result<()> {
     let kinds = [
@@ -815,7 +821,7 @@ fn check_content(content: &Content, has_fallback: bool) -> Result<()> {
     let text_as_alternative = given.len() == 2
         && given[0] == "text or media"
         && content.media.is_empty()
-        && (has_fallback || content.template.is_some());
+        && has_fallback;
     if given.len() > 1 && !text_as_alternative {
         return Err(RouterError::invalid(
             "conflicting_content",

@@ -694,7 +694,7 @@ fn schemas(channels: &Channels) -> Value {
             "created_at": time, "revoked_at": nullable_time}}),
     );
     map.insert("SendRequest".into(), json!({"type": "object", "required": ["to"], "additionalProperties": false,
-        "description": "exactly one kind of content: `text` (with or without `media`), `location`, `contacts`, `reaction`, `interactive` or `template` (beside which `text` is only the plain alternative for `fallback` channels)",
+        "description": "exactly one kind of content: `text` (with or without `media`), `location`, `contacts`, `reaction`, `interactive` or `template`; when `fallback` is given, `text` beside another kind is only the plain alternative for the fallback channels",
         "properties": {
             "to": {"type": "string", "description": "a number in any spelling, a WhatsApp business-scoped user id (BSUID), or a contact id (`ctc_…`); a contact known by number and BSUID is sent to by the number"},
             "text": {"type": "string", "pattern": "\\S", "description": "not empty nor only whitespace (`empty_text`)"},
@@ -730,7 +730,7 @@ fn schemas(channels: &Channels) -> Value {
                 "emoji": {"type": "string", "description": "absent or empty removes the reaction"}}},
             "reply_to": {"type": "string", "description": "a message id; the reply quotes it where the channel carries a reply's context (else `422 unsupported_content`)"},
             "idempotency_key": {"type": "string", "minLength": 1, "maxLength": 200},
-            "fallback": {"type": "array", "maxItems": 8, "description": "channels to send on next, in order, when the recipient cannot be reached on the current one (the channel's error says so at send time or on a `failed`/`undelivered` status within the fallback window), or when the first channel's window is closed at send time; the message keeps its id and its `channel` becomes the one that sends it. Beside a `template`, `text` is the plain alternative for fallback channels that cannot carry the template (the template goes out without it)",
+            "fallback": {"type": "array", "maxItems": 8, "description": "channels to send on next, in order, when the recipient cannot be reached on the current one (the channel's error says so at send time or on a `failed`/`undelivered` status within the fallback window), or when the first channel's window is closed at send time; the message keeps its id and its `channel` becomes the one that sends it. Beside a `template`, `location`, `contacts`, `interactive` or `reaction`, `text` is the plain alternative for fallback channels that cannot carry that kind (the kind goes out without it)",
                 "items": {"type": "object", "required": ["channel"], "additionalProperties": false, "properties": {
                     "channel": {"type": "string"},
                     "from": {"type": "string", "description": "a connected address on that channel; default: the one the contact last wrote to, or the only one"}}}}}}));
