@@ -10,9 +10,8 @@
 //!   is refused rather than silently dropped.
 //! - Interactive messages and locations on WhatsApp are content resources
 //!   (`content_api.rs`), created or found before the message names them by `ContentSid`.
-//!   Text beside one is the plain alternative for the message's fallback channels (the
-//!   router allows it only then) and is not sent with it: those content types have no
-//!   free text.
+//!   Those content types have no free text, so text beside one is refused (the router
+//!   keeps a fallback's plain alternative out of them).
 //! - `reply_to` is ignored: Twilio has no reply context for outbound WhatsApp
 //!   (`Capabilities::reply_context` is false).
 
@@ -141,21 +140,20 @@ pub fn content_resource(
         check_variables(t.variables.iter())?;
         return Ok(None);
     }
-    // Text beside an interactive message or a location is the plain alternative for the
-    // message's fallback channels (the router allows it only then): the content resource
-    // carries the rest, which has no free text.
+    // These content types have no free text; the router keeps a fallback's plain
+    // alternative out of them, so text here would be lost: refused.
     if let Some(m) = &c.interactive_message {
-        if !c.media.is_empty() || c.location.is_some() {
+        if c.text.is_some() || !c.media.is_empty() || c.location.is_some() {
             return Err(ChannelError::invalid(
-                "an interactive message carries its own body and header: send media or a location separately",
+                "an interactive message carries its own body and header: send text, media or a location separately",
             ));
         }
         return interactive_spec(m).map(Some);
     }
     if let Some(l) = &c.location {
-        if !c.media.is_empty() {
+        if c.text.is_some() || !c.media.is_empty() {
             return Err(ChannelError::invalid(
-                "a location and media cannot share one Twilio message",
+                "Twilio sends a location as a content resource, which carries no text or media: give the place a `name` and `address` instead",
             ));
         }
         return location_spec(l).map(Some);
@@ -866,32 +864,25 @@ mod tests {
         for absent in ["Body", "MediaUrl", "PersistentAction", "ContentVariables"] {
             assert_eq!(get(&f, absent), None, "{absent}");
         }
-        // Text beside it is the fallback channels' alternative: not sent here.
-        let with_text = Content {
-            location: Some(place()),
-            text: Some("We are here".into()),
-            ..Content::default()
-        };
-        let f = build_form_with(
-            Dialect::WhatsApp,
-            &config(),
-            Sender::Number(&from()),
-            &msg(with_text),
-            Some(SID),
-        )
-        .unwrap();
-        assert_eq!((get(&f, "ContentSid"), get(&f, "Body")), (Some(SID), None));
-        let with_media = Content {
-            location: Some(place()),
-            media: vec![MediaItem::from_url(MediaKind::Image, "https://x/a.jpg")],
-            ..Content::default()
-        };
-        assert_eq!(
-            content_resource(Dialect::WhatsApp, &with_media)
-                .unwrap_err()
-                .kind(),
-            ErrorKind::Invalid
-        );
+        for text_or_media in [
+            Content {
+                location: Some(place()),
+                text: Some("We are here".into()),
+                ..Content::default()
+            },
+            Content {
+                location: Some(place()),
+                media: vec![MediaItem::from_url(MediaKind::Image, "https://x/a.jpg")],
+                ..Content::default()
+            },
+        ] {
+            assert_eq!(
+                content_resource(Dialect::WhatsApp, &text_or_media)
+                    .unwrap_err()
+                    .kind(),
+                ErrorKind::Invalid
+            );
+        }
     }
 
     #[test]
@@ -920,16 +911,23 @@ mod tests {
             content_resource(Dialect::Sms, &c).unwrap_err().kind(),
             ErrorKind::Unsupported
         );
-        let with_location = Content {
-            location: Some(place()),
-            ..c
-        };
-        assert_eq!(
-            content_resource(Dialect::WhatsApp, &with_location)
-                .unwrap_err()
-                .kind(),
-            ErrorKind::Invalid
-        );
+        for beside in [
+            Content {
+                location: Some(place()),
+                ..c.clone()
+            },
+            Content {
+                text: Some("also this".into()),
+                ..c
+            },
+        ] {
+            assert_eq!(
+                content_resource(Dialect::WhatsApp, &beside)
+                    .unwrap_err()
+                    .kind(),
+                ErrorKind::Invalid
+            );
+        }
     }
 
     #[test]

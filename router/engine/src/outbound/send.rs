@@ -818,10 +818,8 @@ fn check_content(content: &Content, has_fallback: bool) -> Result<()> {
         .filter(|(_, present)| *present)
         .map(|(name, _)| *name)
         .collect();
-    let text_as_alternative = given.len() == 2
-        && given[0] == "text or media"
-        && content.media.is_empty()
-        && has_fallback;
+    let text_as_alternative =
+        given.len() == 2 && given[0] == "text or media" && content.media.is_empty() && has_fallback;
     if given.len() > 1 && !text_as_alternative {
         return Err(RouterError::invalid(
             "conflicting_content",
