@@ -11,12 +11,12 @@ use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder
 use serde_json::{Value, json};
 use switchboard_core::{EventKind, InboundEvent, MessageStatus, Pricing, StatusUpdate};
 use switchboard_meta_cloud::testing as meta;
-use switchboard_router::Router;
 use switchboard_router::store::entity::{conversations, messages, provider_notifications};
 use switchboard_twilio::testing::{self as twilio, TEST_ACCOUNT_SID, TEST_AUTH_TOKEN};
 
 use crate::support::api::{self, Reply, reply};
 use crate::support::fake::BUSINESS;
+use crate::support::http_site::{HttpSite, serve_acme};
 use crate::support::providers::{
     APP_SECRET, META_DISPLAY, PERSON, PERSON_WA, PNID, PUBLIC, TWILIO_NUMBER, TWILIO_PATH, builder,
     connect_both, fakes, now_ts, stored,
@@ -46,43 +46,27 @@ fn fixture(name: &str) -> String {
 /// The router with both real adapters on their fakes, served on a loopback port; acme
 /// with its Twilio and Meta accounts (and an admin key).
 struct Env {
-    router: Router,
-    tenant: String,
-    admin: String,
-    base: String,
-    http: reqwest::Client,
+    site: HttpSite,
     _fakes: (
         switchboard_twilio::testing::FakeTwilio,
         switchboard_meta_cloud::testing::FakeGraph,
     ),
-    server: tokio::task::JoinHandle<()>,
 }
 
-impl Drop for Env {
-    fn drop(&mut self) {
-        self.server.abort();
+impl std::ops::Deref for Env {
+    type Target = HttpSite;
+    fn deref(&self) -> &HttpSite {
+        &self.site
     }
 }
 
 async fn env(db: &TestDb) -> Env {
     let (twilio, graph) = fakes().await;
-    let router = builder(db, &twilio, &graph).await.build();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let app = switchboard_http::app(switchboard_http::AppState::new(router.clone(), None));
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app).await.unwrap();
-    });
-    let created = router.tenants().create("acme").await.unwrap();
-    connect_both(&router, &created.tenant_id, APP_SECRET).await;
+    let site = serve_acme(builder(db, &twilio, &graph).await.build()).await;
+    connect_both(&site.router, &site.tenant, APP_SECRET).await;
     Env {
-        router,
-        tenant: created.tenant_id,
-        admin: created.key,
-        base,
-        http: reqwest::Client::new(),
+        site,
         _fakes: (twilio, graph),
-        server,
     }
 }
 
@@ -90,7 +74,7 @@ impl Env {
     /// POSTs `body` to the Meta webhook, signed with `secret` (unsigned with `None`).
     async fn meta(&self, body: &str, secret: Option<&str>) -> Reply {
         let mut req = self
-            .http
+            .client
             .post(format!("{}/webhooks/meta-whatsapp", self.base))
             .header("content-type", "application/json")
             .body(body.to_owned());
@@ -110,7 +94,7 @@ impl Env {
     async fn twilio(&self, form: &[(String, String)]) {
         let signature = twilio::sign_form(TEST_AUTH_TOKEN, &format!("{PUBLIC}{TWILIO_PATH}"), form);
         let res = self
-            .http
+            .client
             .post(format!("{}{TWILIO_PATH}", self.base))
             .header("content-type", "application/x-www-form-urlencoded")
             .header("x-twilio-signature", signature)
@@ -121,19 +105,8 @@ impl Env {
         assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
     }
 
-    async fn api(&self, method: Method, path: &str, body: Option<Value>) -> Reply {
-        let mut req = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(&self.admin);
-        if let Some(body) = body {
-            req = req.json(&body);
-        }
-        reply(req.send().await.unwrap()).await
-    }
-
     async fn get(&self, path: &str) -> Value {
-        self.api(Method::GET, path, None)
+        self.call(Method::GET, path, None)
             .await
             .expect(200, None)
             .body
@@ -304,7 +277,7 @@ async fn a_channel_wide_webhook_with_no_meta_account_connected_is_404_and_cached
             .as_str()
             .unwrap()
             .to_owned();
-        e.api(
+        e.call(
             Method::DELETE,
             &format!("/v1/accounts/{meta_account}"),
             None,
@@ -475,7 +448,7 @@ async fn group_chats_are_kept_as_notifications_and_open_no_window() {
         assert_eq!(raw["from"], PERSON_WA);
         // The participant did not write to the business: no window with them.
         let refused = e
-            .api(
+            .call(
                 Method::POST,
                 "/v1/messages",
                 Some(json!({"to": PERSON, "text": "hi", "channel": "meta-whatsapp"})),
@@ -490,7 +463,7 @@ async fn group_chats_are_kept_as_notifications_and_open_no_window() {
 async fn referrals_are_returned_on_the_message_and_in_notifications() {
     on_each_backend(|db| async move {
         let e = env(&db).await;
-        e.api(Method::PUT, "/v1/notifications", Some(json!({"url": "https://product.example/hooks"})))
+        e.call(Method::PUT, "/v1/notifications", Some(json!({"url": "https://product.example/hooks"})))
             .await
             .expect(200, None);
         e.meta_ok(&meta_messages(
@@ -634,7 +607,7 @@ async fn a_number_change_to_another_contacts_number_keeps_both_contacts_apart() 
         e.meta_ok(&number_change("16505550004", "16505550005", "wamid.QUIET")).await;
         assert_eq!(e.contact("+16505550005").await["id"], e.contact("+16505550004").await["id"]);
         assert!(e.conversation_of("+16505550005").await.last_inbound_at.is_none());
-        e.api(Method::POST, "/v1/messages", Some(json!({"to": "+16505550005", "text": "hi", "channel": "meta-whatsapp"})))
+        e.call(Method::POST, "/v1/messages", Some(json!({"to": "+16505550005", "text": "hi", "channel": "meta-whatsapp"})))
             .await
             .expect(422, Some("outside_service_window"));
 
@@ -678,7 +651,7 @@ async fn status_pricing_is_stored_on_the_message_from_whichever_status_carries_i
         e.meta_ok(&meta_text(PERSON_WA, "wamid.IN", "hi", &now_ts()))
             .await;
         let sent = e
-            .api(
+            .call(
                 Method::POST,
                 "/v1/messages",
                 Some(json!({"to": PERSON, "text": "hello", "channel": "meta-whatsapp"})),

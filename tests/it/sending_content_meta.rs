@@ -20,7 +20,7 @@ use switchboard_router::store::entity::{contacts, messages};
 use switchboard_twilio::testing::{FakeTwilio, TEST_ACCOUNT_SID, TEST_AUTH_TOKEN};
 use switchboard_twilio::{DEFAULT_SMS_WEBHOOK_PATH, TwilioConfig, TwilioSms};
 
-use crate::support::api::{Reply, reply};
+use crate::support::http_site::{HttpSite, serve_acme};
 use crate::support::providers::{
     APP_SECRET, META_DISPLAY, META_NUMBER, META_TOKEN, PERSON, PERSON_WA, PNID, PUBLIC,
     meta_inbound, now_ts,
@@ -38,18 +38,15 @@ const BOTH_BSUID: &str = "IL.77001122334455667788";
 /// The HTTP app on loopback over the real Meta and Twilio SMS adapters on their fakes, one
 /// tenant with an admin key, its Meta account and an SMS account.
 struct Site {
-    base: String,
-    client: reqwest::Client,
-    router: Router,
+    http: HttpSite,
     graph: FakeGraph,
     _twilio: FakeTwilio,
-    admin: String,
-    server: tokio::task::JoinHandle<()>,
 }
 
-impl Drop for Site {
-    fn drop(&mut self) {
-        self.server.abort();
+impl std::ops::Deref for Site {
+    type Target = HttpSite;
+    fn deref(&self) -> &HttpSite {
+        &self.http
     }
 }
 
@@ -66,58 +63,28 @@ async fn site(db: &TestDb) -> Site {
             ..twilio.config()
         })))
         .build();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let app = switchboard_http::app(switchboard_http::AppState::new(router.clone(), None));
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app).await.unwrap();
-    });
-    let admin = router.tenants().create("acme").await.unwrap().key;
-    let site = Site {
-        base,
-        client: reqwest::Client::new(),
-        router,
+    let http = serve_acme(router).await;
+    http.connect(
+        "meta-whatsapp",
+        META_NUMBER,
+        &json!({"phone_number_id": PNID, "access_token": META_TOKEN,
+               "app_secret": APP_SECRET, "verify_token": "vt"}),
+    )
+    .await;
+    http.connect(
+        "twilio-sms",
+        SMS_NUMBER,
+        &json!({"account_sid": TEST_ACCOUNT_SID, "auth_token": TEST_AUTH_TOKEN}),
+    )
+    .await;
+    Site {
+        http,
         graph,
         _twilio: twilio,
-        admin,
-        server,
-    };
-    for (channel, address, credentials) in [
-        (
-            "meta-whatsapp",
-            META_NUMBER,
-            json!({"phone_number_id": PNID, "access_token": META_TOKEN,
-                   "app_secret": APP_SECRET, "verify_token": "vt"}),
-        ),
-        (
-            "twilio-sms",
-            SMS_NUMBER,
-            json!({"account_sid": TEST_ACCOUNT_SID, "auth_token": TEST_AUTH_TOKEN}),
-        ),
-    ] {
-        site.call(
-            Method::POST,
-            "/v1/accounts",
-            Some(json!({"channel": channel, "address": address, "credentials": credentials})),
-        )
-        .await
-        .expect(201, None);
     }
-    site
 }
 
 impl Site {
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Reply {
-        let mut req = self
-            .client
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(&self.admin);
-        if let Some(body) = body {
-            req = req.json(&body);
-        }
-        reply(req.send().await.unwrap()).await
-    }
-
     /// `POST /v1/messages` on the Meta channel, expecting `202`: the message id.
     async fn send(&self, mut body: Value) -> String {
         body["channel"] = json!("meta-whatsapp");

@@ -21,7 +21,8 @@ use switchboard_twilio::{
     DEFAULT_SMS_WEBHOOK_PATH, DEFAULT_WEBHOOK_PATH, TwilioConfig, TwilioSms, TwilioWhatsApp,
 };
 
-use crate::support::api::{Reply, reply};
+use crate::support::api::Reply;
+use crate::support::http_site::{HttpSite, serve_built};
 use crate::support::{TestDb, on_each_backend};
 
 const PUBLIC: &str = "https://sb.example.com";
@@ -35,17 +36,14 @@ const SENDER_LEASE: Duration = Duration::from_millis(600);
 
 /// The HTTP app on loopback over a router with both Twilio channels on one fake.
 struct Site {
-    base: String,
-    client: reqwest::Client,
-    router: Router,
-    admin: String,
+    http: HttpSite,
     _media_dir: tempfile::TempDir,
-    server: tokio::task::JoinHandle<()>,
 }
 
-impl Drop for Site {
-    fn drop(&mut self) {
-        self.server.abort();
+impl std::ops::Deref for Site {
+    type Target = HttpSite;
+    fn deref(&self) -> &HttpSite {
+        &self.http
     }
 }
 
@@ -60,41 +58,33 @@ fn config(twilio: &FakeTwilio, webhook_path: &str) -> TwilioConfig {
 /// Serves a router over `db` (credentials under `key`) with fresh Twilio adapters on
 /// `twilio`: a process of its own, sharing the database and Twilio with any other.
 async fn serve(db: &TestDb, key: &str, twilio: &FakeTwilio, admin: String) -> Site {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
     let media_dir = tempfile::tempdir().unwrap();
-    let router = Router::builder(
-        db.store().await,
-        CredentialCipher::from_base64(key).unwrap(),
-    )
-    // Short sender leases: a restarted process takes the senders over soon.
-    .delivery(DeliveryConfig {
-        lease: SENDER_LEASE,
-        ..DeliveryConfig::default()
+    let store = db.store().await;
+    let mut http = serve_built(|base| {
+        Router::builder(store, CredentialCipher::from_base64(key).unwrap())
+            // Short sender leases: a restarted process takes the senders over soon.
+            .delivery(DeliveryConfig {
+                lease: SENDER_LEASE,
+                ..DeliveryConfig::default()
+            })
+            .adapter(Arc::new(TwilioWhatsApp::new(config(
+                twilio,
+                DEFAULT_WEBHOOK_PATH,
+            ))))
+            .adapter(Arc::new(TwilioSms::new(config(
+                twilio,
+                DEFAULT_SMS_WEBHOOK_PATH,
+            ))))
+            .media_store(Arc::new(LocalMediaStore::new(media_dir.path())))
+            // Signed media links point at this server.
+            .public_url(base)
+            .build()
     })
-    .adapter(Arc::new(TwilioWhatsApp::new(config(
-        twilio,
-        DEFAULT_WEBHOOK_PATH,
-    ))))
-    .adapter(Arc::new(TwilioSms::new(config(
-        twilio,
-        DEFAULT_SMS_WEBHOOK_PATH,
-    ))))
-    .media_store(Arc::new(LocalMediaStore::new(media_dir.path())))
-    // Signed media links point at this server.
-    .public_url(base.clone())
-    .build();
-    let app = switchboard_http::app(switchboard_http::AppState::new(router.clone(), None));
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app).await.unwrap();
-    });
+    .await;
+    http.admin = admin;
     Site {
-        base,
-        client: reqwest::Client::new(),
-        router,
-        admin,
+        http,
         _media_dir: media_dir,
-        server,
     }
 }
 
@@ -102,16 +92,10 @@ async fn serve(db: &TestDb, key: &str, twilio: &FakeTwilio, admin: String) -> Si
 /// both (the WhatsApp window is open).
 async fn site(db: &TestDb, key: &str, twilio: &FakeTwilio) -> Site {
     let mut site = serve(db, key, twilio, String::new()).await;
-    site.admin = site.router.tenants().create("acme").await.unwrap().key;
+    site.http.create_acme().await;
     let creds = json!({"account_sid": TEST_ACCOUNT_SID, "auth_token": TEST_AUTH_TOKEN});
     for (channel, address) in [("twilio-whatsapp", WA_NUMBER), ("twilio-sms", SMS_NUMBER)] {
-        site.api(
-            Method::POST,
-            "/v1/accounts",
-            Some(json!({"channel": channel, "address": address, "credentials": creds})),
-        )
-        .await
-        .expect(201, None);
+        site.connect(channel, address, &creds).await;
     }
     let wa = twilio::inbound_text_form(TEST_ACCOUNT_SID, PERSON, WA_NUMBER, "hi", INBOUND_WA);
     site.webhook(DEFAULT_WEBHOOK_PATH, &wa).await;
@@ -128,17 +112,6 @@ async fn site(db: &TestDb, key: &str, twilio: &FakeTwilio) -> Site {
 }
 
 impl Site {
-    async fn api(&self, method: Method, path: &str, body: Option<Value>) -> Reply {
-        let mut req = self
-            .client
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(&self.admin);
-        if let Some(body) = body {
-            req = req.json(&body);
-        }
-        reply(req.send().await.unwrap()).await
-    }
-
     async fn webhook(&self, path: &str, form: &[(String, String)]) {
         let signature = twilio::sign_form(TEST_AUTH_TOKEN, &format!("{PUBLIC}{path}"), form);
         let res = self
@@ -159,7 +132,7 @@ impl Site {
         for (k, v) in content.as_object().unwrap() {
             body[k] = v.clone();
         }
-        self.api(Method::POST, "/v1/messages", Some(body)).await
+        self.call(Method::POST, "/v1/messages", Some(body)).await
     }
 
     /// Sends on WhatsApp, delivers, and returns the message as the API shows it.
@@ -175,7 +148,7 @@ impl Site {
     }
 
     async fn message(&self, id: &str) -> Value {
-        self.api(Method::GET, &format!("/v1/messages/{id}"), None)
+        self.call(Method::GET, &format!("/v1/messages/{id}"), None)
             .await
             .expect(200, None)
             .body
@@ -184,7 +157,7 @@ impl Site {
     /// Switchboard's id of the inbound message Twilio named `sid`.
     async fn inbound_id(&self, sid: &str) -> String {
         let convs = self
-            .api(Method::GET, "/v1/conversations", None)
+            .call(Method::GET, "/v1/conversations", None)
             .await
             .expect(200, None);
         for conv in convs.body["data"].as_array().unwrap() {
@@ -192,7 +165,7 @@ impl Site {
                 "/v1/conversations/{}/messages",
                 conv["id"].as_str().unwrap()
             );
-            let msgs = self.api(Method::GET, &path, None).await.expect(200, None);
+            let msgs = self.call(Method::GET, &path, None).await.expect(200, None);
             if let Some(m) = msgs.body["data"]
                 .as_array()
                 .unwrap()
@@ -555,7 +528,7 @@ async fn typing_marks_an_inbound_whatsapp_message_read() {
         let s = site(&db, &CredentialCipher::generate_key(), &twilio).await;
         let inbound = s.inbound_id(INBOUND_WA).await;
         let path = format!("/v1/messages/{inbound}/read");
-        s.api(Method::POST, &path, Some(json!({"typing": true})))
+        s.call(Method::POST, &path, Some(json!({"typing": true})))
             .await
             .expect(204, None);
         let typing = twilio.typing_requests();
@@ -566,13 +539,13 @@ async fn typing_marks_an_inbound_whatsapp_message_read() {
 
         // Twilio cannot mark read without the indicator.
         let r = s
-            .api(Method::POST, &path, Some(json!({})))
+            .call(Method::POST, &path, Some(json!({})))
             .await
             .expect(422, Some("unsupported_content"));
         assert!(r.text.contains("typing"), "{}", r.text);
         // SMS has neither.
         let sms_inbound = s.inbound_id(INBOUND_SMS).await;
-        s.api(
+        s.call(
             Method::POST,
             &format!("/v1/messages/{sms_inbound}/read"),
             Some(json!({"typing": true})),
@@ -615,7 +588,7 @@ async fn sms_carries_none_of_it_and_refuses_it_with_422() {
                 body[k] = v.clone();
             }
             let r = s
-                .api(Method::POST, "/v1/messages", Some(body))
+                .call(Method::POST, "/v1/messages", Some(body))
                 .await
                 .expect(422, Some("unsupported_content"));
             let message = r.body["error"]["message"].as_str().unwrap();

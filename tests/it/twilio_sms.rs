@@ -17,7 +17,8 @@ use switchboard_twilio::{
     DEFAULT_SMS_WEBHOOK_PATH, DEFAULT_WEBHOOK_PATH, TwilioConfig, TwilioSms, TwilioWhatsApp,
 };
 
-use crate::support::api::{Reply, reply};
+use crate::support::api::Reply;
+use crate::support::http_site::{HttpSite, serve_acme};
 use crate::support::{TestDb, on_each_backend};
 
 const PUBLIC: &str = "https://sb.example.com";
@@ -32,18 +33,15 @@ const SERVICE_SID: &str = "MG0123456789abcdef0123456789abcdef";
 const PERSON: &str = "+31612345678";
 
 struct Site {
-    base: String,
-    client: reqwest::Client,
-    router: Router,
+    http: HttpSite,
     twilio: FakeTwilio,
-    admin: String,
     _media_dir: tempfile::TempDir,
-    server: tokio::task::JoinHandle<()>,
 }
 
-impl Drop for Site {
-    fn drop(&mut self) {
-        self.server.abort();
+impl std::ops::Deref for Site {
+    type Target = HttpSite;
+    fn deref(&self) -> &HttpSite {
+        &self.http
     }
 }
 
@@ -73,22 +71,7 @@ async fn site(db: &TestDb) -> Site {
             DEFAULT_SMS_WEBHOOK_PATH,
         ))))
         .build();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let app = switchboard_http::app(switchboard_http::AppState::new(router.clone(), None));
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app).await.unwrap();
-    });
-    let admin = router.tenants().create("acme").await.unwrap().key;
-    let site = Site {
-        base,
-        client: reqwest::Client::new(),
-        router,
-        twilio,
-        admin,
-        _media_dir: media_dir,
-        server,
-    };
+    let http = serve_acme(router).await;
     let creds = json!({"account_sid": TEST_ACCOUNT_SID, "auth_token": TEST_AUTH_TOKEN});
     let mut service = creds.clone();
     service["messaging_service_sid"] = json!(SERVICE_SID);
@@ -98,29 +81,16 @@ async fn site(db: &TestDb) -> Site {
         ("twilio-sms", SMS_SERVICE_NUMBER, &service),
         ("twilio-whatsapp", WA_SERVICE_NUMBER, &service),
     ] {
-        site.api(
-            Method::POST,
-            "/v1/accounts",
-            Some(json!({"channel": channel, "address": address, "credentials": credentials})),
-        )
-        .await
-        .expect(201, None);
+        http.connect(channel, address, credentials).await;
     }
-    site
+    Site {
+        http,
+        twilio,
+        _media_dir: media_dir,
+    }
 }
 
 impl Site {
-    async fn api(&self, method: Method, path: &str, body: Option<Value>) -> Reply {
-        let mut req = self
-            .client
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(&self.admin);
-        if let Some(body) = body {
-            req = req.json(&body);
-        }
-        reply(req.send().await.unwrap()).await
-    }
-
     /// POSTs a form signed as Twilio signs it; returns the answer's status and content type.
     async fn webhook(&self, path: &str, form: &[(String, String)]) -> (u16, String) {
         let signature = twilio::sign_form(TEST_AUTH_TOKEN, &format!("{PUBLIC}{path}"), form);
@@ -153,7 +123,7 @@ impl Site {
 
     /// `POST /v1/messages`; the reply as it came.
     async fn send(&self, body: Value) -> Reply {
-        self.api(Method::POST, "/v1/messages", Some(body)).await
+        self.call(Method::POST, "/v1/messages", Some(body)).await
     }
 
     /// The person writes on WhatsApp (inbound SID `inbound_sid`), so its window is open;
@@ -200,7 +170,7 @@ impl Site {
     }
 
     async fn message(&self, id: &str) -> Value {
-        self.api(Method::GET, &format!("/v1/messages/{id}"), None)
+        self.call(Method::GET, &format!("/v1/messages/{id}"), None)
             .await
             .expect(200, None)
             .body
@@ -238,7 +208,7 @@ async fn sms_in_and_out_with_statuses() {
         )
         .await;
         let conversations = s
-            .api(Method::GET, "/v1/conversations", None)
+            .call(Method::GET, "/v1/conversations", None)
             .await
             .expect(200, None);
         let conv = &conversations.body["data"][0];
@@ -248,7 +218,7 @@ async fn sms_in_and_out_with_statuses() {
         assert_eq!(conv["service_window_open"], true);
         let conv_id = conv["id"].as_str().unwrap();
         let messages = s
-            .api(
+            .call(
                 Method::GET,
                 &format!("/v1/conversations/{conv_id}/messages"),
                 None,
@@ -411,7 +381,7 @@ async fn stop_opts_out_only_start_opts_back_in_and_help_is_a_message() {
 
         // Every keyword message is stored.
         let conversations = s
-            .api(Method::GET, "/v1/conversations", None)
+            .call(Method::GET, "/v1/conversations", None)
             .await
             .expect(200, None);
         let sms_conv = conversations.body["data"]
@@ -423,7 +393,7 @@ async fn stop_opts_out_only_start_opts_back_in_and_help_is_a_message() {
             .clone();
         assert_eq!(sms_conv["opted_out"], false);
         let messages = s
-            .api(
+            .call(
                 Method::GET,
                 &format!(
                     "/v1/conversations/{}/messages?limit=100",
@@ -575,7 +545,7 @@ async fn messaging_service_senders_on_both_channels() {
             assert!(view["provider_message_id"].is_string());
         }
         // A bad Messaging Service SID is refused when the account is connected.
-        s.api(
+        s.call(
             Method::POST,
             "/v1/accounts",
             Some(json!({"channel": "twilio-sms", "address": "+14155550199",
@@ -609,7 +579,7 @@ async fn one_contact_across_sms_and_whatsapp_with_a_conversation_per_account() {
         );
         assert_eq!(s.webhook(DEFAULT_WEBHOOK_PATH, &wa).await.0, 200);
         let conversations = s
-            .api(Method::GET, "/v1/conversations", None)
+            .call(Method::GET, "/v1/conversations", None)
             .await
             .expect(200, None);
         let data = conversations.body["data"].as_array().unwrap();
@@ -623,7 +593,7 @@ async fn one_contact_across_sms_and_whatsapp_with_a_conversation_per_account() {
         assert_eq!(data[0]["contact"]["id"], data[1]["contact"]["id"]);
         // Any spelling of the number finds the one contact.
         let contact = s
-            .api(
+            .call(
                 Method::GET,
                 "/v1/contacts?phone=%2B31%206%201234%205678",
                 None,
@@ -664,7 +634,7 @@ async fn an_inbound_mms_stores_its_media_like_whatsapp_media() {
         }
         assert_eq!(s.webhook(DEFAULT_SMS_WEBHOOK_PATH, &form).await.0, 200);
         let conversations = s
-            .api(Method::GET, "/v1/conversations", None)
+            .call(Method::GET, "/v1/conversations", None)
             .await
             .expect(200, None);
         let conv_id = conversations.body["data"][0]["id"]
@@ -673,7 +643,7 @@ async fn an_inbound_mms_stores_its_media_like_whatsapp_media() {
             .to_owned();
         let message_id = || async {
             let page = s
-                .api(
+                .call(
                     Method::GET,
                     &format!("/v1/conversations/{conv_id}/messages"),
                     None,

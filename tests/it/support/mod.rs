@@ -9,6 +9,7 @@
 pub mod api;
 pub mod binary;
 pub mod fake;
+pub mod http_site;
 pub mod module_rules;
 pub mod providers;
 
