@@ -12,13 +12,14 @@ use serde_json::{Value, json};
 use switchboard_core::{EventKind, InboundEvent, MessageStatus, Pricing, StatusUpdate};
 use switchboard_meta_cloud::testing as meta;
 use switchboard_router::store::entity::{conversations, messages, provider_notifications};
-use switchboard_twilio::testing::{self as twilio, TEST_ACCOUNT_SID, TEST_AUTH_TOKEN};
+use switchboard_twilio::testing::{self as twilio, TEST_ACCOUNT_SID};
 
 use crate::support::api::{self, Reply, reply};
 use crate::support::fake::BUSINESS;
 use crate::support::http_site::{HttpSite, serve_acme};
+use crate::support::providers::post_twilio_form;
 use crate::support::providers::{
-    APP_SECRET, META_DISPLAY, PERSON, PERSON_WA, PNID, PUBLIC, TWILIO_NUMBER, TWILIO_PATH, builder,
+    APP_SECRET, META_DISPLAY, PERSON, PERSON_WA, PNID, TWILIO_NUMBER, TWILIO_PATH, builder,
     connect_both, fakes, now_ts, stored,
 };
 use crate::support::{TestDb, count, on_each_backend};
@@ -92,16 +93,7 @@ impl Env {
 
     /// POSTs a Twilio form signed as Twilio signs it; it must answer 200.
     async fn twilio(&self, form: &[(String, String)]) {
-        let signature = twilio::sign_form(TEST_AUTH_TOKEN, &format!("{PUBLIC}{TWILIO_PATH}"), form);
-        let res = self
-            .client
-            .post(format!("{}{TWILIO_PATH}", self.base))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .header("x-twilio-signature", signature)
-            .body(twilio::form_body(form))
-            .send()
-            .await
-            .unwrap();
+        let res = post_twilio_form(self, TWILIO_PATH, form).await;
         assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
     }
 

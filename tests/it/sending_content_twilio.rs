@@ -23,6 +23,7 @@ use switchboard_twilio::{
 
 use crate::support::api::Reply;
 use crate::support::http_site::{HttpSite, serve_built};
+use crate::support::providers::post_twilio_form;
 use crate::support::{TestDb, on_each_backend};
 
 const PUBLIC: &str = "https://sb.example.com";
@@ -113,16 +114,7 @@ async fn site(db: &TestDb, key: &str, twilio: &FakeTwilio) -> Site {
 
 impl Site {
     async fn webhook(&self, path: &str, form: &[(String, String)]) {
-        let signature = twilio::sign_form(TEST_AUTH_TOKEN, &format!("{PUBLIC}{path}"), form);
-        let res = self
-            .client
-            .post(format!("{}{path}", self.base))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .header("x-twilio-signature", signature)
-            .body(twilio::form_body(form))
-            .send()
-            .await
-            .unwrap();
+        let res = post_twilio_form(self, path, form).await;
         assert_eq!(res.status(), 200);
     }
 

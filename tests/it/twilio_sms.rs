@@ -19,6 +19,7 @@ use switchboard_twilio::{
 
 use crate::support::api::Reply;
 use crate::support::http_site::{HttpSite, serve_acme};
+use crate::support::providers::post_twilio_form;
 use crate::support::{TestDb, on_each_backend};
 
 const PUBLIC: &str = "https://sb.example.com";
@@ -93,16 +94,7 @@ async fn site(db: &TestDb) -> Site {
 impl Site {
     /// POSTs a form signed as Twilio signs it; returns the answer's status and content type.
     async fn webhook(&self, path: &str, form: &[(String, String)]) -> (u16, String) {
-        let signature = twilio::sign_form(TEST_AUTH_TOKEN, &format!("{PUBLIC}{path}"), form);
-        let res = self
-            .client
-            .post(format!("{}{path}", self.base))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .header("x-twilio-signature", signature)
-            .body(twilio::form_body(form))
-            .send()
-            .await
-            .unwrap();
+        let res = post_twilio_form(self, path, form).await;
         let status = res.status().as_u16();
         let content_type = res
             .headers()

@@ -192,3 +192,21 @@ pub async fn receive_meta(router: &Router, body: &str) {
         .await
         .unwrap();
 }
+
+/// POSTs `form` to `path` on `site` signed as Twilio signs it for [`PUBLIC`] (the test
+/// account's auth token).
+pub async fn post_twilio_form(
+    site: &super::http_site::HttpSite,
+    path: &str,
+    form: &[(String, String)],
+) -> reqwest::Response {
+    let signature = twilio::sign_form(TEST_AUTH_TOKEN, &format!("{PUBLIC}{path}"), form);
+    site.client
+        .post(format!("{}{path}", site.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("x-twilio-signature", signature)
+        .body(twilio::form_body(form))
+        .send()
+        .await
+        .unwrap()
+}
