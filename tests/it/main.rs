@@ -3,6 +3,7 @@
 
 mod support;
 
+mod account_state;
 mod accounts;
 mod api_errors;
 mod api_keys;
