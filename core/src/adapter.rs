@@ -605,6 +605,13 @@ pub trait ChannelAdapter: Send + Sync + 'static {
         )))
     }
 
+    /// Whether [`fetch_status`](Self::fetch_status) reports a final message's price in its
+    /// `pricing` (`price`, `currency`), so the router asks for it after a final status
+    /// until the provider has filled it in. `false` by default.
+    fn prices_on_fetch(&self) -> bool {
+        false
+    }
+
     /// What the provider's error on a `failed` or `undelivered` status means, in the terms
     /// of [`ChannelError`]: [`ErrorKind::Unreachable`] (or `OutsideWindow`) makes the router
     /// fall back to the message's next channel. The channel's error table decides; by

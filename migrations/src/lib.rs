@@ -20,6 +20,8 @@ mod m20261207_000001_fallback;
 mod m20261207_000002_content_model;
 mod m20261207_000004_accounts;
 
+pub use m20261207_000004_accounts::UNPRICED;
+
 /// Outbound messages handed to the provider (status `accepted` .. `sent`, ranks 20..40 of
 /// `MessageStatus::rank`) and not settled yet: the predicate of the partial index
 /// `ix_messages_awaiting_outcome`, used verbatim by the router's reconciliation query.

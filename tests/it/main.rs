@@ -33,4 +33,5 @@ mod served_binary;
 mod statuses;
 mod tenancy;
 mod twilio_sms;
+mod usage;
 mod write_failures;

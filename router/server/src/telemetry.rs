@@ -77,6 +77,11 @@ pub const METRICS: &[(&str, MetricKind, &str)] = &[
         "Restrictions and bans the provider reports on each active account (by account_id, channel); read at each scrape.",
     ),
     (
+        "switchboard_prices_collected_total",
+        MetricKind::Counter,
+        "Final messages whose price was fetched from the provider and stored (by channel).",
+    ),
+    (
         "switchboard_media_stored_total",
         MetricKind::Counter,
         "Inbound media items fetched from the provider and stored (by channel).",
