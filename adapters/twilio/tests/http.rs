@@ -386,10 +386,14 @@ async fn fetch_status_reports_the_price_once_twilio_has_filled_it_in() {
     assert_eq!(pricing.price.as_deref(), Some("-0.00750"));
     assert_eq!(pricing.currency.as_deref(), Some("USD"));
     assert_eq!((pricing.category, pricing.kind), (None, None));
+    // Something that is no amount is not kept: sums never meet it.
+    assert!(fake.set_message_price(&sid, Some("free"), "USD"));
+    let st = a.fetch_status(&account(), &sid).await.unwrap().unwrap();
+    assert!(st.pricing.is_none(), "{:?}", st.pricing);
     let fetched = fake
         .requests()
         .into_iter()
         .filter(|r| r.method == "GET")
         .count();
-    assert_eq!(fetched, 2);
+    assert_eq!(fetched, 3);
 }
