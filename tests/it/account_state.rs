@@ -11,7 +11,7 @@ use switchboard_router::events::RouterEvent;
 use switchboard_router::tenancy::account_state::Quality;
 
 use crate::support::api::{Reply, reply};
-use crate::support::providers::{APP_SECRET, META_DISPLAY, builder, connect_both, fakes};
+use crate::support::providers::{APP_SECRET, META_DISPLAY, PNID, builder, connect_both, fakes};
 use crate::support::{TestDb, on_each_backend};
 
 /// Meta's example business account (`entry[].id`).
@@ -271,8 +271,9 @@ async fn a_ban_and_restrictions_show_on_the_account_until_lifted_and_another_ten
         let acct = e.account("meta-whatsapp").await;
         assert_eq!(
             acct["restrictions"],
-            json!([{"type": "DISABLED", "until": "April 17, 2025"},
-                   {"type": "RESTRICTED_BIZ_INITIATED_MESSAGING", "until": "1751900000"}]),
+            json!([{"type": "DISABLED", "until": "April 17, 2025", "source": "ban"},
+                   {"type": "RESTRICTED_BIZ_INITIATED_MESSAGING", "until": "1751900000",
+                    "source": "restriction"}]),
             "{acct}"
         );
         let health = e.channel_health().await.expect(503, None);
@@ -313,6 +314,23 @@ async fn a_ban_and_restrictions_show_on_the_account_until_lifted_and_another_ten
             1_751_247_561,
         ))
         .await;
+        assert_eq!(e.account("meta-whatsapp").await["restrictions"], json!([]));
+
+        // An active critical alert on the number (its phone number id names it, §14.1).
+        let alert = |status: &str| {
+            json!({"entity_type": "PHONE_NUMBER", "entity_id": PNID,
+                   "alert_info": {"alert_severity": "CRITICAL", "alert_status": status,
+                                  "alert_type": "MESSAGING_BLOCKED",
+                                  "alert_description": "Messaging is blocked."}})
+        };
+        e.meta_ok(&change("account_alerts", &alert("ACTIVE"), 1_751_247_600))
+            .await;
+        assert_eq!(
+            e.account("meta-whatsapp").await["restrictions"],
+            json!([{"type": "MESSAGING_BLOCKED", "source": "alert"}])
+        );
+        e.meta_ok(&change("account_alerts", &alert("RESOLVED"), 1_751_247_700))
+            .await;
         assert_eq!(e.account("meta-whatsapp").await["restrictions"], json!([]));
     })
     .await;

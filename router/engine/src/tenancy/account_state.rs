@@ -15,18 +15,37 @@ use crate::ids::now_ms;
 use crate::store::entity::account_state;
 
 /// The notification kinds (Meta webhook fields, §14.1) that change an account's state.
-pub(crate) const STATE_KINDS: [&str; 2] = ["phone_number_quality_update", "account_update"];
+pub(crate) const STATE_KINDS: [&str; 3] = [
+    "phone_number_quality_update",
+    "account_update",
+    "account_alerts",
+];
 
 /// A restriction or ban the provider reported, in its words.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Restriction {
-    /// Meta's `restriction_type` (e.g. `RESTRICTED_BIZ_INITIATED_MESSAGING`), or `DISABLED`
-    /// / `SCHEDULED_FOR_DISABLE` for a business account ban (`DISABLED_UPDATE`).
+    /// Meta's `restriction_type` (e.g. `RESTRICTED_BIZ_INITIATED_MESSAGING`), `DISABLED`
+    /// / `SCHEDULED_FOR_DISABLE` for a business account ban (`DISABLED_UPDATE`), or the
+    /// `alert_type` of an active critical `account_alerts` alert.
     #[serde(rename = "type")]
     pub kind: String,
     /// When it ends or takes effect, as the provider wrote it, when it said.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub until: Option<String>,
+    /// What reported it, so each report replaces only its own kind.
+    pub source: RestrictionSource,
+}
+
+/// What reported a restriction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RestrictionSource {
+    /// `account_update` `DISABLED_UPDATE`.
+    Ban,
+    /// `account_update` `ACCOUNT_RESTRICTION`.
+    Restriction,
+    /// `account_alerts`.
+    Alert,
 }
 
 /// An account's reported state.
@@ -157,11 +176,12 @@ impl AccountState {
                         _ => return next,
                     };
                     next.restrictions
-                        .retain(|r| r.kind != "DISABLED" && r.kind != "SCHEDULED_FOR_DISABLE");
+                        .retain(|r| r.source != RestrictionSource::Ban);
                     if let Some(kind) = kind {
                         next.restrictions.push(Restriction {
                             kind: kind.to_owned(),
                             until: date,
+                            source: RestrictionSource::Ban,
                         });
                     }
                 }
@@ -173,7 +193,7 @@ impl AccountState {
                         return next;
                     };
                     next.restrictions
-                        .retain(|r| r.kind == "DISABLED" || r.kind == "SCHEDULED_FOR_DISABLE");
+                        .retain(|r| r.source != RestrictionSource::Restriction);
                     for item in list {
                         if let Some(kind) = text(item, "restriction_type") {
                             let until = match item.get("expiration") {
@@ -181,12 +201,41 @@ impl AccountState {
                                 Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
                                 _ => None,
                             };
-                            next.restrictions.push(Restriction { kind, until });
+                            next.restrictions.push(Restriction {
+                                kind,
+                                until,
+                                source: RestrictionSource::Restriction,
+                            });
                         }
                     }
                 }
                 _ => {}
             },
+            // `alert_info{alert_severity, alert_status, alert_type, alert_description}`
+            // (§14.1; the value sets are not in the document): an active critical alert
+            // counts as a restriction until an alert of its type says otherwise.
+            "account_alerts" => {
+                let info = value.get("alert_info").unwrap_or(&Value::Null);
+                let Some(alert) = text(info, "alert_type") else {
+                    return next;
+                };
+                let active = text(info, "alert_status")
+                    .is_some_and(|s| s.eq_ignore_ascii_case("ACTIVE"))
+                    && text(info, "alert_severity")
+                        .is_some_and(|s| s.eq_ignore_ascii_case("CRITICAL"));
+                let is_it =
+                    |r: &Restriction| r.source == RestrictionSource::Alert && r.kind == alert;
+                let known = next.restrictions.iter().any(is_it);
+                if active && !known {
+                    next.restrictions.push(Restriction {
+                        kind: alert,
+                        until: None,
+                        source: RestrictionSource::Alert,
+                    });
+                } else if !active {
+                    next.restrictions.retain(|r| !is_it(r));
+                }
+            }
             _ => {}
         }
         next
@@ -347,7 +396,8 @@ mod tests {
             s.restrictions,
             [Restriction {
                 kind: "DISABLED".into(),
-                until: Some("April 17, 2025".into())
+                until: Some("April 17, 2025".into()),
+                source: RestrictionSource::Ban,
             }]
         );
         assert_eq!(
@@ -375,6 +425,37 @@ mod tests {
             &json!({"event": "ACCOUNT_RESTRICTION", "restriction_info": []}),
         );
         assert!(s.restrictions.is_empty());
+    }
+
+    #[test]
+    fn an_active_critical_alert_is_a_restriction_until_its_type_is_reported_otherwise() {
+        let alert = |status: &str, severity: &str| {
+            json!({"entity_type": "PHONE_NUMBER", "entity_id": "106540352242922",
+                   "alert_info": {"alert_severity": severity, "alert_status": status,
+                                  "alert_type": "OBA_APPROVED", "alert_description": "…"}})
+        };
+        let s = AccountState::default().apply("account_alerts", &alert("ACTIVE", "INFORMATIONAL"));
+        assert!(s.restrictions.is_empty(), "not critical");
+        let s = s.apply("account_alerts", &alert("ACTIVE", "CRITICAL"));
+        assert_eq!(s.restrictions[0].kind, "OBA_APPROVED");
+        // The same alert again adds nothing.
+        assert_eq!(s.apply("account_alerts", &alert("ACTIVE", "CRITICAL")), s);
+        // A restriction report neither keeps nor drops it.
+        let s = s.apply(
+            "account_update",
+            &json!({"event": "ACCOUNT_RESTRICTION", "restriction_info": []}),
+        );
+        assert_eq!(s.restrictions.len(), 1);
+        let s = s.apply("account_alerts", &alert("RESOLVED", "CRITICAL"));
+        assert!(s.restrictions.is_empty());
+        // No alert_type: nothing to go by.
+        let odd = json!({"alert_info": {"alert_status": "ACTIVE", "alert_severity": "CRITICAL"}});
+        assert!(
+            AccountState::default()
+                .apply("account_alerts", &odd)
+                .restrictions
+                .is_empty()
+        );
     }
 
     #[test]

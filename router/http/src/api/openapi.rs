@@ -679,9 +679,10 @@ fn schemas(channels: &Channels) -> Value {
             "created_at": time, "disconnected_at": nullable_time,
             "quality": {"type": "string", "enum": ["green", "yellow", "red", "unknown"], "description": "the sender's quality rating as the provider reports it"},
             "messaging_limit": {"type": ["string", "null"], "description": "the provider's messaging limit tier (Meta: TIER_250 … TIER_UNLIMITED)"},
-            "restrictions": {"type": "array", "description": "restrictions and bans the provider reports", "items": {"type": "object", "required": ["type"], "properties": {
+            "restrictions": {"type": "array", "description": "restrictions and bans the provider reports", "items": {"type": "object", "required": ["type", "source"], "properties": {
                 "type": {"type": "string", "description": "e.g. RESTRICTED_BIZ_INITIATED_MESSAGING, DISABLED, SCHEDULED_FOR_DISABLE"},
-                "until": {"type": "string", "description": "when it ends or takes effect, as the provider wrote it"}}}},
+                "until": {"type": "string", "description": "when it ends or takes effect, as the provider wrote it"},
+                "source": {"type": "string", "enum": ["ban", "restriction", "alert"], "description": "what reported it"}}}},
             "updated_at": {"type": ["string", "null"], "format": "date-time", "description": "when the provider last reported a change"}}}));
     map.insert("Usage".into(), json!({"type": "object", "required": ["key", "inbound", "outbound", "cost"], "properties": {
             "key": {"type": ["string", "null"], "description": "channel, account id, pricing category (null: none reported) or day (YYYY-MM-DD, UTC)"},
