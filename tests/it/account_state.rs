@@ -5,6 +5,7 @@
 //! none of it. On SQLite and PostgreSQL.
 
 use reqwest::Method;
+use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
 use switchboard_meta_cloud::testing as meta;
 use switchboard_router::events::RouterEvent;
@@ -145,6 +146,12 @@ async fn quality_and_limit_updates_show_on_the_account_and_a_flag_degrades_its_h
         // Meta's node reads as not rated, so the check leaves the webhooks' word standing.
         e.graph.set_health(not_rated());
         let mut events = e.router.subscribe();
+        // The product subscribes to notifications (nobody delivers them in this test).
+        e.router
+            .notifications()
+            .set_notify_url(&e.tenant, Some("https://product.example/hooks"))
+            .await
+            .unwrap();
         // Nothing reported yet: quality unknown, no limit, no restrictions.
         let before = e.account("meta-whatsapp").await;
         assert_eq!(before["quality"], "unknown");
@@ -230,6 +237,30 @@ async fn quality_and_limit_updates_show_on_the_account_and_a_flag_degrades_its_h
             }
         ));
         assert!(events.try_recv().is_err(), "no event for a redelivery");
+
+        // Both changes are queued for the product, in order, as `account_state_changed`.
+        let queued: Vec<Value> = e
+            .router
+            .store()
+            .conn()
+            .query_all_raw(sea_orm::Statement::from_string(
+                e.router.store().backend(),
+                "SELECT payload FROM notifications ORDER BY id",
+            ))
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| serde_json::from_str(&r.try_get::<String>("", "payload").unwrap()).unwrap())
+            .collect();
+        assert_eq!(queued.len(), 2, "{queued:?}");
+        let meta_id = e.account("meta-whatsapp").await["id"].clone();
+        for (q, quality) in queued.iter().zip(["unknown", "red"]) {
+            assert_eq!(q["type"], "account_state_changed", "{q}");
+            assert_eq!(q["account_id"], meta_id);
+            assert_eq!(q["quality"], quality);
+            assert_eq!(q["messaging_limit"], "TIER_UNLIMITED");
+            assert_eq!(q["restrictions"], json!([]));
+        }
     })
     .await;
 }
