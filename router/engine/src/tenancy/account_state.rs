@@ -258,7 +258,7 @@ impl AccountState {
     }
 
     /// Whether what the product is told about (quality, limit, restrictions) differs.
-    fn differs(&self, other: &Self) -> bool {
+    pub(crate) fn differs(&self, other: &Self) -> bool {
         self.quality != other.quality
             || self.messaging_limit != other.messaging_limit
             || self.restrictions != other.restrictions

@@ -340,7 +340,11 @@ impl Accounts {
             .get(&row.channel)
             .ok_or(RouterError::NotFound("channel"))?;
         let report = adapter.check_health(&ctx).await;
-        self.record_health(&row, &report).await;
+        let known = account_state::read(self.store.conn(), vec![row.id.clone()])
+            .await?
+            .remove(&row.id)
+            .unwrap_or_default();
+        self.record_health(&row, &report, &known).await;
         Ok(report)
     }
 
@@ -372,13 +376,20 @@ impl Accounts {
     /// Keeps what a health check read about the sender (quality rating, limit tier) in its
     /// state, telling the product when that changed. Returns the state after it, or `None`
     /// when the check read neither or the write failed (logged: the check's answer stands).
+    /// `known` is the state read before the check: when the reading changes nothing, nothing
+    /// is written (monitors poll every few seconds).
     async fn record_health(
         &self,
         row: &channel_accounts::Model,
         report: &HealthReport,
+        known: &AccountState,
     ) -> Option<AccountState> {
         if report.quality.is_none() && report.messaging_limit.is_none() {
             return None;
+        }
+        let read = (report.quality.as_deref(), report.messaging_limit.as_deref());
+        if !known.with_health(read.0, read.1).differs(known) {
+            return Some(known.clone());
         }
         let stored = async {
             let txn = self.store.write_txn().await?;
@@ -642,7 +653,10 @@ impl Accounts {
                     (Err(e), _) => down(e.to_string()),
                     (_, None) => down("the channel is not enabled in this build".into()),
                 };
-                let state = self.record_health(&row, &report).await.unwrap_or(state);
+                let state = self
+                    .record_health(&row, &report, &state)
+                    .await
+                    .unwrap_or(state);
                 degrade_at_risk(&mut report, &state);
                 (view(&row, Vec::new(), state), report)
             }
