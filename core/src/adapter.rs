@@ -422,6 +422,14 @@ pub struct HealthReport {
     pub checked_at: DateTime<Utc>,
     /// The provider's reason (account status, quality rating, error), never a secret.
     pub detail: Option<String>,
+    /// The sender's quality rating as the provider reported it (Meta `quality_rating`:
+    /// `GREEN`, `YELLOW`, `RED`, `UNKNOWN`, `NA`), when the check read one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quality: Option<String>,
+    /// The sender's messaging limit tier as the provider reported it (Meta
+    /// `messaging_limit_tier`, e.g. `TIER_2K`), when the check read one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub messaging_limit: Option<String>,
 }
 
 impl HealthReport {
@@ -434,6 +442,8 @@ impl HealthReport {
             latency,
             checked_at: Utc::now(),
             detail: Some(format!("unreachable: {why}")),
+            quality: None,
+            messaging_limit: None,
         }
     }
 }
@@ -593,6 +603,13 @@ pub trait ChannelAdapter: Send + Sync + 'static {
             "{} cannot fetch message statuses",
             self.channel()
         )))
+    }
+
+    /// Whether [`fetch_status`](Self::fetch_status) reports a final message's price in its
+    /// `pricing` (`price`, `currency`), so the router asks for it after a final status
+    /// until the provider has filled it in. `false` by default.
+    fn prices_on_fetch(&self) -> bool {
+        false
     }
 
     /// What the provider's error on a `failed` or `undelivered` status means, in the terms

@@ -380,6 +380,8 @@ impl ChannelAdapter for FakeAdapter {
             latency: Duration::from_millis(1),
             checked_at: Utc::now(),
             detail: None,
+            quality: None,
+            messaging_limit: None,
         })
     }
 

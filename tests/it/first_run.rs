@@ -622,6 +622,23 @@ async fn unreachable_providers_read_the_same_and_are_logged_once() {
         metrics.contains("# TYPE switchboard_queue_depth gauge"),
         "{metrics}"
     );
+    // Each account's reported quality and restrictions: nothing reported, unknown (0).
+    for gauge in [
+        "switchboard_account_quality",
+        "switchboard_account_restrictions",
+    ] {
+        let lines: Vec<&str> = metrics
+            .lines()
+            .filter(|l| l.starts_with(&format!("{gauge}{{")))
+            .collect();
+        assert_eq!(lines.len(), 2, "{metrics}");
+        assert!(
+            lines
+                .iter()
+                .all(|l| l.contains("channel=\"") && l.ends_with(" 0")),
+            "{metrics}"
+        );
+    }
     assert_eq!(
         metrics_without_help(&metrics),
         Vec::<String>::new(),

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod account_state;
 mod accounts;
 mod api_errors;
 mod api_keys;
@@ -32,4 +33,5 @@ mod served_binary;
 mod statuses;
 mod tenancy;
 mod twilio_sms;
+mod usage;
 mod write_failures;

@@ -28,6 +28,7 @@ const CONTRACT: &[(&str, &str)] = &[
     ("get", "/v1/conversations"),
     ("get", "/v1/conversations/{id}/messages"),
     ("get", "/v1/contacts"),
+    ("get", "/v1/usage"),
     // Media.
     ("post", "/v1/media"),
     ("get", "/v1/media/{id}"),

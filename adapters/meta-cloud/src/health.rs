@@ -1,4 +1,5 @@
-//! Health: the phone-number node's `health_status`, quality rating and status.
+//! Health: the phone-number node's `health_status`, quality rating, messaging limit tier
+//! and status (§7.1, §7.2); the rating and tier also go back in the report for the account.
 //!
 //! BLOCKED, refused credentials, other 4xx and an unreachable Graph API (`unreachable: …`,
 //! as on every channel) are `Down`; LIMITED, YELLOW/RED quality,
@@ -15,8 +16,7 @@ use crate::send::account_keys;
 use crate::wire;
 
 /// Fields read from the phone-number node.
-pub(crate) const FIELDS: &str =
-    "health_status,quality_rating,status,throughput,name_status,display_phone_number,verified_name";
+pub(crate) const FIELDS: &str = "health_status,quality_rating,messaging_limit_tier,status,throughput,name_status,display_phone_number,verified_name";
 /// Slower than this is degraded even when Meta says all is well.
 const SLOW: Duration = Duration::from_secs(2);
 
@@ -26,6 +26,8 @@ fn report(status: HealthStatus, latency: Duration, detail: String) -> HealthRepo
         latency,
         checked_at: Utc::now(),
         detail: Some(detail),
+        quality: None,
+        messaging_limit: None,
     }
 }
 
@@ -154,7 +156,11 @@ fn from_node(node: &wire::PhoneNode, latency: Duration) -> HealthReport {
         status = HealthStatus::Degraded;
         parts.push(format!("slow: {} ms", latency.as_millis()));
     }
-    report(status, latency, parts.join("; "))
+    HealthReport {
+        quality: node.quality_rating.clone(),
+        messaging_limit: node.messaging_limit_tier.clone(),
+        ..report(status, latency, parts.join("; "))
+    }
 }
 
 #[cfg(test)]

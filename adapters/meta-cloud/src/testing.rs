@@ -578,6 +578,7 @@ async fn handle(
                         {"entity_type": "PHONE_NUMBER", "id": id, "can_send_message": "AVAILABLE"}
                     ]},
                     "quality_rating": "GREEN",
+                    "messaging_limit_tier": "TIER_2K",
                     "status": "CONNECTED",
                     "name_status": "APPROVED",
                     "throughput": {"level": "STANDARD"},

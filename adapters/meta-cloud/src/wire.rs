@@ -482,6 +482,7 @@ pub struct SendMessage {
 pub struct PhoneNode {
     pub health_status: Option<HealthStatus>,
     pub quality_rating: Option<String>,
+    pub messaging_limit_tier: Option<String>,
     pub status: Option<String>,
     pub name_status: Option<String>,
     pub throughput: Option<Throughput>,

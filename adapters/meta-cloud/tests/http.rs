@@ -378,6 +378,9 @@ async fn health_available_green_is_up() {
     let (graph, meta, acct) = setup().await;
     let report = meta.check_health(&acct).await;
     assert_eq!(report.status, HealthStatus::Up, "{report:?}");
+    // The rating and the limit tier go back for the account's state (§7.1).
+    assert_eq!(report.quality.as_deref(), Some("GREEN"));
+    assert_eq!(report.messaging_limit.as_deref(), Some("TIER_2K"));
     let detail = report.detail.unwrap();
     assert!(
         detail.contains("AVAILABLE") && detail.contains("GREEN"),
@@ -390,10 +393,28 @@ async fn health_available_green_is_up() {
     assert_eq!(
         r.query.as_deref(),
         Some(
-            "fields=health_status,quality_rating,status,throughput,name_status,display_phone_number,verified_name"
+            "fields=health_status,quality_rating,messaging_limit_tier,status,throughput,name_status,display_phone_number,verified_name"
         )
     );
     assert_eq!(r.bearer.as_deref(), Some(TOKEN));
+}
+
+#[tokio::test]
+async fn health_reports_the_numbers_quality_and_limit_tier_as_read() {
+    let (graph, meta, acct) = setup().await;
+    graph.set_health(json!({
+        "health_status": {"can_send_message": "AVAILABLE"},
+        "quality_rating": "RED",
+        "messaging_limit_tier": "TIER_250",
+    }));
+    let report = meta.check_health(&acct).await;
+    assert_eq!(report.status, HealthStatus::Degraded);
+    assert_eq!(report.quality.as_deref(), Some("RED"));
+    assert_eq!(report.messaging_limit.as_deref(), Some("TIER_250"));
+    // A node without them reports neither.
+    graph.set_health(json!({"health_status": {"can_send_message": "AVAILABLE"}}));
+    let report = meta.check_health(&acct).await;
+    assert_eq!((report.quality, report.messaging_limit), (None, None));
 }
 
 #[tokio::test]

@@ -29,6 +29,8 @@ pub(crate) async fn check_health(
         latency: started.elapsed(),
         checked_at: Utc::now(),
         detail: Some(detail),
+        quality: None,
+        messaging_limit: None,
     };
     let (sid, token) = match credentials(account) {
         Ok(c) => c,
@@ -96,5 +98,7 @@ pub(crate) async fn check_health(
         latency,
         checked_at: Utc::now(),
         detail: Some(detail),
+        quality: None,
+        messaging_limit: None,
     }
 }

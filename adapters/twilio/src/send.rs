@@ -19,7 +19,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use switchboard_core::{
     AccountContext, ChannelError, ContactIdentity, Content, Exchange, MediaItem, MediaKind,
-    MessageStatus, OutboundMessage, PhoneNumber, ProviderError, SendReceipt, StatusUpdate,
+    MessageStatus, OutboundMessage, PhoneNumber, Pricing, ProviderError, SendReceipt, StatusUpdate,
     retry_after_header,
 };
 
@@ -556,7 +556,41 @@ pub(crate) fn message_status(
         timestamp,
         error,
         recipient,
-        pricing: None,
+        pricing: message_price(body),
+    })
+}
+
+/// `-0.00750`, `1`, `0.5`: what a price may look like (anything else is not kept, so sums
+/// never meet an unreadable amount).
+fn is_decimal(s: &str) -> bool {
+    let digits = s.strip_prefix('-').unwrap_or(s);
+    let (whole, frac) = digits.split_once('.').unwrap_or((digits, "0"));
+    !whole.is_empty()
+        && !frac.is_empty()
+        && whole.len() <= 12
+        && frac.len() <= 12
+        && whole.bytes().all(|b| b.is_ascii_digit())
+        && frac.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// The message's price once Twilio has filled it in (twilio.md §10): `price` as Twilio
+/// spells it (a negative decimal string, `"-0.00750"`) and `price_unit` upper-cased (the
+/// description says lower case, the example upper). `None` while `price` is null.
+fn message_price(body: &Value) -> Option<Pricing> {
+    let price = body
+        .get("price")
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|p| is_decimal(p))?;
+    Some(Pricing {
+        price: Some(price.to_owned()),
+        currency: body
+            .get("price_unit")
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .map(str::to_ascii_uppercase),
+        ..Pricing::default()
     })
 }
 

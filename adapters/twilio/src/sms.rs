@@ -210,6 +210,12 @@ impl ChannelAdapter for TwilioSms {
         health::check_health(&self.http, &self.config, account).await
     }
 
+    /// Twilio fills in `price` and `price_unit` some time after a message is final
+    /// (twilio.md §10).
+    fn prices_on_fetch(&self) -> bool {
+        true
+    }
+
     async fn fetch_status(
         &self,
         account: &AccountContext,

@@ -635,6 +635,21 @@ impl FakeTwilio {
         }
     }
 
+    /// Sets a created message's `price` and `price_unit` as Twilio fills them in once the
+    /// message is final (twilio.md §10: a negative decimal string, e.g. `"-0.00750"`;
+    /// `None` leaves `price` null). Returns false when no such message was created.
+    pub fn set_message_price(&self, sid: &str, price: Option<&str>, unit: &str) -> bool {
+        let mut st = self.state.lock();
+        match st.messages.get_mut(sid) {
+            Some(m) => {
+                m["price"] = price.map_or(Value::Null, |p| Value::String(p.into()));
+                m["price_unit"] = Value::String(unit.into());
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Every request received so far, in order.
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.state.lock().requests.clone()

@@ -364,3 +364,36 @@ async fn fetch_status_reads_the_message() {
     let invalid = a.fetch_status(&account(), "../etc").await.unwrap_err();
     assert_eq!(invalid.kind(), ErrorKind::Invalid);
 }
+
+/// twilio.md §10: `price` is null until Twilio fills it in after the message is final, then
+/// a negative decimal string with its `price_unit` (lower or upper case).
+#[tokio::test]
+async fn fetch_status_reports_the_price_once_twilio_has_filled_it_in() {
+    let fake = FakeTwilio::start().await;
+    let a = adapter(&fake);
+    assert!(a.prices_on_fetch());
+    let sid = a
+        .send(&account(), &text("m", "hi"))
+        .await
+        .unwrap()
+        .provider_message_id;
+    assert!(fake.set_message_status(&sid, "delivered"));
+    let st = a.fetch_status(&account(), &sid).await.unwrap().unwrap();
+    assert!(st.pricing.is_none(), "{:?}", st.pricing);
+    assert!(fake.set_message_price(&sid, Some("-0.00750"), "usd"));
+    let st = a.fetch_status(&account(), &sid).await.unwrap().unwrap();
+    let pricing = st.pricing.unwrap();
+    assert_eq!(pricing.price.as_deref(), Some("-0.00750"));
+    assert_eq!(pricing.currency.as_deref(), Some("USD"));
+    assert_eq!((pricing.category, pricing.kind), (None, None));
+    // Something that is no amount is not kept: sums never meet it.
+    assert!(fake.set_message_price(&sid, Some("free"), "USD"));
+    let st = a.fetch_status(&account(), &sid).await.unwrap().unwrap();
+    assert!(st.pricing.is_none(), "{:?}", st.pricing);
+    let fetched = fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "GET")
+        .count();
+    assert_eq!(fetched, 3);
+}

@@ -41,17 +41,44 @@ pub enum RouterEvent {
         to_channel: String,
         error_code: String,
     },
+    /// What the provider reports about an account changed: its quality rating, messaging
+    /// limit tier or restrictions (the whole new state, as `GET /v1/accounts` shows it).
+    AccountStateChanged {
+        tenant_id: String,
+        account_id: String,
+        quality: crate::tenancy::account_state::Quality,
+        messaging_limit: Option<String>,
+        restrictions: Vec<crate::tenancy::account_state::Restriction>,
+    },
 }
 
 impl RouterEvent {
+    /// The event telling the product an account's reported state is now `state`.
+    pub(crate) fn account_state_changed(
+        tenant_id: &str,
+        account_id: &str,
+        state: &crate::tenancy::account_state::AccountState,
+    ) -> Self {
+        Self::AccountStateChanged {
+            tenant_id: tenant_id.to_owned(),
+            account_id: account_id.to_owned(),
+            quality: state.quality,
+            messaging_limit: state.messaging_limit.clone(),
+            restrictions: state.restrictions.clone(),
+        }
+    }
+
     pub fn tenant_id(&self) -> &str {
         match self {
             Self::MessageReceived { tenant_id, .. }
             | Self::StatusChanged { tenant_id, .. }
-            | Self::MessageFallback { tenant_id, .. } => tenant_id,
+            | Self::MessageFallback { tenant_id, .. }
+            | Self::AccountStateChanged { tenant_id, .. } => tenant_id,
         }
     }
 
+    /// The conversation the event is about; for an account's event, the account id (the
+    /// key outgoing notifications keep their order by).
     pub fn conversation_id(&self) -> &str {
         match self {
             Self::MessageReceived {
@@ -63,6 +90,7 @@ impl RouterEvent {
             | Self::MessageFallback {
                 conversation_id, ..
             } => conversation_id,
+            Self::AccountStateChanged { account_id, .. } => account_id,
         }
     }
 }

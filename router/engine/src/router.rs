@@ -157,6 +157,7 @@ impl RouterBuilder {
         let signer = UrlSigner::new(self.cipher.derive_key("switchboard/media-url/v1"));
         let accounts = Arc::new(Accounts::new(
             self.store.clone(),
+            events.clone(),
             self.cipher.clone(),
             self.adapters.clone(),
             self.phones,

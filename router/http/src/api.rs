@@ -49,6 +49,7 @@ pub(super) fn routes() -> AxumRouter<AppState> {
             get(reads::conversation_messages),
         )
         .route("/v1/contacts", get(reads::contact))
+        .route("/v1/usage", get(reads::usage))
         .route("/v1/media/{id}", get(media::get))
         .route("/media/{id}", get(media::public))
         .route("/openapi.json", get(openapi::serve))

@@ -168,6 +168,16 @@ async fn metrics(State(state): State<AppState>) -> Response {
         #[allow(clippy::cast_precision_loss)]
         metrics::gauge!("switchboard_queue_depth").set(depth as f64);
     }
+    if let Ok(accounts) = state.router.accounts().reported_states().await {
+        for (account, reported) in accounts {
+            let labels = [("account_id", account.id), ("channel", account.channel)];
+            metrics::gauge!("switchboard_account_quality", &labels)
+                .set(f64::from(reported.quality.gauge()));
+            #[allow(clippy::cast_precision_loss)]
+            metrics::gauge!("switchboard_account_restrictions", &labels)
+                .set(reported.restrictions.len() as f64);
+        }
+    }
     match &state.metrics {
         Some(handle) => (
             StatusCode::OK,
@@ -198,12 +208,15 @@ mod tests {
                 credential_names: Vec::new(),
                 created_at: String::new(),
                 disconnected_at: None,
+                state: Default::default(),
             },
             HealthReport {
                 status,
                 latency: Duration::ZERO,
                 checked_at: chrono::Utc::now(),
                 detail: None,
+                quality: None,
+                messaging_limit: None,
             },
         )
     }

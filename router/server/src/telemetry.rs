@@ -67,6 +67,21 @@ pub const METRICS: &[(&str, MetricKind, &str)] = &[
         "Outbound messages waiting in the outbox, read at each scrape.",
     ),
     (
+        "switchboard_account_quality",
+        MetricKind::Gauge,
+        "Each active account's quality rating as its provider reports it (by account_id, channel): 3 green, 2 yellow, 1 red, 0 unknown; read at each scrape.",
+    ),
+    (
+        "switchboard_account_restrictions",
+        MetricKind::Gauge,
+        "Restrictions and bans the provider reports on each active account (by account_id, channel); read at each scrape.",
+    ),
+    (
+        "switchboard_prices_collected_total",
+        MetricKind::Counter,
+        "Final messages whose price was fetched from the provider and stored (by channel).",
+    ),
+    (
         "switchboard_media_stored_total",
         MetricKind::Counter,
         "Inbound media items fetched from the provider and stored (by channel).",

@@ -19,7 +19,8 @@
 //!   referral. Only the person writing ([`is_person_writing`]: not an echo, not a
 //!   platform's notice) opens the window or changes an opt-out; a notice of a number or
 //!   BSUID change moves its contact ([`contacts::apply_notice`]).
-//! - Provider notifications (account-level, group chats): one multi-row insert.
+//! - Provider notifications (account-level, group chats): one multi-row insert; those that
+//!   report an account's quality, limit or restrictions update its `account_state`.
 //! - Statuses, problems and the rest: per event, in order.
 //! - Notifications: one enqueue for the whole batch, in event order.
 //!
@@ -42,6 +43,7 @@ use crate::inbound::job::{Job, Stored};
 use crate::records::{contacts, conversations};
 use crate::store::entity;
 use crate::store::json_rows::{self, Col::*};
+use crate::tenancy::account_state;
 use crate::tenancy::accounts::Account;
 
 /// One routed event of the batch.
@@ -158,6 +160,21 @@ pub(super) async fn store_jobs<C: ConnectionTrait>(
         .collect();
     if !notes.is_empty() {
         store_notifications(db, jobs, &notes).await?;
+        // The few that report an account's quality, limit or restrictions update it at once.
+        for (it, n) in &notes {
+            if !account_state::STATE_KINDS.contains(&n.kind.as_str()) {
+                continue;
+            }
+            let (tenant, account) = (&it.account.ctx.tenant_id, &it.account.ctx.account_id);
+            let (state, changed) = account_state::report(db, tenant, account, |state| {
+                state.apply(&n.kind, &it.event.raw)
+            })
+            .await?;
+            if changed {
+                let ev = RouterEvent::account_state_changed(tenant, account, &state);
+                notify.push((it.job, it.index, ev));
+            }
+        }
     }
 
     // Everything else, per event, in order.

@@ -324,16 +324,17 @@ mod tests {
         let mut adapters = AdapterRegistry::new();
         adapters.register(Arc::new(FakeAdapter::new()));
         let phones = PhoneParser::with_region("NL").unwrap();
-        let accounts = Arc::new(Accounts::new(
-            store.clone(),
-            cipher,
-            adapters.clone(),
-            phones,
-        ));
         let events = Arc::new(EventBus::new(
             Arc::new(Notify::new()),
             Arc::new(Notify::new()),
             Arc::new(Notify::new()),
+        ));
+        let accounts = Arc::new(Accounts::new(
+            store.clone(),
+            events.clone(),
+            cipher,
+            adapters.clone(),
+            phones,
         ));
         let inbound = Inbound::new(store.clone(), adapters, accounts.clone(), events);
         let tenants = Tenants::new(store.clone());

@@ -1,12 +1,14 @@
 //! Outbound: `send()` accepts a message into the outbox; the delivery engine claims due
 //! entries, paces them per sender and recipient, sends them through the channel's adapter
-//! and records the outcome; reconciliation asks providers about outcomes that never came.
+//! and records the outcome; reconciliation asks providers about outcomes that never came,
+//! and about prices they fill in after the fact (`prices.rs`).
 
 mod claimed;
 pub mod delivery;
 pub(crate) mod fallback;
 mod outcomes;
 mod pacing;
+mod prices;
 pub(crate) mod queue;
 pub mod read_receipts;
 pub mod reconcile;

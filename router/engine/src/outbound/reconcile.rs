@@ -81,6 +81,11 @@ impl Reconciler {
                 ),
                 Err(e) => tracing::warn!(error = %e, "Status reconciliation failed."),
             }
+            match self.collect_prices().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(priced = n, "Collected message prices from the providers."),
+                Err(e) => tracing::warn!(error = %e, "Could not collect message prices."),
+            }
             match self.prune_pending_statuses().await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(

@@ -5,3 +5,4 @@ pub mod contacts;
 pub(crate) mod conversations;
 pub mod queries;
 pub(crate) mod statuses;
+pub mod usage;

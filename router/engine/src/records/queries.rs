@@ -245,6 +245,20 @@ pub struct Records {
 }
 
 impl Records {
+    /// The tenant's message counts and costs in `range`, grouped by `group`
+    /// (`GET /v1/usage`).
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn usage(
+        &self,
+        tenant_id: &str,
+        group: super::usage::GroupBy,
+        range: super::usage::Range,
+    ) -> Result<Vec<super::usage::UsageRow>> {
+        Ok(super::usage::sum(self.store.conn(), tenant_id, group, range).await?)
+    }
+
     pub(crate) fn new(
         store: crate::store::Store,
         adapters: AdapterRegistry,

@@ -415,3 +415,26 @@ pub mod media_uploads {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+/// What a provider reports about an account (migration `m20261207_000004_accounts`).
+pub mod account_state {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "account_state")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub account_id: String,
+        pub tenant_id: String,
+        pub quality: Option<String>,
+        pub messaging_limit: Option<String>,
+        /// JSON list of `Restriction`s.
+        pub restrictions: String,
+        pub updated_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

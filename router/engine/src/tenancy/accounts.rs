@@ -13,12 +13,14 @@ use serde::Serialize;
 use switchboard_core::{AccountContext, Credentials, HealthReport, PhoneNumber, PhoneParser};
 
 use crate::error::{Result, RouterError};
+use crate::events::{EventBus, RouterEvent};
 use crate::ids::{self, now_ms};
 use crate::store::Store;
 use crate::store::crypto::{CredentialCipher, CryptoError};
 use crate::store::entity::channel_accounts;
 use crate::store::is_unique_violation;
 use crate::store::json_rows::{self, Col};
+use crate::tenancy::account_state::{self, AccountState};
 use crate::tenancy::registry::AdapterRegistry;
 
 /// How long a resolved account is trusted before it is read again, so a disconnect made by
@@ -38,6 +40,10 @@ pub struct AccountView {
     pub credential_names: Vec<String>,
     pub created_at: String,
     pub disconnected_at: Option<String>,
+    /// What the provider reports about it: `quality`, `messaging_limit`, `restrictions`,
+    /// `updated_at`.
+    #[serde(flatten)]
+    pub state: AccountState,
 }
 
 /// A resolved account: decrypted context plus what the router needs beside it.
@@ -150,6 +156,7 @@ impl AccountCache {
 /// webhook or an outbox entry belongs to. Owns the account cache.
 pub struct Accounts {
     store: Store,
+    events: Arc<EventBus>,
     cipher: CredentialCipher,
     adapters: AdapterRegistry,
     phones: PhoneParser,
@@ -160,7 +167,11 @@ fn aad(tenant_id: &str, account_id: &str, channel: &str) -> String {
     format!("{tenant_id}|{account_id}|{channel}")
 }
 
-fn view(row: &channel_accounts::Model, credential_names: Vec<String>) -> AccountView {
+fn view(
+    row: &channel_accounts::Model,
+    credential_names: Vec<String>,
+    state: AccountState,
+) -> AccountView {
     AccountView {
         id: row.id.clone(),
         channel: row.channel.clone(),
@@ -170,18 +181,21 @@ fn view(row: &channel_accounts::Model, credential_names: Vec<String>) -> Account
         credential_names,
         created_at: ids::rfc3339(row.created_at),
         disconnected_at: row.disconnected_at.map(ids::rfc3339),
+        state,
     }
 }
 
 impl Accounts {
     pub(crate) fn new(
         store: Store,
+        events: Arc<EventBus>,
         cipher: CredentialCipher,
         adapters: AdapterRegistry,
         phones: PhoneParser,
     ) -> Self {
         Self {
             store,
+            events,
             cipher,
             adapters,
             phones,
@@ -265,6 +279,7 @@ impl Accounts {
         Ok(view(
             &row,
             setup.credentials.names().map(str::to_owned).collect(),
+            AccountState::default(),
         ))
     }
 
@@ -278,13 +293,19 @@ impl Accounts {
             .order_by_asc(channel_accounts::Column::Id)
             .all(self.store.conn())
             .await?;
+        let mut states = account_state::read(
+            self.store.conn(),
+            rows.iter().map(|r| r.id.clone()).collect(),
+        )
+        .await?;
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
             let names = self
                 .decrypt(&row)
                 .map(|c| c.names().map(str::to_owned).collect())
                 .unwrap_or_default();
-            out.push(view(&row, names));
+            let state = states.remove(&row.id).unwrap_or_default();
+            out.push(view(&row, names, state));
         }
         Ok(out)
     }
@@ -300,7 +321,11 @@ impl Accounts {
         am.disconnected_at = Set(Some(row.disconnected_at.unwrap_or_else(now_ms)));
         let row = sea_orm::ActiveModelTrait::update(am, self.store.write_conn()).await?;
         self.clear_cache();
-        Ok(view(&row, Vec::new()))
+        let state = account_state::read(self.store.conn(), vec![row.id.clone()])
+            .await?
+            .remove(&row.id)
+            .unwrap_or_default();
+        Ok(view(&row, Vec::new(), state))
     }
 
     /// Checks an account's credentials against its provider.
@@ -314,7 +339,83 @@ impl Accounts {
             .adapters
             .get(&row.channel)
             .ok_or(RouterError::NotFound("channel"))?;
-        Ok(adapter.check_health(&ctx).await)
+        let report = adapter.check_health(&ctx).await;
+        let known = account_state::read(self.store.conn(), vec![row.id.clone()])
+            .await?
+            .remove(&row.id)
+            .unwrap_or_default();
+        self.record_health(&row, &report, &known).await;
+        Ok(report)
+    }
+
+    /// Every active account's channel and reported state (nothing reported: the default),
+    /// for the metrics scrape.
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn reported_states(&self) -> Result<Vec<(AccountView, AccountState)>> {
+        let rows = channel_accounts::Entity::find()
+            .filter(channel_accounts::Column::Active.eq(true))
+            .order_by_asc(channel_accounts::Column::Id)
+            .all(self.store.conn())
+            .await?;
+        let mut states = account_state::read(
+            self.store.conn(),
+            rows.iter().map(|r| r.id.clone()).collect(),
+        )
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|row| {
+                let state = states.remove(&row.id).unwrap_or_default();
+                (view(row, Vec::new(), state.clone()), state)
+            })
+            .collect())
+    }
+
+    /// Keeps what a health check read about the sender (quality rating, limit tier) in its
+    /// state, telling the product when that changed. Returns the state after it, or `None`
+    /// when the check read neither or the write failed (logged: the check's answer stands).
+    /// `known` is the state read before the check: when the reading changes nothing, nothing
+    /// is written (monitors poll every few seconds).
+    async fn record_health(
+        &self,
+        row: &channel_accounts::Model,
+        report: &HealthReport,
+        known: &AccountState,
+    ) -> Option<AccountState> {
+        if report.quality.is_none() && report.messaging_limit.is_none() {
+            return None;
+        }
+        let read = (report.quality.as_deref(), report.messaging_limit.as_deref());
+        if !known.with_health(read.0, read.1).differs(known) {
+            return Some(known.clone());
+        }
+        let stored = async {
+            let txn = self.store.write_txn().await?;
+            let (state, changed) = account_state::report(&txn, &row.tenant_id, &row.id, |s| {
+                s.with_health(report.quality.as_deref(), report.messaging_limit.as_deref())
+            })
+            .await?;
+            let events: Vec<RouterEvent> = changed
+                .then(|| RouterEvent::account_state_changed(&row.tenant_id, &row.id, &state))
+                .into_iter()
+                .collect();
+            crate::notify::queue::enqueue_known(&txn, &events, &HashMap::new()).await?;
+            txn.commit().await?;
+            Ok::<_, sea_orm::DbErr>((state, events))
+        }
+        .await;
+        match stored {
+            Ok((state, events)) => {
+                self.events.publish(events);
+                Some(state)
+            }
+            Err(e) => {
+                tracing::warn!(account_id = %row.id, error = %e, "Could not store what the health check read about the account.");
+                None
+            }
+        }
     }
 
     pub(crate) async fn account_row(
@@ -539,16 +640,42 @@ impl Accounts {
             .order_by_asc(channel_accounts::Column::Id)
             .all(self.store.conn())
             .await?;
-        let checks = rows.into_iter().map(|row| async move {
-            let report = match (self.context(&row), self.adapters.get(&row.channel)) {
-                (Ok(ctx), Some(adapter)) => adapter.check_health(&ctx).await,
-                (Err(e), _) => down(e.to_string()),
-                (_, None) => down("the channel is not enabled in this build".into()),
-            };
-            (view(&row, Vec::new()), report)
+        let mut states = account_state::read(
+            self.store.conn(),
+            rows.iter().map(|r| r.id.clone()).collect(),
+        )
+        .await?;
+        let checks = rows.into_iter().map(|row| {
+            let state = states.remove(&row.id).unwrap_or_default();
+            async move {
+                let mut report = match (self.context(&row), self.adapters.get(&row.channel)) {
+                    (Ok(ctx), Some(adapter)) => adapter.check_health(&ctx).await,
+                    (Err(e), _) => down(e.to_string()),
+                    (_, None) => down("the channel is not enabled in this build".into()),
+                };
+                let state = self
+                    .record_health(&row, &report, &state)
+                    .await
+                    .unwrap_or(state);
+                degrade_at_risk(&mut report, &state);
+                (view(&row, Vec::new(), state), report)
+            }
         });
         Ok(futures::future::join_all(checks).await)
     }
+}
+
+/// An account the provider reports at risk (yellow or red quality, a restriction or ban)
+/// is at best `degraded`, and the reason joins the check's own detail.
+fn degrade_at_risk(report: &mut HealthReport, state: &AccountState) {
+    let Some(risk) = state.risk() else { return };
+    if report.status == switchboard_core::HealthStatus::Up {
+        report.status = switchboard_core::HealthStatus::Degraded;
+    }
+    report.detail = Some(match report.detail.take() {
+        Some(detail) => format!("{detail}; {risk}"),
+        None => risk,
+    });
 }
 
 fn down(detail: String) -> HealthReport {
@@ -557,6 +684,8 @@ fn down(detail: String) -> HealthReport {
         latency: Duration::ZERO,
         checked_at: chrono::Utc::now(),
         detail: Some(detail),
+        quality: None,
+        messaging_limit: None,
     }
 }
 

@@ -92,6 +92,7 @@ pub(super) async fn verify(
         latency,
         checked_at,
         detail,
+        ..
     } = state.router.accounts().verify(&p.tenant_id, &id).await?;
     Ok(Json(Verification {
         account_id: id,

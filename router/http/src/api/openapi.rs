@@ -369,6 +369,13 @@ fn paths(channels: &Channels) -> Value {
                 "404": error("no such contact for this tenant (`not_found`)")
             }))
         },
+        "/v1/usage": {
+            "get": operation("getUsage", "usage", "Messages and, where providers report prices, their cost per currency, summed per channel, account, pricing category or day", json!({
+                "200": ok("the sums, ordered by key", json!({"type": "object", "required": ["data"], "properties": {
+                    "data": {"type": "array", "items": schema_ref("Usage")}}})),
+                "400": invalid("`invalid_range`, `invalid_group_by`, `invalid_query`")
+            }))
+        },
     });
     for (path, op, name, description) in [
         ("/v1/accounts/{id}", "delete", "id", "account id"),
@@ -407,6 +414,14 @@ fn paths(channels: &Channels) -> Value {
                 .collect(),
         );
     }
+    paths["/v1/usage"]["get"]["parameters"] = json!([
+        {"name": "from", "in": "query", "required": false, "schema": {"type": "string"},
+         "description": "RFC 3339 time or date (UTC), inclusive; default 30 days before `to`"},
+        {"name": "to", "in": "query", "required": false, "schema": {"type": "string"},
+         "description": "RFC 3339 time (exclusive) or date (its whole day included); default now"},
+        {"name": "group_by", "in": "query", "required": false,
+         "schema": {"type": "string", "enum": ["channel", "account", "category", "day"], "default": "channel"}}
+    ]);
     paths["/v1/contacts"]["get"]["parameters"] = json!([{
         "name": "phone", "in": "query", "required": true,
         "description": "a number in any spelling (`+31 6 1234 5678`, `whatsapp:+31612345678`, `0031612345678`, `31612345678`) or a BSUID",
@@ -657,11 +672,24 @@ fn schemas(channels: &Channels) -> Value {
             credentials_schema(adapter.as_ref()),
         );
     }
-    map.insert("Account".into(), json!({"type": "object", "required": ["id", "channel", "address", "active", "credential_names", "created_at"], "properties": {
+    map.insert("Account".into(), json!({"type": "object", "required": ["id", "channel", "address", "active", "credential_names", "created_at", "quality", "messaging_limit", "restrictions", "updated_at"], "properties": {
             "id": {"type": "string"}, "channel": {"type": "string"}, "address": {"type": "string", "description": "E.164"},
             "active": {"type": "boolean"}, "rate_per_second": nullable("integer"),
             "credential_names": {"type": "array", "items": {"type": "string"}, "description": "names only; values are never returned"},
-            "created_at": time, "disconnected_at": nullable_time}}));
+            "created_at": time, "disconnected_at": nullable_time,
+            "quality": {"type": "string", "enum": ["green", "yellow", "red", "unknown"], "description": "the sender's quality rating as the provider reports it"},
+            "messaging_limit": {"type": ["string", "null"], "description": "the provider's messaging limit tier (Meta: TIER_250 … TIER_UNLIMITED)"},
+            "restrictions": {"type": "array", "description": "restrictions and bans the provider reports", "items": {"type": "object", "required": ["type", "source"], "properties": {
+                "type": {"type": "string", "description": "e.g. RESTRICTED_BIZ_INITIATED_MESSAGING, DISABLED, SCHEDULED_FOR_DISABLE"},
+                "until": {"type": "string", "description": "when it ends or takes effect, as the provider wrote it"},
+                "source": {"type": "string", "enum": ["ban", "restriction", "alert"], "description": "what reported it"}}}},
+            "updated_at": {"type": ["string", "null"], "format": "date-time", "description": "when the provider last reported a change"}}}));
+    map.insert("Usage".into(), json!({"type": "object", "required": ["key", "inbound", "outbound", "cost"], "properties": {
+            "key": {"type": ["string", "null"], "description": "channel, account id, pricing category (null: none reported) or day (YYYY-MM-DD, UTC)"},
+            "inbound": {"type": "integer"}, "outbound": {"type": "integer"},
+            "cost": {"type": "array", "items": {"type": "object", "required": ["currency", "amount"], "properties": {
+                "currency": {"type": "string", "description": "ISO 4217"},
+                "amount": {"type": "string", "description": "exact decimal, e.g. \"0.2250\" (Twilio's negative prices count as their magnitude)"}}}}}}));
     map.insert("Verification".into(), json!({"type": "object", "required": ["account_id", "status", "latency_ms", "checked_at"], "properties": {
             "account_id": {"type": "string"}, "status": {"type": "string", "enum": ["up", "degraded", "down"]},
             "latency_ms": {"type": "integer"}, "checked_at": time, "detail": nullable("string")}}));
@@ -918,7 +946,7 @@ fn build(channels: &Channels) -> Value {
         "security": [{"bearer": []}],
         "tags": [
             {"name": "accounts"}, {"name": "keys"}, {"name": "messages"}, {"name": "conversations"},
-            {"name": "contacts"}, {"name": "webhooks"}, {"name": "monitors"}, {"name": "meta"}
+            {"name": "contacts"}, {"name": "usage"}, {"name": "webhooks"}, {"name": "monitors"}, {"name": "meta"}
         ],
         "paths": paths(channels),
         "components": {

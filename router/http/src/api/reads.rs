@@ -1,4 +1,4 @@
-//! Conversations and contacts.
+//! Conversations, contacts and usage.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -9,6 +9,7 @@ use crate::AppState;
 use switchboard_router::error::RouterError;
 use switchboard_router::records::contacts::ContactView;
 use switchboard_router::records::queries::{ConversationView, MessageView, Page, PageRequest};
+use switchboard_router::records::usage::{GroupBy, Range, UsageRow};
 
 #[derive(Deserialize)]
 pub(super) struct PageQuery {
@@ -74,4 +75,34 @@ pub(super) async fn contact(
             .find_contact(&p.tenant_id, &phone)
             .await?,
     ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct UsageQuery {
+    from: Option<String>,
+    to: Option<String>,
+    group_by: Option<String>,
+}
+
+#[derive(serde::Serialize)]
+pub(super) struct UsageList {
+    data: Vec<UsageRow>,
+}
+
+/// The tenant's message counts and costs per channel, account, category or day.
+pub(super) async fn usage(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    ApiQuery(q): ApiQuery<UsageQuery>,
+) -> ApiResult<Json<UsageList>> {
+    let group = GroupBy::parse(q.group_by.as_deref())?;
+    let range = Range::parse(q.from.as_deref(), q.to.as_deref())?;
+    Ok(Json(UsageList {
+        data: state
+            .router
+            .records()
+            .usage(&p.tenant_id, group, range)
+            .await?,
+    }))
 }
