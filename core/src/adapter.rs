@@ -654,6 +654,23 @@ pub trait ChannelAdapter: Send + Sync + 'static {
         )))
     }
 
+    /// Lists the account's message templates at the provider, every page.
+    /// `business_account_id` is the provider's business account when the router learned
+    /// it from the account's webhooks (Meta's WABA id); a credential naming it wins.
+    ///
+    /// # Errors
+    /// [`ChannelError`]; `Unsupported` by default.
+    async fn list_templates(
+        &self,
+        _account: &AccountContext,
+        _business_account_id: Option<&str>,
+    ) -> Result<Vec<crate::ProviderTemplate>, ChannelError> {
+        Err(ChannelError::unsupported(format!(
+            "{} has no template catalog",
+            self.channel()
+        )))
+    }
+
     /// Marks an inbound message (and those before it) as read at the provider and, with
     /// `typing`, shows the person a typing indicator where the channel has one
     /// (`Capabilities::read_receipts`, `Capabilities::typing_indicator`).
