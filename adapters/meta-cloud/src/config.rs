@@ -20,6 +20,9 @@ pub const CRED_ACCESS_TOKEN: &str = "access_token";
 pub const CRED_APP_SECRET: &str = "app_secret";
 /// Credential: the string Meta echoes in the subscription handshake.
 pub const CRED_VERIFY_TOKEN: &str = "verify_token";
+/// Credential (optional): the WhatsApp Business Account id that owns the number, where its
+/// templates live (meta.md §13.3); learned from the account's webhooks when not given.
+pub const CRED_WABA_ID: &str = "waba_id";
 
 /// The credentials an account is connected with.
 pub const CREDENTIAL_FIELDS: &[CredentialField] = &[
@@ -46,6 +49,12 @@ pub const CREDENTIAL_FIELDS: &[CredentialField] = &[
         secret: true,
         required: true,
         description: "the verify token entered in the app's webhook settings, echoed in the subscription handshake",
+    },
+    CredentialField {
+        name: CRED_WABA_ID,
+        secret: false,
+        required: false,
+        description: "the WhatsApp Business Account id (digits) whose templates the number sends; learned from its webhooks when not given",
     },
 ];
 
