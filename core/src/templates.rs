@@ -62,10 +62,7 @@ pub fn placeholders(text: &str) -> Vec<String> {
         let after = &rest[start + 2..];
         let Some(end) = after.find("}}") else { break };
         let key = after[..end].trim();
-        let is_key = !key.is_empty()
-            && key
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_');
+        let is_key = !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
         if is_key && !keys.iter().any(|k| k == key) {
             keys.push(key.to_owned());
         }

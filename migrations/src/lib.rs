@@ -18,6 +18,7 @@ mod m20261121_000004_pending_statuses_received;
 mod m20261206_000001_message_request_hash;
 mod m20261207_000001_fallback;
 mod m20261207_000002_content_model;
+mod m20261207_000003_templates;
 
 /// Outbound messages handed to the provider (status `accepted` .. `sent`, ranks 20..40 of
 /// `MessageStatus::rank`) and not settled yet: the predicate of the partial index
@@ -38,6 +39,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000001_message_request_hash::Migration),
             Box::new(m20261207_000001_fallback::Migration),
             Box::new(m20261207_000002_content_model::Migration),
+            Box::new(m20261207_000003_templates::Migration),
         ]
     }
 }

@@ -317,6 +317,15 @@ impl Accounts {
         Ok(adapter.check_health(&ctx).await)
     }
 
+    /// The tenant's account `account_id`.
+    ///
+    /// # Errors
+    /// `not_found` for another tenant's or an unknown id; a database error.
+    pub async fn account_view(&self, tenant_id: &str, account_id: &str) -> Result<AccountView> {
+        let row = self.account_row(tenant_id, account_id).await?;
+        Ok(view(&row, Vec::new()))
+    }
+
     pub(crate) async fn account_row(
         &self,
         tenant_id: &str,

@@ -37,6 +37,11 @@ pub(super) async fn connect(
             body.rate_per_second,
         )
         .await?;
+    // The new account's template catalog, fetched in the background.
+    state
+        .router
+        .templates()
+        .request_sync(&p.tenant_id, &view.id);
     Ok((StatusCode::CREATED, Json(view)))
 }
 
