@@ -157,8 +157,8 @@ impl Inbound {
         })
     }
 
-    /// Starts a catalog sync of each account a template notification of the webhook concerns
-    /// (its row already shows the change; the sync brings the rest).
+    /// Queues a catalog sync of each account a template notification of the webhook
+    /// concerns (its row already shows the change; the sync brings the rest).
     fn sync_templates_named_by(&self, job: &Job) {
         let mut synced = std::collections::BTreeSet::new();
         for event in &job.parsed.events {
@@ -175,7 +175,7 @@ impl Inbound {
             {
                 if synced.insert(account.ctx.account_id.clone()) {
                     self.templates
-                        .request_sync(&account.ctx.tenant_id, &account.ctx.account_id);
+                        .queue_sync(&account.ctx.tenant_id, &account.ctx.account_id);
                 }
             }
         }

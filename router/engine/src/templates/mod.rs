@@ -16,7 +16,7 @@ use sea_orm::{
 };
 use serde::Serialize;
 use switchboard_core::{ErrorKind, ProviderTemplate, Template, TemplateMismatch, TemplateVariable};
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 
 use crate::error::{Result, RouterError};
 use crate::ids::{self, now_ms};
@@ -86,6 +86,9 @@ pub struct Templates {
     interval: Duration,
     /// Accounts with a sync running, so a burst of webhooks starts one.
     running: Mutex<BTreeSet<String>>,
+    /// Accounts (tenant, account) waiting for the worker's next sync.
+    queued: Mutex<BTreeSet<(String, String)>>,
+    wake: Notify,
 }
 
 fn view(row: templates::Model) -> TemplateView {
@@ -135,6 +138,8 @@ impl Templates {
             accounts,
             interval,
             running: Mutex::new(BTreeSet::new()),
+            queued: Mutex::new(BTreeSet::new()),
+            wake: Notify::new(),
         }
     }
 
@@ -196,17 +201,38 @@ impl Templates {
         });
     }
 
-    /// Syncs every active account whose channel has templates, every `interval`, until
-    /// `shutdown` turns true.
+    /// Queues a sync of the account for the template worker ([`Templates::run`]): what a
+    /// new account and a template webhook ask for. Without running workers, nothing syncs.
+    pub fn queue_sync(&self, tenant_id: &str, account_id: &str) {
+        self.queued
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert((tenant_id.to_owned(), account_id.to_owned()));
+        self.wake.notify_one();
+    }
+
+    /// The template worker: syncs queued accounts as they are queued, and every active
+    /// account every `interval`, until `shutdown` turns true.
     pub(crate) async fn run(self: &Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let mut next_pass = tokio::time::Instant::now() + self.interval;
         loop {
-            tokio::select! {
-                () = tokio::time::sleep(self.interval) => {}
-                changed = shutdown.changed() => if changed.is_err() { break },
-            }
+            let periodic = tokio::select! {
+                () = tokio::time::sleep_until(next_pass) => true,
+                () = self.wake.notified() => false,
+                changed = shutdown.changed() => if changed.is_err() { break } else { false },
+            };
             if *shutdown.borrow() {
                 break;
             }
+            let queued =
+                std::mem::take(&mut *self.queued.lock().unwrap_or_else(PoisonError::into_inner));
+            for (tenant_id, account_id) in queued {
+                self.request_sync(&tenant_id, &account_id);
+            }
+            if !periodic {
+                continue;
+            }
+            next_pass = tokio::time::Instant::now() + self.interval;
             match channel_accounts::Entity::find()
                 .filter(channel_accounts::Column::Active.eq(true))
                 .all(self.store.conn())
