@@ -4,20 +4,24 @@
 //! send-time refusal, the warning of a send from a never-synced account, and one tenant
 //! never seeing another's catalog. On SQLite and PostgreSQL.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::{Value, json};
+use switchboard_meta_cloud::MetaCloud;
 use switchboard_meta_cloud::testing::FakeGraph;
 use switchboard_meta_cloud::testing::{self as meta, WABA_ID, graph_template};
 use switchboard_router::Router;
+use switchboard_router::store::crypto::CredentialCipher;
 use switchboard_twilio::testing::{
     FakeTwilio, TEST_ACCOUNT_SID, TEST_AUTH_TOKEN, TEST_TEMPLATE_SID,
 };
+use switchboard_twilio::{TwilioConfig, TwilioWhatsApp};
 
 use crate::support::api::{Reply, reply};
 use crate::support::providers::{
-    APP_SECRET, META_NUMBER, META_TOKEN, PERSON, PNID, TWILIO_NUMBER, builder, fakes,
+    APP_SECRET, META_NUMBER, META_TOKEN, PERSON, PNID, PUBLIC, TWILIO_NUMBER, fakes,
 };
 use crate::support::{TestDb, on_each_backend};
 
@@ -44,7 +48,14 @@ impl Drop for Site {
 /// Meta account (`waba_id` given when `waba_id`) and a Twilio WhatsApp account.
 async fn site(db: &TestDb, waba_id: Option<&str>) -> Site {
     let (twilio, graph) = fakes().await;
-    let router = builder(db, &twilio, &graph).await.build();
+    let cipher = CredentialCipher::from_base64(&CredentialCipher::generate_key()).unwrap();
+    let router = Router::builder(db.store().await, cipher)
+        .adapter(Arc::new(TwilioWhatsApp::new(TwilioConfig {
+            public_url: PUBLIC.into(),
+            ..twilio.config()
+        })))
+        .adapter(Arc::new(MetaCloud::new(graph.config())))
+        .build();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let app = switchboard_http::app(switchboard_http::AppState::new(router.clone(), None));
@@ -207,7 +218,7 @@ async fn a_meta_catalog_syncs_every_page_and_drops_what_meta_removed() {
             .into_iter()
             .filter(|r| r.path.ends_with("/message_templates"))
             .count();
-        assert_eq!(pages, 3, "100 + 100 + 30 a page");
+        assert_eq!(pages, 3, "100 + 100 + 30 a page: {:?}", s.graph.requests());
         let one = s.templates("?name=t_007").await;
         assert_eq!(one.len(), 1);
         assert_eq!(one[0]["channel"], "meta-whatsapp");

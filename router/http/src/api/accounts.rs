@@ -37,11 +37,11 @@ pub(super) async fn connect(
             body.rate_per_second,
         )
         .await?;
-    // The new account's template catalog, fetched in the background.
+    // The new account's template catalog, fetched by the template worker.
     state
         .router
         .templates()
-        .request_sync(&p.tenant_id, &view.id);
+        .queue_sync(&p.tenant_id, &view.id);
     Ok((StatusCode::CREATED, Json(view)))
 }
 
