@@ -38,10 +38,7 @@ pub(super) async fn connect(
         )
         .await?;
     // The new account's template catalog, fetched by the template worker.
-    state
-        .router
-        .templates()
-        .queue_sync(&p.tenant_id, &view.id);
+    state.router.templates().queue_sync(&p.tenant_id, &view.id);
     Ok((StatusCode::CREATED, Json(view)))
 }
 

@@ -267,7 +267,7 @@ fn paths(channels: &Channels) -> Value {
             "404": error("`to` (a contact id), `reply_to` or `reaction.message_id` names nothing of this tenant (`not_found`)"),
             "409": error("the idempotency key was first used with another request (`idempotency_key_reused`); the same request again answers the first message"),
             "413": error("the body is over 1 MiB (`body_too_large`)"),
-            "422": error(&format!("free-form message outside the channel's customer-service window (`outside_service_window`; {}) or the contact opted out (`opted_out`); content the channel (or a `fallback` channel, without a `text` alternative) cannot carry (`unsupported_content`, naming the channel and the part; {})", service_windows_text(channels), carried_text(channels)))
+            "422": error(&format!("free-form message outside the channel's customer-service window (`outside_service_window`; {}) or the contact opted out (`opted_out`); content the channel (or a `fallback` channel, without a `text` alternative) cannot carry (`unsupported_content`, naming the channel and the part; {}); a template the sending account's synced catalog does not have in that language (`template_not_found`), has but not approved (`template_not_approved`), or whose variables or media header the send does not match (`template_variables_mismatch`) — an account whose catalog was never synced sends unchecked, noted `template_not_checked` in the message's status history", service_windows_text(channels), carried_text(channels)))
         }),
     );
     send["requestBody"] = body("SendRequest");
@@ -325,6 +325,21 @@ fn paths(channels: &Channels) -> Value {
                 "404": error("no such account for this tenant (`not_found`)")
             }))
         },
+        "/v1/accounts/{id}/templates/sync": {
+            "post": operation("syncTemplates", "templates", "Fetch the account's templates from its provider now, in the background (also done on connect, periodically and on the provider's template webhooks; admin key)", json!({
+                "202": ok("the sync started", json!({"type": "object", "required": ["account_id", "status"],
+                    "properties": {"account_id": {"type": "string"}, "status": {"type": "string", "enum": ["syncing"]}}})),
+                "403": admin(),
+                "404": error("no such account for this tenant (`not_found`)")
+            }))
+        },
+        "/v1/templates": {
+            "get": operation("listTemplates", "templates", "The tenant's templates from every connected account's synced catalog", json!({
+                "200": ok("the templates (one page)", json!({"type": "object", "required": ["data", "next_cursor"],
+                    "properties": {"data": {"type": "array", "items": schema_ref("Template")}, "next_cursor": {"type": "null"}}})),
+                "400": invalid("`invalid_query` (an unknown parameter)")
+            }))
+        },
         "/v1/keys": {
             "post": create_key,
             "get": operation("listApiKeys", "keys", "The tenant's API keys, revoked ones included; never their secrets (admin key)", json!({
@@ -374,6 +389,12 @@ fn paths(channels: &Channels) -> Value {
         ("/v1/accounts/{id}", "delete", "id", "account id"),
         ("/v1/accounts/{id}/verify", "post", "id", "account id"),
         (
+            "/v1/accounts/{id}/templates/sync",
+            "post",
+            "id",
+            "account id",
+        ),
+        (
             "/v1/keys/{id}",
             "delete",
             "id",
@@ -407,6 +428,11 @@ fn paths(channels: &Channels) -> Value {
                 .collect(),
         );
     }
+    paths["/v1/templates"]["get"]["parameters"] = json!([
+        {"name": "account_id", "in": "query", "required": false, "description": "only this account's", "schema": {"type": "string"}},
+        {"name": "status", "in": "query", "required": false, "description": "only this status (`approved`, `pending`, `rejected`, `paused`, `disabled`, Twilio's `unsubmitted` and `received`…), any case", "schema": {"type": "string"}},
+        {"name": "name", "in": "query", "required": false, "description": "only this name (Twilio: the Content SID)", "schema": {"type": "string"}}
+    ]);
     paths["/v1/contacts"]["get"]["parameters"] = json!([{
         "name": "phone", "in": "query", "required": true,
         "description": "a number in any spelling (`+31 6 1234 5678`, `whatsapp:+31612345678`, `0031612345678`, `31612345678`) or a BSUID",
@@ -662,6 +688,19 @@ fn schemas(channels: &Channels) -> Value {
             "active": {"type": "boolean"}, "rate_per_second": nullable("integer"),
             "credential_names": {"type": "array", "items": {"type": "string"}, "description": "names only; values are never returned"},
             "created_at": time, "disconnected_at": nullable_time}}));
+    map.insert("Template".into(), json!({"type": "object",
+        "required": ["id", "account_id", "channel", "provider_id", "name", "language", "category", "status", "quality", "rejection_reason", "components", "variables", "updated_at", "synced_at"],
+        "properties": {
+            "id": {"type": "string"}, "account_id": {"type": "string"}, "channel": {"type": "string"},
+            "provider_id": {"type": "string", "description": "Meta's template id; Twilio's Content SID"},
+            "name": {"type": "string", "description": "what a send names (Twilio: the Content SID)"},
+            "language": {"type": "string"},
+            "category": nullable("string"), "status": {"type": "string", "description": "the provider's status, lower case"},
+            "quality": nullable("string"), "rejection_reason": nullable("string"),
+            "components": {"description": "the provider's components (Meta) or content types (Twilio), as it lists them"},
+            "variables": {"type": "array", "items": {"type": "object", "required": ["key", "example"],
+                "properties": {"key": {"type": "string"}, "example": nullable("string")}}},
+            "updated_at": time.clone(), "synced_at": time.clone()}}));
     map.insert("Verification".into(), json!({"type": "object", "required": ["account_id", "status", "latency_ms", "checked_at"], "properties": {
             "account_id": {"type": "string"}, "status": {"type": "string", "enum": ["up", "degraded", "down"]},
             "latency_ms": {"type": "integer"}, "checked_at": time, "detail": nullable("string")}}));
@@ -917,7 +956,7 @@ fn build(channels: &Channels) -> Value {
         },
         "security": [{"bearer": []}],
         "tags": [
-            {"name": "accounts"}, {"name": "keys"}, {"name": "messages"}, {"name": "conversations"},
+            {"name": "accounts"}, {"name": "templates"}, {"name": "keys"}, {"name": "messages"}, {"name": "conversations"},
             {"name": "contacts"}, {"name": "webhooks"}, {"name": "monitors"}, {"name": "meta"}
         ],
         "paths": paths(channels),
