@@ -364,7 +364,13 @@ mod tests {
             Arc::new(Notify::new()),
             Arc::new(Notify::new()),
         ));
-        let inbound = Inbound::new(store.clone(), adapters, accounts.clone(), events);
+        let templates = Arc::new(Templates::new(
+            store.clone(),
+            adapters.clone(),
+            accounts.clone(),
+            std::time::Duration::from_secs(3600),
+        ));
+        let inbound = Inbound::new(store.clone(), adapters, accounts.clone(), events, templates);
         let tenants = Tenants::new(store.clone());
         let tenant = tenants.create("acme").await.unwrap().tenant_id;
         accounts

@@ -100,46 +100,69 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// The changes with each column by name.
+    fn named(kind: &str, value: &Value) -> Vec<(String, Option<String>)> {
+        changes(kind, value)
+            .into_iter()
+            .map(|(c, v)| (format!("{c:?}"), v))
+            .collect()
+    }
+
+    fn change(column: &str, to: &str) -> (String, Option<String>) {
+        (column.to_owned(), Some(to.to_owned()))
+    }
+
     #[test]
     fn each_template_webhook_names_its_change() {
-        let approved = changes(STATUS, &json!({"event": "APPROVED", "reason": "NONE"}));
         assert_eq!(
-            approved[0],
-            (templates::Column::Status, Some("approved".into()))
-        );
-        let rejected = changes(
-            STATUS,
-            &json!({"event": "REJECTED", "reason": "INVALID_FORMAT"}),
+            named(STATUS, &json!({"event": "APPROVED", "reason": "NONE"})),
+            [
+                change("Status", "approved"),
+                ("RejectionReason".into(), None)
+            ]
         );
         assert_eq!(
-            rejected[1],
-            (
-                templates::Column::RejectionReason,
-                Some("INVALID_FORMAT".into())
-            )
+            named(
+                STATUS,
+                &json!({"event": "REJECTED", "reason": "INVALID_FORMAT"})
+            ),
+            [
+                change("Status", "rejected"),
+                change("RejectionReason", "INVALID_FORMAT")
+            ]
         );
-        assert!(changes(STATUS, &json!({"event": "FLAGGED"})).is_empty());
-        let quality = changes(QUALITY, &json!({"new_quality_score": "YELLOW"}));
         assert_eq!(
-            quality[0],
-            (templates::Column::Quality, Some("yellow".into()))
+            named(
+                STATUS,
+                &json!({"event": "REJECTED", "reason": "NONE",
+                "rejection_info": {"reason": "Parameters next to each other"}})
+            )[1],
+            change("RejectionReason", "Parameters next to each other")
+        );
+        assert!(named(STATUS, &json!({"event": "FLAGGED"})).is_empty());
+        assert_eq!(
+            named(STATUS, &json!({"event": "REINSTATED"}))[0],
+            change("Status", "approved")
+        );
+        assert_eq!(
+            named(QUALITY, &json!({"new_quality_score": "YELLOW"})),
+            [change("Quality", "yellow")]
         );
         assert!(
-            changes(
+            named(
                 CATEGORY,
                 &json!({"new_category": "MARKETING", "correct_category": "MARKETING"})
             )
             .is_empty()
         );
-        let done = changes(
-            CATEGORY,
-            &json!({"new_category": "MARKETING", "previous_category": "UTILITY"}),
-        );
         assert_eq!(
-            done[0],
-            (templates::Column::Category, Some("marketing".into()))
+            named(
+                CATEGORY,
+                &json!({"new_category": "MARKETING", "previous_category": "UTILITY"})
+            ),
+            [change("Category", "marketing")]
         );
-        assert!(changes(COMPONENTS, &json!({})).is_empty());
+        assert!(named(COMPONENTS, &json!({})).is_empty());
         assert!(is_template_kind(COMPONENTS) && !is_template_kind("account_update"));
     }
 }
