@@ -54,4 +54,7 @@ pub use outbound::{OutboundMessage, Recipient, SendReceipt};
 pub use phone::{PhoneError, PhoneNumber, PhoneParser};
 pub use secrecy;
 pub use status::MessageStatus;
-pub use templates::{ProviderTemplate, TemplateMismatch, TemplateVariable};
+pub use templates::{
+    ProviderTemplate, SubmittedButton, SubmittedHeader, TemplateMismatch, TemplateSubmission,
+    TemplateVariable,
+};

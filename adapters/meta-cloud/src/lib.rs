@@ -223,6 +223,22 @@ impl ChannelAdapter for MetaCloud {
         templates::list(&self.client, &self.config, account, business_account_id).await
     }
 
+    async fn submit_template(
+        &self,
+        account: &AccountContext,
+        business_account_id: Option<&str>,
+        submission: &switchboard_core::TemplateSubmission,
+    ) -> Result<switchboard_core::ProviderTemplate, ChannelError> {
+        templates::submit(
+            &self.client,
+            &self.config,
+            account,
+            business_account_id,
+            submission,
+        )
+        .await
+    }
+
     async fn mark_read(
         &self,
         account: &AccountContext,

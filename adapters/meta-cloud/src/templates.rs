@@ -1,11 +1,11 @@
 //! The template catalog: `GET /{waba_id}/message_templates`, every page (meta.md §13.1),
-//! read into [`ProviderTemplate`]s.
+//! read into [`ProviderTemplate`]s; and submission, `POST /{waba_id}/message_templates`.
 
 use std::collections::BTreeMap;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use switchboard_core::{
-    AccountContext, ChannelError, Exchange, ProviderTemplate, TemplateVariable,
+    AccountContext, ChannelError, Exchange, ProviderTemplate, TemplateSubmission, TemplateVariable,
 };
 
 use crate::config::{CRED_WABA_ID, MetaConfig, is_graph_id};
@@ -77,6 +77,87 @@ pub(crate) async fn list(
     Err(ChannelError::transient(format!(
         "the Graph API listed more than {MAX_PAGES} pages of templates"
     )))
+}
+
+/// Creates the template on the account's WABA: `POST /{waba_id}/message_templates`
+/// (meta.md §13.1-§13.2), and returns it as Meta answered (`id`, `status`, `category`).
+pub(crate) async fn submit(
+    client: &reqwest::Client,
+    config: &MetaConfig,
+    account: &AccountContext,
+    learned_waba_id: Option<&str>,
+    submission: &TemplateSubmission,
+) -> Result<ProviderTemplate, ChannelError> {
+    let (_, token) = account_keys(account)?;
+    let waba = waba_id(account, learned_waba_id)?;
+    let body = create_body(submission);
+    let url = format!("{}/message_templates", config.node_url(waba));
+    let (_, bytes) = crate::send::post_json(client, &url, token, &body).await?;
+    let answer: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    let Some(id) = answer["id"].as_str() else {
+        return Err(ChannelError::transient(
+            "the Graph API created a template without answering its id",
+        ));
+    };
+    let mut created = body.clone();
+    created["id"] = Value::from(id);
+    created["status"] = answer["status"].clone();
+    if let Some(category) = answer["category"].as_str() {
+        created["category"] = Value::from(category);
+    }
+    from_graph(&created).ok_or_else(|| ChannelError::transient("unreadable created template"))
+}
+
+/// The create request: components from the body, header, footer, buttons and samples,
+/// in the shapes Meta lists them (§13.1), `parameter_format` in lower case (§13.2).
+pub(crate) fn create_body(s: &TemplateSubmission) -> Value {
+    let mut components = Vec::new();
+    if let Some(h) = &s.header {
+        components.push(json!({"type": "HEADER", "format": "TEXT", "text": h.text}));
+    }
+    let keys = s.placeholders();
+    let positional = s.is_positional();
+    let mut body = json!({"type": "BODY", "text": s.body});
+    if !keys.is_empty() {
+        body["example"] = if positional {
+            let mut ordered: Vec<(u32, &str)> = keys
+                .iter()
+                .filter_map(|k| Some((k.parse().ok()?, s.examples.get(k)?.as_str())))
+                .collect();
+            ordered.sort_unstable();
+            json!({"body_text": [ordered.into_iter().map(|(_, v)| v).collect::<Vec<_>>()]})
+        } else {
+            json!({"body_text_named_params": keys.iter().map(|k| json!({
+                "param_name": k, "example": s.examples.get(k).cloned().unwrap_or_default()
+            })).collect::<Vec<_>>()})
+        };
+    }
+    components.push(body);
+    if let Some(f) = &s.footer {
+        components.push(json!({"type": "FOOTER", "text": f}));
+    }
+    if !s.buttons.is_empty() {
+        let buttons: Vec<Value> = s
+            .buttons
+            .iter()
+            .map(|b| match b.kind.as_str() {
+                "url" => json!({"type": "URL", "text": b.text, "url": b.url}),
+                "phone_number" => {
+                    json!({"type": "PHONE_NUMBER", "text": b.text, "phone_number": b.phone_number})
+                }
+                "copy_code" => json!({"type": "COPY_CODE", "example": b.example}),
+                _ => json!({"type": "QUICK_REPLY", "text": b.text}),
+            })
+            .collect();
+        components.push(json!({"type": "BUTTONS", "buttons": buttons}));
+    }
+    json!({
+        "name": s.name,
+        "language": s.language,
+        "category": s.category.to_ascii_uppercase(),
+        "parameter_format": if positional { "positional" } else { "named" },
+        "components": components,
+    })
 }
 
 /// One authenticated GET, classified like a send's answer.

@@ -561,7 +561,14 @@ async fn handle(
     if let Some(resp) = media_route(&state, &method, &path, bearer.as_deref(), &headers, &body) {
         return resp;
     }
-    if let Some(resp) = templates_route(&state, &method, &path, uri.query(), bearer.as_deref()) {
+    if let Some(resp) = templates_route(
+        &state,
+        &method,
+        &path,
+        uri.query(),
+        bearer.as_deref(),
+        json_body.as_ref(),
+    ) {
         return resp;
     }
     let (scripted, token_ok, health) = {
@@ -620,11 +627,15 @@ fn templates_route(
     path: &str,
     query: Option<&str>,
     bearer: Option<&str>,
+    body: Option<&Value>,
 ) -> Option<Response> {
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let [version, waba, "message_templates"] = segments.as_slice() else {
         return None;
     };
+    if *method == Method::POST {
+        return Some(create_template(state, waba, bearer, body));
+    }
     if method != Method::GET {
         return None;
     }
@@ -667,6 +678,64 @@ fn templates_route(
         200,
         json!({"data": templates[start..end], "paging": paging}),
     ))
+}
+
+/// `POST /{version}/{waba_id}/message_templates`: checks the create body against the
+/// shapes of §13.1-§13.2 (name, language, category, `parameter_format`, a BODY with a
+/// sample per placeholder, known component and button types), then lists the template as
+/// `PENDING` and answers `{"id","status","category"}`.
+fn create_template(
+    state: &Shared,
+    waba: &str,
+    bearer: Option<&str>,
+    body: Option<&Value>,
+) -> Response {
+    let mut s = state.lock();
+    let Some((token, templates)) = s.wabas.get_mut(waba) else {
+        return reply(
+            400,
+            error_envelope(100, "Unsupported post request. Object does not exist"),
+        );
+    };
+    if bearer != Some(token.as_str()) {
+        return reply(401, oauth_error());
+    }
+    let invalid = |why: &str| {
+        reply(
+            400,
+            error_envelope(100, &format!("Invalid parameter: {why}")),
+        )
+    };
+    let Some(body) = body else {
+        return invalid("the body is not JSON");
+    };
+    if let Err(why) = checks::template_create(body) {
+        return invalid(&why);
+    }
+    if templates
+        .iter()
+        .any(|t| t["name"] == body["name"] && t["language"] == body["language"])
+    {
+        return reply(
+            400,
+            error_envelope(2_388_024, "Content in this language already exists"),
+        );
+    }
+    let id = format!("{}", 9_000_000_000_u64 + templates.len() as u64);
+    let mut listed = body.clone();
+    listed["id"] = json!(id);
+    listed["status"] = json!("PENDING");
+    listed["parameter_format"] = json!(
+        body["parameter_format"]
+            .as_str()
+            .unwrap_or("positional")
+            .to_ascii_uppercase()
+    );
+    templates.push(listed);
+    reply(
+        200,
+        json!({"id": id, "status": "PENDING", "category": body["category"]}),
+    )
 }
 
 /// A `message_template_status_update` webhook for the WABA [`WABA_ID`] (meta.md §14.2).

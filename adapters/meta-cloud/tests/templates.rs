@@ -72,3 +72,85 @@ async fn a_refused_token_is_an_auth_error() {
     let e = meta.list_templates(&acct, Some(WABA_ID)).await.unwrap_err();
     assert!(e.is_auth(), "{e:?}");
 }
+
+fn submission(v: serde_json::Value) -> switchboard_core::TemplateSubmission {
+    serde_json::from_value(v).unwrap()
+}
+
+#[tokio::test]
+async fn a_submission_is_created_on_the_waba_with_its_components_and_samples() {
+    let graph = FakeGraph::start().await;
+    graph.set_templates(WABA_ID, TOKEN, vec![]);
+    let meta = MetaCloud::new(graph.config());
+    let acct = account(PNID, "+15550783881", TOKEN, "s", "v");
+    let created = meta
+        .submit_template(
+            &acct,
+            Some(WABA_ID),
+            &submission(
+                serde_json::json!({"name": "order_update", "language": "en_US",
+                "category": "utility", "body": "Hi {{1}}, order {{2}} shipped",
+                "header": {"type": "text", "text": "Your order"}, "footer": "Lucky Shrub",
+                "buttons": [{"type": "url", "text": "Track", "url": "https://x.test/t"},
+                            {"type": "quick_reply", "text": "Stop"}],
+                "examples": {"2": "#1042", "1": "Ana"}}),
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(created.status, "pending");
+    assert_eq!(created.name, "order_update");
+    assert_eq!(created.variables[1].example.as_deref(), Some("#1042"));
+    let req = graph
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "POST")
+        .unwrap();
+    assert_eq!(req.path, format!("/v25.0/{WABA_ID}/message_templates"));
+    assert_eq!(
+        req.body.unwrap(),
+        serde_json::json!({"name": "order_update", "language": "en_US", "category": "UTILITY",
+            "parameter_format": "positional", "components": [
+                {"type": "HEADER", "format": "TEXT", "text": "Your order"},
+                {"type": "BODY", "text": "Hi {{1}}, order {{2}} shipped",
+                 "example": {"body_text": [["Ana", "#1042"]]}},
+                {"type": "FOOTER", "text": "Lucky Shrub"},
+                {"type": "BUTTONS", "buttons": [
+                    {"type": "URL", "text": "Track", "url": "https://x.test/t"},
+                    {"type": "QUICK_REPLY", "text": "Stop"}]}]})
+    );
+    // It is listed now, pending; the same name and language again is Meta's refusal.
+    let listed = meta.list_templates(&acct, Some(WABA_ID)).await.unwrap();
+    assert_eq!(listed[0].provider_id, created.provider_id);
+    assert_eq!(listed[0].status, "pending");
+    let again = meta
+        .submit_template(
+            &acct,
+            Some(WABA_ID),
+            &submission(
+                serde_json::json!({"name": "order_update", "language": "en_US",
+                "category": "utility", "body": "Hi"}),
+            ),
+        )
+        .await
+        .unwrap_err();
+    assert!(again.is_permanent(), "{again:?}");
+    // Named placeholders go as `body_text_named_params`.
+    let named = meta
+        .submit_template(
+            &acct,
+            Some(WABA_ID),
+            &submission(serde_json::json!({"name": "welcome", "language": "en_US",
+                "category": "MARKETING", "body": "Hello {{first_name}}",
+                "examples": {"first_name": "Ana"}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(named.variables[0].key, "first_name");
+    let body = graph.requests().last().unwrap().body.clone().unwrap();
+    assert_eq!(body["parameter_format"], "named");
+    assert_eq!(
+        body["components"][0]["example"],
+        serde_json::json!({"body_text_named_params": [{"param_name": "first_name", "example": "Ana"}]})
+    );
+}
