@@ -275,6 +275,15 @@ impl ChannelAdapter for TwilioWhatsApp {
         templates::list(&self.http, &self.config, account).await
     }
 
+    async fn submit_template(
+        &self,
+        account: &AccountContext,
+        _business_account_id: Option<&str>,
+        submission: &switchboard_core::TemplateSubmission,
+    ) -> Result<switchboard_core::ProviderTemplate, ChannelError> {
+        templates::submit(&self.http, &self.config, account, submission).await
+    }
+
     async fn mark_read(
         &self,
         account: &AccountContext,

@@ -4,16 +4,16 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use switchboard_core::{
-    AccountContext, ChannelError, Exchange, ProviderTemplate, retry_after_header,
-    templates::variables_with_examples,
+    AccountContext, ChannelError, Exchange, ProviderTemplate, TemplateSubmission,
+    retry_after_header, templates::variables_with_examples,
 };
 
 use crate::config::{TwilioConfig, credentials};
 use crate::content_api::{API, is_content_sid, same_api_under};
 use crate::errors::{error_from_response_of, error_from_transport};
-use crate::send::{error_body, get};
+use crate::send::{error_body, get, read};
 
 /// Pages read at most in one listing (1,000 a page: far beyond WhatsApp's 6,000 approved).
 const MAX_PAGES: usize = 50;
@@ -66,6 +66,139 @@ pub(crate) async fn list(
     Err(ChannelError::transient(format!(
         "{API} listed more than {MAX_PAGES} pages of contents"
     )))
+}
+
+/// Submits a template: creates the Content resource (`POST /v1/Content`, §9.2) and asks
+/// for WhatsApp's approval (`POST /v1/Content/{sid}/ApprovalRequests/whatsapp`, §9.5).
+/// Returns the content with the approval as Twilio answered it.
+pub(crate) async fn submit(
+    http: &reqwest::Client,
+    config: &TwilioConfig,
+    account: &AccountContext,
+    submission: &TemplateSubmission,
+) -> Result<ProviderTemplate, ChannelError> {
+    let (sid, token) = credentials(account)?;
+    let base = config.content_api_base();
+    let create = create_request(submission)?;
+    let content = post(
+        http,
+        &format!("{base}/v1/Content"),
+        sid,
+        token,
+        &create,
+        true,
+    )
+    .await?;
+    let content_sid = content["sid"]
+        .as_str()
+        .filter(|s| is_content_sid(s))
+        .ok_or_else(|| ChannelError::transient(format!("{API} created content without a SID")))?
+        .to_owned();
+    let approval_request =
+        json!({"name": submission.name, "category": submission.category.to_ascii_uppercase()});
+    let approval = post(
+        http,
+        &format!("{base}/v1/Content/{content_sid}/ApprovalRequests/whatsapp"),
+        sid,
+        token,
+        &approval_request,
+        true,
+    )
+    .await?;
+    let mut item = content;
+    item["approval_requests"] = approval;
+    from_content(&item)
+        .ok_or_else(|| ChannelError::transient(format!("{API} answered unreadable content")))
+}
+
+/// The `POST /v1/Content` body for a submission (§9.2-§9.3): `twilio/text` without
+/// buttons, `twilio/quick-reply` or `twilio/call-to-action` with them, `whatsapp/card`
+/// with a header or footer.
+pub(crate) fn create_request(s: &TemplateSubmission) -> Result<Value, ChannelError> {
+    let actions: Vec<Value> = s
+        .buttons
+        .iter()
+        .map(|b| match b.kind.as_str() {
+            "url" => json!({"type": "URL", "title": b.text, "url": b.url}),
+            "phone_number" => json!({"type": "PHONE_NUMBER", "title": b.text, "phone": b.phone_number}),
+            "copy_code" => json!({"type": "COPY_CODE",
+                "title": if b.text.is_empty() { "Copy code" } else { b.text.as_str() }, "code": b.example}),
+            _ => json!({"type": "QUICK_REPLY", "title": b.text, "id": b.text}),
+        })
+        .collect();
+    let quick = s.buttons.iter().filter(|b| b.kind == "quick_reply").count();
+    let (kind, mut fields) = if s.header.is_some() || s.footer.is_some() {
+        if s.buttons.iter().any(|b| b.kind == "copy_code") {
+            return Err(ChannelError::invalid(
+                "Twilio's whatsapp/card (a template with a header or footer) has no copy_code button",
+            ));
+        }
+        ("whatsapp/card", json!({"body": s.body}))
+    } else if actions.is_empty() {
+        ("twilio/text", json!({"body": s.body}))
+    } else if quick == actions.len() {
+        ("twilio/quick-reply", json!({"body": s.body}))
+    } else if quick == 0 {
+        ("twilio/call-to-action", json!({"body": s.body}))
+    } else {
+        return Err(ChannelError::invalid(
+            "Twilio's content types do not mix quick_reply with url, phone_number or copy_code buttons",
+        ));
+    };
+    if let Some(h) = &s.header {
+        fields["header_text"] = json!(h.text);
+    }
+    if let Some(f) = &s.footer {
+        fields["footer"] = json!(f);
+    }
+    if !actions.is_empty() {
+        fields["actions"] = Value::Array(actions);
+    }
+    Ok(json!({
+        "friendly_name": s.name,
+        "language": s.language,
+        "variables": s.examples,
+        "types": {kind: fields},
+    }))
+}
+
+/// One authenticated JSON POST to the Content API: the 2xx body, or the classified error.
+async fn post(
+    http: &reqwest::Client,
+    url: &str,
+    sid: &str,
+    token: &str,
+    body: &Value,
+    create: bool,
+) -> Result<Value, ChannelError> {
+    let sent = http
+        .post(url)
+        .basic_auth(sid, Some(token))
+        .header(http::header::ACCEPT, "application/json")
+        .json(body)
+        .send()
+        .await;
+    let answer = match sent {
+        Ok(resp) => read(resp).await,
+        Err(e) => Err(e),
+    }
+    .map_err(|e| error_from_transport(e, create))?;
+    let exchange = Exchange {
+        http_status: Some(answer.status),
+        request: Some(body.clone()),
+        response: Some(answer.body.clone()),
+    };
+    if !(200..300).contains(&answer.status) {
+        return Err(error_from_response_of(
+            API,
+            answer.status,
+            &error_body(&answer.body),
+            retry_after_header(&answer.headers),
+            false,
+            exchange,
+        ));
+    }
+    Ok(answer.body)
 }
 
 /// One item of `contents[]`; `None` without a Content SID.

@@ -53,3 +53,68 @@ async fn wrong_credentials_are_an_auth_error() {
     let e = twilio.list_templates(&acct, None).await.unwrap_err();
     assert!(e.is_auth(), "{e:?}");
 }
+
+#[tokio::test]
+async fn a_submission_creates_content_and_asks_for_whatsapp_approval() {
+    let fake = FakeTwilio::start().await;
+    let twilio = TwilioWhatsApp::new(fake.config());
+    let acct = testing::account(TEST_ACCOUNT_SID, TEST_AUTH_TOKEN, "+14155238886");
+    let submission: switchboard_core::TemplateSubmission = serde_json::from_value(json!({
+        "name": "order_followup", "language": "en", "category": "utility",
+        "body": "Hi {{1}}, did order {{2}} arrive?",
+        "buttons": [{"type": "quick_reply", "text": "Yes"}, {"type": "quick_reply", "text": "No"}],
+        "examples": {"1": "Jane", "2": "860198"}}))
+    .unwrap();
+    let created = twilio
+        .submit_template(&acct, None, &submission)
+        .await
+        .unwrap();
+    assert_eq!(created.status, "received");
+    assert_eq!(created.category.as_deref(), Some("utility"));
+    assert_eq!(created.variables.len(), 2);
+    let requests = fake.content_requests();
+    let create = requests.iter().find(|r| r.path == "/v1/Content").unwrap();
+    assert_eq!(
+        create.json().unwrap(),
+        json!({"friendly_name": "order_followup", "language": "en",
+            "variables": {"1": "Jane", "2": "860198"},
+            "types": {"twilio/quick-reply": {"body": "Hi {{1}}, did order {{2}} arrive?", "actions": [
+                {"type": "QUICK_REPLY", "title": "Yes", "id": "Yes"},
+                {"type": "QUICK_REPLY", "title": "No", "id": "No"}]}}})
+    );
+    let approval = requests
+        .iter()
+        .find(|r| r.path.ends_with("/ApprovalRequests/whatsapp"))
+        .unwrap();
+    assert_eq!(
+        approval.path,
+        format!(
+            "/v1/Content/{}/ApprovalRequests/whatsapp",
+            created.provider_id
+        )
+    );
+    assert_eq!(
+        approval.json().unwrap(),
+        json!({"name": "order_followup", "category": "UTILITY"})
+    );
+    // Meta's review approves it: the catalog shows it.
+    assert!(fake.set_approval(&created.provider_id, "approved", ""));
+    let listed = twilio.list_templates(&acct, None).await.unwrap();
+    let found = listed
+        .iter()
+        .find(|t| t.provider_id == created.provider_id)
+        .unwrap();
+    assert_eq!(found.status, "approved");
+    // Buttons Twilio cannot put in one content type are refused before any request.
+    let mixed: switchboard_core::TemplateSubmission = serde_json::from_value(json!({
+        "name": "mixed", "language": "en", "category": "marketing", "body": "Hi",
+        "buttons": [{"type": "quick_reply", "text": "Yes"}, {"type": "url", "text": "Go", "url": "https://x.test"}]}))
+    .unwrap();
+    let before = fake.content_requests().len();
+    let e = twilio
+        .submit_template(&acct, None, &mixed)
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), switchboard_core::ErrorKind::Invalid);
+    assert_eq!(fake.content_requests().len(), before);
+}
