@@ -20,6 +20,7 @@ const CONTRACT: &[(&str, &str)] = &[
     // Templates.
     ("post", "/v1/accounts/{id}/templates/sync"),
     ("get", "/v1/templates"),
+    ("post", "/v1/templates"),
     ("post", "/v1/keys"),
     ("get", "/v1/keys"),
     ("delete", "/v1/keys/{id}"),

@@ -497,3 +497,118 @@ async fn another_tenant_sees_no_template_and_cannot_sync() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_submitted_template_is_tracked_to_approved_and_then_sends() {
+    on_each_backend(|db| async move {
+        let s = site(&db, Some(WABA_ID)).await;
+        s.graph.set_templates(WABA_ID, META_TOKEN, vec![]);
+        let synced = s.router.templates().sync(&s.tenant, &s.meta_account).await.unwrap();
+        assert_eq!(synced.listed, 0);
+        let submitted = s
+            .call(
+                Method::POST,
+                "/v1/templates",
+                &s.admin,
+                Some(json!({"account_id": s.meta_account, "name": "order_update",
+                    "language": "en_US", "category": "utility",
+                    "body": "Hi {{1}}, your order {{2}} has shipped", "footer": "Lucky Shrub",
+                    "buttons": [{"type": "url", "text": "Track", "url": "https://shop.example.com/t"}],
+                    "examples": {"1": "Ana", "2": "#1042"}})),
+            )
+            .await
+            .expect(201, None);
+        assert_eq!(submitted.body["status"], "pending", "{}", submitted.text);
+        assert_eq!(submitted.body["account_id"], s.meta_account.as_str());
+        let template_id = submitted.body["provider_id"].as_str().unwrap().parse::<u64>().unwrap();
+        let send = json!({"name": "order_update", "language": "en_US",
+            "variables": {"1": "Ana", "2": "#7"}});
+        // Pending: not sendable yet.
+        s.send(send.clone(), "meta-whatsapp")
+            .await
+            .expect(422, Some("template_not_approved"));
+        // Meta approves it by webhook: it sends at once, outside any window.
+        s.meta_webhook(&meta::template_status_update(
+            template_id,
+            "order_update",
+            "en_US",
+            "APPROVED",
+            "NONE",
+        ))
+        .await;
+        assert_eq!(s.templates("?name=order_update").await[0]["status"], "approved");
+        s.send(send, "meta-whatsapp").await.expect(202, None);
+
+        // On Twilio: content plus an approval request; approved at Twilio, the sync sees it.
+        let twilio = s
+            .call(
+                Method::POST,
+                "/v1/templates",
+                &s.admin,
+                Some(json!({"account_id": s.twilio_account, "name": "order_followup",
+                    "language": "en", "category": "UTILITY", "body": "Did order {{1}} arrive?",
+                    "examples": {"1": "#1042"}})),
+            )
+            .await
+            .expect(201, None);
+        assert_eq!(twilio.body["status"], "received", "{}", twilio.text);
+        let sid = twilio.body["name"].as_str().unwrap().to_owned();
+        assert!(sid.starts_with("HX"), "{sid}");
+        assert!(s.twilio.set_approval(&sid, "approved", ""));
+        s.sync_until(&s.twilio_account, 2).await;
+        assert_eq!(s.templates(&format!("?name={sid}")).await[0]["status"], "approved");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_bad_submission_is_refused_before_the_provider_sees_it() {
+    on_each_backend(|db| async move {
+        let s = site(&db, Some(WABA_ID)).await;
+        s.graph.set_templates(WABA_ID, META_TOKEN, vec![]);
+        let base = json!({"account_id": s.meta_account, "name": "ok_name", "language": "en_US",
+            "category": "utility", "body": "Hi {{1}}", "examples": {"1": "Ana"}});
+        let with = |key: &str, value: Value| {
+            let mut b = base.clone();
+            b[key] = value;
+            b
+        };
+        for (body, status, code) in [
+            (with("name", json!("Bad Name")), 400, "invalid_template"),
+            (
+                with("category", json!("transactional")),
+                400,
+                "invalid_template",
+            ),
+            (
+                with("body", json!("Hi {{1}} {{3}}")),
+                400,
+                "invalid_template",
+            ),
+            (with("examples", json!({})), 400, "invalid_template"),
+            (with("colour", json!("red")), 400, "invalid_template"),
+            (with("account_id", json!(7)), 400, "invalid_template"),
+            (with("account_id", json!("acc_nope")), 404, "not_found"),
+        ] {
+            s.call(Method::POST, "/v1/templates", &s.admin, Some(body))
+                .await
+                .expect(status, Some(code));
+        }
+        assert!(
+            s.graph.requests().iter().all(|r| r.method != "POST"),
+            "nothing reached Meta"
+        );
+        let other = s.router.tenants().create("other").await.unwrap().key;
+        s.call(Method::POST, "/v1/templates", &other, Some(base.clone()))
+            .await
+            .expect(404, Some("not_found"));
+        // Meta refuses a duplicate: 422, not a 5xx.
+        s.call(Method::POST, "/v1/templates", &s.admin, Some(base.clone()))
+            .await
+            .expect(201, None);
+        s.call(Method::POST, "/v1/templates", &s.admin, Some(base))
+            .await
+            .expect(422, Some("template_refused"));
+    })
+    .await;
+}

@@ -33,7 +33,10 @@ pub(super) fn routes() -> AxumRouter<AppState> {
         .route("/v1/accounts/{id}", delete(accounts::disconnect))
         .route("/v1/accounts/{id}/verify", post(accounts::verify))
         .route("/v1/accounts/{id}/templates/sync", post(templates::sync))
-        .route("/v1/templates", get(templates::list))
+        .route(
+            "/v1/templates",
+            get(templates::list).post(templates::submit),
+        )
         .route(
             "/v1/keys",
             post(accounts::create_key).get(accounts::list_keys),

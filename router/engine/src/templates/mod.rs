@@ -11,11 +11,13 @@ use std::time::Duration;
 
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    TransactionTrait,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, TransactionTrait,
 };
 use serde::Serialize;
-use switchboard_core::{ErrorKind, ProviderTemplate, Template, TemplateMismatch, TemplateVariable};
+use switchboard_core::{
+    ErrorKind, ProviderTemplate, Template, TemplateMismatch, TemplateSubmission, TemplateVariable,
+};
 use tokio::sync::{Notify, watch};
 
 use crate::error::{Result, RouterError};
@@ -248,6 +250,56 @@ impl Templates {
         }
     }
 
+    /// Submits a new template for approval through the account's provider and adds it to
+    /// the account's catalog as the provider answered (usually pending); the webhook (Meta)
+    /// or the next sync (Twilio) tracks it to approved or rejected.
+    ///
+    /// # Errors
+    /// `400 invalid_template` for what WhatsApp's review would refuse or the channel cannot
+    /// express; `not_found`; `422 unsupported_content` for a channel without templates;
+    /// `422 template_refused` when the provider refuses it; other provider errors (502); a
+    /// database error.
+    pub async fn submit(
+        &self,
+        tenant_id: &str,
+        account_id: &str,
+        submission: &TemplateSubmission,
+    ) -> Result<TemplateView> {
+        submission
+            .check()
+            .map_err(|why| RouterError::invalid("invalid_template", why))?;
+        let row = self.accounts.account_row(tenant_id, account_id).await?;
+        let adapter = self
+            .adapters
+            .get(&row.channel)
+            .ok_or(RouterError::NotFound("channel"))?
+            .clone();
+        let ctx = self.accounts.context(&row)?;
+        let learned = self.learned_business_account(account_id).await?;
+        let created = adapter
+            .submit_template(&ctx, learned.as_deref(), submission)
+            .await
+            .map_err(|e| match e.kind() {
+                ErrorKind::Invalid => RouterError::invalid("invalid_template", e.message()),
+                ErrorKind::Unsupported => RouterError::UnsupportedContent(e.message().to_owned()),
+                ErrorKind::Permanent => RouterError::Unprocessable {
+                    code: "template_refused",
+                    message: format!("the provider refused the template: {}", e.message()),
+                },
+                _ => RouterError::Channel(e),
+            })?;
+        let txn = self.store.write_conn().begin().await?;
+        self.upsert(&txn, &row, &created, now_ms()).await?;
+        txn.commit().await?;
+        let stored = templates::Entity::find()
+            .filter(templates::Column::AccountId.eq(account_id))
+            .filter(templates::Column::ProviderId.eq(created.provider_id.as_str()))
+            .one(self.store.conn())
+            .await?
+            .ok_or(RouterError::NotFound("template"))?;
+        Ok(view(stored))
+    }
+
     /// The business account id (Meta's WABA id) the account's stored provider
     /// notifications name, newest first; group items name a group, not the account.
     async fn learned_business_account(&self, account_id: &str) -> Result<Option<String>> {
@@ -285,64 +337,8 @@ impl Templates {
             if !seen.insert(t.provider_id.clone()) {
                 continue;
             }
-            let components = t.components.to_string();
-            let variables = serde_json::to_string(&t.variables).unwrap_or_else(|_| "[]".into());
-            let (id, updated_at) = match existing.get(&t.provider_id) {
-                Some(old) => {
-                    let same = old.name == t.name
-                        && old.language == t.language
-                        && old.category == t.category
-                        && old.status == t.status
-                        && old.quality == t.quality
-                        && old.rejection_reason == t.rejection_reason
-                        && old.components == components
-                        && old.variables == variables
-                        && old.header_media == t.header_media;
-                    (old.id.clone(), if same { old.updated_at } else { now })
-                }
-                None => (ids::new_id(TEMPLATE), now),
-            };
-            let row = templates::ActiveModel {
-                id: Set(id),
-                tenant_id: Set(account.tenant_id.clone()),
-                account_id: Set(account.id.clone()),
-                channel: Set(account.channel.clone()),
-                provider_id: Set(t.provider_id.clone()),
-                name: Set(t.name.clone()),
-                language: Set(t.language.clone()),
-                category: Set(t.category.clone()),
-                status: Set(t.status.clone()),
-                quality: Set(t.quality.clone()),
-                rejection_reason: Set(t.rejection_reason.clone()),
-                components: Set(components),
-                variables: Set(variables),
-                header_media: Set(t.header_media.clone()),
-                updated_at: Set(updated_at),
-                synced_at: Set(now),
-            };
-            templates::Entity::insert(row)
-                .on_conflict(
-                    OnConflict::columns([
-                        templates::Column::AccountId,
-                        templates::Column::ProviderId,
-                    ])
-                    .update_columns([
-                        templates::Column::Name,
-                        templates::Column::Language,
-                        templates::Column::Category,
-                        templates::Column::Status,
-                        templates::Column::Quality,
-                        templates::Column::RejectionReason,
-                        templates::Column::Components,
-                        templates::Column::Variables,
-                        templates::Column::HeaderMedia,
-                        templates::Column::UpdatedAt,
-                        templates::Column::SyncedAt,
-                    ])
-                    .to_owned(),
-                )
-                .exec_without_returning(&txn)
-                .await?;
+            let old = existing.get(&t.provider_id);
+            self.upsert_over(&txn, account, t, old, now).await?;
         }
         let gone: Vec<String> = existing
             .keys()
@@ -372,6 +368,89 @@ impl Templates {
         .await?;
         txn.commit().await?;
         Ok(removed)
+    }
+
+    /// Writes one template of the account, keeping the row's id and, when nothing changed,
+    /// its `updated_at`.
+    async fn upsert<C: ConnectionTrait>(
+        &self,
+        db: &C,
+        account: &channel_accounts::Model,
+        t: &ProviderTemplate,
+        now: i64,
+    ) -> Result<()> {
+        let old = templates::Entity::find()
+            .filter(templates::Column::AccountId.eq(account.id.as_str()))
+            .filter(templates::Column::ProviderId.eq(t.provider_id.as_str()))
+            .one(db)
+            .await?;
+        self.upsert_over(db, account, t, old.as_ref(), now).await
+    }
+
+    async fn upsert_over<C: ConnectionTrait>(
+        &self,
+        db: &C,
+        account: &channel_accounts::Model,
+        t: &ProviderTemplate,
+        old: Option<&templates::Model>,
+        now: i64,
+    ) -> Result<()> {
+        let components = t.components.to_string();
+        let variables = serde_json::to_string(&t.variables).unwrap_or_else(|_| "[]".into());
+        let (id, updated_at) = match old {
+            Some(old) => {
+                let same = old.name == t.name
+                    && old.language == t.language
+                    && old.category == t.category
+                    && old.status == t.status
+                    && old.quality == t.quality
+                    && old.rejection_reason == t.rejection_reason
+                    && old.components == components
+                    && old.variables == variables
+                    && old.header_media == t.header_media;
+                (old.id.clone(), if same { old.updated_at } else { now })
+            }
+            None => (ids::new_id(TEMPLATE), now),
+        };
+        let row = templates::ActiveModel {
+            id: Set(id),
+            tenant_id: Set(account.tenant_id.clone()),
+            account_id: Set(account.id.clone()),
+            channel: Set(account.channel.clone()),
+            provider_id: Set(t.provider_id.clone()),
+            name: Set(t.name.clone()),
+            language: Set(t.language.clone()),
+            category: Set(t.category.clone()),
+            status: Set(t.status.clone()),
+            quality: Set(t.quality.clone()),
+            rejection_reason: Set(t.rejection_reason.clone()),
+            components: Set(components),
+            variables: Set(variables),
+            header_media: Set(t.header_media.clone()),
+            updated_at: Set(updated_at),
+            synced_at: Set(now),
+        };
+        templates::Entity::insert(row)
+            .on_conflict(
+                OnConflict::columns([templates::Column::AccountId, templates::Column::ProviderId])
+                    .update_columns([
+                        templates::Column::Name,
+                        templates::Column::Language,
+                        templates::Column::Category,
+                        templates::Column::Status,
+                        templates::Column::Quality,
+                        templates::Column::RejectionReason,
+                        templates::Column::Components,
+                        templates::Column::Variables,
+                        templates::Column::HeaderMedia,
+                        templates::Column::UpdatedAt,
+                        templates::Column::SyncedAt,
+                    ])
+                    .to_owned(),
+            )
+            .exec_without_returning(db)
+            .await?;
+        Ok(())
     }
 
     /// The tenant's templates, by account then name and language.

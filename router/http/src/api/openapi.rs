@@ -338,7 +338,19 @@ fn paths(channels: &Channels) -> Value {
                 "200": ok("the templates (one page)", json!({"type": "object", "required": ["data", "next_cursor"],
                     "properties": {"data": {"type": "array", "items": schema_ref("Template")}, "next_cursor": {"type": "null"}}})),
                 "400": invalid("`invalid_query` (an unknown parameter)")
-            }))
+            })),
+            "post": {
+                "operationId": "submitTemplate", "tags": ["templates"],
+                "summary": "Submit a new template for approval to the account's provider (Meta: created on the WhatsApp Business Account; Twilio: a Content resource and its WhatsApp approval request; admin key). Tracked to approved or rejected by Meta's webhook or the periodic sync",
+                "requestBody": body("TemplateSubmission"),
+                "responses": with_auth_errors(json!({
+                    "201": ok("the template, its status as the provider answered", schema_ref("Template")),
+                    "400": invalid("`invalid_json`, `invalid_template` (a name not of lower-case letters, digits and _, an unknown category, placeholders with gaps or mixed, a placeholder without an example, a button missing what it needs, or what the channel cannot express)"),
+                    "403": admin(),
+                    "404": error("no such account for this tenant (`not_found`)"),
+                    "422": error("the channel has no templates (`unsupported_content`) or the provider refused the template (`template_refused`)")
+                }))
+            }
         },
         "/v1/keys": {
             "post": create_key,
@@ -701,6 +713,22 @@ fn schemas(channels: &Channels) -> Value {
             "variables": {"type": "array", "items": {"type": "object", "required": ["key", "example"],
                 "properties": {"key": {"type": "string"}, "example": nullable("string")}}},
             "updated_at": time.clone(), "synced_at": time.clone()}}));
+    map.insert("TemplateSubmission".into(), json!({"type": "object",
+        "required": ["account_id", "name", "language", "category", "body"], "additionalProperties": false,
+        "properties": {
+            "account_id": {"type": "string"},
+            "name": {"type": "string", "pattern": "^[a-z0-9_]{1,512}$"},
+            "language": {"type": "string", "description": "e.g. `en_US`"},
+            "category": {"type": "string", "description": "`marketing`, `utility` or `authentication`, any case"},
+            "body": {"type": "string", "description": "`{{1}}`, `{{2}}`… or `{{name}}` placeholders, at most 1024 characters"},
+            "header": {"type": "object", "required": ["type", "text"], "additionalProperties": false,
+                "properties": {"type": {"type": "string", "enum": ["text"]}, "text": {"type": "string", "maxLength": 60}}},
+            "footer": {"type": "string", "maxLength": 60},
+            "buttons": {"type": "array", "maxItems": 10, "items": {"type": "object", "required": ["type"], "additionalProperties": false,
+                "properties": {"type": {"type": "string", "enum": ["quick_reply", "url", "phone_number", "copy_code"]},
+                    "text": {"type": "string"}, "url": {"type": "string"}, "phone_number": {"type": "string"},
+                    "example": {"type": "string", "description": "`copy_code`: the sample code"}}}},
+            "examples": {"type": "object", "additionalProperties": {"type": "string"}, "description": "a sample for each placeholder, by key"}}}));
     map.insert("Verification".into(), json!({"type": "object", "required": ["account_id", "status", "latency_ms", "checked_at"], "properties": {
             "account_id": {"type": "string"}, "status": {"type": "string", "enum": ["up", "degraded", "down"]},
             "latency_ms": {"type": "integer"}, "checked_at": time, "detail": nullable("string")}}));

@@ -5,8 +5,10 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
-use super::{Admin, ApiQuery, ApiResult, Auth};
+use super::{Admin, ApiJson, ApiQuery, ApiResult, Auth};
 use crate::AppState;
+use switchboard_core::TemplateSubmission;
+use switchboard_router::error::RouterError;
 use switchboard_router::templates::{TemplateFilter, TemplateView};
 
 #[derive(Deserialize)]
@@ -65,4 +67,35 @@ pub(super) async fn sync(
             status: "syncing",
         }),
     ))
+}
+
+/// `POST /v1/templates`: `{"account_id", …}` and the template (api.md "Templates").
+pub(super) async fn submit(
+    State(state): State<AppState>,
+    Admin(p): Admin,
+    ApiJson(mut body): ApiJson<serde_json::Map<String, serde_json::Value>>,
+) -> ApiResult<(StatusCode, Json<TemplateView>)> {
+    let account_id = match body.remove("account_id") {
+        Some(serde_json::Value::String(id)) => id,
+        _ => {
+            return Err(RouterError::invalid(
+                "invalid_template",
+                "account_id (a string) is required: the account whose provider reviews the template",
+            )
+            .into());
+        }
+    };
+    let submission: TemplateSubmission = serde_json::from_value(serde_json::Value::Object(body))
+        .map_err(|e| {
+            RouterError::invalid(
+                "invalid_template",
+                format!("the template is not valid: {e}"),
+            )
+        })?;
+    let created = state
+        .router
+        .templates()
+        .submit(&p.tenant_id, &account_id, &submission)
+        .await?;
+    Ok((StatusCode::CREATED, Json(created)))
 }
