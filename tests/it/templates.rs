@@ -612,3 +612,80 @@ async fn a_bad_submission_is_refused_before_the_provider_sees_it() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_template_worker_syncs_a_new_account_and_after_a_template_webhook() {
+    on_each_backend(|db| async move {
+        let (twilio, graph) = fakes().await;
+        graph.set_templates(WABA_ID, META_TOKEN, many(2));
+        let cipher = CredentialCipher::from_base64(&CredentialCipher::generate_key()).unwrap();
+        let router = Router::builder(db.store().await, cipher)
+            .adapter(Arc::new(TwilioWhatsApp::new(TwilioConfig {
+                public_url: PUBLIC.into(),
+                ..twilio.config()
+            })))
+            .adapter(Arc::new(MetaCloud::new(graph.config())))
+            .build();
+        let (stop, shutdown) = tokio::sync::watch::channel(false);
+        let workers = tokio::spawn({
+            let router = router.clone();
+            async move { router.run_workers(shutdown).await }
+        });
+        let tenant = router.tenants().create("acme").await.unwrap().tenant_id;
+        let account = router
+            .accounts()
+            .connect(
+                &tenant,
+                "meta-whatsapp",
+                META_NUMBER,
+                &json!({"phone_number_id": PNID, "access_token": META_TOKEN,
+                    "app_secret": APP_SECRET, "verify_token": "vt", "waba_id": WABA_ID}),
+                None,
+            )
+            .await
+            .unwrap();
+        // What the HTTP connect does: queue the new account for the worker.
+        router.templates().queue_sync(&tenant, &account.id);
+        let count = |router: Router, tenant: String| async move {
+            router
+                .templates()
+                .list(&tenant, &Default::default())
+                .await
+                .unwrap()
+                .len()
+        };
+        let mut seen = 0;
+        for _ in 0..100 {
+            seen = count(router.clone(), tenant.clone()).await;
+            if seen == 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(seen, 2, "the worker synced the queued account");
+
+        // A components update names no status: only the sync it triggers brings the
+        // template Meta added meanwhile.
+        graph.set_templates(WABA_ID, META_TOKEN, many(3));
+        let body = json!({"object": "whatsapp_business_account", "entry": [{"id": WABA_ID, "time": 1_751_250_000,
+            "changes": [{"field": "message_template_components_update", "value": {
+                "message_template_id": 5000, "message_template_name": "t_000",
+                "message_template_language": "en_US", "message_template_element": "Hi {{1}}!"}}]}]})
+        .to_string();
+        router
+            .receive_webhook("meta-whatsapp", meta::webhook_request(&body, Some(APP_SECRET)))
+            .await
+            .unwrap();
+        for _ in 0..100 {
+            seen = count(router.clone(), tenant.clone()).await;
+            if seen == 3 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(seen, 3, "the webhook's sync brought the new template");
+        stop.send(true).unwrap();
+        workers.await.unwrap();
+    })
+    .await;
+}
