@@ -86,8 +86,9 @@ pub struct Templates {
     adapters: AdapterRegistry,
     accounts: Arc<Accounts>,
     interval: Duration,
-    /// Accounts with a sync running, so a burst of webhooks starts one.
-    running: Mutex<BTreeSet<String>>,
+    /// Accounts with a sync running, so a burst of webhooks starts one; `true`: asked for
+    /// again meanwhile.
+    running: Mutex<HashMap<String, bool>>,
     /// Accounts (tenant, account) waiting for the worker's next sync.
     queued: Mutex<BTreeSet<(String, String)>>,
     wake: Notify,
@@ -139,7 +140,7 @@ impl Templates {
             adapters,
             accounts,
             interval,
-            running: Mutex::new(BTreeSet::new()),
+            running: Mutex::new(HashMap::new()),
             queued: Mutex::new(BTreeSet::new()),
             wake: Notify::new(),
         }
@@ -174,31 +175,39 @@ impl Templates {
         })
     }
 
-    /// Starts a sync of the account in the background, unless one is running; its failure
-    /// is logged (the periodic sync tries again).
+    /// Starts a sync of the account in the background; while one runs, it runs once more
+    /// when it ends instead. A failure is logged (the periodic sync tries again).
     pub fn request_sync(self: &Arc<Self>, tenant_id: &str, account_id: &str) {
         {
             let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
-            if !running.insert(account_id.to_owned()) {
+            if let Some(again) = running.get_mut(account_id) {
+                // The running sync may have listed before what asked for this one: it runs
+                // once more when it ends.
+                *again = true;
                 return;
             }
+            running.insert(account_id.to_owned(), false);
         }
         let this = self.clone();
         let (tenant_id, account_id) = (tenant_id.to_owned(), account_id.to_owned());
         tokio::spawn(async move {
-            let outcome = this.sync(&tenant_id, &account_id).await;
-            this.running
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .remove(&account_id);
-            match outcome {
-                Ok(_) => {}
-                Err(RouterError::Channel(e)) if e.kind() == ErrorKind::Unsupported => {}
-                Err(e) => tracing::warn!(
-                    account_id = %account_id,
-                    error = %e,
-                    "Could not sync the account's template catalog."
-                ),
+            loop {
+                match this.sync(&tenant_id, &account_id).await {
+                    Ok(_) => {}
+                    Err(RouterError::Channel(e)) if e.kind() == ErrorKind::Unsupported => {}
+                    Err(e) => tracing::warn!(
+                        account_id = %account_id,
+                        error = %e,
+                        "Could not sync the account's template catalog."
+                    ),
+                }
+                let mut running = this.running.lock().unwrap_or_else(PoisonError::into_inner);
+                if running.get(&account_id).copied().unwrap_or(false) {
+                    running.insert(account_id.clone(), false);
+                } else {
+                    running.remove(&account_id);
+                    break;
+                }
             }
         });
     }
