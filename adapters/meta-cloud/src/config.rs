@@ -190,6 +190,7 @@ mod tests {
                 ("access_token", true, true),
                 ("app_secret", true, true),
                 ("verify_token", true, true),
+                ("waba_id", false, false),
             ]
         );
         assert_eq!(a.sensitive_headers(), ["x-hub-signature-256"]);
@@ -207,6 +208,18 @@ mod tests {
             creds.as_object_mut().unwrap().remove(field.name);
             assert!(a.connect_account(&addr, &creds).is_err(), "{}", field.name);
         }
+        // The optional WABA id is digits, trimmed.
+        let mut with_waba = complete.clone();
+        with_waba["waba_id"] = serde_json::json!(" 102290129340398 ");
+        let setup = a.connect_account(&addr, &with_waba).unwrap();
+        assert_eq!(setup.credentials.get("waba_id"), Some("102290129340398"));
+        with_waba["waba_id"] = serde_json::json!("my-waba");
+        let refused = a.connect_account(&addr, &with_waba).unwrap_err();
+        assert!(
+            refused.message().contains("waba_id"),
+            "{}",
+            refused.message()
+        );
     }
 
     #[cfg(feature = "clap")]
