@@ -671,6 +671,42 @@ pub trait ChannelAdapter: Send + Sync + 'static {
         )))
     }
 
+    /// Lists the account's message templates at the provider, every page.
+    /// `business_account_id` is the provider's business account when the router learned
+    /// it from the account's webhooks (Meta's WABA id); a credential naming it wins.
+    ///
+    /// # Errors
+    /// [`ChannelError`]; `Unsupported` by default.
+    async fn list_templates(
+        &self,
+        _account: &AccountContext,
+        _business_account_id: Option<&str>,
+    ) -> Result<Vec<crate::ProviderTemplate>, ChannelError> {
+        Err(ChannelError::unsupported(format!(
+            "{} has no template catalog",
+            self.channel()
+        )))
+    }
+
+    /// Submits a new template for approval (Meta: created on the business account;
+    /// Twilio: a Content resource and its WhatsApp approval request) and returns it as the
+    /// provider answered, its status included. `submission` has passed
+    /// [`crate::TemplateSubmission::check`].
+    ///
+    /// # Errors
+    /// [`ChannelError`]; `Unsupported` by default.
+    async fn submit_template(
+        &self,
+        _account: &AccountContext,
+        _business_account_id: Option<&str>,
+        _submission: &crate::TemplateSubmission,
+    ) -> Result<crate::ProviderTemplate, ChannelError> {
+        Err(ChannelError::unsupported(format!(
+            "{} cannot submit templates",
+            self.channel()
+        )))
+    }
+
     /// Marks an inbound message (and those before it) as read at the provider and, with
     /// `typing`, shows the person a typing indicator where the channel has one
     /// (`Capabilities::read_receipts`, `Capabilities::typing_indicator`).

@@ -22,6 +22,7 @@ pub mod media;
 pub mod outbound;
 pub mod phone;
 pub mod status;
+pub mod templates;
 #[cfg(feature = "testing")]
 pub mod testing;
 
@@ -53,3 +54,7 @@ pub use outbound::{OutboundMessage, Recipient, SendReceipt};
 pub use phone::{PhoneError, PhoneNumber, PhoneParser};
 pub use secrecy;
 pub use status::MessageStatus;
+pub use templates::{
+    ProviderTemplate, SubmittedButton, SubmittedHeader, TemplateMismatch, TemplateSubmission,
+    TemplateVariable,
+};

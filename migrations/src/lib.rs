@@ -18,6 +18,7 @@ mod m20261121_000004_pending_statuses_received;
 mod m20261206_000001_message_request_hash;
 mod m20261207_000001_fallback;
 mod m20261207_000002_content_model;
+mod m20261207_000003_templates;
 mod m20261207_000004_accounts;
 
 pub use m20261207_000004_accounts::UNPRICED;
@@ -41,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000001_message_request_hash::Migration),
             Box::new(m20261207_000001_fallback::Migration),
             Box::new(m20261207_000002_content_model::Migration),
+            Box::new(m20261207_000003_templates::Migration),
             Box::new(m20261207_000004_accounts::Migration),
         ]
     }

@@ -31,6 +31,7 @@ mod sending_content_meta;
 mod sending_content_twilio;
 mod served_binary;
 mod statuses;
+mod templates;
 mod tenancy;
 mod twilio_sms;
 mod usage;

@@ -17,6 +17,10 @@ const CONTRACT: &[(&str, &str)] = &[
     ("get", "/v1/accounts"),
     ("post", "/v1/accounts/{id}/verify"),
     ("delete", "/v1/accounts/{id}"),
+    // Templates.
+    ("post", "/v1/accounts/{id}/templates/sync"),
+    ("get", "/v1/templates"),
+    ("post", "/v1/templates"),
     ("post", "/v1/keys"),
     ("get", "/v1/keys"),
     ("delete", "/v1/keys/{id}"),

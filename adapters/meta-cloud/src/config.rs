@@ -20,6 +20,9 @@ pub const CRED_ACCESS_TOKEN: &str = "access_token";
 pub const CRED_APP_SECRET: &str = "app_secret";
 /// Credential: the string Meta echoes in the subscription handshake.
 pub const CRED_VERIFY_TOKEN: &str = "verify_token";
+/// Credential (optional): the WhatsApp Business Account id that owns the number, where its
+/// templates live (meta.md §13.3); learned from the account's webhooks when not given.
+pub const CRED_WABA_ID: &str = "waba_id";
 
 /// The credentials an account is connected with.
 pub const CREDENTIAL_FIELDS: &[CredentialField] = &[
@@ -46,6 +49,12 @@ pub const CREDENTIAL_FIELDS: &[CredentialField] = &[
         secret: true,
         required: true,
         description: "the verify token entered in the app's webhook settings, echoed in the subscription handshake",
+    },
+    CredentialField {
+        name: CRED_WABA_ID,
+        secret: false,
+        required: false,
+        description: "the WhatsApp Business Account id (digits) whose templates the number sends; learned from its webhooks when not given",
     },
 ];
 
@@ -181,6 +190,7 @@ mod tests {
                 ("access_token", true, true),
                 ("app_secret", true, true),
                 ("verify_token", true, true),
+                ("waba_id", false, false),
             ]
         );
         assert_eq!(a.sensitive_headers(), ["x-hub-signature-256"]);
@@ -198,6 +208,18 @@ mod tests {
             creds.as_object_mut().unwrap().remove(field.name);
             assert!(a.connect_account(&addr, &creds).is_err(), "{}", field.name);
         }
+        // The optional WABA id is digits, trimmed.
+        let mut with_waba = complete.clone();
+        with_waba["waba_id"] = serde_json::json!(" 102290129340398 ");
+        let setup = a.connect_account(&addr, &with_waba).unwrap();
+        assert_eq!(setup.credentials.get("waba_id"), Some("102290129340398"));
+        with_waba["waba_id"] = serde_json::json!("my-waba");
+        let refused = a.connect_account(&addr, &with_waba).unwrap_err();
+        assert!(
+            refused.message().contains("waba_id"),
+            "{}",
+            refused.message()
+        );
     }
 
     #[cfg(feature = "clap")]

@@ -32,6 +32,7 @@ mod media;
 mod send;
 pub mod signature;
 mod template;
+mod templates;
 mod webhook;
 mod wire;
 
@@ -53,7 +54,7 @@ use switchboard_core::{
 pub use config::MetaSettings;
 pub use config::{
     CHANNEL, CRED_ACCESS_TOKEN, CRED_APP_SECRET, CRED_PHONE_NUMBER_ID, CRED_VERIFY_TOKEN,
-    CREDENTIAL_FIELDS, DEFAULT_API_VERSION, DEFAULT_GRAPH_BASE, MetaConfig,
+    CRED_WABA_ID, CREDENTIAL_FIELDS, DEFAULT_API_VERSION, DEFAULT_GRAPH_BASE, MetaConfig,
 };
 
 /// The Meta Cloud API adapter.
@@ -140,6 +141,15 @@ impl ChannelAdapter for MetaCloud {
                  (WhatsApp Manager → Phone numbers), not the phone number itself",
             ));
         }
+        if let Some(waba) = given.get(CRED_WABA_ID) {
+            let waba = waba.trim();
+            if !config::is_graph_id(waba) {
+                return Err(ChannelError::invalid(
+                    "credential \"waba_id\" must be the WhatsApp Business Account id: digits only",
+                ));
+            }
+            normalized.insert(CRED_WABA_ID, waba);
+        }
         Ok(AccountSetup {
             routing_key: phone_number_id,
             credentials: normalized,
@@ -203,6 +213,30 @@ impl ChannelAdapter for MetaCloud {
 
     async fn check_health(&self, account: &AccountContext) -> HealthReport {
         health::check(&self.client, &self.config, account).await
+    }
+
+    async fn list_templates(
+        &self,
+        account: &AccountContext,
+        business_account_id: Option<&str>,
+    ) -> Result<Vec<switchboard_core::ProviderTemplate>, ChannelError> {
+        templates::list(&self.client, &self.config, account, business_account_id).await
+    }
+
+    async fn submit_template(
+        &self,
+        account: &AccountContext,
+        business_account_id: Option<&str>,
+        submission: &switchboard_core::TemplateSubmission,
+    ) -> Result<switchboard_core::ProviderTemplate, ChannelError> {
+        templates::submit(
+            &self.client,
+            &self.config,
+            account,
+            business_account_id,
+            submission,
+        )
+        .await
     }
 
     async fn mark_read(

@@ -74,6 +74,8 @@ struct State {
     read_receipts: Vec<Value>,
     refusals: Vec<Refusal>,
     authentication_templates: Vec<String>,
+    /// WABA id → (token, its templates as Graph lists them).
+    wabas: HashMap<String, (String, Vec<Value>)>,
 }
 
 /// A media object the fake serves: `GET /{version}/{id}` then `GET /fake-media/{id}`.
@@ -134,6 +136,16 @@ impl FakeGraph {
         })
         .await;
         Self { server, state }
+    }
+
+    /// Serves `templates` (Graph's `data[]` items, §13.1) at
+    /// `GET /{version}/{waba_id}/message_templates` to `token`, paged by `limit` and
+    /// `after`; replaces what the WABA listed before (so a test can remove one).
+    pub fn set_templates(&self, waba_id: &str, token: &str, templates: Vec<Value>) {
+        self.state
+            .lock()
+            .wabas
+            .insert(waba_id.to_owned(), (token.to_owned(), templates));
     }
 
     /// `http://127.0.0.1:{port}`, for [`MetaConfig::graph_base`].
@@ -549,6 +561,16 @@ async fn handle(
     if let Some(resp) = media_route(&state, &method, &path, bearer.as_deref(), &headers, &body) {
         return resp;
     }
+    if let Some(resp) = templates_route(
+        &state,
+        &method,
+        &path,
+        uri.query(),
+        bearer.as_deref(),
+        json_body.as_ref(),
+    ) {
+        return resp;
+    }
     let (scripted, token_ok, health) = {
         let mut s = state.lock();
         let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
@@ -596,6 +618,158 @@ async fn handle(
             error_envelope(100, "Unsupported request - method type or path"),
         ),
     }
+}
+
+/// `GET /{version}/{waba_id}/message_templates?limit=&after=` (meta.md §13.1): a page of
+/// `data` with `paging.cursors` and, while more follow, `paging.next`.
+fn templates_route(
+    state: &Shared,
+    method: &Method,
+    path: &str,
+    query: Option<&str>,
+    bearer: Option<&str>,
+    body: Option<&Value>,
+) -> Option<Response> {
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let [version, waba, "message_templates"] = segments.as_slice() else {
+        return None;
+    };
+    if *method == Method::POST {
+        return Some(create_template(state, waba, bearer, body));
+    }
+    if method != Method::GET {
+        return None;
+    }
+    let s = state.lock();
+    let Some((token, templates)) = s.wabas.get(*waba) else {
+        return Some(reply(
+            400,
+            error_envelope(100, "Unsupported get request. Object does not exist"),
+        ));
+    };
+    if bearer != Some(token.as_str()) {
+        return Some(reply(401, oauth_error()));
+    }
+    let pairs: HashMap<String, String> =
+        url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
+            .into_owned()
+            .collect();
+    let limit = match pairs.get("limit").map(|l| l.parse::<usize>()) {
+        None => 25,
+        Some(Ok(l)) if (1..=1000).contains(&l) => l,
+        Some(_) => return Some(reply(400, error_envelope(100, "Invalid parameter: limit"))),
+    };
+    let start = match pairs
+        .get("after")
+        .map(|a| a.strip_prefix("cursor-").map(str::parse::<usize>))
+    {
+        None => 0,
+        Some(Some(Ok(n))) if n <= templates.len() => n,
+        Some(_) => return Some(reply(400, error_envelope(100, "Invalid parameter: after"))),
+    };
+    let end = (start + limit).min(templates.len());
+    let mut paging =
+        json!({"cursors": {"before": format!("cursor-{start}"), "after": format!("cursor-{end}")}});
+    if end < templates.len() {
+        paging["next"] = Value::from(format!(
+            "https://graph.facebook.com/{version}/{waba}/message_templates?limit={limit}&after=cursor-{end}"
+        ));
+    }
+    Some(reply(
+        200,
+        json!({"data": templates[start..end], "paging": paging}),
+    ))
+}
+
+/// `POST /{version}/{waba_id}/message_templates`: checks the create body against the
+/// shapes of §13.1-§13.2 (name, language, category, `parameter_format`, a BODY with a
+/// sample per placeholder, known component and button types), then lists the template as
+/// `PENDING` and answers `{"id","status","category"}`.
+fn create_template(
+    state: &Shared,
+    waba: &str,
+    bearer: Option<&str>,
+    body: Option<&Value>,
+) -> Response {
+    let mut s = state.lock();
+    let Some((token, templates)) = s.wabas.get_mut(waba) else {
+        return reply(
+            400,
+            error_envelope(100, "Unsupported post request. Object does not exist"),
+        );
+    };
+    if bearer != Some(token.as_str()) {
+        return reply(401, oauth_error());
+    }
+    let invalid = |why: &str| {
+        reply(
+            400,
+            error_envelope(100, &format!("Invalid parameter: {why}")),
+        )
+    };
+    let Some(body) = body else {
+        return invalid("the body is not JSON");
+    };
+    if let Err(why) = checks::template_create(body) {
+        return invalid(&why);
+    }
+    if templates
+        .iter()
+        .any(|t| t["name"] == body["name"] && t["language"] == body["language"])
+    {
+        return reply(
+            400,
+            error_envelope(2_388_024, "Content in this language already exists"),
+        );
+    }
+    let id = format!("{}", 9_000_000_000_u64 + templates.len() as u64);
+    let mut listed = body.clone();
+    listed["id"] = json!(id);
+    listed["status"] = json!("PENDING");
+    listed["parameter_format"] = json!(
+        body["parameter_format"]
+            .as_str()
+            .unwrap_or("positional")
+            .to_ascii_uppercase()
+    );
+    templates.push(listed);
+    reply(
+        200,
+        json!({"id": id, "status": "PENDING", "category": body["category"]}),
+    )
+}
+
+/// A `message_template_status_update` webhook for the WABA [`WABA_ID`] (meta.md §14.2).
+pub fn template_status_update(
+    template_id: u64,
+    name: &str,
+    language: &str,
+    event: &str,
+    reason: &str,
+) -> String {
+    json!({"object": "whatsapp_business_account", "entry": [{"id": WABA_ID, "time": 1_751_247_548,
+        "changes": [{"field": "message_template_status_update", "value": {
+            "event": event, "message_template_id": template_id, "message_template_name": name,
+            "message_template_language": language, "reason": reason,
+            "message_template_category": "UTILITY"}}]}]})
+    .to_string()
+}
+
+/// A Graph `data[]` template item (§13.1): positional body `text` with `examples`.
+pub fn graph_template(
+    id: &str,
+    name: &str,
+    language: &str,
+    status: &str,
+    body: &str,
+    examples: &[&str],
+) -> Value {
+    let mut body_component = json!({"type": "BODY", "text": body});
+    if !examples.is_empty() {
+        body_component["example"] = json!({"body_text": [examples]});
+    }
+    json!({"id": id, "name": name, "language": language, "status": status,
+        "category": "UTILITY", "parameter_format": "POSITIONAL", "components": [body_component]})
 }
 
 /// The full `X-Hub-Signature-256` value (`sha256=…`) for `body`.

@@ -61,7 +61,7 @@ const CACHE_ENTRIES: usize = 10_000;
 /// resource, or a few when two processes raced to create it).
 const MAX_LOOKUP_PAGES: usize = 20;
 /// How the Content API is named in errors.
-const API: &str = "Twilio's Content API";
+pub(crate) const API: &str = "Twilio's Content API";
 
 /// What one content resource holds: its one content type and that type's fields. Equal
 /// specs are equal resources, so the hash of a spec names its resource.
@@ -532,13 +532,18 @@ fn exchange(answer: &Answer, request: Option<Value>) -> Exchange {
 /// The next page of a list on the configured API: the path and query of
 /// `meta.next_page_url` on `base`, so credentials never go to another host (§9.1: follow
 /// the URL Twilio gives, never build one).
-fn same_api(base: &str, next: &str) -> Result<String, ChannelError> {
+pub(crate) fn same_api(base: &str, next: &str) -> Result<String, ChannelError> {
+    same_api_under(base, next, "/v2/Content")
+}
+
+/// [`same_api`] for a list under `prefix` (`/v1/ContentAndApprovals`, …).
+pub(crate) fn same_api_under(base: &str, next: &str, prefix: &str) -> Result<String, ChannelError> {
     let parsed = url::Url::parse(next).map_err(|_| {
         ChannelError::transient(format!("{API} gave a next page URL that is not a URL"))
     })?;
-    if !parsed.path().starts_with("/v2/Content") {
+    if !parsed.path().starts_with(prefix) {
         return Err(ChannelError::transient(format!(
-            "{API} gave a next page URL outside /v2/Content"
+            "{API} gave a next page URL outside {prefix}"
         )));
     }
     Ok(match parsed.query() {

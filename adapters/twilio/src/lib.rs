@@ -39,6 +39,7 @@ pub mod segments;
 mod send;
 pub mod signature;
 mod sms;
+mod templates;
 mod typing;
 mod webhook;
 mod wire;
@@ -266,6 +267,23 @@ impl ChannelAdapter for TwilioWhatsApp {
 
     /// Twilio's Typing Indicators resource marks the message read and shows the indicator;
     /// it has no call that only marks read (`typing.rs`).
+    async fn list_templates(
+        &self,
+        account: &AccountContext,
+        _business_account_id: Option<&str>,
+    ) -> Result<Vec<switchboard_core::ProviderTemplate>, ChannelError> {
+        templates::list(&self.http, &self.config, account).await
+    }
+
+    async fn submit_template(
+        &self,
+        account: &AccountContext,
+        _business_account_id: Option<&str>,
+        submission: &switchboard_core::TemplateSubmission,
+    ) -> Result<switchboard_core::ProviderTemplate, ChannelError> {
+        templates::submit(&self.http, &self.config, account, submission).await
+    }
+
     async fn mark_read(
         &self,
         account: &AccountContext,

@@ -428,6 +428,7 @@ impl FakeTwilio {
                 }),
             );
         }
+        content::set_approval(&state, TEST_TEMPLATE_SID, "approved", "");
         Self { server, state }
     }
 
@@ -458,6 +459,23 @@ impl FakeTwilio {
         let base = st.base_url.clone();
         st.contents
             .add(&base, Some(account_sid), None, false, request)
+    }
+
+    /// Sets the WhatsApp approval of content `sid` (`approved`, `rejected`, `paused`, …, with
+    /// Meta's reason for a rejection), as `GET /v1/ContentAndApprovals` and
+    /// `GET /v1/Content/{sid}/ApprovalRequests` show it. False when no content has that SID.
+    pub fn set_approval(&self, sid: &str, status: &str, rejection_reason: &str) -> bool {
+        content::set_approval(&self.state, sid, status, rejection_reason)
+    }
+
+    /// Removes content `sid` (deleted at Twilio). False when no content has that SID.
+    pub fn remove_content(&self, sid: &str) -> bool {
+        let mut st = self.state.lock();
+        let before = st.contents.stored.len();
+        st.contents
+            .stored
+            .retain(|c| c.resource["sid"].as_str() != Some(sid));
+        st.contents.stored.len() != before
     }
 
     /// Every content resource the fake holds (the seeded template first), as the API shows

@@ -40,6 +40,9 @@ pub struct DeliveryConfig {
     /// fallback channel; after it, such a status only fails the message. A send's own error
     /// always falls back.
     pub fallback_window: Duration,
+    /// How often every active account's template catalog is synced with its provider
+    /// (besides on connect, on demand and on a template webhook).
+    pub template_sync_every: Duration,
 }
 
 impl Default for DeliveryConfig {
@@ -57,6 +60,7 @@ impl Default for DeliveryConfig {
             pending_statuses_kept: Duration::from_secs(7 * 24 * 60 * 60),
             in_doubt_grace: Duration::from_secs(120),
             fallback_window: Duration::from_secs(24 * 60 * 60),
+            template_sync_every: Duration::from_secs(6 * 60 * 60),
         }
     }
 }

@@ -28,6 +28,11 @@ pub enum RouterError {
     /// The contact opted out of messages from this sender.
     #[error("the contact opted out of messages from this sender; they must write again first")]
     OptedOut,
+    /// The request is well formed but cannot be done as asked (e.g. a template send the
+    /// catalog refuses: `template_not_found`, `template_not_approved`,
+    /// `template_variables_mismatch`).
+    #[error("{message}")]
+    Unprocessable { code: &'static str, message: String },
     /// The request conflicts with existing state.
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
@@ -67,7 +72,9 @@ impl RouterError {
     /// The stable error code of the API.
     pub fn code(&self) -> &'static str {
         match self {
-            Self::Invalid { code, .. } | Self::Conflict { code, .. } => code,
+            Self::Invalid { code, .. }
+            | Self::Conflict { code, .. }
+            | Self::Unprocessable { code, .. } => code,
             Self::NotFound(_) => "not_found",
             Self::OutsideServiceWindow => "outside_service_window",
             Self::OptedOut => "opted_out",
@@ -91,7 +98,10 @@ impl RouterError {
         match self {
             Self::Invalid { .. } => 400,
             Self::NotFound(_) => 404,
-            Self::OutsideServiceWindow | Self::OptedOut | Self::UnsupportedContent(_) => 422,
+            Self::OutsideServiceWindow
+            | Self::OptedOut
+            | Self::UnsupportedContent(_)
+            | Self::Unprocessable { .. } => 422,
             Self::Conflict { .. } => 409,
             Self::Forbidden(_) => 403,
             Self::Webhook(e) => e.http_status(),

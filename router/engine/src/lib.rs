@@ -21,6 +21,7 @@ pub mod outbound;
 pub mod records;
 pub mod router;
 pub mod store;
+pub mod templates;
 pub mod tenancy;
 
 pub use config::DeliveryConfig;

@@ -24,6 +24,7 @@ use crate::outbound::send::{SendAccepted, SendRequest, Sending};
 use crate::records::queries::Records;
 use crate::store::Store;
 use crate::store::crypto::CredentialCipher;
+use crate::templates::Templates;
 use crate::tenancy::accounts::Accounts;
 use crate::tenancy::registry::AdapterRegistry;
 use crate::tenancy::tenants::Tenants;
@@ -45,6 +46,7 @@ struct Components {
     read_receipts: ReadReceipts,
     fetcher: MediaFetcher,
     notifier: Notifier,
+    templates: Arc<Templates>,
 }
 
 /// Switchboard's router. Cheap to clone; clones share everything.
@@ -162,6 +164,12 @@ impl RouterBuilder {
             self.adapters.clone(),
             self.phones,
         ));
+        let templates = Arc::new(Templates::new(
+            self.store.clone(),
+            self.adapters.clone(),
+            accounts.clone(),
+            self.delivery.template_sync_every,
+        ));
         let media = Arc::new(MediaLibrary::new(
             self.store.clone(),
             self.adapters.clone(),
@@ -182,6 +190,7 @@ impl RouterBuilder {
                 self.adapters.clone(),
                 accounts.clone(),
                 events.clone(),
+                templates.clone(),
             ),
             sending: Sending::new(
                 self.store.clone(),
@@ -192,6 +201,7 @@ impl RouterBuilder {
                 events.clone(),
                 self.delivery.fallback_window,
                 wake_delivery.clone(),
+                templates.clone(),
             ),
             delivery: Delivery::new(
                 self.store.clone(),
@@ -238,6 +248,7 @@ impl RouterBuilder {
             events,
             accounts,
             media,
+            templates,
         };
         Router {
             parts: Arc::new(parts),
@@ -279,7 +290,8 @@ impl Router {
             p.delivery.run(shutdown.clone()),
             p.reconciler.run(shutdown.clone()),
             p.notifier.run(shutdown.clone()),
-            p.fetcher.run(shutdown)
+            p.fetcher.run(shutdown.clone()),
+            p.templates.run(shutdown)
         );
     }
 
@@ -336,6 +348,11 @@ impl Router {
 
     pub fn read_receipts(&self) -> &ReadReceipts {
         &self.parts.read_receipts
+    }
+
+    /// The template catalog and its sync.
+    pub fn templates(&self) -> &Arc<Templates> {
+        &self.parts.templates
     }
 
     pub fn notifications(&self) -> &Notifier {

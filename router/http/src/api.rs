@@ -10,6 +10,7 @@ mod media;
 mod messages;
 pub(crate) mod openapi;
 mod reads;
+mod templates;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Query, Request};
@@ -31,6 +32,11 @@ pub(super) fn routes() -> AxumRouter<AppState> {
         .route("/v1/accounts", post(accounts::connect).get(accounts::list))
         .route("/v1/accounts/{id}", delete(accounts::disconnect))
         .route("/v1/accounts/{id}/verify", post(accounts::verify))
+        .route("/v1/accounts/{id}/templates/sync", post(templates::sync))
+        .route(
+            "/v1/templates",
+            get(templates::list).post(templates::submit),
+        )
         .route(
             "/v1/keys",
             post(accounts::create_key).get(accounts::list_keys),

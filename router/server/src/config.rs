@@ -284,6 +284,10 @@ pub struct Config {
     /// channel (milliseconds). Default 86400000 (24 hours).
     #[arg(long, env = "SWITCHBOARD_FALLBACK_WINDOW_MS")]
     pub fallback_window_ms: Option<u64>,
+    /// How often every active account's template catalog is synced with its provider
+    /// (milliseconds). Default 21600000 (6 hours).
+    #[arg(long, env = "SWITCHBOARD_TEMPLATE_SYNC_EVERY_MS", value_parser = clap::value_parser!(u64).range(1000..))]
+    pub template_sync_every_ms: Option<u64>,
     /// Where media files are kept. Default: `<sqlite file>.media` beside the SQLite
     /// database, or `./switchboard-media` with PostgreSQL.
     #[arg(long, env = "SWITCHBOARD_MEDIA_DIR")]
@@ -338,6 +342,9 @@ impl Config {
         }
         if let Some(ms) = self.fallback_window_ms {
             d.fallback_window = std::time::Duration::from_millis(ms);
+        }
+        if let Some(ms) = self.template_sync_every_ms {
+            d.template_sync_every = std::time::Duration::from_millis(ms);
         }
         d
     }

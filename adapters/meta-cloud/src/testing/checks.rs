@@ -809,6 +809,114 @@ fn flow(action: &Obj<'_>) -> Check {
     Ok(())
 }
 
+/// A template create body (meta.md §13.1-§13.2): `name` of lower-case letters, digits and
+/// `_`; `language`; `category` MARKETING, UTILITY or AUTHENTICATION; `parameter_format`
+/// `positional` or `named` in lower case; components of known types with one BODY whose
+/// every placeholder has a sample; buttons of known types with what each needs.
+pub(super) fn template_create(body: &Value) -> Result<(), String> {
+    let obj = body.as_object().ok_or("the body is not an object")?;
+    for key in obj.keys() {
+        if ![
+            "name",
+            "language",
+            "category",
+            "parameter_format",
+            "components",
+        ]
+        .contains(&key.as_str())
+        {
+            return Err(format!("unknown field {key}"));
+        }
+    }
+    let name = body["name"].as_str().ok_or("name is required")?;
+    if name.is_empty()
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    {
+        return Err("name must be lower-case letters, digits and _".into());
+    }
+    body["language"]
+        .as_str()
+        .filter(|l| !l.is_empty())
+        .ok_or("language is required")?;
+    if !matches!(
+        body["category"].as_str(),
+        Some("MARKETING" | "UTILITY" | "AUTHENTICATION")
+    ) {
+        return Err("category must be MARKETING, UTILITY or AUTHENTICATION".into());
+    }
+    let format = body["parameter_format"].as_str().unwrap_or("positional");
+    if !matches!(format, "positional" | "named") {
+        return Err("parameter_format must be positional or named".into());
+    }
+    let components = body["components"]
+        .as_array()
+        .ok_or("components is required")?;
+    let mut bodies = 0;
+    for c in components {
+        match c["type"].as_str() {
+            Some("BODY") => {
+                bodies += 1;
+                let text = c["text"].as_str().ok_or("BODY needs text")?;
+                let keys = switchboard_core::templates::placeholders(text);
+                if keys.is_empty() {
+                    continue;
+                }
+                let given = if format == "named" {
+                    c["example"]["body_text_named_params"]
+                        .as_array()
+                        .map_or(0, |p| {
+                            p.iter()
+                                .filter(|p| {
+                                    p["param_name"]
+                                        .as_str()
+                                        .is_some_and(|n| keys.iter().any(|k| k == n))
+                                        && p["example"].as_str().is_some()
+                                })
+                                .count()
+                        })
+                } else {
+                    c["example"]["body_text"][0].as_array().map_or(0, Vec::len)
+                };
+                if given != keys.len() {
+                    return Err(format!(
+                        "BODY has {} parameters but {given} examples",
+                        keys.len()
+                    ));
+                }
+            }
+            Some("HEADER") => {
+                if c["format"] == "TEXT" && c["text"].as_str().is_none() {
+                    return Err("a TEXT HEADER needs text".into());
+                }
+            }
+            Some("FOOTER") => {
+                c["text"].as_str().ok_or("FOOTER needs text")?;
+            }
+            Some("BUTTONS") => {
+                for b in c["buttons"].as_array().ok_or("BUTTONS needs buttons")? {
+                    let needs = match b["type"].as_str() {
+                        Some("QUICK_REPLY") => "text",
+                        Some("URL") => "url",
+                        Some("PHONE_NUMBER") => "phone_number",
+                        Some("COPY_CODE") => "example",
+                        _ => return Err(format!("unknown button type {}", b["type"])),
+                    };
+                    if b[needs].as_str().is_none() {
+                        return Err(format!("a {} button needs {needs}", b["type"]));
+                    }
+                }
+            }
+            _ => return Err(format!("unknown component type {}", c["type"])),
+        }
+    }
+    if bodies != 1 {
+        return Err("a template needs one BODY component".into());
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;

@@ -32,6 +32,14 @@ pub(super) struct StoredContent {
     pub(super) created: bool,
     /// The resource as the API answers it.
     pub(super) resource: Value,
+    /// Its WhatsApp approval as `approval_requests` shows it (twilio.md §9.5).
+    pub(super) approval: Value,
+}
+
+/// The approval of content never submitted (§9.5: empty strings, `unsubmitted`).
+fn unsubmitted() -> Value {
+    json!({"name": "", "category": "", "content_type": "", "status": "unsubmitted",
+        "rejection_reason": "", "allow_category_change": true, "flows": null})
 }
 
 impl StoredContent {
@@ -98,8 +106,16 @@ impl Contents {
             owner: owner.map(str::to_owned),
             created,
             resource,
+            approval: unsubmitted(),
         });
         sid
+    }
+
+    /// The resource `sid` of `account_sid`, to change.
+    pub(super) fn find_mut(&mut self, account_sid: &str, sid: &str) -> Option<&mut StoredContent> {
+        self.stored
+            .iter_mut()
+            .find(|c| c.sid() == sid && c.visible_to(account_sid))
     }
 
     /// The resource `sid`, when `account_sid` has it.
@@ -138,7 +154,30 @@ pub(super) fn handle(
 ) -> Response {
     match (method, path) {
         ("POST", "/v1/Content") => create(state, account_sid, content_type, body),
-        ("GET", "/v2/Content") => list(state, account_sid, query),
+        ("GET", "/v2/Content") => list(state, account_sid, query, "/v2/Content"),
+        ("GET", "/v1/ContentAndApprovals") => {
+            list(state, account_sid, query, "/v1/ContentAndApprovals")
+        }
+        ("POST", _)
+            if path.starts_with("/v1/Content/") && path.ends_with("/ApprovalRequests/whatsapp") =>
+        {
+            let sid = &path["/v1/Content/".len()..path.len() - "/ApprovalRequests/whatsapp".len()];
+            submit_approval(state, account_sid, sid, path, content_type, body)
+        }
+        ("GET", _) if path.starts_with("/v1/Content/") && path.ends_with("/ApprovalRequests") => {
+            let sid = &path["/v1/Content/".len()..path.len() - "/ApprovalRequests".len()];
+            let st = state.lock();
+            match st.contents.find(account_sid, sid) {
+                Some(c) => {
+                    let mut whatsapp = c.approval.clone();
+                    whatsapp["type"] = json!("whatsapp");
+                    let body = json!({"sid": sid, "account_sid": account_sid, "whatsapp": whatsapp,
+                        "url": format!("{}{path}", st.base_url)});
+                    json_response(200, &body, &[])
+                }
+                None => not_found(path),
+            }
+        }
         ("GET", _) if path.starts_with("/v1/Content/") => {
             let sid = &path["/v1/Content/".len()..];
             let st = state.lock();
@@ -175,7 +214,68 @@ fn create(state: &Shared, account_sid: &str, content_type: Option<&str>, body: &
     json_response(201, &resource, &[])
 }
 
-fn list(state: &Shared, account_sid: &str, query: Option<&str>) -> Response {
+/// `POST /v1/Content/{sid}/ApprovalRequests/whatsapp` with `{"name","category"}`, both
+/// required (§9.5): the approval becomes `received`, answered as the API's `createApproval`.
+fn submit_approval(
+    state: &Shared,
+    account_sid: &str,
+    sid: &str,
+    path: &str,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Response {
+    if !content_type.is_some_and(|t| t.starts_with("application/json")) {
+        return bad_request("The Content API takes a JSON body (Content-Type: application/json)");
+    }
+    let Ok(request) = serde_json::from_slice::<Value>(body) else {
+        return bad_request("The request body is not JSON");
+    };
+    let name = request["name"].as_str().filter(|n| !n.is_empty());
+    let category = request["category"].as_str().filter(|c| !c.is_empty());
+    let (Some(name), Some(category)) = (name, category) else {
+        return bad_request("Missing required parameter name or category in the post body");
+    };
+    if request
+        .as_object()
+        .is_some_and(|o| o.keys().any(|k| k != "name" && k != "category"))
+    {
+        return bad_request("Unknown parameter in the approval request");
+    }
+    let mut st = state.lock();
+    let Some(content) = st.contents.find_mut(account_sid, sid) else {
+        return not_found(path);
+    };
+    let content_type = content.resource["types"]
+        .as_object()
+        .and_then(|t| t.keys().next().cloned())
+        .unwrap_or_default();
+    content.approval = json!({"name": name, "category": category, "content_type": content_type,
+        "status": "received", "rejection_reason": "", "allow_category_change": true, "flows": null});
+    json_response(201, &content.approval, &[])
+}
+
+/// Sets the WhatsApp approval status (and rejection reason) of `sid`, as Meta's review would.
+pub(super) fn set_approval(
+    state: &Shared,
+    sid: &str,
+    status: &str,
+    rejection_reason: &str,
+) -> bool {
+    let mut st = state.lock();
+    let Some(c) = st.contents.stored.iter_mut().find(|c| c.sid() == sid) else {
+        return false;
+    };
+    if c.approval["name"] == "" {
+        c.approval["name"] = c.resource["friendly_name"].clone();
+        c.approval["category"] = json!("UTILITY");
+    }
+    c.approval["status"] = json!(status);
+    c.approval["rejection_reason"] = json!(rejection_reason);
+    true
+}
+
+fn list(state: &Shared, account_sid: &str, query: Option<&str>, list_path: &str) -> Response {
+    let with_approvals = list_path == "/v1/ContentAndApprovals";
     let params: Vec<(String, String)> = form_urlencoded::parse(query.unwrap_or("").as_bytes())
         .into_owned()
         .collect();
@@ -199,7 +299,7 @@ fn list(state: &Shared, account_sid: &str, query: Option<&str>) -> Response {
         },
     };
     let name = param("ContentName");
-    let matching: Vec<&Value> = st
+    let matching: Vec<Value> = st
         .contents
         .stored
         .iter()
@@ -211,13 +311,19 @@ fn list(state: &Shared, account_sid: &str, query: Option<&str>) -> Response {
                     .is_some_and(|f| f.contains(n))
             })
         })
-        .map(|c| &c.resource)
+        .map(|c| {
+            let mut item = c.resource.clone();
+            if with_approvals {
+                item["approval_requests"] = c.approval.clone();
+            }
+            item
+        })
         .collect();
     let page: Vec<Value> = matching
         .iter()
         .skip(offset)
         .take(page_size)
-        .map(|c| (*c).clone())
+        .cloned()
         .collect();
     let page_number = offset / page_size;
     let page_url = |token: Option<usize>, number: usize| {
@@ -230,7 +336,7 @@ fn list(state: &Shared, account_sid: &str, query: Option<&str>) -> Response {
         if let Some(t) = token {
             q.append_pair("PageToken", &format!("PT{t}"));
         }
-        format!("{}/v2/Content?{}", st.base_url, q.finish())
+        format!("{}{list_path}?{}", st.base_url, q.finish())
     };
     let next = (offset + page_size < matching.len())
         .then(|| page_url(Some(offset + page_size), page_number + 1));

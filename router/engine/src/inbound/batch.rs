@@ -258,6 +258,18 @@ async fn store_notifications<C: ConnectionTrait>(
     );
     db.execute_raw(json_rows::statement(backend, &sql, &rows)?)
         .await?;
+    // A template's status, quality or category change shows in the catalog at once.
+    for (it, n) in notes {
+        if crate::templates::is_template_kind(&n.kind) {
+            crate::templates::apply_notification(
+                db,
+                &it.account.ctx.account_id,
+                &n.kind,
+                &it.event.raw,
+            )
+            .await?;
+        }
+    }
     Ok(())
 }
 

@@ -5,8 +5,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use switchboard_core::{
-    ChannelAdapter, HandshakeReply, KeyRule, MAX_ROUTING_KEYS, WebhookError, WebhookReply,
-    WebhookRequest, WebhookRoutes,
+    ChannelAdapter, EventKind, HandshakeReply, KeyRule, MAX_ROUTING_KEYS, WebhookError,
+    WebhookReply, WebhookRequest, WebhookRoutes,
 };
 
 use crate::error::{Result, RouterError};
@@ -14,6 +14,7 @@ use crate::events::EventBus;
 use crate::inbound::job::Job;
 use crate::inbound::writer::{BatchStats, Batcher};
 use crate::store::Store;
+use crate::templates::Templates;
 use crate::tenancy::accounts::{Account, Accounts};
 use crate::tenancy::registry::AdapterRegistry;
 
@@ -105,6 +106,7 @@ pub struct Inbound {
     accounts: Arc<Accounts>,
     events: Arc<EventBus>,
     batcher: Batcher,
+    templates: Arc<Templates>,
 }
 
 impl Inbound {
@@ -113,6 +115,7 @@ impl Inbound {
         adapters: AdapterRegistry,
         accounts: Arc<Accounts>,
         events: Arc<EventBus>,
+        templates: Arc<Templates>,
     ) -> Self {
         Self {
             store,
@@ -120,6 +123,7 @@ impl Inbound {
             accounts,
             events,
             batcher: Batcher::default(),
+            templates,
         }
     }
 
@@ -143,6 +147,7 @@ impl Inbound {
             .retry_conflicts("webhook", || self.batcher.store(self.store.clone(), &job))
             .await?;
         self.events.publish(events);
+        self.sync_templates_named_by(&job);
         let (stored, duplicates) = ack_counts;
         Ok(WebhookAck {
             reply: adapter.webhook_reply(),
@@ -150,6 +155,30 @@ impl Inbound {
             duplicates,
             problems: job.parsed.problems.len(),
         })
+    }
+
+    /// Queues a catalog sync of each account a template notification of the webhook
+    /// concerns (its row already shows the change; the sync brings the rest).
+    fn sync_templates_named_by(&self, job: &Job) {
+        let mut synced = std::collections::BTreeSet::new();
+        for event in &job.parsed.events {
+            let EventKind::Notification(n) = &event.kind else {
+                continue;
+            };
+            if !crate::templates::is_template_kind(&n.kind) {
+                continue;
+            }
+            for account in job
+                .accounts
+                .iter()
+                .filter(|a| a.ctx.routing_key == event.routing_key)
+            {
+                if synced.insert(account.ctx.account_id.clone()) {
+                    self.templates
+                        .queue_sync(&account.ctx.tenant_id, &account.ctx.account_id);
+                }
+            }
+        }
     }
 
     /// Everything before the write: the channel's adapter, and the webhook verified by the
@@ -336,7 +365,13 @@ mod tests {
             adapters.clone(),
             phones,
         ));
-        let inbound = Inbound::new(store.clone(), adapters, accounts.clone(), events);
+        let templates = Arc::new(Templates::new(
+            store.clone(),
+            adapters.clone(),
+            accounts.clone(),
+            std::time::Duration::from_secs(3600),
+        ));
+        let inbound = Inbound::new(store.clone(), adapters, accounts.clone(), events, templates);
         let tenants = Tenants::new(store.clone());
         let tenant = tenants.create("acme").await.unwrap().tenant_id;
         accounts

@@ -24,9 +24,14 @@ use crate::outbound::fallback::{Fallback, Target};
 use crate::records::{contacts, conversations};
 use crate::store::Store;
 use crate::store::entity;
-use crate::store::entity::{channel_accounts, messages};
+use crate::store::entity::{channel_accounts, message_status_events, messages};
+use crate::templates::{SendCheck, Templates};
 use crate::tenancy::accounts::{Account, Accounts};
 use crate::tenancy::registry::AdapterRegistry;
+
+/// The history note (`error_code` of a `queued` entry) of a template sent without a check
+/// because the account's catalog was never synced.
+pub const TEMPLATE_UNCHECKED: &str = "template_not_checked";
 
 /// A message the product wants sent.
 #[derive(Clone, Debug, Default)]
@@ -92,6 +97,8 @@ pub struct Sending {
     fallback_window: Duration,
     /// Wakes the delivery engine.
     wake: Arc<Notify>,
+    /// The catalog a template send is checked against.
+    templates: Arc<Templates>,
 }
 
 impl Sending {
@@ -105,6 +112,7 @@ impl Sending {
         events: Arc<EventBus>,
         fallback_window: Duration,
         wake: Arc<Notify>,
+        templates: Arc<Templates>,
     ) -> Self {
         Self {
             store,
@@ -115,6 +123,7 @@ impl Sending {
             events,
             fallback_window,
             wake,
+            templates,
         }
     }
 
@@ -147,6 +156,17 @@ impl Sending {
             .get(&account.channel)
             .ok_or(RouterError::NotFound("channel"))?
             .clone();
+        // A template send is checked against the sending account's catalog; an account
+        // whose catalog was never synced sends unchecked, and the message's history says so.
+        let unchecked_template = match &request.content.template {
+            Some(template) => {
+                self.templates
+                    .check_send(&account.ctx.account_id, template)
+                    .await?
+                    == SendCheck::NeverSynced
+            }
+            None => false,
+        };
         self.media
             .resolve_media_refs(tenant_id, adapter.as_ref(), &mut request.content)
             .await?;
@@ -201,7 +221,15 @@ impl Sending {
         let (mut accepted, events) = self
             .store
             .retry_conflicts("send", || {
-                self.accept(tenant_id, &request, &recipient, &account, &parts, &targets)
+                self.accept(
+                    tenant_id,
+                    &request,
+                    &recipient,
+                    &account,
+                    &parts,
+                    &targets,
+                    unchecked_template,
+                )
             })
             .await?;
         self.events.publish(events);
@@ -300,6 +328,7 @@ impl Sending {
 
     /// Stores the message(s) and their outbox entries in one transaction; returns the
     /// events to publish once committed.
+    #[allow(clippy::too_many_arguments)]
     async fn accept(
         &self,
         tenant_id: &str,
@@ -308,6 +337,7 @@ impl Sending {
         first: &Arc<Account>,
         parts: &[Content],
         targets: &[Resolved],
+        unchecked_template: bool,
     ) -> Result<(SendAccepted, Vec<RouterEvent>)> {
         let txn = self.store.write_txn().await?;
         let contact_id = contacts::upsert(&txn, tenant_id, recipient)
@@ -474,6 +504,24 @@ impl Sending {
                         code: "idempotency_conflict",
                         message: "a concurrent request with this idempotency key failed".into(),
                     });
+            }
+            if i == 0 && unchecked_template {
+                message_status_events::Entity::insert(message_status_events::ActiveModel {
+                    message_id: Set(id.clone()),
+                    status: Set(MessageStatus::Queued.as_str().to_owned()),
+                    error_code: Set(Some(TEMPLATE_UNCHECKED.to_owned())),
+                    error_message: Set(Some(
+                        "sent without checking the template: the account's template catalog \
+                         was never synced (POST /v1/accounts/{id}/templates/sync)"
+                            .to_owned(),
+                    )),
+                    raw: Set(None),
+                    provider_timestamp: Set(None),
+                    received_at: Set(now),
+                    ..Default::default()
+                })
+                .exec_without_returning(&txn)
+                .await?;
             }
             crate::outbound::queue::enqueue(
                 &txn,

@@ -261,6 +261,57 @@ pub mod provider_notifications {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
+/// The template catalog: one row per template an account's provider lists.
+pub mod templates {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "templates")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub tenant_id: String,
+        pub account_id: String,
+        pub channel: String,
+        pub provider_id: String,
+        pub name: String,
+        pub language: String,
+        pub category: Option<String>,
+        pub status: String,
+        pub quality: Option<String>,
+        pub rejection_reason: Option<String>,
+        pub components: String,
+        pub variables: String,
+        pub header_media: Option<String>,
+        pub updated_at: i64,
+        pub synced_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// When each account's template catalog was last synced.
+pub mod template_catalogs {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "template_catalogs")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub account_id: String,
+        pub tenant_id: String,
+        pub synced_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
 pub mod webhook_events {
     use sea_orm::entity::prelude::*;
 

@@ -418,6 +418,23 @@ impl Accounts {
         }
     }
 
+    /// The tenant's account `account_id`.
+    ///
+    /// # Errors
+    /// `not_found` for another tenant's or an unknown id; a database error.
+    pub async fn account_view(&self, tenant_id: &str, account_id: &str) -> Result<AccountView> {
+        let row = self.account_row(tenant_id, account_id).await?;
+        let names = self
+            .decrypt(&row)
+            .map(|c| c.names().map(str::to_owned).collect())
+            .unwrap_or_default();
+        let state = account_state::read(self.store.conn(), vec![row.id.clone()])
+            .await?
+            .remove(&row.id)
+            .unwrap_or_default();
+        Ok(view(&row, names, state))
+    }
+
     pub(crate) async fn account_row(
         &self,
         tenant_id: &str,

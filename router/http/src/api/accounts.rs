@@ -37,6 +37,8 @@ pub(super) async fn connect(
             body.rate_per_second,
         )
         .await?;
+    // The new account's template catalog, fetched by the template worker.
+    state.router.templates().queue_sync(&p.tenant_id, &view.id);
     Ok((StatusCode::CREATED, Json(view)))
 }
 

@@ -267,7 +267,7 @@ fn paths(channels: &Channels) -> Value {
             "404": error("`to` (a contact id), `reply_to` or `reaction.message_id` names nothing of this tenant (`not_found`)"),
             "409": error("the idempotency key was first used with another request (`idempotency_key_reused`); the same request again answers the first message"),
             "413": error("the body is over 1 MiB (`body_too_large`)"),
-            "422": error(&format!("free-form message outside the channel's customer-service window (`outside_service_window`; {}) or the contact opted out (`opted_out`); content the channel (or a `fallback` channel, without a `text` alternative) cannot carry (`unsupported_content`, naming the channel and the part; {})", service_windows_text(channels), carried_text(channels)))
+            "422": error(&format!("free-form message outside the channel's customer-service window (`outside_service_window`; {}) or the contact opted out (`opted_out`); content the channel (or a `fallback` channel, without a `text` alternative) cannot carry (`unsupported_content`, naming the channel and the part; {}); a template the sending account's synced catalog does not have in that language (`template_not_found`), has but not approved (`template_not_approved`), or whose variables or media header the send does not match (`template_variables_mismatch`) — an account whose catalog was never synced sends unchecked, noted `template_not_checked` in the message's status history", service_windows_text(channels), carried_text(channels)))
         }),
     );
     send["requestBody"] = body("SendRequest");
@@ -325,6 +325,33 @@ fn paths(channels: &Channels) -> Value {
                 "404": error("no such account for this tenant (`not_found`)")
             }))
         },
+        "/v1/accounts/{id}/templates/sync": {
+            "post": operation("syncTemplates", "templates", "Fetch the account's templates from its provider now, in the background (also done on connect, periodically and on the provider's template webhooks; admin key)", json!({
+                "202": ok("the sync started", json!({"type": "object", "required": ["account_id", "status"],
+                    "properties": {"account_id": {"type": "string"}, "status": {"type": "string", "enum": ["syncing"]}}})),
+                "403": admin(),
+                "404": error("no such account for this tenant (`not_found`)")
+            }))
+        },
+        "/v1/templates": {
+            "get": operation("listTemplates", "templates", "The tenant's templates from every connected account's synced catalog", json!({
+                "200": ok("the templates (one page)", json!({"type": "object", "required": ["data", "next_cursor"],
+                    "properties": {"data": {"type": "array", "items": schema_ref("Template")}, "next_cursor": {"type": "null"}}})),
+                "400": invalid("`invalid_query` (an unknown parameter)")
+            })),
+            "post": {
+                "operationId": "submitTemplate", "tags": ["templates"],
+                "summary": "Submit a new template for approval to the account's provider (Meta: created on the WhatsApp Business Account; Twilio: a Content resource and its WhatsApp approval request; admin key). Tracked to approved or rejected by Meta's webhook or the periodic sync",
+                "requestBody": body("TemplateSubmission"),
+                "responses": with_auth_errors(json!({
+                    "201": ok("the template, its status as the provider answered", schema_ref("Template")),
+                    "400": invalid("`invalid_json`, `invalid_template` (a name not of lower-case letters, digits and _, an unknown category, placeholders with gaps or mixed, a placeholder without an example, a button missing what it needs, or what the channel cannot express)"),
+                    "403": admin(),
+                    "404": error("no such account for this tenant (`not_found`)"),
+                    "422": error("the channel has no templates (`unsupported_content`) or the provider refused the template (`template_refused`)")
+                }))
+            }
+        },
         "/v1/keys": {
             "post": create_key,
             "get": operation("listApiKeys", "keys", "The tenant's API keys, revoked ones included; never their secrets (admin key)", json!({
@@ -381,6 +408,12 @@ fn paths(channels: &Channels) -> Value {
         ("/v1/accounts/{id}", "delete", "id", "account id"),
         ("/v1/accounts/{id}/verify", "post", "id", "account id"),
         (
+            "/v1/accounts/{id}/templates/sync",
+            "post",
+            "id",
+            "account id",
+        ),
+        (
             "/v1/keys/{id}",
             "delete",
             "id",
@@ -421,6 +454,11 @@ fn paths(channels: &Channels) -> Value {
          "description": "RFC 3339 time (exclusive) or date (its whole day included); default now"},
         {"name": "group_by", "in": "query", "required": false,
          "schema": {"type": "string", "enum": ["channel", "account", "category", "day"], "default": "channel"}}
+    ]);
+    paths["/v1/templates"]["get"]["parameters"] = json!([
+        {"name": "account_id", "in": "query", "required": false, "description": "only this account's", "schema": {"type": "string"}},
+        {"name": "status", "in": "query", "required": false, "description": "only this status (`approved`, `pending`, `rejected`, `paused`, `disabled`, Twilio's `unsubmitted` and `received`…), any case", "schema": {"type": "string"}},
+        {"name": "name", "in": "query", "required": false, "description": "only this name (Twilio: the Content SID)", "schema": {"type": "string"}}
     ]);
     paths["/v1/contacts"]["get"]["parameters"] = json!([{
         "name": "phone", "in": "query", "required": true,
@@ -690,6 +728,35 @@ fn schemas(channels: &Channels) -> Value {
             "cost": {"type": "array", "items": {"type": "object", "required": ["currency", "amount"], "properties": {
                 "currency": {"type": "string", "description": "ISO 4217"},
                 "amount": {"type": "string", "description": "exact decimal, e.g. \"0.2250\" (Twilio's negative prices count as their magnitude)"}}}}}}));
+    map.insert("Template".into(), json!({"type": "object",
+        "required": ["id", "account_id", "channel", "provider_id", "name", "language", "category", "status", "quality", "rejection_reason", "components", "variables", "updated_at", "synced_at"],
+        "properties": {
+            "id": {"type": "string"}, "account_id": {"type": "string"}, "channel": {"type": "string"},
+            "provider_id": {"type": "string", "description": "Meta's template id; Twilio's Content SID"},
+            "name": {"type": "string", "description": "what a send names (Twilio: the Content SID)"},
+            "language": {"type": "string"},
+            "category": nullable("string"), "status": {"type": "string", "description": "the provider's status, lower case"},
+            "quality": nullable("string"), "rejection_reason": nullable("string"),
+            "components": {"description": "the provider's components (Meta) or content types (Twilio), as it lists them"},
+            "variables": {"type": "array", "items": {"type": "object", "required": ["key", "example"],
+                "properties": {"key": {"type": "string"}, "example": nullable("string")}}},
+            "updated_at": time.clone(), "synced_at": time.clone()}}));
+    map.insert("TemplateSubmission".into(), json!({"type": "object",
+        "required": ["account_id", "name", "language", "category", "body"], "additionalProperties": false,
+        "properties": {
+            "account_id": {"type": "string"},
+            "name": {"type": "string", "pattern": "^[a-z0-9_]{1,512}$"},
+            "language": {"type": "string", "description": "e.g. `en_US`"},
+            "category": {"type": "string", "description": "`marketing`, `utility` or `authentication`, any case"},
+            "body": {"type": "string", "description": "`{{1}}`, `{{2}}`… or `{{name}}` placeholders, at most 1024 characters"},
+            "header": {"type": "object", "required": ["type", "text"], "additionalProperties": false,
+                "properties": {"type": {"type": "string", "enum": ["text"]}, "text": {"type": "string", "maxLength": 60}}},
+            "footer": {"type": "string", "maxLength": 60},
+            "buttons": {"type": "array", "maxItems": 10, "items": {"type": "object", "required": ["type"], "additionalProperties": false,
+                "properties": {"type": {"type": "string", "enum": ["quick_reply", "url", "phone_number", "copy_code"]},
+                    "text": {"type": "string"}, "url": {"type": "string"}, "phone_number": {"type": "string"},
+                    "example": {"type": "string", "description": "`copy_code`: the sample code"}}}},
+            "examples": {"type": "object", "additionalProperties": {"type": "string"}, "description": "a sample for each placeholder, by key"}}}));
     map.insert("Verification".into(), json!({"type": "object", "required": ["account_id", "status", "latency_ms", "checked_at"], "properties": {
             "account_id": {"type": "string"}, "status": {"type": "string", "enum": ["up", "degraded", "down"]},
             "latency_ms": {"type": "integer"}, "checked_at": time, "detail": nullable("string")}}));
@@ -945,7 +1012,7 @@ fn build(channels: &Channels) -> Value {
         },
         "security": [{"bearer": []}],
         "tags": [
-            {"name": "accounts"}, {"name": "keys"}, {"name": "messages"}, {"name": "conversations"},
+            {"name": "accounts"}, {"name": "templates"}, {"name": "keys"}, {"name": "messages"}, {"name": "conversations"},
             {"name": "contacts"}, {"name": "usage"}, {"name": "webhooks"}, {"name": "monitors"}, {"name": "meta"}
         ],
         "paths": paths(channels),
