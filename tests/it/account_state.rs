@@ -7,54 +7,40 @@
 use reqwest::Method;
 use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
-use switchboard_meta_cloud::testing as meta;
 use switchboard_router::events::RouterEvent;
 use switchboard_router::tenancy::account_state::Quality;
 
-use crate::support::api::{Reply, reply};
-use crate::support::providers::{APP_SECRET, META_DISPLAY, PNID, builder, connect_both, fakes};
+use crate::support::api::Reply;
+use crate::support::http_site::{HttpSite, serve_acme};
+use crate::support::providers::{
+    APP_SECRET, META_DISPLAY, PNID, builder, connect_both, fakes, post_meta_webhook,
+};
 use crate::support::{TestDb, on_each_backend};
 
 /// Meta's example business account (`entry[].id`).
 const WABA: &str = "102290129340398";
 
 struct Env {
-    router: switchboard_router::Router,
-    tenant: String,
-    admin: String,
-    base: String,
-    http: reqwest::Client,
+    site: HttpSite,
     _twilio: switchboard_twilio::testing::FakeTwilio,
     graph: switchboard_meta_cloud::testing::FakeGraph,
-    server: tokio::task::JoinHandle<()>,
 }
 
-impl Drop for Env {
-    fn drop(&mut self) {
-        self.server.abort();
+impl std::ops::Deref for Env {
+    type Target = HttpSite;
+    fn deref(&self) -> &HttpSite {
+        &self.site
     }
 }
 
 async fn env(db: &TestDb) -> Env {
     let (twilio, graph) = fakes().await;
-    let router = builder(db, &twilio, &graph).await.build();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let app = switchboard_http::app(switchboard_http::AppState::new(router.clone(), None));
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app).await.unwrap();
-    });
-    let created = router.tenants().create("acme").await.unwrap();
-    connect_both(&router, &created.tenant_id, APP_SECRET).await;
+    let site = serve_acme(builder(db, &twilio, &graph).await.build()).await;
+    connect_both(&site.router, &site.tenant, APP_SECRET).await;
     Env {
-        router,
-        tenant: created.tenant_id,
-        admin: created.key,
-        base,
-        http: reqwest::Client::new(),
+        site,
         _twilio: twilio,
         graph,
-        server,
     }
 }
 
@@ -84,32 +70,12 @@ fn health_row(health: &Reply, channel: &str) -> Value {
 
 impl Env {
     async fn meta_ok(&self, body: &str) {
-        let r = self
-            .http
-            .post(format!("{}/webhooks/meta-whatsapp", self.base))
-            .header("content-type", "application/json")
-            .header(
-                "x-hub-signature-256",
-                meta::sign(APP_SECRET, body.as_bytes()),
-            )
-            .body(body.to_owned())
-            .send()
-            .await
-            .unwrap();
-        let r = reply(r).await;
+        let r = post_meta_webhook(self, body, Some(APP_SECRET)).await;
         assert_eq!((r.status, r.text.as_str()), (200, "OK"), "{body}");
     }
 
     async fn get(&self, path: &str, key: &str) -> Reply {
-        reply(
-            self.http
-                .request(Method::GET, format!("{}{path}", self.base))
-                .bearer_auth(key)
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await
+        self.call_as(Method::GET, path, Some(key), None).await
     }
 
     /// acme's account on `channel`, as `GET /v1/accounts` shows it.
@@ -128,14 +94,8 @@ impl Env {
     }
 
     async fn channel_health(&self) -> Reply {
-        reply(
-            self.http
-                .get(format!("{}/health/channels", self.base))
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await
+        self.call_as(Method::GET, "/health/channels", None, None)
+            .await
     }
 }
 

@@ -14,14 +14,14 @@ use switchboard_meta_cloud::testing as meta;
 use switchboard_router::store::entity::{conversations, messages, provider_notifications};
 use switchboard_twilio::testing::{self as twilio, TEST_ACCOUNT_SID};
 
-use crate::support::api::{self, Reply, reply};
+use crate::support::api::{self, Reply};
 use crate::support::fake::BUSINESS;
 use crate::support::http_site::{HttpSite, serve_acme};
-use crate::support::providers::post_twilio_form;
 use crate::support::providers::{
     APP_SECRET, META_DISPLAY, PERSON, PERSON_WA, PNID, TWILIO_NUMBER, TWILIO_PATH, builder,
     connect_both, fakes, now_ts, stored,
 };
+use crate::support::providers::{post_meta_webhook, post_twilio_form};
 use crate::support::{TestDb, count, on_each_backend};
 
 const FIXTURES: &str = concat!(
@@ -74,15 +74,7 @@ async fn env(db: &TestDb) -> Env {
 impl Env {
     /// POSTs `body` to the Meta webhook, signed with `secret` (unsigned with `None`).
     async fn meta(&self, body: &str, secret: Option<&str>) -> Reply {
-        let mut req = self
-            .client
-            .post(format!("{}/webhooks/meta-whatsapp", self.base))
-            .header("content-type", "application/json")
-            .body(body.to_owned());
-        if let Some(secret) = secret {
-            req = req.header("x-hub-signature-256", meta::sign(secret, body.as_bytes()));
-        }
-        reply(req.send().await.unwrap()).await
+        post_meta_webhook(self, body, secret).await
     }
 
     /// [`Env::meta`] signed with acme's app secret, which must answer 200.

@@ -19,28 +19,26 @@ use switchboard_twilio::testing::{
 };
 use switchboard_twilio::{TwilioConfig, TwilioWhatsApp};
 
-use crate::support::api::{Reply, reply};
+use crate::support::api::Reply;
+use crate::support::http_site::{HttpSite, serve_acme};
 use crate::support::providers::{
     APP_SECRET, META_NUMBER, META_TOKEN, PERSON, PNID, PUBLIC, TWILIO_NUMBER, fakes,
+    post_meta_webhook,
 };
 use crate::support::{TestDb, on_each_backend};
 
 struct Site {
-    base: String,
-    client: reqwest::Client,
-    router: Router,
+    http: HttpSite,
     graph: FakeGraph,
     twilio: FakeTwilio,
-    admin: String,
-    tenant: String,
     meta_account: String,
     twilio_account: String,
-    server: tokio::task::JoinHandle<()>,
 }
 
-impl Drop for Site {
-    fn drop(&mut self) {
-        self.server.abort();
+impl std::ops::Deref for Site {
+    type Target = HttpSite;
+    fn deref(&self) -> &HttpSite {
+        &self.http
     }
 }
 
@@ -56,75 +54,34 @@ async fn site(db: &TestDb, waba_id: Option<&str>) -> Site {
         })))
         .adapter(Arc::new(MetaCloud::new(graph.config())))
         .build();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let app = switchboard_http::app(switchboard_http::AppState::new(router.clone(), None));
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app).await.unwrap();
-    });
-    let created = router.tenants().create("acme").await.unwrap();
-    let (admin, tenant) = (created.key, created.tenant_id);
-    let mut site = Site {
-        tenant,
-        base,
-        client: reqwest::Client::new(),
-        router,
-        graph,
-        twilio,
-        admin,
-        meta_account: String::new(),
-        twilio_account: String::new(),
-        server,
-    };
+    let http = serve_acme(router).await;
     let mut meta_credentials = json!({"phone_number_id": PNID, "access_token": META_TOKEN,
         "app_secret": APP_SECRET, "verify_token": "vt"});
     if let Some(waba) = waba_id {
         meta_credentials["waba_id"] = json!(waba);
     }
-    let key = site.admin.clone();
-    site.meta_account = site
-        .call(
-            Method::POST,
-            "/v1/accounts",
-            &key,
-            Some(json!({"channel": "meta-whatsapp", "address": META_NUMBER,
-                "credentials": meta_credentials})),
+    let meta_account = http
+        .connect("meta-whatsapp", META_NUMBER, &meta_credentials)
+        .await;
+    let twilio_account = http
+        .connect(
+            "twilio-whatsapp",
+            TWILIO_NUMBER,
+            &json!({"account_sid": TEST_ACCOUNT_SID, "auth_token": TEST_AUTH_TOKEN}),
         )
-        .await
-        .expect(201, None)
-        .body["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    site.twilio_account = site
-        .call(
-            Method::POST,
-            "/v1/accounts",
-            &key,
-            Some(
-                json!({"channel": "twilio-whatsapp", "address": TWILIO_NUMBER,
-                "credentials": {"account_sid": TEST_ACCOUNT_SID, "auth_token": TEST_AUTH_TOKEN}}),
-            ),
-        )
-        .await
-        .expect(201, None)
-        .body["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    site
+        .await;
+    Site {
+        http,
+        graph,
+        twilio,
+        meta_account,
+        twilio_account,
+    }
 }
 
 impl Site {
     async fn call(&self, method: Method, path: &str, key: &str, body: Option<Value>) -> Reply {
-        let mut req = self
-            .client
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(key);
-        if let Some(body) = body {
-            req = req.json(&body);
-        }
-        reply(req.send().await.unwrap()).await
+        self.http.call_as(method, path, Some(key), body).await
     }
 
     async fn templates(&self, query: &str) -> Vec<Value> {
@@ -175,19 +132,8 @@ impl Site {
     }
 
     async fn meta_webhook(&self, body: &str) {
-        let res = self
-            .client
-            .post(format!("{}/webhooks/meta-whatsapp", self.base))
-            .header("content-type", "application/json")
-            .header(
-                "x-hub-signature-256",
-                meta::sign(APP_SECRET, body.as_bytes()),
-            )
-            .body(body.to_owned())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 200);
+        let r = post_meta_webhook(self, body, Some(APP_SECRET)).await;
+        assert_eq!(r.status, 200, "{}", r.text);
     }
 }
 

@@ -7,12 +7,14 @@
 
 use std::time::Duration;
 
+use reqwest::Method;
 use serde_json::{Value, json};
 use switchboard_meta_cloud::testing as meta;
 use switchboard_router::DeliveryConfig;
 use switchboard_twilio::testing::{self as twilio, FakeTwilio, TEST_ACCOUNT_SID};
 
-use crate::support::api::{Reply, reply};
+use crate::support::api::Reply;
+use crate::support::http_site::{HttpSite, serve_acme};
 use crate::support::providers::{
     APP_SECRET, META_DISPLAY, PERSON, PERSON_WA, PNID, TWILIO_NUMBER, builder, connect_both, fakes,
     meta_inbound, now_ts, send_text, twilio_webhook,
@@ -20,19 +22,15 @@ use crate::support::providers::{
 use crate::support::{TestDb, on_each_backend};
 
 struct Env {
-    router: switchboard_router::Router,
-    tenant: String,
-    admin: String,
-    base: String,
-    http: reqwest::Client,
+    site: HttpSite,
     twilio: FakeTwilio,
     _graph: switchboard_meta_cloud::testing::FakeGraph,
-    server: tokio::task::JoinHandle<()>,
 }
 
-impl Drop for Env {
-    fn drop(&mut self) {
-        self.server.abort();
+impl std::ops::Deref for Env {
+    type Target = HttpSite;
+    fn deref(&self) -> &HttpSite {
+        &self.site
     }
 }
 
@@ -46,37 +44,18 @@ async fn env(db: &TestDb) -> Env {
             ..DeliveryConfig::default()
         })
         .build();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let app = switchboard_http::app(switchboard_http::AppState::new(router.clone(), None));
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app).await.unwrap();
-    });
-    let created = router.tenants().create("acme").await.unwrap();
-    connect_both(&router, &created.tenant_id, APP_SECRET).await;
+    let site = serve_acme(router).await;
+    connect_both(&site.router, &site.tenant, APP_SECRET).await;
     Env {
-        router,
-        tenant: created.tenant_id,
-        admin: created.key,
-        base,
-        http: reqwest::Client::new(),
+        site,
         twilio,
         _graph: graph,
-        server,
     }
 }
 
 impl Env {
     async fn get(&self, path: &str, key: &str) -> Reply {
-        reply(
-            self.http
-                .get(format!("{}{path}", self.base))
-                .bearer_auth(key)
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await
+        self.call_as(Method::GET, path, Some(key), None).await
     }
 
     async fn usage(&self, query: &str) -> Value {

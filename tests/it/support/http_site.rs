@@ -68,10 +68,21 @@ impl HttpSite {
 
     /// A request to the app with the admin key.
     pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Reply {
-        let mut req = self
-            .client
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(&self.admin);
+        self.call_as(method, path, Some(&self.admin), body).await
+    }
+
+    /// A request to the app with `key` (none: unauthenticated).
+    pub async fn call_as(
+        &self,
+        method: Method,
+        path: &str,
+        key: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
+        let mut req = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(key) = key {
+            req = req.bearer_auth(key);
+        }
         if let Some(body) = body {
             req = req.json(&body);
         }

@@ -210,3 +210,21 @@ pub async fn post_twilio_form(
         .await
         .unwrap()
 }
+
+/// POSTs `body` to the Meta webhook on `site`, signed with `secret` as Meta signs it
+/// (unsigned with `None`).
+pub async fn post_meta_webhook(
+    site: &super::http_site::HttpSite,
+    body: &str,
+    secret: Option<&str>,
+) -> super::api::Reply {
+    let mut req = site
+        .client
+        .post(format!("{}/webhooks/meta-whatsapp", site.base))
+        .header("content-type", "application/json")
+        .body(body.to_owned());
+    if let Some(secret) = secret {
+        req = req.header("x-hub-signature-256", meta::sign(secret, body.as_bytes()));
+    }
+    super::api::reply(req.send().await.unwrap()).await
+}
