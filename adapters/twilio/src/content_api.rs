@@ -42,12 +42,11 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 use switchboard_core::{
     ChannelError, Exchange, Header, InteractiveMessage, InteractiveType, Location, MediaItem,
-    retry_after_header,
 };
 
 use crate::config::TwilioConfig;
-use crate::errors::{error_from_response_of, error_from_transport};
-use crate::send::{Answer, error_body, get, read};
+use crate::errors::error_from_transport;
+use crate::send::{get, read};
 
 /// The `language` of every resource Switchboard creates.
 pub const LANGUAGE: &str = "en";
@@ -438,13 +437,13 @@ impl ContentApi<'_> {
                 .await
                 .map_err(|e| error_from_transport(e, false))?;
             if !(200..300).contains(&answer.status) {
-                return Err(self.refused(&answer, None));
+                return Err(answer.refusal(API, None));
             }
             let Some(contents) = answer.body["contents"].as_array() else {
                 return Err(ChannelError::transient(format!(
                     "{API} listed contents without a `contents` array"
                 ))
-                .with_exchange(exchange(&answer, None)));
+                .with_exchange(answer.exchange(None)));
             };
             if let Some(sid) = contents
                 .iter()
@@ -489,7 +488,7 @@ impl ContentApi<'_> {
             })
         })?;
         if !(200..300).contains(&answer.status) {
-            return Err(self.refused(&answer, Some(request)));
+            return Err(answer.refusal(API, Some(request)));
         }
         match answer.body["sid"].as_str().filter(|s| is_content_sid(s)) {
             Some(sid) => {
@@ -505,27 +504,8 @@ impl ContentApi<'_> {
                 "{API} answered HTTP {} without a content SID",
                 answer.status
             ))
-            .with_exchange(exchange(&answer, Some(request)))),
+            .with_exchange(answer.exchange(Some(request)))),
         }
-    }
-
-    fn refused(&self, answer: &Answer, request: Option<Value>) -> ChannelError {
-        error_from_response_of(
-            API,
-            answer.status,
-            &error_body(&answer.body),
-            retry_after_header(&answer.headers),
-            false,
-            exchange(answer, request),
-        )
-    }
-}
-
-fn exchange(answer: &Answer, request: Option<Value>) -> Exchange {
-    Exchange {
-        http_status: Some(answer.status),
-        request,
-        response: Some(answer.body.clone()),
     }
 }
 

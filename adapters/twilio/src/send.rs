@@ -28,7 +28,7 @@ use crate::content_api::{
     ContentApi, ContentCache, ContentSpec, check_variables, interactive_spec, is_content_sid,
     location_spec,
 };
-use crate::errors::{error_from_response, error_from_transport};
+use crate::errors::{error_from_response, error_from_response_of, error_from_transport};
 use crate::wire::{Form, TwilioErrorBody, map_status};
 
 /// Twilio's `Body` limit, in characters.
@@ -336,6 +336,38 @@ pub(crate) struct Answer {
     pub(crate) status: u16,
     pub(crate) headers: http::HeaderMap,
     pub(crate) body: Value,
+}
+
+impl Answer {
+    /// The exchange, for the attempt history.
+    pub(crate) fn exchange(&self, request: Option<Value>) -> Exchange {
+        Exchange {
+            http_status: Some(self.status),
+            request,
+            response: Some(self.body.clone()),
+        }
+    }
+
+    /// `api`'s refusal (a non-2xx answer to a request that sends no message), classified.
+    pub(crate) fn refusal(&self, api: &str, request: Option<Value>) -> ChannelError {
+        error_from_response_of(
+            api,
+            self.status,
+            &error_body(&self.body),
+            retry_after_header(&self.headers),
+            false,
+            self.exchange(request),
+        )
+    }
+
+    /// Itself when `api` answered 2xx, else its refusal.
+    pub(crate) fn accepted(self, api: &str, request: Option<&Value>) -> Result<Self, ChannelError> {
+        if (200..300).contains(&self.status) {
+            Ok(self)
+        } else {
+            Err(self.refusal(api, request.cloned()))
+        }
+    }
 }
 
 pub(crate) async fn read(resp: reqwest::Response) -> Result<Answer, reqwest::Error> {

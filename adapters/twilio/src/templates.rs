@@ -6,14 +6,14 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 use switchboard_core::{
-    AccountContext, ChannelError, Exchange, ProviderTemplate, TemplateSubmission,
-    retry_after_header, templates::variables_with_examples,
+    AccountContext, ChannelError, ProviderTemplate, TemplateSubmission,
+    templates::variables_with_examples,
 };
 
 use crate::config::{TwilioConfig, credentials};
 use crate::content_api::{API, is_content_sid, same_api_under};
-use crate::errors::{error_from_response_of, error_from_transport};
-use crate::send::{error_body, get, read};
+use crate::errors::error_from_transport;
+use crate::send::{get, read};
 
 /// Pages read at most in one listing (1,000 a page: far beyond WhatsApp's 6,000 approved).
 const MAX_PAGES: usize = 50;
@@ -33,27 +33,13 @@ pub(crate) async fn list(
     for _ in 0..MAX_PAGES {
         let answer = get(http, &url, sid, token)
             .await
-            .map_err(|e| error_from_transport(e, false))?;
-        let exchange = Exchange {
-            http_status: Some(answer.status),
-            request: None,
-            response: Some(answer.body.clone()),
-        };
-        if !(200..300).contains(&answer.status) {
-            return Err(error_from_response_of(
-                API,
-                answer.status,
-                &error_body(&answer.body),
-                retry_after_header(&answer.headers),
-                false,
-                exchange,
-            ));
-        }
+            .map_err(|e| error_from_transport(e, false))?
+            .accepted(API, None)?;
         let Some(contents) = answer.body["contents"].as_array() else {
             return Err(ChannelError::transient(format!(
                 "{API} listed contents without a `contents` array"
             ))
-            .with_exchange(exchange));
+            .with_exchange(answer.exchange(None)));
         };
         out.extend(contents.iter().filter_map(from_content));
         match answer.body["meta"]["next_page_url"].as_str() {
@@ -183,22 +169,7 @@ async fn post(
         Err(e) => Err(e),
     }
     .map_err(|e| error_from_transport(e, create))?;
-    let exchange = Exchange {
-        http_status: Some(answer.status),
-        request: Some(body.clone()),
-        response: Some(answer.body.clone()),
-    };
-    if !(200..300).contains(&answer.status) {
-        return Err(error_from_response_of(
-            API,
-            answer.status,
-            &error_body(&answer.body),
-            retry_after_header(&answer.headers),
-            false,
-            exchange,
-        ));
-    }
-    Ok(answer.body)
+    Ok(answer.accepted(API, Some(body))?.body)
 }
 
 /// One item of `contents[]`; `None` without a Content SID.

@@ -15,11 +15,11 @@
 //! unsupported on Twilio (`Capabilities::read_receipts` is false, `typing_indicator` true).
 
 use serde_json::Value;
-use switchboard_core::{AccountContext, ChannelError, Exchange, retry_after_header};
+use switchboard_core::{AccountContext, ChannelError};
 
 use crate::config::{TwilioConfig, credentials, is_sid};
-use crate::errors::{error_from_response_of, error_from_transport};
-use crate::send::{error_body, form_json, read};
+use crate::errors::error_from_transport;
+use crate::send::{form_json, read};
 
 /// How the resource is named in errors.
 const API: &str = "Twilio's Typing Indicators API";
@@ -72,28 +72,14 @@ pub(crate) async fn show(
         Ok(resp) => read(resp).await,
         Err(e) => Err(e),
     }
-    .map_err(|e| error_from_transport(e, false))?;
-    let exchange = Exchange {
-        http_status: Some(answer.status),
-        request: Some(request),
-        response: Some(answer.body.clone()),
-    };
-    if !(200..300).contains(&answer.status) {
-        return Err(error_from_response_of(
-            API,
-            answer.status,
-            &error_body(&answer.body),
-            retry_after_header(&answer.headers),
-            false,
-            exchange,
-        ));
-    }
+    .map_err(|e| error_from_transport(e, false))?
+    .accepted(API, Some(&request))?;
     if answer.body.get("success").and_then(Value::as_bool) == Some(true) {
         Ok(())
     } else {
         Err(
             ChannelError::permanent(format!("{API} did not confirm the typing indicator"))
-                .with_exchange(exchange),
+                .with_exchange(answer.exchange(Some(request))),
         )
     }
 }
