@@ -12,6 +12,7 @@ use switchboard_router::{Router, Store};
 use switchboard_server::config::{
     Cli, Command, Config, KeyCommand, LogArgs, LogFormat, StoreArgs, TenantCommand,
 };
+use switchboard_server::shutdown::shutdown_signal;
 use switchboard_server::{telemetry, wiring};
 use tracing_subscriber::EnvFilter;
 
@@ -135,6 +136,8 @@ fn key_line(key: &tenants::ApiKeyView) -> String {
 
 async fn serve(config: Config) -> Result<(), BoxError> {
     let started = Instant::now();
+    // Before anything answers: a stop asked for from now on is a clean stop.
+    let shutdown = shutdown_signal()?;
     let metrics = PrometheusBuilder::new()
         .set_buckets_for_metric(
             Matcher::Full("switchboard_send_latency_seconds".into()),
@@ -177,7 +180,7 @@ async fn serve(config: Config) -> Result<(), BoxError> {
         "Switchboard is serving."
     );
     let app = http::app(http::AppState::new(router.clone(), Some(metrics)));
-    http::serve(listener, app, limits, shutdown_signal()).await?;
+    http::serve(listener, app, limits, shutdown).await?;
     tracing::info!("HTTP stopped; finishing deliveries in flight.");
     // The engine stops after its in-flight sends; a send error means it already ended.
     if stop_tx.send(true).is_ok()
@@ -188,28 +191,4 @@ async fn serve(config: Config) -> Result<(), BoxError> {
     router.store().clone().close().await?;
     tracing::info!("Switchboard stopped cleanly.");
     Ok(())
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
-    }
-    tracing::info!("Shutdown signal received.");
 }
