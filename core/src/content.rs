@@ -617,6 +617,37 @@ pub struct ContactUrl {
 impl ContactCard {
     /// Meta's limit on cards per message (protocols/meta.md §10.5).
     pub const MAX_PER_MESSAGE: usize = 257;
+
+    /// Checks the cards of one message: at most [`Self::MAX_PER_MESSAGE`], each with a
+    /// `name.formatted_name` (the one required field) and a birthday, when given, spelled
+    /// `YYYY-MM-DD` (protocols/meta.md §10.5).
+    ///
+    /// # Errors
+    /// What is wrong, naming the card, in words for an API error message.
+    pub fn check_all(cards: &[Self]) -> Result<(), String> {
+        if cards.len() > Self::MAX_PER_MESSAGE {
+            return Err(format!(
+                "a message carries at most {} contact cards, not {}",
+                Self::MAX_PER_MESSAGE,
+                cards.len()
+            ));
+        }
+        for (i, card) in cards.iter().enumerate() {
+            if card.name.formatted_name.trim().is_empty() {
+                return Err(format!("contacts[{i}].name.formatted_name is required"));
+            }
+            if let Some(b) = &card.birthday {
+                let date =
+                    b.len() == 10 && chrono::NaiveDate::parse_from_str(b, "%Y-%m-%d").is_ok();
+                if !date {
+                    return Err(format!(
+                        "contacts[{i}].birthday {b:?} is not a YYYY-MM-DD date"
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A notice from the platform rather than the person (e.g. the user changed number). It is

@@ -146,6 +146,8 @@ async fn content_over_whatsapps_limits_or_mixed_is_refused_before_anything_is_qu
                 "flow": {"id": "1", "name": "n", "cta": "Go"}}}), "invalid_interactive", "exactly one"),
             (json!({"to": ALICE, "contacts": [{"name": {"first_name": "Ann"}}]}), "invalid_contacts", "formatted_name"),
             (json!({"to": ALICE, "contacts": [{"name": {"formatted_name": "Ann"}, "birthday": "23/01/1999"}]}), "invalid_contacts", "YYYY-MM-DD"),
+            // Meta takes only the zero-padded form: refused here, not at delivery.
+            (json!({"to": ALICE, "contacts": [{"name": {"formatted_name": "Ann"}, "birthday": "1999-1-2"}]}), "invalid_contacts", "YYYY-MM-DD"),
             (json!({"to": ALICE, "text": "hi", "location": {"latitude": 1, "longitude": 2}}), "conflicting_content", "text or media and location"),
             (json!({"to": ALICE, "template": {"name": "t", "language": "en",
                 "buttons": [{"index": 0, "type": "quick_reply", "text": "x"}]}}), "invalid_template", "payload"),

@@ -135,19 +135,10 @@ fn text_message(text: &str) -> Result<Value, ChannelError> {
     Ok(json!({"preview_url": preview, "body": text}))
 }
 
-/// Whether `s` is a `YYYY-MM-DD` date.
-fn is_date(s: &str) -> bool {
-    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").is_ok() && s.len() == 10
-}
-
-/// One card of a contacts message, with the vCard fields as Meta names them (§10.5).
-fn contact_card(i: usize, card: &ContactCard) -> Result<Value, ChannelError> {
+/// One card of a contacts message, with the vCard fields as Meta names them (§10.5);
+/// checked by `ContactCard::check_all` first.
+fn contact_card(card: &ContactCard) -> Value {
     let name = &card.name;
-    if name.formatted_name.trim().is_empty() {
-        return Err(ChannelError::invalid(format!(
-            "contacts[{i}].name.formatted_name is required"
-        )));
-    }
     let mut name_obj = Map::new();
     name_obj.insert("formatted_name".into(), name.formatted_name.as_str().into());
     put(&mut name_obj, "first_name", name.first_name.as_ref());
@@ -210,30 +201,14 @@ fn contact_card(i: usize, card: &ContactCard) -> Result<Value, ChannelError> {
         obj.insert("urls".into(), list(urls.collect()));
     }
     if let Some(birthday) = &card.birthday {
-        if !is_date(birthday) {
-            return Err(ChannelError::invalid(format!(
-                "contacts[{i}].birthday {birthday:?} is not a YYYY-MM-DD date"
-            )));
-        }
         obj.insert("birthday".into(), birthday.as_str().into());
     }
-    Ok(Value::Object(obj))
+    Value::Object(obj)
 }
 
 fn contacts_message(cards: &[ContactCard]) -> Result<Value, ChannelError> {
-    if cards.len() > ContactCard::MAX_PER_MESSAGE {
-        return Err(ChannelError::invalid(format!(
-            "a message carries at most {} contact cards, not {}",
-            ContactCard::MAX_PER_MESSAGE,
-            cards.len()
-        )));
-    }
-    let cards: Result<Vec<Value>, ChannelError> = cards
-        .iter()
-        .enumerate()
-        .map(|(i, c)| contact_card(i, c))
-        .collect();
-    Ok(Value::Array(cards?))
+    ContactCard::check_all(cards).map_err(ChannelError::invalid)?;
+    Ok(Value::Array(cards.iter().map(contact_card).collect()))
 }
 
 /// The recipient field: `to` with the phone number when there is one (it takes

@@ -922,32 +922,7 @@ fn check_content(content: &Content, has_fallback: bool) -> Result<()> {
 }
 
 fn check_contacts(cards: &[ContactCard]) -> Result<()> {
-    if cards.len() > ContactCard::MAX_PER_MESSAGE {
-        return Err(RouterError::invalid(
-            "invalid_contacts",
-            format!(
-                "a message carries at most {} contact cards",
-                ContactCard::MAX_PER_MESSAGE
-            ),
-        ));
-    }
-    for (i, card) in cards.iter().enumerate() {
-        if card.name.formatted_name.trim().is_empty() {
-            return Err(RouterError::invalid(
-                "invalid_contacts",
-                format!("contacts[{i}].name.formatted_name is required"),
-            ));
-        }
-        if let Some(b) = &card.birthday
-            && chrono::NaiveDate::parse_from_str(b, "%Y-%m-%d").is_err()
-        {
-            return Err(RouterError::invalid(
-                "invalid_contacts",
-                format!("contacts[{i}].birthday must be YYYY-MM-DD"),
-            ));
-        }
-    }
-    Ok(())
+    ContactCard::check_all(cards).map_err(|why| RouterError::invalid("invalid_contacts", why))
 }
 
 /// What the channel's provider would refuse in one message beyond its capabilities
