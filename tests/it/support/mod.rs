@@ -2,12 +2,14 @@
 //! `SWITCHBOARD_TEST_POSTGRES_URL` is set, each test in a fresh database), routers over the
 //! fake adapter (`fake` for its events and requests), the real adapters on their fake
 //! providers (`providers`), the REST API on loopback (`api`), the real `switchboard` binary
-//! (`binary`), and the reader of the engine's module rules (`module_rules`).
+//! (`binary`), a headless Chromium for the console (`browser`), and the reader of the
+//! engine's module rules (`module_rules`).
 
 #![allow(dead_code)]
 
 pub mod api;
 pub mod binary;
+pub mod browser;
 pub mod fake;
 pub mod http_site;
 pub mod module_rules;
