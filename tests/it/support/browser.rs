@@ -265,6 +265,33 @@ impl Browser {
             .unwrap_or_else(|e| panic!("running {script:?}: {e}"))
     }
 
+    /// Runs Chrome DevTools Protocol command `cmd` with `params` (chromedriver's
+    /// `goog/cdp/execute`): for what WebDriver has no command for.
+    pub async fn devtools(&self, cmd: &str, params: Value) -> Value {
+        self.client
+            .issue_cmd(DevToolsCommand {
+                cmd: cmd.to_owned(),
+                params,
+            })
+            .await
+            .unwrap_or_else(|e| panic!("DevTools {cmd}: {e}"))
+    }
+
+    /// Runs `script` in every page this session opens from now on, before the page's own
+    /// scripts and before its HTML is parsed.
+    pub async fn on_every_new_page(&self, script: &str) {
+        self.devtools(
+            "Page.addScriptToEvaluateOnNewDocument",
+            json!({"source": script}),
+        )
+        .await;
+    }
+
+    /// Empties the HTTP cache (cookies stay): the next load is a first load.
+    pub async fn clear_cache(&self) {
+        self.devtools("Network.clearBrowserCache", json!({})).await;
+    }
+
     /// The HTTP status of the page's navigation (Chromium's `responseStatus`).
     pub async fn status(&self) -> u64 {
         let status = self
@@ -328,6 +355,31 @@ impl Browser {
 impl Drop for Browser {
     fn drop(&mut self) {
         kill_group(&self.driver);
+    }
+}
+
+/// Chromedriver's extension command that forwards a DevTools Protocol command.
+#[derive(Debug)]
+struct DevToolsCommand {
+    cmd: String,
+    params: Value,
+}
+
+impl fantoccini::wd::WebDriverCompatibleCommand for DevToolsCommand {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!(
+            "session/{}/goog/cdp/execute",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _request_url: &url::Url) -> (http::Method, Option<String>) {
+        let body = json!({"cmd": self.cmd, "params": self.params});
+        (http::Method::POST, Some(body.to_string()))
     }
 }
 
