@@ -460,7 +460,12 @@ async fn new_session(port: u16, viewport: Viewport, profile: &Path) -> Result<Cl
             "deviceMetrics": {"width": width, "height": height, "pixelRatio": 2, "touch": true},
         });
     }
-    let capabilities = json!({"browserName": "chrome", "goog:chromeOptions": chrome_options});
+    // A page or script that hangs fails the test in half a minute, not WebDriver's five.
+    let capabilities = json!({
+        "browserName": "chrome",
+        "goog:chromeOptions": chrome_options,
+        "timeouts": {"pageLoad": 30_000, "script": 30_000, "implicit": 0},
+    });
     let Value::Object(capabilities) = capabilities else {
         unreachable!("a JSON object")
     };
