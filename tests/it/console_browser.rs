@@ -16,7 +16,7 @@ use switchboard_twilio::testing::{self as twilio, FakeTwilio, TEST_ACCOUNT_SID, 
 
 use crate::support::api::{Reply, reply};
 use crate::support::binary::{self, Server};
-use crate::support::browser::{Browser, PNG_SIGNATURE, Viewport, with_browser};
+use crate::support::browser::{Browser, PNG_SIGNATURE, Viewport, WAIT, with_browser};
 use crate::support::providers::{
     META_DISPLAY, META_NUMBER, META_TOKEN, PNID, PUBLIC, TWILIO_NUMBER, TWILIO_PATH, set,
 };
@@ -376,6 +376,31 @@ fn twilio_send_of(
         .find(|r| r.path.ends_with("/Messages.json") && r.form_value("Body") == Some(text))
 }
 
+/// Waits until the page shows message `id` with `status` (its `data-status`); a timeout says
+/// which status the API has for it, to tell a page that was not updated from a message that
+/// did not move.
+async fn wait_for_status(b: &Browser, c: &Console, id: &str, status: &str) {
+    let li = format!("li.message[data-id='{id}'][data-status={status}]");
+    if let Err(message) = b.try_wait_for(&li, WAIT).await {
+        let api = c
+            .api(Method::GET, &format!("/v1/messages/{id}"), &c.admin, None)
+            .await;
+        panic!(
+            "the page did not show {id} {status} (the API says {}):\n{message}",
+            api.body["status"]
+        );
+    }
+}
+
+/// The ticks' `aria-label` of message `id`, lower-cased (the status, as the page says it).
+async fn ticks_label(b: &Browser, id: &str) -> String {
+    let ticks = format!("li.message[data-id='{id}'] .ticks");
+    b.attr_of(&ticks, "aria-label")
+        .await
+        .unwrap_or_else(|| panic!("{ticks} has no aria-label"))
+        .to_lowercase()
+}
+
 async fn eventually<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
@@ -478,22 +503,16 @@ async fn an_operator_signs_in_sees_a_new_conversation_live_and_sees_a_reply_deli
                 .expect("the message's id");
             assert!(message.starts_with("msg_"), "{message}");
 
-            // FakeTwilio accepted it: the page shows it sent, then delivered once Twilio's
-            // status callback comes, both without a reload.
-            wait_for_stream(b).await;
+            // FakeTwilio accepts it (the binary's delivery worker sends it): the page shows
+            // it accepted, then sent and delivered as Twilio's status callbacks come, all
+            // without a reload.
             mark_page(b).await;
             let sent = eventually("the reply to reach FakeTwilio", || {
                 twilio_send_of(&c.twilio, REPLY)
             })
             .await;
             let this = format!("li.message[data-id='{message}']");
-            b.wait_for(&format!("{this}[data-status=sent]")).await;
-            assert_eq!(
-                b.attr_of(&format!("{this} .ticks"), "aria-label")
-                    .await
-                    .as_deref(),
-                Some("sent")
-            );
+            wait_for_status(b, &c, &message, "accepted").await;
             let callback = sent
                 .form_value("StatusCallback")
                 .expect("a status callback URL")
@@ -504,23 +523,16 @@ async fn an_operator_signs_in_sees_a_new_conversation_live_and_sees_a_reply_deli
             let sids = c.twilio.created_message_sids();
             assert_eq!(sids.len(), 1, "one send, the reply: {sids:?}");
             let sid = &sids[0];
-            let status = twilio::status_form(
-                TEST_ACCOUNT_SID,
-                TWILIO_NUMBER,
-                SHEENA,
-                sid,
-                "delivered",
-                None,
-            );
-            let r = c.post_twilio(path, &status).await;
-            assert_eq!(r.status, 200, "{}\n{}", r.text, c.log_tail());
-            b.wait_for(&format!("{this}[data-status=delivered]")).await;
-            assert_eq!(
-                b.attr_of(&format!("{this} .ticks"), "aria-label")
-                    .await
-                    .as_deref(),
-                Some("delivered")
-            );
+            wait_for_stream(b).await;
+            for status in ["sent", "delivered"] {
+                let form =
+                    twilio::status_form(TEST_ACCOUNT_SID, TWILIO_NUMBER, SHEENA, sid, status, None);
+                let r = c.post_twilio(path, &form).await;
+                assert_eq!(r.status, 200, "{}\n{}", r.text, c.log_tail());
+                wait_for_status(b, &c, &message, status).await;
+                assert_eq!(ticks_label(b, &message).await, status);
+            }
+            assert_eq!(b.count(&format!("{this} .ticks")).await, 1);
             assert_page_not_reloaded(b).await;
             keep_screenshot(b, shots.path(), "thread").await;
         })
