@@ -814,6 +814,19 @@ return {
   })),
 };";
 
+/// `n` rounded, with thousands separators (BENCHMARKS.md's style).
+fn grouped(n: f64) -> String {
+    let digits = format!("{:.0}", n.max(0.0));
+    let mut out = String::new();
+    for (i, d) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(d);
+    }
+    out
+}
+
 fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
@@ -926,7 +939,11 @@ async fn console_first_load_with_1000_conversations() {
     );
     println!("|---|---|---|---|---|---|---|");
     println!(
-        "| console `/console/`, 1,000 conversations, SQLite, {profile} build, empty cache (median of 5) | {rows} | {html_transfer:.0} B ({html_body:.0} B) | {resources:.0} B | {response_end:.0} ms | {dcl:.0} ms | {first_row:.0} ms |"
+        "| console `/console/`, 1,000 conversations, SQLite, {profile} build, empty cache (median of 5) \
+         | {rows} | {} B ({} B) | {} B | {response_end:.0} ms | {dcl:.0} ms | {first_row:.0} ms |",
+        grouped(html_transfer),
+        grouped(html_body),
+        grouped(resources)
     );
     c.stop().await;
     db.cleanup().await;
