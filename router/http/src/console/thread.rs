@@ -337,6 +337,11 @@ async fn send(
     };
     match state.router.send(tenant, request).await {
         Ok(_) => Redirect::to(&format!("/console/conversations/{conversation_id}")).into_response(),
+        // Each form carries its own key: a key used already means this form was sent
+        // before (a double click, a resent page), and that first message stands.
+        Err(e) if e.code() == "idempotency_key_reused" => {
+            Redirect::to(&format!("/console/conversations/{conversation_id}")).into_response()
+        }
         Err(e) => refused(e),
     }
 }
