@@ -20,6 +20,7 @@ mod m20261207_000001_fallback;
 mod m20261207_000002_content_model;
 mod m20261207_000003_templates;
 mod m20261207_000004_accounts;
+mod m20261208_000001_console;
 
 pub use m20261207_000004_accounts::UNPRICED;
 
@@ -44,6 +45,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000002_content_model::Migration),
             Box::new(m20261207_000003_templates::Migration),
             Box::new(m20261207_000004_accounts::Migration),
+            Box::new(m20261208_000001_console::Migration),
         ]
     }
 }

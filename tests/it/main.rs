@@ -9,6 +9,7 @@ mod api_errors;
 mod api_keys;
 mod architecture;
 mod batching;
+mod console;
 mod console_browser;
 mod contacts;
 mod content_model;

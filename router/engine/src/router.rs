@@ -27,6 +27,7 @@ use crate::store::crypto::CredentialCipher;
 use crate::templates::Templates;
 use crate::tenancy::accounts::Accounts;
 use crate::tenancy::registry::AdapterRegistry;
+use crate::tenancy::sessions::OperatorSessions;
 use crate::tenancy::tenants::Tenants;
 
 /// The engine's components, built once.
@@ -37,6 +38,7 @@ struct Components {
     events: Arc<EventBus>,
     accounts: Arc<Accounts>,
     tenants: Tenants,
+    sessions: OperatorSessions,
     records: Records,
     media: Arc<MediaLibrary>,
     inbound: Inbound,
@@ -47,6 +49,8 @@ struct Components {
     fetcher: MediaFetcher,
     notifier: Notifier,
     templates: Arc<Templates>,
+    /// Where providers and browsers reach this service (`SWITCHBOARD_PUBLIC_URL`).
+    public_url: Option<String>,
 }
 
 /// Switchboard's router. Cheap to clone; clones share everything.
@@ -175,10 +179,11 @@ impl RouterBuilder {
             self.adapters.clone(),
             media_store.clone(),
             signer,
-            self.public_url,
+            self.public_url.clone(),
         ));
         let parts = Components {
             tenants: Tenants::new(self.store.clone()),
+            sessions: OperatorSessions::new(self.store.clone()),
             records: Records::new(
                 self.store.clone(),
                 self.adapters.clone(),
@@ -249,6 +254,7 @@ impl RouterBuilder {
             accounts,
             media,
             templates,
+            public_url: self.public_url,
         };
         Router {
             parts: Arc::new(parts),
@@ -320,6 +326,17 @@ impl Router {
 
     pub fn tenants(&self) -> &Tenants {
         &self.parts.tenants
+    }
+
+    /// Where providers and browsers reach this service, without a trailing `/`, when
+    /// configured (the webhook URLs to paste into providers' consoles start with it).
+    pub fn public_url(&self) -> Option<&str> {
+        self.parts.public_url.as_deref()
+    }
+
+    /// Sessions of people signed in with an API key (the operator console).
+    pub fn sessions(&self) -> &OperatorSessions {
+        &self.parts.sessions
     }
 
     pub fn records(&self) -> &Records {

@@ -6,7 +6,7 @@
 //! rejections.
 
 mod accounts;
-mod media;
+pub(crate) mod media;
 mod messages;
 pub(crate) mod openapi;
 mod reads;

@@ -76,7 +76,10 @@ pub(crate) async fn json_errors(response: Response) -> Response {
     if matches!(status.as_u16(), 408 | 413) {
         count_refusal(status.as_u16());
     }
-    if !(status.is_client_error() || status.is_server_error()) || is_json(&response) {
+    if !(status.is_client_error() || status.is_server_error())
+        || is_json(&response)
+        || is_page(&response)
+    {
         return response;
     }
     let (mut parts, body) = response.into_parts();
@@ -94,6 +97,18 @@ pub(crate) async fn json_errors(response: Response) -> Response {
     );
     parts.headers.remove(header::CONTENT_LENGTH);
     Response::from_parts(parts, Body::from(body))
+}
+
+/// An HTML page (the operator console's error pages answer people, not programs).
+fn is_page(response: &Response) -> bool {
+    response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            let essence = v.split(';').next().unwrap_or("").trim();
+            essence.eq_ignore_ascii_case("text/html")
+        })
 }
 
 fn is_json(response: &Response) -> bool {

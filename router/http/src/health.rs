@@ -27,6 +27,15 @@ pub(crate) struct ChannelHealthCache {
 }
 
 impl ChannelHealthCache {
+    /// The body of the last `/health/channels` check, however old (the console shows it).
+    pub(crate) fn last_report(&self) -> Option<serde_json::Value> {
+        self.last
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .map(|(_, body, _)| body.clone())
+    }
+
     /// Records this check's statuses and returns the accounts whose status changed since the
     /// last one (a new account counts as changed unless it is up).
     fn changes<'a>(

@@ -8,6 +8,7 @@
 //! from the adapters the router has.
 
 mod api;
+mod console;
 mod errors;
 mod health;
 mod serve;
@@ -28,6 +29,7 @@ use tower_http::trace::TraceLayer;
 use switchboard_router::router::Router;
 use switchboard_router::tenancy::registry::AdapterRegistry;
 
+pub use console::StreamCloser;
 pub use errors::REFUSALS_METRIC;
 pub use serve::{
     DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_MAX_CONNECTIONS, ServeLimits, raise_open_files_limit,
@@ -52,6 +54,8 @@ pub struct AppState {
     pub(crate) openapi: bytes::Bytes,
     request_timeout: Duration,
     upload_timeout: Duration,
+    /// Ends the console's event streams when the server begins to stop.
+    pub(crate) stream_closer: StreamCloser,
 }
 
 impl AppState {
@@ -63,7 +67,15 @@ impl AppState {
             health_cache: health::ChannelHealthCache::default(),
             request_timeout: REQUEST_TIMEOUT,
             upload_timeout: UPLOAD_TIMEOUT,
+            stream_closer: StreamCloser::default(),
         }
+    }
+
+    /// What ends the console's open event streams (Server-Sent Events never finish on
+    /// their own): call [`StreamCloser::close`] when shutdown begins, so a graceful
+    /// shutdown does not wait for browsers to leave.
+    pub fn stream_closer(&self) -> StreamCloser {
+        self.stream_closer.clone()
     }
 
     /// Other timeouts than [`REQUEST_TIMEOUT`] and [`UPLOAD_TIMEOUT`] (tests).
@@ -85,16 +97,25 @@ pub fn app(state: AppState) -> AxumRouter {
     let limited = AxumRouter::new()
         .merge(health::routes())
         .merge(webhooks::routes())
+        .merge(console::routes())
         .merge(api::routes())
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             request_timeout,
         ));
-    let uploads = api::upload_routes().layer(TimeoutLayer::with_status_code(
-        StatusCode::REQUEST_TIMEOUT,
-        upload_timeout,
-    ));
+    let uploads = api::upload_routes()
+        .merge(
+            console::upload_routes()
+                .layer(axum::extract::DefaultBodyLimit::max(
+                    console::MAX_FORM_BYTES,
+                ))
+                .layer(RequestBodyLimitLayer::new(console::MAX_FORM_BYTES)),
+        )
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            upload_timeout,
+        ));
     AxumRouter::new()
         .merge(uploads)
         .merge(limited)

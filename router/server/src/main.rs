@@ -179,7 +179,14 @@ async fn serve(config: Config) -> Result<(), BoxError> {
         startup_ms = started.elapsed().as_millis(),
         "Switchboard is serving."
     );
-    let app = http::app(http::AppState::new(router.clone(), Some(metrics)));
+    let state = http::AppState::new(router.clone(), Some(metrics));
+    let streams = state.stream_closer();
+    let app = http::app(state);
+    // Open console event streams would hold a graceful shutdown forever: end them first.
+    let shutdown = async move {
+        shutdown.await;
+        streams.close();
+    };
     http::serve(listener, app, limits, shutdown).await?;
     tracing::info!("HTTP stopped; finishing deliveries in flight.");
     // The engine stops after its in-flight sends; a send error means it already ended.

@@ -3,6 +3,7 @@
 
 pub mod contacts;
 pub(crate) mod conversations;
+pub mod inbox;
 pub mod queries;
 pub(crate) mod statuses;
 pub mod usage;

@@ -212,7 +212,7 @@ fn json_text(text: &str) -> serde_json::Value {
     serde_json::from_str(text).unwrap_or_else(|_| serde_json::Value::String(text.to_owned()))
 }
 
-fn message_view(row: messages::Model) -> MessageView {
+pub(crate) fn message_view(row: messages::Model) -> MessageView {
     MessageView {
         content: serde_json::from_str(&row.content).unwrap_or_else(|_| serde_json::json!({})),
         id: row.id,
@@ -238,8 +238,8 @@ fn message_view(row: messages::Model) -> MessageView {
 
 /// The read side of the product API: messages, conversations and contacts of a tenant.
 pub struct Records {
-    store: crate::store::Store,
-    adapters: AdapterRegistry,
+    pub(super) store: crate::store::Store,
+    pub(super) adapters: AdapterRegistry,
     phones: PhoneParser,
     media: std::sync::Arc<MediaLibrary>,
 }
@@ -274,7 +274,7 @@ impl Records {
     }
 
     /// Adds each message's segment count, where its channel counts segments.
-    fn count_segments(&self, views: &mut [MessageView]) {
+    pub(crate) fn count_segments(&self, views: &mut [MessageView]) {
         for v in views {
             let Some(adapter) = self.adapters.get(&v.channel) else {
                 continue;
@@ -286,7 +286,11 @@ impl Records {
     }
 
     /// Adds the stored media of each message (one query for the whole list).
-    async fn attach_media(&self, tenant_id: &str, views: &mut [MessageView]) -> Result<()> {
+    pub(crate) async fn attach_media(
+        &self,
+        tenant_id: &str,
+        views: &mut [MessageView],
+    ) -> Result<()> {
         let ids = views.iter().map(|v| v.id.clone()).collect();
         let mut by_message = self.media.of_messages(tenant_id, ids).await?;
         for v in views {
@@ -404,10 +408,23 @@ impl Records {
         tenant_id: &str,
         request: &PageRequest,
     ) -> Result<Page<ConversationView>> {
+        self.conversations_of(tenant_id, None, request).await
+    }
+
+    /// [`Records::list_conversations`], of the contacts `only_contacts` names when given.
+    pub(crate) async fn conversations_of(
+        &self,
+        tenant_id: &str,
+        only_contacts: Option<Vec<String>>,
+        request: &PageRequest,
+    ) -> Result<Page<ConversationView>> {
         use conversations::Column as C;
         let (limit, cursor) = request.parse()?;
         let db = self.store.conn();
         let mut query = conversations::Entity::find().filter(C::TenantId.eq(tenant_id));
+        if let Some(contact_ids) = only_contacts {
+            query = query.filter(C::ContactId.is_in(contact_ids));
+        }
         if let Some(c) = cursor {
             query = query.filter(
                 Condition::any().add(C::LastMessageAt.lt(c.at)).add(
@@ -423,6 +440,45 @@ impl Records {
             .limit(limit + 1)
             .all(db)
             .await?;
+        let page = page(
+            rows,
+            limit,
+            |r| Cursor {
+                at: r.last_message_at,
+                id: r.id.clone(),
+            },
+            |r| r,
+        );
+        Ok(Page {
+            data: self.conversation_views(tenant_id, page.data).await?,
+            next_cursor: page.next_cursor,
+        })
+    }
+
+    /// One of the tenant's conversations.
+    ///
+    /// # Errors
+    /// `not_found` for an unknown id or another tenant's; a database error.
+    pub async fn get_conversation(
+        &self,
+        tenant_id: &str,
+        conversation_id: &str,
+    ) -> Result<ConversationView> {
+        let row = conversations::Entity::find_by_id(conversation_id.to_owned())
+            .filter(conversations::Column::TenantId.eq(tenant_id))
+            .one(self.store.conn())
+            .await?
+            .ok_or(RouterError::NotFound("conversation"))?;
+        let mut views = self.conversation_views(tenant_id, vec![row]).await?;
+        views.pop().ok_or(RouterError::NotFound("conversation"))
+    }
+
+    /// Conversation rows as the API shows them, with their contacts (one query).
+    async fn conversation_views(
+        &self,
+        tenant_id: &str,
+        rows: Vec<conversations::Model>,
+    ) -> Result<Vec<ConversationView>> {
         let contact_ids: Vec<String> = rows.iter().map(|r| r.contact_id.clone()).collect();
         let contacts: HashMap<String, entity::contacts::Model> = if contact_ids.is_empty() {
             HashMap::new()
@@ -430,21 +486,16 @@ impl Records {
             entity::contacts::Entity::find()
                 .filter(entity::contacts::Column::TenantId.eq(tenant_id))
                 .filter(entity::contacts::Column::Id.is_in(contact_ids))
-                .all(db)
+                .all(self.store.conn())
                 .await?
                 .into_iter()
                 .map(|c| (c.id.clone(), c))
                 .collect()
         };
         let now = ids::now_ms();
-        Ok(page(
-            rows,
-            limit,
-            |r| Cursor {
-                at: r.last_message_at,
-                id: r.id.clone(),
-            },
-            |r| {
+        Ok(rows
+            .into_iter()
+            .map(|r| {
                 let contact = contacts.get(&r.contact_id);
                 ConversationView {
                     contact: ConversationContact {
@@ -463,8 +514,8 @@ impl Records {
                     account_id: r.account_id,
                     channel: r.channel,
                 }
-            },
-        ))
+            })
+            .collect())
     }
 
     /// The messages of one of the tenant's conversations, oldest first.

@@ -489,3 +489,59 @@ pub mod account_state {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+/// A signed-in console browser (migration `m20261208_000001_console`).
+pub mod console_sessions {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "console_sessions")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub token_hash: String,
+        pub tenant_id: String,
+        pub key_id: String,
+        pub csrf_token: String,
+        pub created_at: i64,
+        pub expires_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {
+        #[sea_orm(
+            belongs_to = "super::api_keys::Entity",
+            from = "Column::KeyId",
+            to = "super::api_keys::Column::Id"
+        )]
+        ApiKey,
+    }
+
+    impl Related<super::api_keys::Entity> for Entity {
+        fn to() -> RelationDef {
+            Relation::ApiKey.def()
+        }
+    }
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// The newest message of a conversation seen in the console (migration
+/// `m20261208_000001_console`).
+pub mod console_seen {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "console_seen")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub conversation_id: String,
+        pub tenant_id: String,
+        pub seen_message_id: String,
+        pub seen_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

@@ -4,4 +4,5 @@
 pub mod account_state;
 pub mod accounts;
 pub mod registry;
+pub mod sessions;
 pub mod tenants;

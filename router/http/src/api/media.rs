@@ -99,7 +99,7 @@ pub(super) async fn upload(
     Ok((StatusCode::CREATED, Json(view)))
 }
 
-fn stream_response(row: &media::Model, body: MediaBody) -> Response {
+pub(crate) fn stream_response(row: &media::Model, body: MediaBody) -> Response {
     let mime = row
         .mime_type
         .as_deref()

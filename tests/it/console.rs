@@ -1,0 +1,743 @@
+//! The operator console over HTTP, without a browser (the browser tests are in
+//! `console_browser.rs`): sessions and their cookie, CSRF on every state change, agents kept
+//! off the accounts page, the inbox's order, unread counts and search, one tenant never
+//! seeing another's conversations or files, the event stream, replies with an attachment,
+//! read receipts when a thread is opened, and the accounts page's webhook URLs. On SQLite
+//! and PostgreSQL.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::Method;
+use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+use sea_orm::EntityTrait;
+use serde_json::json;
+use switchboard_meta_cloud::MetaCloud;
+use switchboard_meta_cloud::testing::FakeGraph;
+use switchboard_router::Router;
+use switchboard_router::store::crypto::CredentialCipher;
+use switchboard_router::store::entity::console_sessions;
+use switchboard_twilio::testing::{self as twilio, FakeTwilio, TEST_ACCOUNT_SID, TEST_AUTH_TOKEN};
+use switchboard_twilio::{TwilioConfig, TwilioWhatsApp};
+
+use crate::support::http_site::{HttpSite, serve_acme};
+use crate::support::providers::{
+    APP_SECRET, META_NUMBER, META_TOKEN, PNID, PUBLIC, TWILIO_NUMBER, TWILIO_PATH, fakes,
+    meta_inbound, post_meta_webhook, post_twilio_form,
+};
+use crate::support::{TestDb, on_each_backend};
+
+/// The app over both real adapters on their fakes, one tenant with both accounts.
+struct Site {
+    http: HttpSite,
+    twilio: FakeTwilio,
+    graph: FakeGraph,
+    meta_account: String,
+}
+
+impl std::ops::Deref for Site {
+    type Target = HttpSite;
+    fn deref(&self) -> &HttpSite {
+        &self.http
+    }
+}
+
+async fn site(db: &TestDb) -> Site {
+    let (twilio, graph) = fakes().await;
+    let cipher = CredentialCipher::from_base64(&CredentialCipher::generate_key()).unwrap();
+    let router = Router::builder(db.store().await, cipher)
+        .public_url(PUBLIC)
+        .adapter(Arc::new(TwilioWhatsApp::new(TwilioConfig {
+            public_url: PUBLIC.into(),
+            ..twilio.config()
+        })))
+        .adapter(Arc::new(MetaCloud::new(graph.config())))
+        .build();
+    let http = serve_acme(router).await;
+    let meta_account = http
+        .connect(
+            "meta-whatsapp",
+            META_NUMBER,
+            &json!({"phone_number_id": PNID, "access_token": META_TOKEN,
+                "app_secret": APP_SECRET, "verify_token": "vt"}),
+        )
+        .await;
+    http.connect(
+        "twilio-whatsapp",
+        TWILIO_NUMBER,
+        &json!({"account_sid": TEST_ACCOUNT_SID, "auth_token": TEST_AUTH_TOKEN}),
+    )
+    .await;
+    Site {
+        http,
+        twilio,
+        graph,
+        meta_account,
+    }
+}
+
+/// A browser of the console: follows no redirects, keeps the console's cookies.
+struct Browser {
+    base: String,
+    client: reqwest::Client,
+    cookies: Vec<(String, String)>,
+}
+
+/// An answer: status, where it redirects, its `Set-Cookie` lines, its body.
+struct Page {
+    status: u16,
+    location: Option<String>,
+    set_cookies: Vec<String>,
+    body: String,
+}
+
+/// The value of `<input … name="NAME" value="…">` in `html` (the first such input).
+fn input_value(html: &str, name: &str) -> String {
+    let at = html
+        .find(&format!("name=\"{name}\" value=\""))
+        .unwrap_or_else(|| panic!("no input {name} in {html}"));
+    let rest = &html[at + name.len() + 15..];
+    rest[..rest.find('"').unwrap()].to_owned()
+}
+
+impl Browser {
+    fn new(site: &HttpSite) -> Self {
+        Self {
+            base: site.base.clone(),
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            cookies: Vec::new(),
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    async fn send(&mut self, req: reqwest::RequestBuilder) -> Page {
+        let req = if self.cookies.is_empty() {
+            req
+        } else {
+            req.header(COOKIE, self.cookie_header())
+        };
+        let res = req.send().await.unwrap();
+        let set_cookies: Vec<String> = res
+            .headers()
+            .get_all(SET_COOKIE)
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect();
+        for line in &set_cookies {
+            let pair = line.split(';').next().unwrap();
+            let (name, value) = pair.split_once('=').unwrap();
+            self.cookies.retain(|(k, _)| k != name);
+            if !value.is_empty() {
+                self.cookies.push((name.to_owned(), value.to_owned()));
+            }
+        }
+        Page {
+            status: res.status().as_u16(),
+            location: res
+                .headers()
+                .get(LOCATION)
+                .map(|v| v.to_str().unwrap().to_owned()),
+            set_cookies,
+            body: res.text().await.unwrap(),
+        }
+    }
+
+    async fn get(&mut self, path: &str) -> Page {
+        let req = self.client.get(format!("{}{path}", self.base));
+        self.send(req).await
+    }
+
+    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
+        let req = self.client.post(format!("{}{path}", self.base)).form(form);
+        self.send(req).await
+    }
+
+    /// Signs in with `key`; the sign-in answer.
+    async fn sign_in(&mut self, key: &str) -> Page {
+        let form = self.get("/console/sign-in").await;
+        let token = input_value(&form.body, "csrf");
+        self.post("/console/sign-in", &[("csrf", &token), ("api_key", key)])
+            .await
+    }
+
+    /// The session's CSRF token, read from a page (the sign-out form carries it).
+    async fn csrf(&mut self) -> String {
+        let page = self.get("/console/").await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        input_value(&page.body, "csrf")
+    }
+}
+
+/// An agent key of the site's tenant.
+async fn agent_key(site: &HttpSite) -> (String, String) {
+    let created = site
+        .call(Method::POST, "/v1/keys", Some(json!({"role": "agent"})))
+        .await
+        .expect(201, None);
+    (
+        created.body["id"].as_str().unwrap().to_owned(),
+        created.body["key"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// An inbound Twilio WhatsApp text from `from` with profile name `name`.
+async fn twilio_inbound(site: &HttpSite, from: &str, name: &str, text: &str, sid: &str) {
+    let mut form = twilio::inbound_text_form(TEST_ACCOUNT_SID, from, TWILIO_NUMBER, text, sid);
+    crate::support::providers::set(&mut form, "ProfileName", name);
+    let res = post_twilio_form(site, TWILIO_PATH, &form).await;
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+}
+
+/// The conversation ids of the inbox page, in order.
+fn listed(html: &str) -> Vec<String> {
+    html.split("class=\"conversation\" data-id=\"")
+        .skip(1)
+        .map(|s| s[..s.find('"').unwrap()].to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_session_holds_no_key_and_ends_at_sign_out_or_when_its_key_is_revoked() {
+    on_each_backend(|db| async move {
+        let site = site(&db).await;
+        let mut browser = Browser::new(&site);
+
+        // Every page wants a session.
+        for path in [
+            "/console/",
+            "/console/accounts",
+            "/console/events",
+            "/console/fragments/inbox",
+        ] {
+            let page = browser.get(path).await;
+            assert_eq!(
+                (page.status, page.location.as_deref()),
+                (303, Some("/console/sign-in")),
+                "{path}"
+            );
+        }
+        // A wrong key: 401 and an alert; a sign-in post without the form's token: 403.
+        let page = browser.sign_in("sbk_not-a-key").await;
+        assert_eq!(page.status, 401);
+        assert!(page.body.contains("role=\"alert\""), "{}", page.body);
+        let mut stranger = Browser::new(&site);
+        let page = stranger
+            .post(
+                "/console/sign-in",
+                &[("csrf", "guess"), ("api_key", &site.admin)],
+            )
+            .await;
+        assert_eq!(page.status, 403);
+        assert!(stranger.cookies.iter().all(|(k, _)| k != "sb_console"));
+
+        // The right key: a session cookie that is not the key, HttpOnly, SameSite=Strict.
+        let page = browser.sign_in(&site.admin).await;
+        assert_eq!(
+            (page.status, page.location.as_deref()),
+            (303, Some("/console/"))
+        );
+        let cookie = page
+            .set_cookies
+            .iter()
+            .find(|c| c.starts_with("sb_console="))
+            .unwrap();
+        for attribute in ["HttpOnly", "SameSite=Strict", "Path=/console"] {
+            assert!(cookie.contains(attribute), "{cookie}");
+        }
+        assert!(!cookie.contains(&site.admin), "{cookie}");
+        let token = cookie
+            .trim_start_matches("sb_console=")
+            .split(';')
+            .next()
+            .unwrap()
+            .to_owned();
+        // The database holds the token's hash only.
+        let rows = console_sessions::Entity::find()
+            .all(site.router.store().conn())
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_ne!(rows[0].token_hash, token);
+        let page = browser.get("/console/").await;
+        assert_eq!(page.status, 200);
+        assert!(page.body.contains("id=\"nav-accounts\""));
+        assert_eq!(
+            page.body.matches("no-store").count(),
+            0,
+            "headers, not body"
+        );
+
+        // Sign-out needs the session's CSRF token.
+        let page = browser
+            .post("/console/sign-out", &[("csrf", "wrong")])
+            .await;
+        assert_eq!(page.status, 403);
+        assert_eq!(
+            browser.get("/console/").await.status,
+            200,
+            "still signed in"
+        );
+        let csrf = browser.csrf().await;
+        let page = browser.post("/console/sign-out", &[("csrf", &csrf)]).await;
+        assert_eq!(
+            (page.status, page.location.as_deref()),
+            (303, Some("/console/sign-in"))
+        );
+        // The old token is dead even if a browser kept it.
+        let mut replay = Browser::new(&site);
+        replay.cookies.push(("sb_console".into(), token));
+        assert_eq!(replay.get("/console/").await.status, 303);
+
+        // Revoking the key ends its sessions at once.
+        let (agent_id, agent) = agent_key(&site).await;
+        let mut agent_browser = Browser::new(&site);
+        assert_eq!(agent_browser.sign_in(&agent).await.status, 303);
+        assert_eq!(agent_browser.get("/console/").await.status, 200);
+        site.call(Method::DELETE, &format!("/v1/keys/{agent_id}"), None)
+            .await
+            .expect(200, None);
+        assert_eq!(agent_browser.get("/console/").await.status, 303);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn agents_cannot_manage_accounts_and_every_change_needs_the_csrf_token() {
+    on_each_backend(|db| async move {
+        let site = site(&db).await;
+        let (_, agent) = agent_key(&site).await;
+        let mut agent_browser = Browser::new(&site);
+        agent_browser.sign_in(&agent).await;
+        let page = agent_browser.get("/console/").await;
+        assert!(!page.body.contains("nav-accounts"), "{}", page.body);
+        let page = agent_browser.get("/console/accounts").await;
+        assert_eq!(page.status, 403);
+        assert!(page.body.contains("Not allowed"));
+        let csrf = agent_browser.csrf().await;
+        let page = agent_browser
+            .post(
+                "/console/accounts",
+                &[
+                    ("csrf", &csrf),
+                    ("channel", "twilio-sms"),
+                    ("address", "+15005550006"),
+                ],
+            )
+            .await;
+        assert_eq!(page.status, 403);
+        let page = agent_browser
+            .post(
+                &format!("/console/accounts/{}/disconnect", site.meta_account),
+                &[("csrf", &csrf)],
+            )
+            .await;
+        assert_eq!(page.status, 403);
+
+        let mut admin = Browser::new(&site);
+        admin.sign_in(&site.admin).await;
+        let page = admin.get("/console/accounts").await;
+        assert_eq!(page.status, 200);
+        // The exact webhook URLs to paste, from the public URL.
+        for channel in ["twilio-whatsapp", "meta-whatsapp"] {
+            assert!(
+                page.body.contains(&format!("{PUBLIC}/webhooks/{channel}")),
+                "{}",
+                page.body
+            );
+        }
+        let csrf = input_value(&page.body, "csrf");
+        let connect = [
+            ("channel", "twilio-whatsapp"),
+            ("address", "+14155550100"),
+            ("cred.account_sid", TEST_ACCOUNT_SID),
+            ("cred.auth_token", TEST_AUTH_TOKEN),
+        ];
+        // Without the token nothing is connected; with it the number is.
+        let page = admin.post("/console/accounts", &connect).await;
+        assert_eq!(page.status, 403);
+        let mut with_token = connect.to_vec();
+        with_token.push(("csrf", &csrf));
+        let page = admin.post("/console/accounts", &with_token).await;
+        assert_eq!(page.status, 201, "{}", page.body);
+        assert!(page.body.contains("+14155550100"));
+        assert!(
+            !page.body.contains(TEST_AUTH_TOKEN),
+            "credentials are never shown"
+        );
+        let accounts = site
+            .call(Method::GET, "/v1/accounts", None)
+            .await
+            .expect(200, None);
+        let added = accounts.body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["address"] == "+14155550100")
+            .unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        // A bad connect form is a page saying why, not a 5xx.
+        let mut bad = connect.to_vec();
+        bad.retain(|(k, _)| *k != "cred.auth_token");
+        bad.push(("csrf", &csrf));
+        bad[1] = ("address", "+14155550101");
+        let page = admin.post("/console/accounts", &bad).await;
+        assert_eq!(page.status, 400, "{}", page.body);
+        assert!(page.body.contains("auth_token"), "{}", page.body);
+        // Disconnect with the token.
+        let page = admin
+            .post(
+                &format!("/console/accounts/{added}/disconnect"),
+                &[("csrf", "x")],
+            )
+            .await;
+        assert_eq!(page.status, 403);
+        let page = admin
+            .post(
+                &format!("/console/accounts/{added}/disconnect"),
+                &[("csrf", &csrf)],
+            )
+            .await;
+        assert_eq!(page.status, 200);
+        let accounts = site
+            .call(Method::GET, "/v1/accounts", None)
+            .await
+            .expect(200, None);
+        let row = accounts.body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["id"] == added.as_str())
+            .unwrap()
+            .clone();
+        assert_eq!(row["active"], false);
+        // Verify asks the provider now (the fake Graph answers its health node).
+        let page = admin
+            .post(
+                &format!("/console/accounts/{}/verify", site.meta_account),
+                &[("csrf", &csrf)],
+            )
+            .await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        assert!(page.body.contains("class=\"health\""), "{}", page.body);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_inbox_orders_counts_unread_searches_and_shows_one_tenant_only() {
+    on_each_backend(|db| async move {
+        let site = site(&db).await;
+        twilio_inbound(
+            &site,
+            "+16505550001",
+            "Ana Souza",
+            "first",
+            "SMa0000000000000000000000000000001",
+        )
+        .await;
+        twilio_inbound(
+            &site,
+            "+16505550002",
+            "Bo Li",
+            "hello",
+            "SMa0000000000000000000000000000002",
+        )
+        .await;
+        twilio_inbound(
+            &site,
+            "+16505550001",
+            "Ana Souza",
+            "second",
+            "SMa0000000000000000000000000000003",
+        )
+        .await;
+        let mut browser = Browser::new(&site);
+        browser.sign_in(&site.admin).await;
+        let page = browser.get("/console/").await;
+        let ids = listed(&page.body);
+        assert_eq!(ids.len(), 2, "{}", page.body);
+        // Ana wrote last: first, with two unread and her last message as the preview.
+        let ana = ids[0].clone();
+        let first_entry = &page.body[page.body.find(&ana).unwrap()..];
+        assert!(first_entry.starts_with(&format!("{ana}\"")));
+        let first_entry = &first_entry[..first_entry.find("</li>").unwrap()];
+        assert!(
+            first_entry.contains("Ana Souza") && first_entry.contains("+16505550001"),
+            "{first_entry}"
+        );
+        assert!(
+            first_entry.contains("class=\"unread\"") && first_entry.contains(">2<"),
+            "{first_entry}"
+        );
+        assert!(first_entry.contains("second"), "{first_entry}");
+
+        // Search: name in any case, digits of the number, LIKE's wildcards taken literally.
+        for (q, expected) in [
+            ("ana", vec![ana.clone()]),
+            ("BO L", vec![ids[1].clone()]),
+            ("650-555-0002", vec![ids[1].clone()]),
+            ("%", vec![]),
+            ("_", vec![]),
+        ] {
+            let page = browser
+                .get(&format!("/console/?q={}", crate::support::api::encode(q)))
+                .await;
+            assert_eq!(listed(&page.body), expected, "search {q:?}");
+        }
+
+        // Opening the thread shows the messages and clears the unread count.
+        let page = browser.get(&format!("/console/conversations/{ana}")).await;
+        assert_eq!(page.status, 200);
+        assert!(page.body.contains("first") && page.body.contains("second"));
+        assert!(page.body.contains("data-direction=\"inbound\""));
+        let page = browser.get("/console/fragments/inbox").await;
+        let ana_entry = &page.body[page.body.find(&ana).unwrap()..];
+        let ana_entry = &ana_entry[..ana_entry.find("</li>").unwrap()];
+        assert!(!ana_entry.contains("class=\"unread\""), "{ana_entry}");
+        // A new message is unread again.
+        twilio_inbound(
+            &site,
+            "+16505550001",
+            "Ana Souza",
+            "third",
+            "SMa0000000000000000000000000000004",
+        )
+        .await;
+        let page = browser.get("/console/fragments/inbox").await;
+        let ana_entry = &page.body[page.body.find(&ana).unwrap()..];
+        let ana_entry = &ana_entry[..ana_entry.find("</li>").unwrap()];
+        assert!(ana_entry.contains(">1<"), "{ana_entry}");
+
+        // Another tenant sees none of it.
+        let other = site.router.tenants().create("globex").await.unwrap();
+        let mut outsider = Browser::new(&site);
+        outsider.sign_in(&other.key).await;
+        let page = outsider.get("/console/").await;
+        assert!(listed(&page.body).is_empty(), "{}", page.body);
+        for path in [
+            format!("/console/conversations/{ana}"),
+            format!("/console/conversations/{ana}/messages"),
+        ] {
+            let page = outsider.get(&path).await;
+            assert_eq!(page.status, 404, "{path}");
+            assert!(!page.body.contains("Ana"), "{}", page.body);
+        }
+        let csrf = outsider.csrf().await;
+        let page = outsider
+            .post(
+                &format!("/console/conversations/{ana}/template"),
+                &[("csrf", &csrf), ("template", "x")],
+            )
+            .await;
+        assert_eq!(page.status, 404);
+        // Unknown and malformed ids are 404 pages too, never a 5xx.
+        for path in [
+            "/console/conversations/cnv_nope",
+            "/console/conversations/%E2%80%8B",
+            "/console/media/med_nope",
+        ] {
+            assert_eq!(browser.get(path).await.status, 404, "{path}");
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_event_stream_carries_the_tenants_changes_only() {
+    on_each_backend(|db| async move {
+        let site = site(&db).await;
+        let mut browser = Browser::new(&site);
+        browser.sign_in(&site.admin).await;
+        let other = site.router.tenants().create("globex").await.unwrap();
+        let mut outsider = Browser::new(&site);
+        outsider.sign_in(&other.key).await;
+
+        let open = |b: &Browser| {
+            b.client
+                .get(format!("{}/console/events", b.base))
+                .header(COOKIE, b.cookie_header())
+                .send()
+        };
+        let ours = open(&browser).await.unwrap();
+        assert_eq!(ours.headers()["content-type"], "text/event-stream");
+        let theirs = open(&outsider).await.unwrap();
+        let (mut ours, mut theirs) = (ours, theirs);
+        twilio_inbound(
+            &site,
+            "+16505550009",
+            "Cy",
+            "live",
+            "SMa0000000000000000000000000000009",
+        )
+        .await;
+        let mut seen = String::new();
+        while !seen.contains("event: message") {
+            let chunk = tokio::time::timeout(Duration::from_secs(10), ours.chunk())
+                .await
+                .expect("the stream carries the new message")
+                .unwrap()
+                .unwrap();
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+        }
+        assert!(seen.contains("conversation_id"), "{seen}");
+        // The other tenant's stream stays silent about it (keep-alives come every 15 s).
+        let quiet = tokio::time::timeout(Duration::from_millis(500), theirs.chunk()).await;
+        assert!(quiet.is_err(), "another tenant heard {quiet:?}");
+    })
+    .await;
+}
+
+/// A multipart body by hand: text fields, then one file.
+fn multipart(fields: &[(&str, &str)], file: Option<(&str, &str, &[u8])>) -> (String, Vec<u8>) {
+    let boundary = "----switchboard-test-boundary";
+    let mut body = Vec::new();
+    for (name, value) in fields {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+            )
+            .as_bytes(),
+        );
+    }
+    if let Some((filename, mime, bytes)) = file {
+        body.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"attachment\"; filename=\"{filename}\"\r\nContent-Type: {mime}\r\n\r\n").as_bytes());
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+#[tokio::test]
+async fn a_reply_with_an_attachment_is_sent_and_opening_a_meta_thread_marks_it_read() {
+    on_each_backend(|db| async move {
+        let site = site(&db).await;
+        // A Meta conversation: opening it marks the newest unread message read at Meta.
+        let body = meta_inbound("16505550011", "wamid.console-1", "Olá");
+        post_meta_webhook(&site, &body, Some(APP_SECRET))
+            .await
+            .expect(200, None);
+        let mut browser = Browser::new(&site);
+        browser.sign_in(&site.admin).await;
+        let page = browser.get("/console/").await;
+        let conversation = listed(&page.body)[0].clone();
+        let page = browser
+            .get(&format!("/console/conversations/{conversation}"))
+            .await;
+        assert_eq!(page.status, 200);
+        assert!(
+            page.body.contains("id=\"reply\""),
+            "the window is open: {}",
+            page.body
+        );
+        let mut waited = 0;
+        while site.graph.read_receipts().is_empty() && waited < 100 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            waited += 1;
+        }
+        let receipts = site.graph.read_receipts();
+        assert_eq!(receipts.len(), 1, "{receipts:?}");
+        assert_eq!(receipts[0]["message_id"], "wamid.console-1");
+        // Opening it again sends no second receipt (nothing new was unread).
+        browser
+            .get(&format!("/console/conversations/{conversation}"))
+            .await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(site.graph.read_receipts().len(), 1);
+
+        // A reply with a photo: stored, then sent through Meta with the text as caption.
+        let csrf = input_value(&page.body, "csrf");
+        let png = b"\x89PNG\r\n\x1a\nnot-really-a-png";
+        let (content_type, form) = multipart(
+            &[
+                ("csrf", &csrf),
+                ("idempotency", "console_test_1"),
+                ("text", "Here it is"),
+            ],
+            Some(("photo.png", "image/png", png)),
+        );
+        let (client, cookies) = (browser.client.clone(), browser.cookie_header());
+        let post = |form: Vec<u8>| {
+            client
+                .post(format!(
+                    "{}/console/conversations/{conversation}/reply",
+                    site.base
+                ))
+                .header(COOKIE, cookies.clone())
+                .header("content-type", content_type.clone())
+                .body(form)
+                .send()
+        };
+        let res = post(form.clone()).await.unwrap();
+        assert_eq!(res.status(), 303, "{}", res.text().await.unwrap());
+        // The same form sent twice (a double click) is one message.
+        let res = post(form).await.unwrap();
+        assert_eq!(res.status(), 303);
+        // A form without the CSRF token stores and sends nothing.
+        let (_, forged) = multipart(&[("text", "forged")], Some(("x.png", "image/png", png)));
+        let res = post(forged).await.unwrap();
+        assert_eq!(res.status(), 403);
+        // An empty form is a 400 page.
+        let (_, empty) = multipart(&[("csrf", &csrf), ("text", "  ")], None);
+        assert_eq!(post(empty).await.unwrap().status(), 400);
+        while site.router.delivery().deliver_due().await.unwrap() > 0 {}
+        let sent = site.graph.sent_messages();
+        assert_eq!(sent.len(), 1, "{sent:?}");
+        assert_eq!(sent[0]["type"], "image", "{sent:?}");
+        assert_eq!(sent[0]["image"]["caption"], "Here it is", "{sent:?}");
+        let page = browser
+            .get(&format!("/console/conversations/{conversation}"))
+            .await;
+        assert!(
+            page.body.contains("data-direction=\"outbound\""),
+            "{}",
+            page.body
+        );
+        assert!(
+            page.body.contains("/console/media/"),
+            "the photo shows inline: {}",
+            page.body
+        );
+        let media_path = page
+            .body
+            .split("src=\"/console/media/")
+            .nth(1)
+            .map(|s| format!("/console/media/{}", &s[..s.find('"').unwrap()]))
+            .unwrap();
+        let res = browser
+            .client
+            .get(format!("{}{media_path}", site.base))
+            .header(COOKIE, browser.cookie_header())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        assert_eq!(res.bytes().await.unwrap().as_ref(), png);
+        // The file is the tenant's: another tenant's session gets 404.
+        let other = site.router.tenants().create("globex").await.unwrap();
+        let mut outsider = Browser::new(&site);
+        outsider.sign_in(&other.key).await;
+        assert_eq!(outsider.get(&media_path).await.status, 404);
+
+        // A refused reply is a page saying why (text over WhatsApp's limit), not a 5xx.
+        let long = "x".repeat(5000);
+        let (_, too_long) = multipart(&[("csrf", &csrf), ("text", &long)], None);
+        let res = post(too_long).await.unwrap();
+        assert_eq!(res.status(), 400);
+        assert!(res.text().await.unwrap().contains("Not sent"));
+        let _ = &site.twilio;
+    })
+    .await;
+}
