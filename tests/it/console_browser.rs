@@ -533,6 +533,17 @@ async fn an_operator_signs_in_sees_a_new_conversation_live_and_sees_a_reply_deli
                 assert_eq!(ticks_label(b, &message).await, status);
             }
             assert_eq!(b.count(&format!("{this} .ticks")).await, 1);
+            // Like every chat: the person's messages on the left, ours on the right.
+            let lefts = b
+                .js(&format!(
+                    "return [\"{inbound}\", \"{this}\"].map(s => \
+                     document.querySelector(s).firstElementChild.getBoundingClientRect().left);"
+                ))
+                .await;
+            assert!(
+                lefts[1].as_f64() > lefts[0].as_f64(),
+                "the reply's bubble is not to the right of the inbound one: lefts {lefts}"
+            );
             assert_page_not_reloaded(b).await;
             keep_screenshot(b, shots.path(), "thread").await;
         })

@@ -13,6 +13,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use fantoccini::elements::Element;
+use fantoccini::error::CmdError;
 use fantoccini::{Client, ClientBuilder, Locator};
 use futures::FutureExt;
 use serde_json::{Value, json};
@@ -217,44 +218,53 @@ impl Browser {
             .len()
     }
 
+    /// Runs `action` on the first element matching `css` (waited for), finding it again
+    /// when the page replaced it in between: live updates re-render parts of the page at
+    /// any moment. `what` names the action in the panic when it fails otherwise.
+    async fn on_element<T>(
+        &self,
+        css: &str,
+        what: &str,
+        action: impl AsyncFn(&Element) -> Result<T, CmdError>,
+    ) -> T {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let element = self.wait_for(css).await;
+            match action(&element).await {
+                Ok(value) => return value,
+                Err(e) if e.is_stale_element_reference() && Instant::now() < deadline => {}
+                Err(e) => panic!("{what} `{css}`: {e}"),
+            }
+        }
+    }
+
     /// The rendered text of the first element matching `css` (waited for).
     pub async fn text_of(&self, css: &str) -> String {
-        let element = self.wait_for(css).await;
-        element
-            .text()
+        self.on_element(css, "text of", async |e| e.text().await)
             .await
-            .unwrap_or_else(|e| panic!("text of `{css}`: {e}"))
     }
 
     /// Attribute `name` of the first element matching `css` (waited for).
     pub async fn attr_of(&self, css: &str, name: &str) -> Option<String> {
-        let element = self.wait_for(css).await;
-        element
-            .attr(name)
-            .await
-            .unwrap_or_else(|e| panic!("attribute {name} of `{css}`: {e}"))
+        self.on_element(css, &format!("attribute {name} of"), async |e| {
+            e.attr(name).await
+        })
+        .await
     }
 
     /// Clicks the first element matching `css` (waited for).
     pub async fn click(&self, css: &str) {
-        let element = self.wait_for(css).await;
-        element
-            .click()
-            .await
-            .unwrap_or_else(|e| panic!("clicking `{css}`: {e}"));
+        self.on_element(css, "clicking", async |e| e.click().await)
+            .await;
     }
 
     /// Replaces the value of the field matching `css` (waited for) by typing `value`.
     pub async fn fill(&self, css: &str, value: &str) {
-        let element = self.wait_for(css).await;
-        element
-            .clear()
-            .await
-            .unwrap_or_else(|e| panic!("clearing `{css}`: {e}"));
-        element
-            .send_keys(value)
-            .await
-            .unwrap_or_else(|e| panic!("typing into `{css}`: {e}"));
+        self.on_element(css, "typing into", async |e| {
+            e.clear().await?;
+            e.send_keys(value).await
+        })
+        .await;
     }
 
     /// Runs `script` (a function body: `return …` gives the value) in the page.
