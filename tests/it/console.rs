@@ -298,6 +298,19 @@ async fn a_session_holds_no_key_and_ends_at_sign_out_or_when_its_key_is_revoked(
         replay.cookies.push(("sb_console".into(), token));
         assert_eq!(replay.get("/console/").await.status, 303);
 
+        // A session past its lifetime is over.
+        let mut late = Browser::new(&site);
+        assert_eq!(late.sign_in(&site.admin).await.status, 303);
+        console_sessions::Entity::update_many()
+            .col_expr(
+                console_sessions::Column::ExpiresAt,
+                sea_orm::sea_query::Expr::value(1_i64),
+            )
+            .exec(site.router.store().conn())
+            .await
+            .unwrap();
+        assert_eq!(late.get("/console/").await.status, 303);
+
         // Revoking the key ends its sessions at once.
         let (agent_id, agent) = agent_key(&site).await;
         let mut agent_browser = Browser::new(&site);
