@@ -16,7 +16,9 @@ use switchboard_twilio::testing::{self as twilio, FakeTwilio, TEST_ACCOUNT_SID, 
 
 use crate::support::api::{Reply, reply};
 use crate::support::binary::{self, Server};
-use crate::support::browser::{Browser, PNG_SIGNATURE, Viewport, WAIT, with_browser};
+use crate::support::browser::{
+    Browser, CHROMEDRIVER, CHROMIUM, PNG_SIGNATURE, Viewport, WAIT, missing_programs, with_browser,
+};
 use crate::support::providers::{
     META_DISPLAY, META_NUMBER, META_TOKEN, PNID, PUBLIC, TWILIO_NUMBER, TWILIO_PATH, set,
 };
@@ -117,6 +119,22 @@ async fn the_browser_harness_drives_chromium_through_a_plain_form() {
     })
     .await;
     server.abort();
+}
+
+/// Without Chromium or its driver the browser tests fail, saying what to install.
+#[test]
+fn a_missing_browser_names_the_packages_to_install() {
+    assert_eq!(missing_programs(&[CHROMIUM, CHROMEDRIVER]), None);
+    let message = missing_programs(&["/nonexistent/chromium", CHROMEDRIVER])
+        .expect("a missing program is reported");
+    assert!(
+        message.starts_with("/nonexistent/chromium missing"),
+        "{message}"
+    );
+    assert!(
+        message.contains("apt-get install chromium chromium-driver"),
+        "{message}"
+    );
 }
 
 /// The Meta account's app secret (its webhooks' signing key).

@@ -70,16 +70,25 @@ pub async fn with_browser<R>(viewport: Viewport, scenario: impl AsyncFnOnce(&Bro
 /// Panics unless Debian's Chromium and its driver are installed: these tests are never
 /// skipped.
 fn require_installed() {
-    let missing: Vec<&str> = [CHROMIUM, CHROMEDRIVER]
-        .into_iter()
+    if let Some(message) = missing_programs(&[CHROMIUM, CHROMEDRIVER]) {
+        panic!("{message}");
+    }
+}
+
+/// What to say when any of `programs` is missing: which, and the packages to install.
+pub fn missing_programs(programs: &[&str]) -> Option<String> {
+    let missing: Vec<&str> = programs
+        .iter()
+        .copied()
         .filter(|p| !Path::new(p).exists())
         .collect();
-    assert!(
-        missing.is_empty(),
-        "{} missing: the console's browser tests need Debian's Chromium and its WebDriver; \
-         install them with `apt-get install chromium chromium-driver`",
-        missing.join(" and ")
-    );
+    (!missing.is_empty()).then(|| {
+        format!(
+            "{} missing: the console's browser tests need Debian's Chromium and its WebDriver; \
+             install them with `apt-get install chromium chromium-driver`",
+            missing.join(" and ")
+        )
+    })
 }
 
 impl Browser {
