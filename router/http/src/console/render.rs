@@ -249,7 +249,7 @@ pub(super) fn message(m: &MessageView, attempts: Option<&[AttemptView]>) -> Mark
     let c = content_of(m);
     let failed = matches!(m.status.as_str(), "failed" | "undelivered");
     html! {
-        li.message class=(m.direction) data-id=(m.id) data-direction=(m.direction) data-status=(m.status) {
+        li.message data-id=(m.id) data-direction=(m.direction) data-status=(m.status) {
             div.bubble {
                 @if m.direction == "echo" {
                     p.echo-note { "Sent from the phone" }

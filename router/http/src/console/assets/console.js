@@ -55,7 +55,9 @@
   function open() {
     if (source) return;
     source = new EventSource(streamUrl);
-    source.onopen = () => { body.dataset.stream = "open"; };
+    // Whatever changed while the stream was not open (before it first opened, or
+    // while it reconnected) is read once it is.
+    source.onopen = () => { body.dataset.stream = "open"; schedule(); };
     source.onerror = () => { body.dataset.stream = "reconnecting"; };
     for (const name of ["message", "status", "account", "change", "resync"]) {
       source.addEventListener(name, schedule);
