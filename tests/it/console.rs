@@ -754,3 +754,128 @@ async fn a_reply_with_an_attachment_is_sent_and_opening_a_meta_thread_marks_it_r
     })
     .await;
 }
+
+/// One inbound Meta message of type `kind` with `object` as its body, from `PERSON_WA`.
+fn meta_message(
+    wamid: &str,
+    kind: &str,
+    object: serde_json::Value,
+    extra: serde_json::Value,
+) -> String {
+    let mut message = json!({"from": "16505550011", "id": wamid,
+        "timestamp": crate::support::providers::now_ts(), "type": kind});
+    message[kind] = object;
+    if let (Some(m), Some(extra)) = (message.as_object_mut(), extra.as_object()) {
+        m.extend(extra.clone());
+    }
+    switchboard_meta_cloud::testing::envelope(&[(
+        PNID,
+        crate::support::providers::META_DISPLAY,
+        "messages",
+        json!({"contacts": [{"profile": {"name": "Ana"}, "wa_id": "16505550011"}], "messages": [message]}),
+    )])
+}
+
+#[tokio::test]
+async fn a_thread_shows_every_kind_of_message_and_a_failure_with_its_attempts() {
+    on_each_backend(|db| async move {
+        let site = site(&db).await;
+        let jpeg = b"\xff\xd8\xff\xe0fake-jpeg-bytes";
+        site.graph.add_media("1013859600285441", META_TOKEN, jpeg, "image/jpeg");
+        let sha = FakeGraph::sha256_base64(jpeg);
+        let bodies = [
+            meta_message("wamid.k1", "text", json!({"body": "Saw your ad"}),
+                json!({"referral": {"source_url": "https://fb.me/x", "source_type": "ad", "source_id": "120", "headline": "Spring sale", "body": "20% off", "media_type": "image", "image_url": "https://x.example/a.jpg", "ctwa_clid": "clid-1"}})),
+            meta_message("wamid.k2", "image", json!({"id": "1013859600285441", "mime_type": "image/jpeg", "sha256": sha, "caption": "This one"}), json!({})),
+            meta_message("wamid.k3", "location", json!({"latitude": 52.3676, "longitude": 4.9041, "name": "Dam Square", "address": "Dam, Amsterdam"}), json!({})),
+            meta_message("wamid.k4", "contacts", json!([{"name": {"formatted_name": "Joe Bloggs"}, "phones": [{"phone": "+1 555 0100", "type": "CELL"}]}]), json!({})),
+            meta_message("wamid.k5", "interactive", json!({"type": "button_reply", "button_reply": {"id": "yes", "title": "Yes please"}}), json!({})),
+            meta_message("wamid.k6", "reaction", json!({"message_id": "wamid.k1", "emoji": "👍"}), json!({})),
+            switchboard_meta_cloud::testing::echo(PNID, crate::support::providers::META_DISPLAY, "16505550011", "wamid.k7", "Typed on the phone"),
+        ];
+        for body in &bodies {
+            post_meta_webhook(&site, body, Some(APP_SECRET)).await.expect(200, None);
+        }
+        while site.router.media_fetcher().fetch_due().await.unwrap() > 0 {}
+        // A reply Meta refuses for good: failed, with the provider's words and its attempt.
+        site.graph.respond_next(400, switchboard_meta_cloud::testing::error_envelope(131026, "Message undeliverable"));
+        site.call(Method::POST, "/v1/messages", Some(json!({"to": "+16505550011", "channel": "meta-whatsapp", "text": "Will not arrive"})))
+            .await
+            .expect(202, None);
+        while site.router.delivery().deliver_due().await.unwrap() > 0 {}
+
+        let mut browser = Browser::new(&site);
+        browser.sign_in(&site.admin).await;
+        let page = browser.get("/console/").await;
+        let conversation = listed(&page.body)[0].clone();
+        let page = browser.get(&format!("/console/conversations/{conversation}")).await;
+        assert_eq!(page.status, 200);
+        let html = page.body;
+        let message = |wamid_text: &str| {
+            let at = html.find(wamid_text).unwrap_or_else(|| panic!("{wamid_text:?} not in {html}"));
+            let start = html[..at].rfind("<li class=\"message\"").unwrap();
+            let end = at + html[at..].find("</li>").unwrap();
+            html[start..end].to_owned()
+        };
+        assert!(message("Saw your ad").contains("Came from an ad: <strong>Spring sale</strong>"));
+        let photo = message("This one");
+        assert!(photo.contains("<img src=\"/console/media/") && photo.contains("alt=\"This one\""), "{photo}");
+        let place = message("Dam Square");
+        assert!(place.contains("Dam, Amsterdam") && place.contains("openstreetmap.org/?mlat=52.3676"), "{place}");
+        let card = message("Joe Bloggs");
+        assert!(card.contains("+1 555 0100"), "{card}");
+        assert!(message("Yes please").contains("Tapped: "));
+        assert!(message("Reacted 👍").contains("data-direction=\"inbound\""));
+        let echo = message("Typed on the phone");
+        assert!(echo.contains("data-direction=\"echo\"") && echo.contains("Sent from the phone"), "{echo}");
+        let failed = message("Will not arrive");
+        assert!(failed.contains("data-status=\"failed\""), "{failed}");
+        assert!(failed.contains("class=\"error\"") && failed.contains("131026"), "{failed}");
+        assert!(failed.contains("<details class=\"attempts\">"), "{failed}");
+        assert!(failed.contains("aria-label=\"Failed\""), "{failed}");
+        // The photo itself, through the session.
+        let src = photo.split("src=\"").nth(1).unwrap();
+        let src = &src[..src.find('"').unwrap()];
+        let res = browser.client.get(format!("{}{src}", site.base)).header(COOKIE, browser.cookie_header()).send().await.unwrap();
+        assert_eq!(res.status(), 200);
+        assert_eq!(res.headers()["content-security-policy"], "sandbox");
+        assert_eq!(res.bytes().await.unwrap().as_ref(), jpeg);
+        // The inbox previews the newest message.
+        let page = browser.get("/console/").await;
+        assert!(page.body.contains("You: Will not arrive"), "{}", page.body);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn pages_are_gzipped_for_browsers_that_ask_and_errors_stay_readable() {
+    on_each_backend(|db| async move {
+        let site = site(&db).await;
+        let mut browser = Browser::new(&site);
+        browser.sign_in(&site.admin).await;
+        let get = |path: &str| {
+            browser
+                .client
+                .get(format!("{}{path}", site.base))
+                .header(COOKIE, browser.cookie_header())
+                .header("accept-encoding", "gzip")
+                .send()
+        };
+        let page = get("/console/").await.unwrap();
+        assert_eq!(page.status(), 200);
+        assert_eq!(page.headers()["content-encoding"], "gzip");
+        let gzipped = page.bytes().await.unwrap();
+        assert_eq!(&gzipped[..2], b"\x1f\x8b", "a gzip stream");
+        // The event stream is never compressed (it would hold events back).
+        let events = get("/console/events").await.unwrap();
+        assert!(events.headers().get("content-encoding").is_none());
+        drop(events);
+        // A query the console cannot read is the API's JSON error, not gzip bytes in JSON.
+        let refused = get("/console/?q=a&q=b").await.unwrap();
+        assert_eq!(refused.status(), 400);
+        assert!(refused.headers().get("content-encoding").is_none());
+        let body: serde_json::Value = refused.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "bad_request", "{body}");
+    })
+    .await;
+}

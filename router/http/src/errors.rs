@@ -84,7 +84,14 @@ pub(crate) async fn json_errors(response: Response) -> Response {
     }
     let (mut parts, body) = response.into_parts();
     let (code, default_message) = code_for(status);
-    let text = to_bytes(body, MAX_ERROR_BODY).await.unwrap_or_default();
+    // A compressed body (the console's routes gzip) is not text to quote; the new body is
+    // not compressed.
+    let compressed = parts.headers.remove(header::CONTENT_ENCODING).is_some();
+    let text = if compressed {
+        bytes::Bytes::new()
+    } else {
+        to_bytes(body, MAX_ERROR_BODY).await.unwrap_or_default()
+    };
     let text = String::from_utf8_lossy(&text);
     let message = match text.trim() {
         "" => default_message,

@@ -22,6 +22,7 @@ mod thread;
 
 use axum::Router as AxumRouter;
 use axum::routing::{get, post};
+use tower_http::compression::CompressionLayer;
 
 use crate::AppState;
 
@@ -31,9 +32,12 @@ pub use events::StreamCloser;
 /// documents at 100 MB, is checked again when the file is stored).
 pub(crate) const MAX_FORM_BYTES: usize = 100 * 1024 * 1024 + 64 * 1024;
 
-/// Every console route but the reply (which takes attachments: [`upload_routes`]).
+/// Every console route but the reply (which takes attachments: [`upload_routes`]). Pages,
+/// fragments and assets are gzipped for browsers that ask (an inbox page is mostly
+/// repeated markup); stored files and the event stream are not (files are mostly
+/// compressed already, and a compressed stream would hold events back).
 pub(crate) fn routes() -> AxumRouter<AppState> {
-    AxumRouter::new()
+    let pages = AxumRouter::new()
         .route("/console", get(session::to_console))
         .route("/console/", get(inbox::page))
         .route(
@@ -51,7 +55,6 @@ pub(crate) fn routes() -> AxumRouter<AppState> {
             "/console/conversations/{id}/template",
             post(thread::send_template),
         )
-        .route("/console/media/{id}", get(thread::media))
         .route(
             "/console/accounts",
             get(accounts::page).post(accounts::connect),
@@ -61,8 +64,12 @@ pub(crate) fn routes() -> AxumRouter<AppState> {
             "/console/accounts/{id}/disconnect",
             post(accounts::disconnect),
         )
-        .route("/console/events", get(events::stream))
         .route("/console/assets/{file}", get(assets::serve))
+        .layer(CompressionLayer::new().gzip(true));
+    AxumRouter::new()
+        .merge(pages)
+        .route("/console/media/{id}", get(thread::media))
+        .route("/console/events", get(events::stream))
 }
 
 /// The reply form, which carries an attachment.
