@@ -16,6 +16,7 @@ mod content_model;
 mod conversations;
 mod crash_and_idle;
 mod delivery;
+mod deployment;
 mod fallback;
 mod first_run;
 mod hardening_http;
