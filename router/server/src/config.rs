@@ -617,6 +617,9 @@ mod tests {
             "SWITCHBOARD_ENCRYPTION_KEY",
             "SWITCHBOARD_LOG_FORMAT",
             "SWITCHBOARD_MEDIA_DIR",
+            "SWITCHBOARD_MEDIA_STORE",
+            "SWITCHBOARD_S3_BUCKET",
+            "SWITCHBOARD_S3_SECRET_ACCESS_KEY",
         ] {
             assert!(summary.contains(var), "{var} missing from:\n{summary}");
         }
@@ -632,6 +635,61 @@ mod tests {
             line("SWITCHBOARD_DATABASE_URL").ends_with(" every command"),
             "{summary}"
         );
+    }
+
+    #[test]
+    fn media_stay_local_unless_s3_is_chosen_and_s3_settings_are_checked() {
+        let c = serve_config(&["switchboard", "serve"]);
+        assert_eq!(c.media_store, MediaStoreKind::Local);
+        let s3 = |extra: &[&str]| {
+            let mut args = vec!["switchboard", "serve", "--media-store", "s3"];
+            args.extend_from_slice(extra);
+            serve_config(&args).s3.settings()
+        };
+        let refused = |extra: &[&str]| match s3(extra) {
+            Err(ConfigError::S3(why)) => why,
+            other => panic!("accepted {extra:?}: {other:?}"),
+        };
+        assert!(refused(&[]).contains("SWITCHBOARD_S3_BUCKET is required"));
+        assert!(
+            refused(&["--s3-bucket", "b", "--s3-access-key-id", "AKIA"])
+                .contains("SWITCHBOARD_S3_SECRET_ACCESS_KEY")
+        );
+        let plain = ["--s3-bucket", "b", "--s3-endpoint", "http://minio:9000"];
+        assert!(refused(&plain).contains("SWITCHBOARD_S3_ALLOW_HTTP"));
+        assert!(refused(&["--s3-bucket", "b", "--s3-endpoint", "minio:9000"]).contains("https://"));
+
+        let ok = s3(&[
+            "--s3-bucket",
+            "b",
+            "--s3-prefix",
+            "sb",
+            "--s3-endpoint",
+            "http://minio:9000",
+            "--s3-allow-http",
+            "--s3-access-key-id",
+            "AKIA-ID",
+            "--s3-secret-access-key",
+            "very-secret",
+        ])
+        .unwrap();
+        assert_eq!(ok.bucket, "b");
+        assert_eq!(ok.prefix.as_deref(), Some("sb"));
+        assert_eq!(ok.region, "us-east-1");
+        assert!(ok.allow_http);
+        // Neither the engine's settings nor the command line's show the secret.
+        let c = serve_config(&[
+            "switchboard",
+            "serve",
+            "--s3-access-key-id",
+            "AKIA-ID",
+            "--s3-secret-access-key",
+            "very-secret",
+        ]);
+        for debug in [format!("{ok:?}"), format!("{c:?}")] {
+            assert!(!debug.contains("very-secret"), "{debug}");
+            assert!(debug.contains("[redacted]"), "{debug}");
+        }
     }
 
     #[test]
