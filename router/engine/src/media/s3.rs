@@ -9,10 +9,9 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::StreamExt;
 use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::list::{PaginatedListOptions, PaginatedListStore};
 use object_store::path::Path;
-use object_store::{
-    BackoffConfig, ClientOptions, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig,
-};
+use object_store::{BackoffConfig, ClientOptions, ObjectStoreExt, PutPayload, RetryConfig};
 use switchboard_core::secrecy::{ExposeSecret, SecretString};
 
 use crate::media::storage::{MediaBody, MediaStore, media_key_parts};
@@ -134,15 +133,21 @@ impl S3MediaStore {
         })
     }
 
-    /// One cheap request (a listing of at most one page under the prefix) proving that the
-    /// bucket exists, answers, and takes these credentials: a start-up check.
+    /// One cheap request (a listing of at most one key under the prefix) proving that the
+    /// bucket exists, answers, and takes these credentials: a start-up check. (A read of a
+    /// missing key would not do: S3 answers 404 alike for a missing bucket.)
     ///
     /// # Errors
     /// What the store answered, or why it could not be reached.
     pub async fn check_reachable(&self) -> io::Result<()> {
-        match self.probe.list(self.prefix.as_ref()).next().await {
-            None | Some(Ok(_)) => Ok(()),
-            Some(Err(e)) => Err(io::Error::other(format!(
+        let prefix = self.prefix.as_ref().map(|p| format!("{p}/"));
+        let one = PaginatedListOptions {
+            max_keys: Some(1),
+            ..PaginatedListOptions::default()
+        };
+        match self.probe.list_paginated(prefix.as_deref(), one).await {
+            Ok(_) => Ok(()),
+            Err(e) => Err(io::Error::other(format!(
                 "S3 bucket {} is not reachable: {e}",
                 self.bucket
             ))),
