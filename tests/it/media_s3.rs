@@ -173,7 +173,9 @@ async fn the_binary_starts_only_on_a_bucket_it_can_reach() {
     let said = refused(missing_bucket).await;
     assert!(said.contains("SWITCHBOARD_S3_BUCKET is required"), "{said}");
 
-    // The reachable bucket: the server starts, and its debug log holds no secret.
+    // The reachable bucket: the server starts, keeps an upload in the bucket and serves it
+    // back, and its debug log holds no secret.
+    let key = binary::create_tenant(&db, dir.path(), "acme").await;
     let log = dir.path().join("serve.log");
     let envs = s3(&moto.endpoint, "media", "true");
     let envs: Vec<(&str, &str)> = envs
@@ -182,6 +184,32 @@ async fn the_binary_starts_only_on_a_bucket_it_can_reach() {
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
     let server = binary::Server::start_logging_to(&db, dir.path(), &envs, &log).await;
+    let http = reqwest::Client::new();
+    let doc = b"%PDF-1.4 kept in S3".repeat(200);
+    let up = http
+        .post(format!("{}/v1/media?filename=kept.pdf", server.base_url))
+        .bearer_auth(&key)
+        .header("content-type", "application/pdf")
+        .body(doc.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(up.status().as_u16(), 201);
+    let up: serde_json::Value = up.json().await.unwrap();
+    let in_bucket = moto.object("media", &layout_key(&sha256_hex(&doc))).await;
+    assert_eq!(in_bucket.as_deref(), Some(&doc[..]));
+    let back = http
+        .get(format!(
+            "{}/v1/media/{}",
+            server.base_url,
+            up["id"].as_str().unwrap()
+        ))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(back.status().as_u16(), 200);
+    assert_eq!(back.bytes().await.unwrap(), doc);
     assert!(server.stop().await.success());
     let logged = std::fs::read_to_string(&log).unwrap();
     assert!(logged.contains("Media are kept in S3."), "{logged}");
