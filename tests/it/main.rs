@@ -25,6 +25,7 @@ mod hostile_webhooks;
 mod inbound_content;
 mod inbound_webhooks;
 mod media;
+mod media_s3;
 mod migrations;
 mod notifications;
 mod openapi;

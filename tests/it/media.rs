@@ -17,6 +17,7 @@ use crate::support::providers::{
     APP_SECRET, META_DISPLAY, META_TOKEN, PERSON, PERSON_WA, PNID, PUBLIC, TWILIO_NUMBER,
     TWILIO_PATH, builder, connect_both, fakes, receive_meta, set,
 };
+use crate::support::s3::{MediaBackend, TestMedia};
 use crate::support::{TestDb, on_each_backend};
 
 struct Env {
@@ -26,7 +27,7 @@ struct Env {
     http: reqwest::Client,
     twilio: FakeTwilio,
     graph: FakeGraph,
-    _media_dir: tempfile::TempDir,
+    media: TestMedia,
     server: tokio::task::JoinHandle<()>,
 }
 
@@ -36,14 +37,27 @@ impl Drop for Env {
     }
 }
 
-async fn env(db: &TestDb) -> Env {
+/// Runs `scenario` with each media store (the local directory, an S3 bucket on moto), each
+/// on every database backend.
+async fn on_each_store<F, Fut>(scenario: F)
+where
+    F: Fn(Arc<TestDb>, MediaBackend) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    for media in MediaBackend::ALL {
+        eprintln!("-- media in {media:?}");
+        on_each_backend(|db| scenario(db, media)).await;
+    }
+}
+
+async fn env(db: &TestDb, media: MediaBackend) -> Env {
     let (twilio, graph) = fakes().await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let media_dir = tempfile::tempdir().unwrap();
+    let media = TestMedia::new(media).await;
     let router = builder(db, &twilio, &graph)
         .await
-        .media_store(Arc::new(LocalMediaStore::new(media_dir.path())))
+        .media_store(media.store.clone())
         .media(MediaConfig {
             base_backoff: Duration::from_millis(5),
             max_backoff: Duration::from_millis(20),
@@ -65,7 +79,7 @@ async fn env(db: &TestDb) -> Env {
         http: reqwest::Client::new(),
         twilio,
         graph,
-        _media_dir: media_dir,
+        media,
         server,
     }
 }
@@ -182,8 +196,8 @@ fn meta_document(media_id: &str, bytes: &[u8]) -> String {
 
 #[tokio::test]
 async fn inbound_twilio_images_and_a_meta_document_are_stored_and_served_back_identical() {
-    on_each_backend(|db| async move {
-        let e = env(&db).await;
+    on_each_store(|db, media| async move {
+        let e = env(&db, media).await;
         let msid = "MM00000000000000000000000000000001";
         let images: Vec<Vec<u8>> = (1..=3).map(|n| image(n, 2000 * usize::from(n))).collect();
         let media: Vec<(String, &str)> = images
@@ -223,6 +237,8 @@ async fn inbound_twilio_images_and_a_meta_document_are_stored_and_served_back_id
             assert_eq!(got_ct.as_deref(), Some(ct));
             assert_eq!(got, bytes, "{id}");
             assert_eq!(row["size"], bytes.len());
+            // Kept in the store at the layout's key (in S3: the bucket, read from moto).
+            assert_eq!(e.media.kept(bytes).await.as_deref(), Some(bytes), "{id}");
         }
         // Twilio's media was fetched with basic auth and through its redirect.
         let reqs = e.twilio.requests();
@@ -258,8 +274,8 @@ async fn inbound_twilio_images_and_a_meta_document_are_stored_and_served_back_id
 
 #[tokio::test]
 async fn a_fetch_that_fails_twice_is_retried_and_a_404_fails_with_the_message_intact() {
-    on_each_backend(|db| async move {
-        let e = env(&db).await;
+    on_each_store(|db, media| async move {
+        let e = env(&db, media).await;
         let msid = "MM00000000000000000000000000000002";
         let bytes = image(9, 4000);
         let url = e.twilio.add_media(TEST_ACCOUNT_SID, msid, &bytes, "image/png");
@@ -302,8 +318,8 @@ async fn a_fetch_that_fails_twice_is_retried_and_a_404_fails_with_the_message_in
 
 #[tokio::test]
 async fn uploads_are_checked_and_only_the_owning_tenant_reads_media() {
-    on_each_backend(|db| async move {
-        let e = env(&db).await;
+    on_each_store(|db, media| async move {
+        let e = env(&db, media).await;
         let auth = format!("Bearer {}", e.key);
         let upload_headers = |mime| [("authorization", auth.as_str()), ("content-type", mime)];
         // Within the upload route's overall limit, so the body is read, then refused.
@@ -367,8 +383,8 @@ async fn uploads_are_checked_and_only_the_owning_tenant_reads_media() {
 
 #[tokio::test]
 async fn a_stored_image_goes_to_twilio_by_signed_url_and_to_meta_by_uploaded_id() {
-    on_each_backend(|db| async move {
-        let e = env(&db).await;
+    on_each_store(|db, media| async move {
+        let e = env(&db, media).await;
         // Open the service window on both channels.
         twilio_inbound(&e, "SM00000000000000000000000000000009", &[]).await;
         let hello = meta::envelope(&[(

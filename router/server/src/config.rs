@@ -12,6 +12,8 @@ use std::path::PathBuf;
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 use switchboard_core::CommonSettings;
+use switchboard_core::secrecy::SecretString;
+use switchboard_router::media::s3::S3Settings;
 use switchboard_router::store::SqliteSync;
 use switchboard_router::store::crypto::{CredentialCipher, CryptoError};
 
@@ -292,6 +294,12 @@ pub struct Config {
     /// database, or `./switchboard-media` with PostgreSQL.
     #[arg(long, env = "SWITCHBOARD_MEDIA_DIR")]
     pub media_dir: Option<PathBuf>,
+    /// Where media bytes are kept: `local` (the media directory) or `s3` (an S3-compatible
+    /// bucket, the `SWITCHBOARD_S3_*` settings).
+    #[arg(long, env = "SWITCHBOARD_MEDIA_STORE", value_enum, default_value_t = MediaStoreKind::Local)]
+    pub media_store: MediaStoreKind,
+    #[command(flatten)]
+    pub s3: S3Args,
     // HTTP listener limits (router/http/src/serve.rs).
     /// Connections served at once; one more is answered 503 and closed. Lowered to what the
     /// open-files limit holds.
@@ -301,6 +309,100 @@ pub struct Config {
     /// connection may stay idle between requests. Default 10000.
     #[arg(long, env = "SWITCHBOARD_HEADER_READ_TIMEOUT_MS", value_parser = clap::value_parser!(u64).range(1..), global = true)]
     pub header_read_timeout_ms: Option<u64>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum MediaStoreKind {
+    #[default]
+    Local,
+    S3,
+}
+
+/// The S3-compatible bucket media is kept in with `SWITCHBOARD_MEDIA_STORE=s3`.
+#[derive(Clone, Args)]
+pub struct S3Args {
+    /// The bucket (required with `SWITCHBOARD_MEDIA_STORE=s3`; it must exist).
+    #[arg(long, env = "SWITCHBOARD_S3_BUCKET")]
+    pub s3_bucket: Option<String>,
+    /// Keys go under this prefix (`<prefix>/ab/cd/<sha256>`). Default: the bucket's root.
+    #[arg(long, env = "SWITCHBOARD_S3_PREFIX")]
+    pub s3_prefix: Option<String>,
+    /// An S3-compatible server's URL (MinIO, Ceph, R2…), addressed path-style. Default: AWS.
+    #[arg(long, env = "SWITCHBOARD_S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
+    /// The bucket's region.
+    #[arg(long, env = "SWITCHBOARD_S3_REGION", default_value = "us-east-1")]
+    pub s3_region: String,
+    /// Access key id; with the secret key. Without both: the instance's role (EC2 metadata).
+    #[arg(long, env = "SWITCHBOARD_S3_ACCESS_KEY_ID", hide_env_values = true)]
+    pub s3_access_key_id: Option<String>,
+    /// Secret access key; never logged.
+    #[arg(long, env = "SWITCHBOARD_S3_SECRET_ACCESS_KEY", hide_env_values = true)]
+    pub s3_secret_access_key: Option<String>,
+    /// Allow an `http://` endpoint (a server on a private network); off, only HTTPS.
+    #[arg(long, env = "SWITCHBOARD_S3_ALLOW_HTTP")]
+    pub s3_allow_http: bool,
+}
+
+impl std::fmt::Debug for S3Args {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redacted = |v: &Option<String>| v.as_ref().map(|_| "[redacted]");
+        f.debug_struct("S3Args")
+            .field("s3_bucket", &self.s3_bucket)
+            .field("s3_prefix", &self.s3_prefix)
+            .field("s3_endpoint", &self.s3_endpoint)
+            .field("s3_region", &self.s3_region)
+            .field("s3_access_key_id", &redacted(&self.s3_access_key_id))
+            .field(
+                "s3_secret_access_key",
+                &redacted(&self.s3_secret_access_key),
+            )
+            .field("s3_allow_http", &self.s3_allow_http)
+            .finish()
+    }
+}
+
+impl S3Args {
+    /// The engine's settings, checked: a bucket, both keys or neither, and an `http://`
+    /// endpoint only when allowed.
+    ///
+    /// # Errors
+    /// [`ConfigError::S3`] naming the setting to fix.
+    pub fn settings(&self) -> Result<S3Settings, ConfigError> {
+        let bad = |why: &str| Err(ConfigError::S3(why.to_owned()));
+        let Some(bucket) = self.s3_bucket.clone().filter(|b| !b.trim().is_empty()) else {
+            return bad("SWITCHBOARD_S3_BUCKET is required with SWITCHBOARD_MEDIA_STORE=s3");
+        };
+        if self.s3_access_key_id.is_some() != self.s3_secret_access_key.is_some() {
+            return bad(
+                "set both SWITCHBOARD_S3_ACCESS_KEY_ID and SWITCHBOARD_S3_SECRET_ACCESS_KEY, or neither (the instance's role)",
+            );
+        }
+        if let Some(endpoint) = &self.s3_endpoint {
+            let scheme = endpoint
+                .split_once("://")
+                .map(|(s, _)| s.to_ascii_lowercase());
+            match scheme.as_deref() {
+                Some("https") => {}
+                Some("http") if self.s3_allow_http => {}
+                Some("http") => {
+                    return bad(
+                        "SWITCHBOARD_S3_ENDPOINT is plain http://: set SWITCHBOARD_S3_ALLOW_HTTP=true to allow it, or use https://",
+                    );
+                }
+                _ => return bad("SWITCHBOARD_S3_ENDPOINT must be an https:// (or http://) URL"),
+            }
+        }
+        Ok(S3Settings {
+            bucket,
+            prefix: self.s3_prefix.clone(),
+            endpoint: self.s3_endpoint.clone(),
+            region: self.s3_region.clone(),
+            access_key_id: self.s3_access_key_id.clone(),
+            secret_access_key: self.s3_secret_access_key.clone().map(SecretString::from),
+            allow_http: self.s3_allow_http,
+        })
+    }
 }
 
 impl Config {
@@ -419,6 +521,8 @@ pub enum ConfigError {
     BadKeyFile { path: String, source: CryptoError },
     #[error(transparent)]
     Crypto(#[from] CryptoError),
+    #[error("media store: {0}")]
+    S3(String),
 }
 
 #[cfg(test)]
@@ -513,6 +617,9 @@ mod tests {
             "SWITCHBOARD_ENCRYPTION_KEY",
             "SWITCHBOARD_LOG_FORMAT",
             "SWITCHBOARD_MEDIA_DIR",
+            "SWITCHBOARD_MEDIA_STORE",
+            "SWITCHBOARD_S3_BUCKET",
+            "SWITCHBOARD_S3_SECRET_ACCESS_KEY",
         ] {
             assert!(summary.contains(var), "{var} missing from:\n{summary}");
         }
@@ -528,6 +635,61 @@ mod tests {
             line("SWITCHBOARD_DATABASE_URL").ends_with(" every command"),
             "{summary}"
         );
+    }
+
+    #[test]
+    fn media_stay_local_unless_s3_is_chosen_and_s3_settings_are_checked() {
+        let c = serve_config(&["switchboard", "serve"]);
+        assert_eq!(c.media_store, MediaStoreKind::Local);
+        let s3 = |extra: &[&str]| {
+            let mut args = vec!["switchboard", "serve", "--media-store", "s3"];
+            args.extend_from_slice(extra);
+            serve_config(&args).s3.settings()
+        };
+        let refused = |extra: &[&str]| match s3(extra) {
+            Err(ConfigError::S3(why)) => why,
+            other => panic!("accepted {extra:?}: {other:?}"),
+        };
+        assert!(refused(&[]).contains("SWITCHBOARD_S3_BUCKET is required"));
+        assert!(
+            refused(&["--s3-bucket", "b", "--s3-access-key-id", "AKIA"])
+                .contains("SWITCHBOARD_S3_SECRET_ACCESS_KEY")
+        );
+        let plain = ["--s3-bucket", "b", "--s3-endpoint", "http://minio:9000"];
+        assert!(refused(&plain).contains("SWITCHBOARD_S3_ALLOW_HTTP"));
+        assert!(refused(&["--s3-bucket", "b", "--s3-endpoint", "minio:9000"]).contains("https://"));
+
+        let ok = s3(&[
+            "--s3-bucket",
+            "b",
+            "--s3-prefix",
+            "sb",
+            "--s3-endpoint",
+            "http://minio:9000",
+            "--s3-allow-http",
+            "--s3-access-key-id",
+            "AKIA-ID",
+            "--s3-secret-access-key",
+            "very-secret",
+        ])
+        .unwrap();
+        assert_eq!(ok.bucket, "b");
+        assert_eq!(ok.prefix.as_deref(), Some("sb"));
+        assert_eq!(ok.region, "us-east-1");
+        assert!(ok.allow_http);
+        // Neither the engine's settings nor the command line's show the secret.
+        let c = serve_config(&[
+            "switchboard",
+            "serve",
+            "--s3-access-key-id",
+            "AKIA-ID",
+            "--s3-secret-access-key",
+            "very-secret",
+        ]);
+        for debug in [format!("{ok:?}"), format!("{c:?}")] {
+            assert!(!debug.contains("very-secret"), "{debug}");
+            assert!(debug.contains("[redacted]"), "{debug}");
+        }
     }
 
     #[test]

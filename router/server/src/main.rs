@@ -2,15 +2,18 @@
 //! `key list TENANT_ID`, `key revoke KEY_ID`.
 
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 use switchboard_core::PhoneParser;
 use switchboard_http as http;
+use switchboard_router::media::s3::S3MediaStore;
+use switchboard_router::media::storage::{LocalMediaStore, SharedMediaStore};
 use switchboard_router::tenancy::tenants::{self, Tenants};
 use switchboard_router::{Router, Store};
 use switchboard_server::config::{
-    Cli, Command, Config, KeyCommand, LogArgs, LogFormat, StoreArgs, TenantCommand,
+    Cli, Command, Config, KeyCommand, LogArgs, LogFormat, MediaStoreKind, StoreArgs, TenantCommand,
 };
 use switchboard_server::shutdown::shutdown_signal;
 use switchboard_server::{telemetry, wiring};
@@ -65,13 +68,32 @@ async fn open(config: &Config) -> Result<Router, BoxError> {
         .adapters(wiring::builtin_adapters(&config.channels, &config.common()))
         .phone_parser(phones)
         .delivery(config.delivery())
-        .media_store(std::sync::Arc::new(
-            switchboard_router::media::storage::LocalMediaStore::new(config.media_dir()),
-        ))
+        .media_store(open_media_store(config).await?)
         .public_url(config.public_url())
         .build();
     router.accounts().check_encryption_key().await?;
     Ok(router)
+}
+
+/// Where media bytes go: the media directory, or the S3 bucket once one request proved it
+/// answers to these credentials (a wrong bucket, endpoint or key stops the start with what
+/// the store said, instead of failing every media item later).
+async fn open_media_store(config: &Config) -> Result<SharedMediaStore, BoxError> {
+    Ok(match config.media_store {
+        MediaStoreKind::Local => Arc::new(LocalMediaStore::new(config.media_dir())),
+        MediaStoreKind::S3 => {
+            let settings = config.s3.settings()?;
+            let store = S3MediaStore::new(&settings)?;
+            store.check_reachable().await?;
+            tracing::info!(
+                bucket = %settings.bucket,
+                prefix = settings.prefix.as_deref().unwrap_or(""),
+                endpoint = settings.endpoint.as_deref().unwrap_or("AWS"),
+                "Media are kept in S3."
+            );
+            Arc::new(store)
+        }
+    })
 }
 
 async fn run(cli: Cli) -> Result<(), BoxError> {

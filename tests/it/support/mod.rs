@@ -14,6 +14,7 @@ pub mod fake;
 pub mod http_site;
 pub mod module_rules;
 pub mod providers;
+pub mod s3;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -25,6 +25,8 @@ pub mod config;
 pub mod fetch;
 pub mod library;
 pub(crate) mod queue;
+#[cfg(feature = "s3")]
+pub mod s3;
 pub(crate) mod signer;
 pub mod storage;
 pub mod view;

@@ -32,8 +32,9 @@ impl MediaBody {
 }
 
 /// Where media bytes live, keyed by the hex SHA-256 of the bytes (content-addressed, so a
-/// retried write or the same file twice is stored once). Another backend (an S3-compatible
-/// store) implements this in its own crate and is given to [`crate::RouterBuilder::media_store`].
+/// retried write or the same file twice is stored once). Implemented by [`LocalMediaStore`]
+/// and, with feature `s3`, `media::s3::S3MediaStore`; given to
+/// [`crate::RouterBuilder::media_store`].
 #[async_trait]
 pub trait MediaStore: Send + Sync + 'static {
     /// Stores `bytes` under `sha256` (lowercase hex of the bytes). Durable when it returns.
@@ -60,14 +61,8 @@ impl LocalMediaStore {
     }
 
     fn path(&self, sha256: &str) -> io::Result<PathBuf> {
-        // Keys come from our own hashing, but a path is only ever built from 64 hex digits.
-        if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "a media key is 64 hex digits",
-            ));
-        }
-        Ok(self.dir.join(&sha256[..2]).join(&sha256[2..4]).join(sha256))
+        let [a, b, name] = media_key_parts(sha256)?;
+        Ok(self.dir.join(a).join(b).join(name))
     }
 }
 
@@ -125,6 +120,18 @@ impl MediaStore for LocalMediaStore {
             stream: stream.boxed(),
         }))
     }
+}
+
+/// A key's place in every store's layout, `ab/cd/<sha256>`: its first two hex pairs, then
+/// the key. Keys come from our own hashing, but a path is only ever built from 64 hex digits.
+pub(crate) fn media_key_parts(sha256: &str) -> io::Result<[&str; 3]> {
+    if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "a media key is 64 hex digits",
+        ));
+    }
+    Ok([&sha256[..2], &sha256[2..4], sha256])
 }
 
 /// Shared handle type of the store.
