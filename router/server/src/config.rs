@@ -265,7 +265,7 @@ pub struct Config {
     /// Base64 32-byte key for credentials at rest. Without it, SQLite uses a key file
     /// beside the database (created on first start); PostgreSQL refuses to start.
     #[arg(long, env = "SWITCHBOARD_ENCRYPTION_KEY", hide_env_values = true)]
-    pub encryption_key: Option<String>,
+    pub encryption_key: Option<SecretSetting>,
     /// Each channel's own settings, as its adapter declares them.
     #[command(flatten)]
     pub channels: ChannelSettings,
@@ -473,7 +473,7 @@ impl Config {
     /// [`ConfigError`] saying what is missing or wrong.
     pub fn cipher(&self) -> Result<CredentialCipher, ConfigError> {
         if let Some(key) = &self.encryption_key {
-            return CredentialCipher::from_base64(key).map_err(ConfigError::BadKey);
+            return CredentialCipher::from_base64(&key.0).map_err(ConfigError::BadKey);
         }
         if self.store.is_postgres() {
             return Err(ConfigError::MissingKey);
@@ -538,6 +538,16 @@ mod tests {
             Command::Serve(c) => *c,
             other => panic!("not serve: {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_configuration_never_shows_its_encryption_key() {
+        let key = CredentialCipher::generate_key();
+        let c = serve_config(&["switchboard", "serve", "--encryption-key", &key]);
+        let shown = format!("{c:?}");
+        assert!(!shown.contains(&key), "{shown}");
+        assert!(shown.contains("[REDACTED]"), "{shown}");
+        assert!(c.cipher().is_ok(), "the key itself is still used");
     }
 
     #[test]
@@ -696,5 +706,24 @@ mod tests {
     fn postgres_without_a_key_is_refused() {
         let c = serve_config(&["switchboard", "serve", "--database-url", "postgres://x/y"]);
         assert!(matches!(c.cipher(), Err(ConfigError::MissingKey)));
+    }
+}
+
+/// A setting whose value is a secret (the encryption key): read like any string, never
+/// shown by `Debug`, so a logged configuration cannot leak it.
+#[derive(Clone)]
+pub struct SecretSetting(pub String);
+
+impl std::str::FromStr for SecretSetting {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_owned()))
+    }
+}
+
+impl std::fmt::Debug for SecretSetting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[REDACTED]")
     }
 }
