@@ -68,7 +68,9 @@ enum Cmd {
 
 #[derive(Args, Clone)]
 struct Target {
-    /// The server's base URL (loopback only).
+    /// The server's base URL (loopback only); several, comma-separated, for instances
+    /// sharing one database: the connections are spread over them in turn (give the same
+    /// `--public-url` every instance was started with).
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     server: String,
     /// The URL Twilio signatures are computed over (the server's SWITCHBOARD_PUBLIC_URL).
@@ -436,7 +438,8 @@ impl Outcome {
     }
 }
 
-/// Sends the plan to `base` over `load.connections` keep-alive connections.
+/// Sends the plan to `base` (one URL, or several comma-separated: connection `i` goes to
+/// the `i`-th in turn) over `load.connections` keep-alive connections.
 async fn drive(
     base: &str,
     setup: &Arc<Setup>,
@@ -451,11 +454,15 @@ async fn drive(
     let connections = load.connections.max(1);
     let ready = Arc::new(tokio::sync::Barrier::new(connections + 1));
     let (go_tx, go_rx) = tokio::sync::watch::channel::<Option<Instant>>(None);
+    let bases: Vec<String> = base
+        .split(',')
+        .map(|b| b.trim().trim_end_matches('/').to_owned())
+        .collect();
     let mut workers = Vec::new();
-    for _ in 0..connections {
+    for worker in 0..connections {
         let (next, setup, plan, stop) = (next.clone(), setup.clone(), plan.clone(), stop.clone());
         let (ready, mut go) = (ready.clone(), go_rx.clone());
-        let (base, public_url) = (base.to_owned(), public_url.to_owned());
+        let (base, public_url) = (bases[worker % bases.len()].clone(), public_url.to_owned());
         let (rate, timeout, max_seconds) = (load.rate, load.timeout, load.max_seconds);
         workers.push(tokio::spawn(async move {
             // One client per worker, one idle connection: exactly one keep-alive
@@ -675,9 +682,11 @@ async fn inbound(a: InboundArgs) -> Result<(), BoxError> {
         .target
         .public_url
         .clone()
-        .unwrap_or_else(|| server.clone());
-    if !wait_healthy(&server, Duration::from_secs(10)).await {
-        return Err(format!("{server}/health is not healthy").into());
+        .unwrap_or_else(|| server.split(',').next().unwrap_or_default().to_owned());
+    for one in server.split(',') {
+        if !wait_healthy(one.trim(), Duration::from_secs(10)).await {
+            return Err(format!("{one}/health is not healthy").into());
+        }
     }
     let router = open_router(
         &a.target.database_url,
