@@ -263,6 +263,19 @@ pub(super) async fn connect(
     }
 }
 
+/// The accounts page saying what an action did, or the page for its error.
+async fn after_action(
+    state: &AppState,
+    session: &OperatorSession,
+    headers: &HeaderMap,
+    outcome: Result<Notice, switchboard_router::error::RouterError>,
+) -> Response {
+    match outcome {
+        Ok(n) => render(state, session, headers, StatusCode::OK, Some(n)).await,
+        Err(e) => layout::router_error(&e),
+    }
+}
+
 /// `POST /console/accounts/{id}/verify`: checks the account with its provider now.
 pub(super) async fn verify(
     State(state): State<AppState>,
@@ -274,21 +287,13 @@ pub(super) async fn verify(
     if let Some(refused) = csrf_refusal(&session, &form.csrf) {
         return refused;
     }
-    match state
-        .router
-        .accounts()
-        .verify(&session.principal.tenant_id, &id)
-        .await
-    {
-        Ok(report) => {
-            let n = Notice::Verified {
-                account_id: id,
-                report,
-            };
-            render(&state, &session, &headers, StatusCode::OK, Some(n)).await
-        }
-        Err(e) => layout::router_error(&e),
-    }
+    let tenant = &session.principal.tenant_id;
+    let outcome = state.router.accounts().verify(tenant, &id).await;
+    let outcome = outcome.map(|report| Notice::Verified {
+        account_id: id,
+        report,
+    });
+    after_action(&state, &session, &headers, outcome).await
 }
 
 /// `POST /console/accounts/{id}/disconnect`.
@@ -302,22 +307,13 @@ pub(super) async fn disconnect(
     if let Some(refused) = csrf_refusal(&session, &form.csrf) {
         return refused;
     }
-    match state
-        .router
-        .accounts()
-        .disconnect(&session.principal.tenant_id, &id)
-        .await
-    {
-        Ok(_) => {
-            render(
-                &state,
-                &session,
-                &headers,
-                StatusCode::OK,
-                Some(Notice::Disconnected(id)),
-            )
-            .await
-        }
-        Err(e) => layout::router_error(&e),
-    }
+    let tenant = &session.principal.tenant_id;
+    let outcome = state.router.accounts().disconnect(tenant, &id).await;
+    after_action(
+        &state,
+        &session,
+        &headers,
+        outcome.map(|_| Notice::Disconnected(id)),
+    )
+    .await
 }
