@@ -12,7 +12,7 @@ use sea_orm::{ConnectionTrait, DatabaseBackend, EntityTrait, PaginatorTrait, Sta
 use switchboard_core::Content;
 use switchboard_http as http;
 use switchboard_router::store::entity::{messages, webhook_events};
-use switchboard_router::store::{SqliteConnectHook, SqliteSync};
+use switchboard_router::store::{SqliteConnectHook, SqliteSync, SqlxConnectHook};
 use switchboard_router::{Router, SendRequest, Store};
 
 use crate::support::fake::{inbound_from, receive, signed};
@@ -27,9 +27,10 @@ struct Disk {
 }
 
 impl Disk {
+    /// The same limits on the sqlx connections and on the inbound writer's own one.
     fn hook(&self) -> SqliteConnectHook {
         let disk = self.clone();
-        Arc::new(move |conn| {
+        let sqlx: SqlxConnectHook = Arc::new(move |conn| {
             let disk = disk.clone();
             Box::pin(async move {
                 let pages = disk.max_pages.load(Relaxed);
@@ -41,14 +42,25 @@ impl Disk {
                     .await?;
                 }
                 let refuse = disk.refuse_commits.clone();
-                // A refused commit is rolled back by SQLite and fails, as a commit on a full
-                // disk does when the WAL cannot grow.
+                // A refused commit is rolled back by SQLite and fails, as a commit on a
+                // full disk does when the WAL cannot grow.
                 conn.lock_handle()
                     .await?
                     .set_commit_hook(move || !refuse.load(Relaxed));
                 Ok(())
             })
-        })
+        });
+        let disk = self.clone();
+        let direct = Arc::new(move |conn: &rusqlite::Connection| {
+            let pages = disk.max_pages.load(Relaxed);
+            if pages > 0 {
+                conn.pragma_update(None, "max_page_count", pages)?;
+            }
+            let refuse = disk.refuse_commits.clone();
+            conn.commit_hook(Some(move || refuse.load(Relaxed)))?;
+            Ok(())
+        });
+        SqliteConnectHook { sqlx, direct }
     }
 }
 
@@ -77,6 +89,11 @@ fn bulky(i: usize) -> String {
 /// Sets the limit for connections opened from now on and for the writer's current one.
 async fn set_max_pages(router: &Router, disk: &Disk, pages: i64) {
     disk.max_pages.store(pages, Relaxed);
+    router
+        .store()
+        .with_inbound_writer_connection(|c| c.pragma_update(None, "max_page_count", pages))
+        .expect("a SQLite file has an inbound writer connection")
+        .unwrap();
     router
         .store()
         .write_conn()

@@ -39,7 +39,7 @@ use switchboard_core::{
 use crate::events::RouterEvent;
 use crate::ids::{self, now_ms};
 use crate::inbound::items::{kind_name, opt_keyword, problem, store_other};
-use crate::inbound::job::{Job, Stored};
+use crate::inbound::job::{Job, QueuedWork, Stored};
 use crate::records::{contacts, conversations};
 use crate::store::entity;
 use crate::store::json_rows::{self, Col::*};
@@ -61,6 +61,7 @@ pub(super) async fn store_jobs<C: ConnectionTrait>(
 ) -> Result<Vec<Stored>, DbErr> {
     let mut counts = vec![(0usize, 0usize); jobs.len()];
     let mut notify: Vec<(usize, usize, RouterEvent)> = Vec::new();
+    let mut queued = QueuedWork::default();
 
     // Route: an event for an account that did not verify is only a problem.
     let mut routed = Vec::new();
@@ -124,7 +125,10 @@ pub(super) async fn store_jobs<C: ConnectionTrait>(
             .await?
         {
             claimed.insert((r.try_get("", "channel")?, r.try_get("", "event_key")?));
-            subscribed.insert(r.try_get("", "tenant_id")?, r.try_get("", "notify")?);
+            subscribed.insert(
+                r.try_get("", "tenant_id")?,
+                crate::store::flag(&r, "notify")?,
+            );
         }
     }
     let mut fresh = Vec::new();
@@ -147,7 +151,7 @@ pub(super) async fn store_jobs<C: ConnectionTrait>(
         })
         .collect();
     if !msgs.is_empty() {
-        store_messages(db, jobs, &msgs, &mut counts, &mut notify).await?;
+        queued.media = store_messages(db, jobs, &msgs, &mut counts, &mut notify).await?;
     }
 
     // Provider notifications, in one insert.
@@ -212,12 +216,16 @@ pub(super) async fn store_jobs<C: ConnectionTrait>(
 
     notify.sort_by_key(|(job, index, _)| (*job, *index));
     let events: Vec<RouterEvent> = notify.iter().map(|(_, _, e)| e.clone()).collect();
-    crate::notify::queue::enqueue_known(db, &events, &subscribed).await?;
+    queued.notifications = crate::notify::queue::enqueue_known(db, &events, &subscribed).await?;
     let mut per_job: Vec<Vec<RouterEvent>> = vec![Vec::new(); jobs.len()];
     for (job, _, ev) in notify {
         per_job[job].push(ev);
     }
-    Ok(counts.into_iter().zip(per_job).collect())
+    Ok(counts
+        .into_iter()
+        .zip(per_job)
+        .map(|(counts, events)| (counts, events, queued))
+        .collect())
 }
 
 /// Stores the batch's new provider notifications (account-level notifications, group-chat
@@ -598,13 +606,15 @@ async fn read_owners<C: ConnectionTrait>(
 /// A conversation of the batch: (tenant, contact, account).
 type ConvKey = (String, String, String);
 
+/// Stores the batch's new messages; whether any of them queued media to fetch.
 async fn store_messages<C: ConnectionTrait>(
     db: &C,
     jobs: &[Job],
     msgs: &[(&Item<'_>, &InboundMessage)],
     counts: &mut [(usize, usize)],
     notify: &mut Vec<(usize, usize, RouterEvent)>,
-) -> Result<(), DbErr> {
+) -> Result<bool, DbErr> {
+    let mut media_queued = false;
     let contact_ids = resolve_contacts(db, msgs).await?;
     let now = now_ms();
 
@@ -804,7 +814,7 @@ async fn store_messages<C: ConnectionTrait>(
         if let (Some(notice), Some(contact)) = (&m.content.system, contact) {
             contacts::apply_notice(db, tenant_id, contact, notice).await?;
         }
-        crate::media::queue::enqueue_inbound(
+        media_queued |= crate::media::queue::enqueue_inbound(
             db,
             tenant_id,
             &it.account.ctx.account_id,
@@ -824,7 +834,7 @@ async fn store_messages<C: ConnectionTrait>(
             },
         ));
     }
-    Ok(())
+    Ok(media_queued)
 }
 
 /// Whether a message is the person writing: an inbound message that is not a platform's

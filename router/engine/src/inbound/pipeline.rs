@@ -142,11 +142,12 @@ impl Inbound {
 
         // A deadlock or serialization failure between concurrent webhooks (PostgreSQL) is
         // retried: the whole transaction is idempotent thanks to the event keys.
-        let (ack_counts, events) = self
+        let (ack_counts, events, queued) = self
             .store
             .retry_conflicts("webhook", || self.batcher.store(self.store.clone(), &job))
             .await?;
-        self.events.publish(events);
+        self.events
+            .publish_queued(events, queued.notifications, queued.media);
         self.sync_templates_named_by(&job);
         let (stored, duplicates) = ack_counts;
         Ok(WebhookAck {
@@ -528,7 +529,7 @@ mod tests {
         let mut outcomes = Vec::new();
         for answer in answers {
             match answer.await.expect("every webhook is answered") {
-                Ok((counts, events)) => outcomes.push(Some((counts, events.len()))),
+                Ok((counts, events, _)) => outcomes.push(Some((counts, events.len()))),
                 Err(e) => {
                     assert_eq!(e, DbErr::Custom("batch failpoint".into()));
                     outcomes.push(None);

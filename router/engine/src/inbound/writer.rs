@@ -80,14 +80,55 @@ impl Batcher {
     }
 }
 
-/// Starts the writer tasks: one on SQLite (a single writer anyway), several on PostgreSQL,
-/// whose commits can run in parallel.
+/// Starts the writers. A SQLite file has one writer anyway: a thread of its own that drives
+/// the writer connection directly ([`crate::store::direct`]), so a batch's statements are no
+/// hand-offs between threads. PostgreSQL (and in-memory SQLite) get tasks; PostgreSQL's
+/// commits can run in parallel, so it gets several.
 fn start_writers(store: Store, stats: Arc<BatchStats>) -> mpsc::Sender<Queued> {
+    if store.direct_writer().is_some() {
+        let (tx, rx) = mpsc::channel::<Queued>(4 * MAX_BATCH);
+        let runtime = tokio::runtime::Handle::current();
+        let (store, stats) = (store.clone(), stats.clone());
+        let started = std::thread::Builder::new()
+            .name("inbound-writer".into())
+            .spawn(move || write_on_thread(&store, &stats, &runtime, rx));
+        match started {
+            Ok(_) => return tx,
+            Err(e) => tracing::warn!(error = %e, "No inbound writer thread; writing from a task."),
+        }
+    }
     let (tx, rx) = mpsc::channel::<Queued>(4 * MAX_BATCH);
     let writers = match store.backend() {
         sea_orm::DatabaseBackend::Sqlite => 1,
         _ => 4,
     };
+    spawn_writer_tasks(store, stats, rx, writers);
+    tx
+}
+
+/// The SQLite file's writer thread: takes everything queued (up to [`MAX_BATCH`]) and commits
+/// it, until every sender (the Router) is gone.
+fn write_on_thread(
+    store: &Store,
+    stats: &BatchStats,
+    runtime: &tokio::runtime::Handle,
+    mut rx: mpsc::Receiver<Queued>,
+) {
+    let mut queued = Vec::with_capacity(MAX_BATCH);
+    while rx.blocking_recv_many(&mut queued, MAX_BATCH) > 0 {
+        let batch = std::mem::replace(&mut queued, Vec::with_capacity(MAX_BATCH));
+        // The batch's SQLite work runs right here; the runtime only serves sqlx's pool
+        // (taking the writer connection) and the answers.
+        runtime.block_on(commit_batch(store, stats, batch));
+    }
+}
+
+fn spawn_writer_tasks(
+    store: Store,
+    stats: Arc<BatchStats>,
+    rx: mpsc::Receiver<Queued>,
+    writers: usize,
+) {
     let rx = Arc::new(Mutex::new(rx));
     for _ in 0..writers {
         let (store, rx, stats) = (store.clone(), rx.clone(), stats.clone());
@@ -112,7 +153,6 @@ fn start_writers(store: Store, stats: Arc<BatchStats>) -> mpsc::Sender<Queued> {
             }
         });
     }
-    tx
 }
 
 /// Stores the queued webhooks as one batch and answers each. If the batch fails and holds
@@ -175,20 +215,39 @@ fn answer(reply: oneshot::Sender<Result<Stored, DbErr>>, done: Result<Stored, Db
 /// Stores every job in one transaction; any error rolls all of them back.
 async fn store_batch(
     store: &Store,
-    #[cfg_attr(not(test), allow(unused_variables))] stats: &BatchStats,
+    stats: &BatchStats,
     jobs: &[Job],
 ) -> Result<Vec<Stored>, DbErr> {
+    if let Some((direct, sqlx_writer)) = store.direct_writer() {
+        // The sqlx writer waits while this batch writes: the two writers take turns here,
+        // not in SQLite's busy handler.
+        let _turn = sqlx_writer
+            .acquire()
+            .await
+            .map_err(|e| DbErr::Conn(sea_orm::RuntimeErr::SqlxError(Arc::new(e))))?;
+        direct.begin()?;
+        let stored = batch::store_jobs(direct.as_ref(), jobs).await;
+        let stored = stored.and_then(|r| fail_if_poisoned(stats, jobs).map(|()| r));
+        return direct.finish(stored);
+    }
     let txn = store.write_txn().await?;
     let results = batch::store_jobs(&txn, jobs).await?;
+    fail_if_poisoned(stats, jobs)?;
+    txn.commit().await?;
+    Ok(results)
+}
+
+/// Tests: a batch holding the poisoned event key fails just before its commit.
+#[cfg_attr(not(test), allow(clippy::unnecessary_wraps, unused_variables))]
+fn fail_if_poisoned(stats: &BatchStats, jobs: &[Job]) -> Result<(), DbErr> {
     #[cfg(test)]
     if let Some(key) = stats.poisoned_key.lock().unwrap().as_deref()
         && jobs
             .iter()
             .any(|j| j.parsed.events.iter().any(|e| e.event_key == key))
     {
-        // Dropping the transaction rolls back everything the batch wrote.
+        // Failing before the commit rolls back everything the batch wrote.
         return Err(DbErr::Custom("batch failpoint".into()));
     }
-    txn.commit().await?;
-    Ok(results)
+    Ok(())
 }

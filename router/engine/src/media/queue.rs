@@ -21,6 +21,7 @@ pub(crate) const MEDIA_QUEUE: LeaseQueue = LeaseQueue {
 
 /// Writes one `pending` row per media item of a new inbound message, in the caller's
 /// transaction (the webhook's), so an acknowledged message always has its media queued.
+/// Whether any row is fetchable (work for the fetcher).
 ///
 /// # Errors
 /// The database error.
@@ -30,16 +31,18 @@ pub(crate) async fn enqueue_inbound<C: ConnectionTrait>(
     account_id: &str,
     message_id: &str,
     content: &Content,
-) -> Result<(), DbErr> {
+) -> Result<bool, DbErr> {
     if content.media.is_empty() {
-        return Ok(());
+        return Ok(false);
     }
+    let mut any_fetchable = false;
     let now = now_ms();
     let rows = content.media.iter().enumerate().map(|(i, m)| {
         let fetchable = m.url.as_deref().is_some_and(|u| !u.is_empty())
             || m.provider_media_id
                 .as_deref()
                 .is_some_and(|u| !u.is_empty());
+        any_fetchable |= fetchable;
         media::ActiveModel {
             id: Set(ids::new_id(MEDIA)),
             tenant_id: Set(tenant_id.to_owned()),
@@ -70,5 +73,5 @@ pub(crate) async fn enqueue_inbound<C: ConnectionTrait>(
     media::Entity::insert_many(rows)
         .exec_without_returning(db)
         .await?;
-    Ok(())
+    Ok(any_fetchable)
 }

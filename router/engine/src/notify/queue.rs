@@ -52,18 +52,19 @@ pub(crate) async fn enqueue<C: ConnectionTrait>(
     db: &C,
     events: &[RouterEvent],
 ) -> std::result::Result<(), DbErr> {
-    enqueue_known(db, events, &HashMap::new()).await
+    enqueue_known(db, events, &HashMap::new()).await.map(drop)
 }
 
 /// [`enqueue`], told already whether some tenants subscribe (`known`: tenant id → has a
-/// notification URL, read in the caller's transaction); the others are looked up.
+/// notification URL, read in the caller's transaction); the others are looked up. Whether
+/// it queued any notification.
 pub(crate) async fn enqueue_known<C: ConnectionTrait>(
     db: &C,
     events: &[RouterEvent],
     known: &HashMap<String, bool>,
-) -> std::result::Result<(), DbErr> {
+) -> std::result::Result<bool, DbErr> {
     if events.is_empty() {
-        return Ok(());
+        return Ok(false);
     }
     let mut subscribed: HashSet<&str> = HashSet::new();
     let mut unknown: BTreeSet<&str> = BTreeSet::new();
@@ -92,7 +93,7 @@ pub(crate) async fn enqueue_known<C: ConnectionTrait>(
     };
     subscribed.extend(looked_up.iter().map(String::as_str));
     if subscribed.is_empty() {
-        return Ok(());
+        return Ok(false);
     }
     let now = now_ms();
     let rows: Vec<rows::ActiveModel> = events
@@ -118,8 +119,11 @@ pub(crate) async fn enqueue_known<C: ConnectionTrait>(
             }
         })
         .collect();
+    if rows.is_empty() {
+        return Ok(false);
+    }
     rows::Entity::insert_many(rows)
         .exec_without_returning(db)
         .await?;
-    Ok(())
+    Ok(true)
 }

@@ -8,6 +8,7 @@
 //! its own (`synchronous_commit=on` by default).
 
 pub mod crypto;
+pub(crate) mod direct;
 pub mod entity;
 pub(crate) mod json_rows;
 pub(crate) mod queue;
@@ -44,14 +45,24 @@ const PG_PING_WHEN_IDLE: Duration = Duration::from_secs(10);
 /// Prepared statements each SQLite connection keeps.
 const SQLITE_STATEMENT_CACHE: usize = 16;
 
-/// Runs on each new SQLite connection (see [`Store::connect_with`]).
-pub type SqliteConnectHook = std::sync::Arc<
+/// Runs on each new sqlx SQLite connection (see [`SqliteConnectHook`]).
+pub type SqlxConnectHook = std::sync::Arc<
     dyn for<'c> Fn(
             &'c mut sea_orm::sqlx::SqliteConnection,
         ) -> futures::future::BoxFuture<'c, Result<(), sea_orm::sqlx::Error>>
         + Send
         + Sync,
 >;
+
+pub use direct::DirectConnectHook;
+
+/// What to run on every SQLite connection the store opens, whichever driver opens it (see
+/// [`Store::connect_with`]; tests use it to limit a database's size or refuse commits).
+#[derive(Clone)]
+pub struct SqliteConnectHook {
+    pub sqlx: SqlxConnectHook,
+    pub direct: DirectConnectHook,
+}
 
 /// The database handle. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -61,6 +72,8 @@ pub struct Store {
     /// of in SQLite's busy handler, and its page cache stays valid (it made every change).
     /// PostgreSQL and in-memory SQLite write through `db`.
     writer: Option<DatabaseConnection>,
+    /// SQLite file: the inbound group commit's own connection ([`direct`]).
+    direct: Option<Arc<direct::DirectSqlite>>,
     writes: Arc<WriteHealth>,
 }
 
@@ -105,9 +118,7 @@ impl WriteHealth {
         match outcome {
             Ok(_) => self.succeeded(),
             Err(e) => {
-                if e.db_err()
-                    .is_some_and(|d| d.sql_err().is_none() && !is_data_exception(d))
-                {
+                if e.db_err().is_some_and(|d| !is_about_the_data(d)) {
                     self.failed();
                 }
             }
@@ -151,6 +162,7 @@ impl Store {
             return Ok(Self {
                 db,
                 writer: None,
+                direct: None,
                 writes: Arc::default(),
             });
         }
@@ -173,7 +185,7 @@ impl Store {
                     move |o| {
                         let o = o.after_release(release_only_when_clean);
                         match hook.clone() {
-                            Some(hook) => o.after_connect(move |conn, _| hook(conn)),
+                            Some(hook) => o.after_connect(move |conn, _| (hook.sqlx)(conn)),
                             None => o,
                         }
                     }
@@ -201,14 +213,27 @@ impl Store {
             return Ok(Self {
                 db,
                 writer: None,
+                direct: None,
                 writes: Arc::default(),
             });
         }
         let db = Database::connect(pool(SQLITE_READERS)).await?;
         let writer = Database::connect(pool(1)).await?;
+        let path = url
+            .parse::<sea_orm::sqlx::sqlite::SqliteConnectOptions>()
+            .map_err(|e| DbErr::Conn(sea_orm::RuntimeErr::SqlxError(Arc::new(e))))?
+            .get_filename()
+            .to_owned();
+        let synchronous = match sqlite_sync {
+            SqliteSync::Full => "FULL",
+            SqliteSync::Normal => "NORMAL",
+        };
+        let direct =
+            direct::DirectSqlite::open(path, synchronous, on_sqlite_connect.map(|h| h.direct))?;
         Ok(Self {
             db,
             writer: Some(writer),
+            direct: Some(Arc::new(direct)),
             writes: Arc::default(),
         })
     }
@@ -248,6 +273,28 @@ impl Store {
     /// SQLite's busy handler while another connection holds the write lock.
     pub fn write_conn(&self) -> &DatabaseConnection {
         self.writer.as_ref().unwrap_or(&self.db)
+    }
+
+    /// A SQLite file: the inbound group commit's own connection, and the sqlx writer
+    /// connection's pool (of one), which a batch holds while it writes so that the two
+    /// writers take turns ([`direct`]). `None` on PostgreSQL and in-memory SQLite.
+    pub(crate) fn direct_writer(
+        &self,
+    ) -> Option<(&Arc<direct::DirectSqlite>, &sea_orm::sqlx::SqlitePool)> {
+        Some((
+            self.direct.as_ref()?,
+            self.writer.as_ref()?.get_sqlite_connection_pool(),
+        ))
+    }
+
+    /// Runs `f` on the inbound writer's own SQLite connection, if there is one (tests change
+    /// its limits through this, as they do the sqlx writer's through [`Store::write_conn`]).
+    #[doc(hidden)]
+    pub fn with_inbound_writer_connection<T>(
+        &self,
+        f: impl FnOnce(&rusqlite::Connection) -> T,
+    ) -> Option<T> {
+        self.direct.as_ref().map(|d| d.with_connection(f))
     }
 
     /// Begins a read-write transaction: IMMEDIATE on SQLite, so it takes the write lock
@@ -347,9 +394,36 @@ pub fn is_data_exception(err: &DbErr) -> bool {
     }
 }
 
-/// Whether `err` is a unique-constraint violation, on either backend.
+/// A boolean expression's value (`EXISTS …`): PostgreSQL types it, SQLite answers 0 or 1,
+/// and only sqlx's SQLite driver reads that as a boolean ([`direct`] types it by value).
+pub(crate) fn flag(row: &sea_orm::QueryResult, column: &str) -> Result<bool, DbErr> {
+    row.try_get::<bool>("", column)
+        .or_else(|_| row.try_get::<i64>("", column).map(|n| n != 0))
+}
+
+/// Whether `err` is a unique-constraint violation, on either backend and either SQLite
+/// driver ([`direct`] reports its errors as sqlx database errors of their kind).
 pub fn is_unique_violation(err: &DbErr) -> bool {
     matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
+        || database_error_kind(err) == Some(sea_orm::sqlx::error::ErrorKind::UniqueViolation)
+}
+
+/// Whether the database refused the data itself (a constraint, a value it cannot hold),
+/// which says nothing about the store's health.
+pub(crate) fn is_about_the_data(err: &DbErr) -> bool {
+    err.sql_err().is_some()
+        || is_data_exception(err)
+        || database_error_kind(err).is_some_and(|k| k != sea_orm::sqlx::error::ErrorKind::Other)
+}
+
+fn database_error_kind(err: &DbErr) -> Option<sea_orm::sqlx::error::ErrorKind> {
+    use sea_orm::RuntimeErr;
+    match err {
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => {
+            e.as_database_error().map(|d| d.kind())
+        }
+        _ => None,
+    }
 }
 
 /// Most values in one `IN (…)` list; longer lists are read or written in chunks.

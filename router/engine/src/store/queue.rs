@@ -63,6 +63,33 @@ impl LeaseQueue {
         filter: sea_orm::Condition,
         limit: u64,
     ) -> Result<Vec<E::Model>, DbErr> {
+        self.due_query::<E>(now, filter)
+            .limit(limit)
+            .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
+            .all(txn)
+            .await
+    }
+
+    /// Whether any row is due and unleased, read without a lock or a transaction.
+    async fn any_due<E: EntityTrait, C: ConnectionTrait>(
+        &self,
+        db: &C,
+        now: i64,
+    ) -> Result<bool, DbErr> {
+        Ok(self
+            .due_query::<E>(now, sea_orm::Condition::all())
+            .limit(1)
+            .one(db)
+            .await?
+            .is_some())
+    }
+
+    /// The due, unleased rows meeting `filter`, in claiming order.
+    fn due_query<E: EntityTrait>(
+        &self,
+        now: i64,
+        filter: sea_orm::Condition,
+    ) -> sea_orm::Select<E> {
         let mut query = E::find()
             .filter(Expr::cust(self.only))
             .filter(col(NEXT_ATTEMPT_AT).lte(now))
@@ -79,12 +106,7 @@ impl LeaseQueue {
                  AND older.{key} < {table}.{key})"
             )));
         }
-        query
-            .order_by_asc(col(self.order_by))
-            .limit(limit)
-            .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
-            .all(txn)
-            .await
+        query.order_by_asc(col(self.order_by))
     }
 
     /// Leases the rows named by `keys` to `worker` until `until`.
@@ -124,6 +146,12 @@ impl LeaseQueue {
         V: Into<sea_orm::Value>,
     {
         let now = now_ms();
+        // Most rounds find nothing: every stored webhook wakes the notifier and the media
+        // fetcher. Looking on a reader first leaves the write lock (on SQLite, the one writer
+        // the inbound group commit also needs) to the writes that have something to write.
+        if !self.any_due::<E, _>(store.conn(), now).await? {
+            return Ok(Vec::new());
+        }
         let txn = store.write_txn().await?;
         let due = self
             .due::<E, _>(&txn, now, sea_orm::Condition::all(), limit)
