@@ -471,3 +471,149 @@ where
         }
     }
 }
+
+/// The inbound writer's connection ([`direct`]) against the real schema.
+#[cfg(test)]
+mod direct_writer_tests {
+    use sea_orm::{ActiveValue::Set, EntityTrait};
+
+    use sea_orm::{DatabaseBackend, Statement};
+
+    use super::*;
+    use crate::store::entity::channel_accounts;
+
+    async fn store(dir: &tempfile::TempDir) -> Store {
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("d.db").display());
+        let store = Store::connect(&url, SqliteSync::Full).await.unwrap();
+        store.migrate().await.unwrap();
+        store
+            .write_conn()
+            .execute_unprepared("INSERT INTO tenants (id, name, created_at) VALUES ('t1', 't', 0)")
+            .await
+            .unwrap();
+        store
+    }
+
+    fn account(id: &str, rate: Option<i32>) -> channel_accounts::ActiveModel {
+        channel_accounts::ActiveModel {
+            id: Set(id.into()),
+            tenant_id: Set("t1".into()),
+            channel: Set("fake".into()),
+            address: Set(format!("+3161234{id}")),
+            routing_key: Set(id.into()),
+            credentials_enc: Set("sealed".into()),
+            active: Set(true),
+            rate_per_second: Set(rate),
+            created_at: Set(1_765_000_000_123),
+            disconnected_at: Set(None),
+        }
+    }
+
+    /// What the direct connection writes, sqlx reads back the same, and what it reads
+    /// comes back as the entity's exact types (bool, i32, i64, NULL), which sea-orm
+    /// requires of values it did not decode itself.
+    #[tokio::test]
+    async fn rows_come_back_typed_as_the_entities_declare() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir).await;
+        let (direct, _) = store.direct_writer().unwrap();
+        let inserted = channel_accounts::Entity::insert(account("a1", Some(7)))
+            .exec_with_returning(direct.as_ref())
+            .await
+            .unwrap();
+        assert!(inserted.active);
+        assert_eq!(inserted.rate_per_second, Some(7));
+        assert_eq!(inserted.created_at, 1_765_000_000_123);
+        assert_eq!(inserted.disconnected_at, None);
+        let read = channel_accounts::Entity::find_by_id("a1")
+            .one(direct.as_ref())
+            .await
+            .unwrap();
+        let by_sqlx = channel_accounts::Entity::find_by_id("a1")
+            .one(store.conn())
+            .await
+            .unwrap();
+        assert_eq!(read, by_sqlx);
+        assert_eq!(read, Some(inserted));
+        let row = direct
+            .query_one_raw(Statement::from_string(
+                DatabaseBackend::Sqlite,
+                "SELECT EXISTS (SELECT 1 FROM channel_accounts) AS any, 1.5 AS half, NULL AS absent",
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(flag(&row, "any").unwrap());
+        assert_eq!(row.try_get::<f64>("", "half").unwrap(), 1.5);
+        assert_eq!(row.try_get::<Option<String>>("", "absent").unwrap(), None);
+    }
+
+    /// A constraint error is the same kind of error as sqlx's: a unique violation is one
+    /// (retried by the group commit, not a sign of a failing disk).
+    #[tokio::test]
+    async fn a_unique_violation_reads_as_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir).await;
+        let (direct, _) = store.direct_writer().unwrap();
+        channel_accounts::Entity::insert(account("a1", None))
+            .exec(direct.as_ref())
+            .await
+            .unwrap();
+        let again = channel_accounts::Entity::insert(account("a1", None))
+            .exec(direct.as_ref())
+            .await
+            .unwrap_err();
+        assert!(is_unique_violation(&again), "{again}");
+        assert!(is_about_the_data(&again));
+    }
+
+    /// A transaction whose commit fails is rolled back and leaves the connection ready for
+    /// the next one; a failed body leaves nothing of itself.
+    #[tokio::test]
+    async fn a_failed_commit_or_body_leaves_nothing_and_no_open_transaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir).await;
+        let (direct, _) = store.direct_writer().unwrap();
+        let refuse = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let hook = refuse.clone();
+        direct
+            .with_connection(|c| {
+                c.commit_hook(Some(move || {
+                    hook.load(std::sync::atomic::Ordering::Relaxed)
+                }))
+            })
+            .unwrap();
+        direct.begin().unwrap();
+        let wrote = channel_accounts::Entity::insert(account("a1", None))
+            .exec(direct.as_ref())
+            .await
+            .map(drop);
+        assert!(
+            direct.finish(wrote).is_err(),
+            "the commit hook refused the commit"
+        );
+        assert!(!direct.with_connection(|c| !c.is_autocommit()));
+        refuse.store(false, std::sync::atomic::Ordering::Relaxed);
+        direct.begin().unwrap();
+        let failed: Result<(), DbErr> = Err(DbErr::Custom("the batch failed".into()));
+        channel_accounts::Entity::insert(account("a2", None))
+            .exec(direct.as_ref())
+            .await
+            .unwrap();
+        assert!(direct.finish(failed).is_err());
+        direct.begin().unwrap();
+        channel_accounts::Entity::insert(account("a3", None))
+            .exec(direct.as_ref())
+            .await
+            .unwrap();
+        direct.finish(Ok(())).unwrap();
+        let ids: Vec<String> = channel_accounts::Entity::find()
+            .all(store.conn())
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|a| a.id)
+            .collect();
+        assert_eq!(ids, ["a3"]);
+    }
+}
