@@ -10,7 +10,7 @@ set -u
 reps=$1; shift
 reqs=/tmp/peer-data/requests.txt
 [ -f "$reqs" ] || { echo "no $reqs: run ../shared/peer-bench/run.sh once" >&2; exit 1; }
-lua=$(dirname "$0")/../../../shared/peer-bench/load/twilio.lua
+lua=$(cd "$(dirname "$0")/../../.." && pwd)/shared/peer-bench/load/twilio.lua
 [ -f "$lua" ] || lua=/tmp/peer-bench/load/twilio.lua
 out=/tmp/peer-wrk-ab; mkdir -p $out
 line=$(head -1 "$reqs" | cut -f2)

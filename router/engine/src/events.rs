@@ -99,9 +99,10 @@ impl RouterEvent {
 /// them. Components that commit events publish them here after their commit.
 pub(crate) struct EventBus {
     subscribers: broadcast::Sender<RouterEvent>,
-    /// Woken by any event (an event may have queued a notification).
+    /// Woken by events that may have queued notifications (any, unless the publisher
+    /// knows: [`EventBus::publish_queued`]).
     on_any: Arc<Notify>,
-    /// Woken by inbound messages (they may carry media to fetch).
+    /// Woken by inbound messages that may have queued media to fetch.
     on_received: Arc<Notify>,
     /// Woken by fallbacks (they queue the message again): the delivery engine.
     on_requeued: Arc<Notify>,

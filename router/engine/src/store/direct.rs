@@ -1,20 +1,21 @@
 //! The inbound group commit's own SQLite connection, driven directly.
 //!
 //! sqlx runs every SQLite statement on its connection's own thread: each statement, and the
-//! rows it returns, is a hand-off between that thread and tokio's. Issue 20's profile
-//! (BENCHMARKS.md) found those hand-offs, not SQLite, to be most of the inbound write path's
-//! CPU. The group commit therefore runs each batch on the inbound writer thread over a
-//! connection of its own, through `rusqlite`, with its statements prepared once.
+//! rows it returns, is a hand-off between that thread and tokio's. The group commit instead
+//! runs each batch on the inbound writer thread over a connection of its own, through
+//! `rusqlite`, with its statements prepared once and its statement journals in memory
+//! (BENCHMARKS.md, Session 10: +19% webhooks/s for the thread, +22% for the journals).
 //! [`DirectSqlite`] is a sea-orm [`ConnectionTrait`], so the batch runs the very code and SQL
 //! it runs on PostgreSQL: one schema, one migration set, one write path. While it writes,
-//! the batch holds the store's sqlx writer connection (`Store::sqlite_writer_pool`), so the
-//! two writers take turns in the process instead of in SQLite's busy handler.
+//! the batch holds the store's sqlx writer connection (`Store::direct_writer`), so the two
+//! writers take turns in the process instead of in SQLite's busy handler.
 //!
-//! Rows come back as sea-orm values typed by each column's declared type (`bigint`,
-//! `integer`, `smallint`, `boolean`, `text`), as sqlx decodes them; a column that is an
-//! expression has no declared type and is typed by its value. sea-orm 2.0.4 builds a
-//! [`QueryResult`] from values only through its mock connection (its `proxy` feature does
-//! not compile beside `sqlx-sqlite`), so [`results`] hands the rows over through one.
+//! Rows come back as the sea-orm values sqlx would decode: typed by each column's declared
+//! type, and, for SQLite's one `integer` type, by the width the entities give a column of
+//! that name ([`narrow_columns`]); a column that is an expression is typed by its value.
+//! sea-orm 2.0.4 builds a [`QueryResult`] from values only through its mock connection (its
+//! `proxy` feature does not compile beside `sqlx-sqlite`), so [`results`] hands the rows
+//! over through one.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};

@@ -146,9 +146,9 @@ impl LeaseQueue {
         V: Into<sea_orm::Value>,
     {
         let now = now_ms();
-        // Most rounds find nothing: every stored webhook wakes the notifier and the media
-        // fetcher. Looking on a reader first leaves the write lock (on SQLite, the one writer
-        // the inbound group commit also needs) to the writes that have something to write.
+        // Many rounds find nothing (the idle poll; a wake for rows another process took).
+        // Looking on a reader first leaves the write lock (on SQLite, the one writer the
+        // inbound group commit also needs) to the writes that have something to write.
         if !self.any_due::<E, _>(store.conn(), now).await? {
             return Ok(Vec::new());
         }
