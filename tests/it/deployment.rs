@@ -135,30 +135,16 @@ async fn instances_sharing_one_database_store_each_webhook_once_and_show_all() {
         }
         // Each instance shows all 20 conversations, each with its one message.
         for base in &instances {
-            let list: serde_json::Value = http
-                .get(format!("{base}/v1/conversations?limit=100"))
-                .bearer_auth(&admin)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let list =
+                binary::get_json(&http, format!("{base}/v1/conversations?limit=100"), &admin).await;
             let conversations = list["data"].as_array().unwrap();
             assert_eq!(conversations.len(), 20, "{list}");
             for c in conversations {
-                let messages: serde_json::Value = http
-                    .get(format!(
-                        "{base}/v1/conversations/{}/messages",
-                        c["id"].as_str().unwrap()
-                    ))
-                    .bearer_auth(&admin)
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
+                let url = format!(
+                    "{base}/v1/conversations/{}/messages",
+                    c["id"].as_str().unwrap()
+                );
+                let messages = binary::get_json(&http, url, &admin).await;
                 assert_eq!(messages["data"].as_array().unwrap().len(), 1, "{messages}");
             }
         }

@@ -561,15 +561,7 @@ async fn unreachable_providers_read_the_same_and_are_logged_once() {
         assert_eq!(resp.status(), 201, "{}", resp.text().await.unwrap());
     }
     let created_at = {
-        let list: Value = http
-            .get(format!("{base}/v1/accounts"))
-            .bearer_auth(&admin)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let list = binary::get_json(&http, format!("{base}/v1/accounts"), &admin).await;
         list["data"][0]["created_at"].as_str().unwrap().to_owned()
     };
     for _ in 0..5 {

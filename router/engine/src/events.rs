@@ -134,21 +134,12 @@ impl EventBus {
         let received = events
             .iter()
             .any(|e| matches!(e, RouterEvent::MessageReceived { .. }));
-        self.publish_waking(events, true, received);
+        self.publish_queued(events, true, received);
     }
 
     /// Publishes events whose transaction said what it queued: the notifier is woken only
     /// when it queued notifications, the media fetcher only when it queued media.
-    pub(crate) fn publish_queued(
-        &self,
-        events: Vec<RouterEvent>,
-        notifications: bool,
-        media: bool,
-    ) {
-        self.publish_waking(events, notifications, media);
-    }
-
-    fn publish_waking(&self, events: Vec<RouterEvent>, notifier: bool, media: bool) {
+    pub(crate) fn publish_queued(&self, events: Vec<RouterEvent>, notifier: bool, media: bool) {
         if events.is_empty() {
             return;
         }

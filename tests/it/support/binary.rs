@@ -110,6 +110,18 @@ pub async fn create_tenant_with(
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
+/// `GET url` as `key`: the answer's JSON body.
+pub async fn get_json(http: &reqwest::Client, url: String, key: &str) -> serde_json::Value {
+    http.get(url)
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 /// A SQLite database file `sb.db` in `dir`, as a URL that creates it.
 pub fn sqlite_url(dir: &Path) -> String {
     format!("sqlite://{}?mode=rwc", dir.join("sb.db").display())

@@ -116,7 +116,7 @@ fn write_on_thread(
 ) {
     let mut queued = Vec::with_capacity(MAX_BATCH);
     while rx.blocking_recv_many(&mut queued, MAX_BATCH) > 0 {
-        let batch = std::mem::replace(&mut queued, Vec::with_capacity(MAX_BATCH));
+        let batch = std::mem::take(&mut queued);
         // The batch's SQLite work runs right here; the runtime only serves sqlx's pool
         // (taking the writer connection) and the answers.
         runtime.block_on(commit_batch(store, stats, batch));
