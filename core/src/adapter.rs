@@ -13,8 +13,10 @@
 //! (its webhook path is `/webhooks/<id>`), [`Capabilities`] (service window included), the
 //! [`CredentialField`]s accounts are connected with, and the headers kept out of logs.
 
+use std::any::Any;
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -43,6 +45,34 @@ pub struct WebhookRequest {
     pub query: Option<String>,
     pub headers: http::HeaderMap,
     pub body: Bytes,
+    /// What the adapter decoded from the body or query ([`WebhookRequest::decoded`]).
+    pub memo: DecodeMemo,
+}
+
+/// The value an adapter decoded from a request, kept with the request: routing, verifying
+/// and parsing each read the decoded body, and decoding a Twilio form three times was a
+/// tenth of a webhook's CPU (BENCHMARKS.md, "Session 11"). It is keyed by the method and
+/// the identity (address and length) of the body and query buffers, so a request whose
+/// body or query is replaced after a decode is decoded again, never answered stale.
+#[derive(Clone, Default)]
+pub struct DecodeMemo(OnceLock<(DecodeInputs, Arc<dyn Any + Send + Sync>)>);
+
+impl fmt::Debug for DecodeMemo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.get().is_some() {
+            "DecodeMemo(decoded)"
+        } else {
+            "DecodeMemo(empty)"
+        })
+    }
+}
+
+/// What a decode read: the method, and the body's and query's buffers.
+#[derive(Clone, PartialEq, Eq)]
+struct DecodeInputs {
+    method: http::Method,
+    body: (usize, usize),
+    query: Option<(usize, usize)>,
 }
 
 /// Whether `bytes` hold U+0000 or spell it: a NUL byte, `%00` (percent-encoded, as in a
@@ -57,6 +87,30 @@ pub fn spells_nul(bytes: &[u8]) -> bool {
 }
 
 impl WebhookRequest {
+    /// `decode(self)`, computed once per request and shared by every later call with the
+    /// same `T` (see [`DecodeMemo`]).
+    pub fn decoded<T: Any + Send + Sync>(&self, decode: impl FnOnce(&Self) -> T) -> Arc<T> {
+        let inputs = DecodeInputs {
+            method: self.method.clone(),
+            body: (self.body.as_ptr().addr(), self.body.len()),
+            query: self.query.as_ref().map(|q| (q.as_ptr().addr(), q.len())),
+        };
+        if let Some((read, value)) = self.memo.0.get()
+            && *read == inputs
+            && let Ok(value) = Arc::clone(value).downcast::<T>()
+        {
+            return value;
+        }
+        let value = Arc::new(decode(self));
+        // The first decode is kept (`set` refuses the others): another type, or replaced
+        // inputs, are decoded each time.
+        self.memo
+            .0
+            .set((inputs, Arc::clone(&value) as Arc<dyn Any + Send + Sync>))
+            .ok();
+        value
+    }
+
     /// Whether anything parsed from this request may hold U+0000: the path, query or body
     /// holds a NUL byte or its form (`%00`) or JSON (`\u0000`) spelling. Usually not, so the
     /// parsed events need no cleaning ([`crate::ParsedWebhook::strip_nul_chars`]).
@@ -728,6 +782,37 @@ pub trait ChannelAdapter: Send + Sync + 'static {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_request_is_decoded_once_and_again_when_its_body_or_query_changes() {
+        use super::WebhookRequest;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let decodes = AtomicUsize::new(0);
+        let len = |req: &WebhookRequest| {
+            decodes.fetch_add(1, Ordering::Relaxed);
+            req.body.len() + req.query.as_ref().map_or(0, String::len)
+        };
+        let mut req = WebhookRequest {
+            method: http::Method::POST,
+            path: "/webhooks/x".into(),
+            query: None,
+            headers: http::HeaderMap::new(),
+            body: bytes::Bytes::from(b"a=1".to_vec()),
+            memo: Default::default(),
+        };
+        assert_eq!(*req.decoded(len), 3);
+        assert_eq!(*req.decoded(len), 3);
+        assert_eq!(*req.clone().decoded(len), 3, "a clone shares the decode");
+        assert_eq!(decodes.load(Ordering::Relaxed), 1);
+        // Another type is decoded, not mistaken for the kept one.
+        assert_eq!(*req.decoded(|r| r.path.clone()), "/webhooks/x");
+        // A replaced body or query is read again, never answered from the memo.
+        req.body = bytes::Bytes::from(b"a=1&b=22".to_vec());
+        assert_eq!(*req.decoded(len), 8);
+        req.query = Some("q".into());
+        assert_eq!(*req.decoded(len), 9);
+        assert_eq!(decodes.load(Ordering::Relaxed), 3);
+    }
 
     #[test]
     fn nul_is_found_in_every_spelling_and_nowhere_else() {

@@ -28,8 +28,8 @@ pub mod testing;
 
 pub use adapter::{
     AccountContext, AccountSetup, Capabilities, ChannelAdapter, CommonSettings, CredentialField,
-    Credentials, HandshakeReply, HealthReport, HealthStatus, KeyRule, MAX_ROUTING_KEYS, Pacing,
-    WebhookReply, WebhookRequest, WebhookRoutes, check_declared_credentials, spells_nul,
+    Credentials, DecodeMemo, HandshakeReply, HealthReport, HealthStatus, KeyRule, MAX_ROUTING_KEYS,
+    Pacing, WebhookReply, WebhookRequest, WebhookRoutes, check_declared_credentials, spells_nul,
 };
 pub use channel::ChannelId;
 pub use content::{

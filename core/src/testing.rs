@@ -202,6 +202,7 @@ impl FakeAdapter {
             query: None,
             headers,
             body: Self::webhook_body(routing_key, events),
+            memo: Default::default(),
         }
     }
 

@@ -799,6 +799,7 @@ pub fn webhook_request(body: &str, app_secret: Option<&str>) -> WebhookRequest {
         query: None,
         headers,
         body: Bytes::copy_from_slice(body.as_bytes()),
+        memo: Default::default(),
     }
 }
 
@@ -815,6 +816,7 @@ pub fn handshake_request(mode: &str, verify_token: &str, challenge: &str) -> Web
         query: Some(query),
         headers: HeaderMap::new(),
         body: Bytes::new(),
+        memo: Default::default(),
     }
 }
 

@@ -4,9 +4,10 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use switchboard_core::{ChannelAdapter, WebhookRequest};
 use switchboard_twilio::signature::{compute_signature, validate_signature};
 use switchboard_twilio::{Form, parse_form};
-use switchboard_twilio::{TwilioConfig, testing};
+use switchboard_twilio::{TwilioConfig, TwilioWhatsApp, testing};
 
 const TOKEN: &str = "0123456789abcdef0123456789abcdef";
 const URL: &str = "https://sb.example.com/webhooks/twilio-whatsapp";
@@ -72,6 +73,34 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             let form = Form::parse(black_box(body.as_bytes()));
             let parsed = parse_form(&config, "/webhooks/twilio-whatsapp", &form, &[&account]);
+            assert_eq!(parsed.events.len(), 1);
+            parsed
+        });
+    });
+    // What the router asks of the adapter per webhook: routing keys, signature, parse, on
+    // one request as it arrived (nothing decoded yet).
+    let adapter = TwilioWhatsApp::new(config.clone());
+    let request = testing::signed_webhook_request(
+        "https://sb.example.com",
+        "/webhooks/twilio-whatsapp",
+        None,
+        TOKEN,
+        &pairs,
+    );
+    group.bench_function("route_verify_parse_inbound_text", |b| {
+        b.iter(|| {
+            let request = black_box(&request);
+            let request = WebhookRequest {
+                method: request.method.clone(),
+                path: request.path.clone(),
+                query: request.query.clone(),
+                headers: request.headers.clone(),
+                body: request.body.clone(),
+                memo: Default::default(),
+            };
+            assert_eq!(adapter.routing_keys(&request).unwrap().len(), 2);
+            adapter.verify_webhook(&request, &account).unwrap();
+            let parsed = adapter.parse_webhook(&request, &[&account]).unwrap();
             assert_eq!(parsed.events.len(), 1);
             parsed
         });

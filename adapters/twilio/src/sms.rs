@@ -414,6 +414,7 @@ mod tests {
             query: None,
             headers: http::HeaderMap::new(),
             body: bytes::Bytes::from_static(b"To=%2B1"),
+            memo: Default::default(),
         };
         let err = a.parse_webhook(&req, &[&account]).unwrap_err();
         assert!(err.to_string().contains("twilio-sms"), "{err}");

@@ -245,6 +245,7 @@ pub fn signed_webhook_request<K: AsRef<str>, V: AsRef<str>>(
         query: query.map(str::to_owned),
         headers,
         body: bytes::Bytes::from(form_body(params)),
+        memo: Default::default(),
     }
 }
 

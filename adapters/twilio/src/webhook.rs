@@ -14,6 +14,8 @@
 //!   `MessageType`.
 //! - Twilio sends no event time, so events are stamped with the time of parsing.
 
+use std::sync::Arc;
+
 use chrono::Utc;
 use serde_json::Value;
 use switchboard_core::{
@@ -33,13 +35,16 @@ pub const EMPTY_TWIML: &str = r#"<?xml version="1.0" encoding="UTF-8"?><Response
 /// Fields without which a form is not a Twilio messaging webhook.
 const REQUIRED: [&str; 4] = ["AccountSid", "From", "To", "MessageSid"];
 
-/// The form a request carries: the query of a GET, the body otherwise.
-fn request_form(req: &WebhookRequest) -> Form {
-    if req.method == http::Method::GET {
-        Form::parse(req.query.as_deref().unwrap_or("").as_bytes())
-    } else {
-        Form::parse(&req.body)
-    }
+/// The form a request carries: the query of a GET, the body otherwise. Decoded once per
+/// request: routing, verifying and parsing all read it.
+fn request_form(req: &WebhookRequest) -> Arc<Form> {
+    req.decoded(|req| {
+        if req.method == http::Method::GET {
+            Form::parse(req.query.as_deref().unwrap_or("").as_bytes())
+        } else {
+            Form::parse(&req.body)
+        }
+    })
 }
 
 fn is_json(req: &WebhookRequest) -> bool {
@@ -51,7 +56,7 @@ fn is_json(req: &WebhookRequest) -> bool {
 }
 
 /// The form, checked for the fields every Twilio messaging webhook has.
-fn checked_form(req: &WebhookRequest) -> Result<Form, WebhookError> {
+fn checked_form(req: &WebhookRequest) -> Result<Arc<Form>, WebhookError> {
     if is_json(req) {
         return Err(WebhookError::malformed(
             CHANNEL.as_str(),
@@ -629,6 +634,7 @@ mod tests {
             query: None,
             headers,
             body: bytes::Bytes::from(body.finish()),
+            memo: Default::default(),
         }
     }
 
@@ -758,6 +764,7 @@ mod tests {
             query: Some(format!("bodySHA256={hash}")),
             headers,
             body: bytes::Bytes::from_static(body),
+            memo: Default::default(),
         };
         assert_eq!(verify(&config(), &req, &account()), Ok(()));
         req.query = None;
@@ -804,6 +811,7 @@ mod tests {
                 query: None,
                 headers: http::HeaderMap::new(),
                 body: bytes::Bytes::from(body),
+                memo: Default::default(),
             };
             let err = routing_keys(&req).unwrap_err();
             assert!(matches!(err, WebhookError::Malformed { .. }), "{body}");
@@ -1187,6 +1195,7 @@ mod tests {
                 query: None,
                 headers: http::HeaderMap::new(),
                 body: bytes::Bytes::from_static(body),
+                memo: Default::default(),
             };
             assert!(routing_keys(&req).map_or(true, |k| k.len() <= 2));
             assert!(verify(&config(), &req, &acc).is_err(), "unsigned");

@@ -14,6 +14,7 @@ mod health;
 mod serve;
 mod webhooks;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router as AxumRouter;
@@ -44,9 +45,15 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// The same for a media upload (up to 100 MB: 30 s would need 27 Mbit/s).
 pub const UPLOAD_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 
-/// Shared state of the HTTP handlers.
+/// Shared state of the HTTP handlers: one `Arc`, since every request clones it (once per
+/// extractor and middleware that takes it) and a clone of the fields was an atomic count per
+/// field (BENCHMARKS.md, "Session 11").
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+/// What [`AppState`] shares (read through `Deref`).
+#[derive(Clone)]
+pub struct Shared {
     pub router: Router,
     pub metrics: Option<PrometheusHandle>,
     pub(crate) health_cache: health::ChannelHealthCache,
@@ -60,7 +67,7 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(router: Router, metrics: Option<PrometheusHandle>) -> Self {
-        Self {
+        Self(Arc::new(Shared {
             openapi: api::openapi::serialized(router.adapters()),
             router,
             metrics,
@@ -68,7 +75,7 @@ impl AppState {
             request_timeout: REQUEST_TIMEOUT,
             upload_timeout: UPLOAD_TIMEOUT,
             stream_closer: StreamCloser::default(),
-        }
+        }))
     }
 
     /// What ends the console's open event streams (Server-Sent Events never finish on
@@ -81,9 +88,18 @@ impl AppState {
     /// Other timeouts than [`REQUEST_TIMEOUT`] and [`UPLOAD_TIMEOUT`] (tests).
     #[must_use]
     pub fn with_timeouts(mut self, request: Duration, upload: Duration) -> Self {
-        self.request_timeout = request;
-        self.upload_timeout = upload;
+        let shared = Arc::make_mut(&mut self.0);
+        shared.request_timeout = request;
+        shared.upload_timeout = upload;
         self
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
     }
 }
 

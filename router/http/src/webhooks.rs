@@ -25,6 +25,7 @@ fn request(method: Method, uri: &Uri, headers: HeaderMap, body: Bytes) -> Webhoo
         query: uri.query().map(str::to_owned),
         headers,
         body,
+        memo: Default::default(),
     }
 }
 

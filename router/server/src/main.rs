@@ -21,6 +21,12 @@ use tracing_subscriber::EnvFilter;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// mimalloc instead of glibc's malloc: a webhook allocates and frees many small buffers on
+/// two threads, and glibc's arenas spent 15% of the server's CPU on it (BENCHMARKS.md,
+/// "Session 11").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse_with_env_summary();

@@ -30,6 +30,7 @@ fuzz_target!(|data: &[u8]| {
         query: None,
         headers,
         body: Bytes::copy_from_slice(data),
+        memo: Default::default(),
     };
     let Ok(routes) = adapter.webhook_routes(&request) else {
         return;

@@ -38,6 +38,7 @@ fuzz_target!(|data: &[u8]| {
         query: None,
         headers,
         body: Bytes::copy_from_slice(data),
+        memo: Default::default(),
     };
     let Ok(keys) = adapter.routing_keys(&request) else {
         return;
