@@ -3,9 +3,14 @@
 # its signed Twilio requests (run ../shared/peer-bench/run.sh once first: it generates
 # /tmp/peer-data/requests.txt and installs wrk). Each run: a fresh SQLite file, `switchboard
 # migrate`, a tenant, the dataset's Twilio account, a 3-s warm-up, then 10 s measured; it
-# prints webhooks/s, p99 and the server's CPU per webhook (utime+stime from /proc).
+# prints webhooks/s, p99, the server's CPU per webhook (utime+stime from /proc) and the bytes
+# it wrote per webhook (wchar from /proc: WAL frames and checkpoints).
 #   tests/bench/peer-wrk-ab.sh REPS /path/to/a/switchboard /path/to/b/switchboard ...
-# PERF=1 records a profile of each run (perf record -F 999 -g) to /tmp/peer-wrk-ab/perf-<n>.data.
+# `fastpath` in place of a binary runs peer-bench's storage ceiling (SQLite FULL) the same way;
+# give it LOAD=400000 (requests loaded per run) so that it does not wrap the dataset.
+# PREP_SQL runs on Switchboard's database after `migrate` (schema experiments).
+# PERF=1 records a profile of each run (perf record -F 999, call graphs PERF_CG, default -g,
+# for PERF_SECS, default 8) to /tmp/peer-wrk-ab/perf-<n>.data.
 set -u
 reps=$1; shift
 reqs=/tmp/peer-data/requests.txt
@@ -23,19 +28,26 @@ for _ in $(seq 1 "$reps"); do
   for bin in "$@"; do
     n=$((n + 1)); d=$out/data; rm -rf $d; mkdir -p $d; cd $d
     export SWITCHBOARD_DATABASE_URL="sqlite://$d/sb.db?mode=rwc"
-    "$bin" migrate >/dev/null; key=$("$bin" tenant create ab)
-    "$bin" serve >$d/server.log 2>&1 & pid=$!
-    for _ in $(seq 1 100); do curl -fs http://127.0.0.1:8090/health >/dev/null && break; sleep 0.1; done
-    curl -fs -o /dev/null -X POST http://127.0.0.1:8090/v1/accounts -H "Authorization: Bearer $key" \
-      -H 'Content-Type: application/json' \
-      -d "{\"channel\":\"twilio-whatsapp\",\"address\":\"$to\",\"credentials\":{\"account_sid\":\"$sid\",\"auth_token\":\"${TWILIO_AUTH_TOKEN:-12ab34cd56ef78ab90cd12ef34ab56cd}\"}}"
+    if [ "$bin" = fastpath ]; then
+      # peer-bench's storage ceiling, as its run.sh builds it, on peer-bench's schema.
+      sqlite3 $d/fp.db < /tmp/peer-bench/schema/sqlite.sql >/dev/null
+      STORE=sqlite SYNC=FULL SQLITE_PATH=$d/fp.db PORT=8090 TWILIO_AUTH_TOKEN=${TWILIO_AUTH_TOKEN:-12ab34cd56ef78ab90cd12ef34ab56cd} /tmp/peer-target/release/peer-fastpath >$d/server.log 2>&1 & pid=$!
+      sleep 1
+    else
+      "$bin" migrate >/dev/null; [ -n "${PREP_SQL:-}" ] && sqlite3 $d/sb.db "$PREP_SQL"; key=$("$bin" tenant create ab)
+      "$bin" serve >$d/server.log 2>&1 & pid=$!
+      for _ in $(seq 1 100); do curl -fs http://127.0.0.1:8090/health >/dev/null && break; sleep 0.1; done
+      curl -fs -o /dev/null -X POST http://127.0.0.1:8090/v1/accounts -H "Authorization: Bearer $key" \
+        -H 'Content-Type: application/json' \
+        -d "{\"channel\":\"twilio-whatsapp\",\"address\":\"$to\",\"credentials\":{\"account_sid\":\"$sid\",\"auth_token\":\"${TWILIO_AUTH_TOKEN:-12ab34cd56ef78ab90cd12ef34ab56cd}\"}}"
+    fi
     wrk -t1 -c32 -d3s -s "$lua" http://127.0.0.1:8090/webhooks/twilio-whatsapp -- "$reqs" $start 20000 1 >/dev/null
-    t0=$(awk '{print $14+$15}' /proc/$pid/stat)
-    [ -n "${PERF:-}" ] && { perf record -F 999 -g -o $out/perf-$n.data -p $pid -- sleep 8 >/dev/null 2>&1 & }
-    wrk -t1 -c32 -d10s --latency -s "$lua" http://127.0.0.1:8090/webhooks/twilio-whatsapp -- "$reqs" $((start + 20000)) 100000 1 >$out/wrk-$n.txt
-    t1=$(awk '{print $14+$15}' /proc/$pid/stat); sleep 1
+    t0=$(awk '{print $14+$15}' /proc/$pid/stat); w0=$(awk '/^wchar/{print $2}' /proc/$pid/io)
+    [ -n "${PERF:-}" ] && { perf record -F 999 ${PERF_CG:--g} -o $out/perf-$n.data -p $pid -- sleep ${PERF_SECS:-8} >/dev/null 2>&1 & }
+    wrk -t1 -c32 -d10s --latency -s "$lua" http://127.0.0.1:8090/webhooks/twilio-whatsapp -- "$reqs" $((start + 20000)) ${LOAD:-100000} 1 >$out/wrk-$n.txt
+    t1=$(awk '{print $14+$15}' /proc/$pid/stat); w1=$(awk '/^wchar/{print $2}' /proc/$pid/io); sleep 1
     rate=$(awk '/Requests\/sec/{print $2}' $out/wrk-$n.txt); p99=$(awk '$1=="99%"{print $2}' $out/wrk-$n.txt)
-    echo "$bin: $rate/s p99 $p99 $(python3 -c "print(round(($t1-$t0)*10000/($rate*10)))") µs/webhook"
+    echo "$bin: $rate/s p99 $p99 $(python3 -c "print(round(($t1-$t0)*10000/($rate*10)))") µs/webhook $(python3 -c "print(round(($w1-$w0)/($rate*10)))") bytes written/webhook"
     kill $pid; wait $pid 2>/dev/null
     start=$(( (start + 130000) % 450000 ))
   done
