@@ -49,11 +49,11 @@ pub const UPLOAD_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 /// extractor and middleware that takes it) and a clone of the fields was an atomic count per
 /// field (BENCHMARKS.md, "Session 11").
 #[derive(Clone)]
-pub struct AppState(Arc<Shared>);
+pub struct AppState(Arc<SharedState>);
 
 /// What [`AppState`] shares (read through `Deref`).
 #[derive(Clone)]
-pub struct Shared {
+pub struct SharedState {
     pub router: Router,
     pub metrics: Option<PrometheusHandle>,
     pub(crate) health_cache: health::ChannelHealthCache,
@@ -67,7 +67,7 @@ pub struct Shared {
 
 impl AppState {
     pub fn new(router: Router, metrics: Option<PrometheusHandle>) -> Self {
-        Self(Arc::new(Shared {
+        Self(Arc::new(SharedState {
             openapi: api::openapi::serialized(router.adapters()),
             router,
             metrics,
@@ -96,9 +96,9 @@ impl AppState {
 }
 
 impl std::ops::Deref for AppState {
-    type Target = Shared;
+    type Target = SharedState;
 
-    fn deref(&self) -> &Shared {
+    fn deref(&self) -> &SharedState {
         &self.0
     }
 }
