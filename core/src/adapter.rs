@@ -50,8 +50,8 @@ pub struct WebhookRequest {
 }
 
 /// The value an adapter decoded from a request, kept with the request: routing, verifying
-/// and parsing each read the decoded body, and decoding a Twilio form three times was a
-/// tenth of a webhook's CPU (BENCHMARKS.md, "Session 11"). It is keyed by the method and
+/// and parsing each read the decoded body, and decoding a Twilio form three times was about
+/// 8% of the server's CPU (BENCHMARKS.md, "Session 11"). It is keyed by the method and
 /// the identity (address and length) of the body and query buffers, so a request whose
 /// body or query is replaced after a decode is decoded again, never answered stale.
 #[derive(Clone, Default)]

@@ -8,7 +8,8 @@
 #   tests/bench/peer-wrk-ab.sh REPS /path/to/a/switchboard /path/to/b/switchboard ...
 # `fastpath` in place of a binary runs peer-bench's storage ceiling (SQLite FULL) the same way;
 # give it LOAD=400000 (requests loaded per run) so that it does not wrap the dataset.
-# PREP_SQL runs on Switchboard's database after `migrate` (schema experiments).
+# PREP_SQL runs on Switchboard's database after `migrate` (schema experiments). `fastpath` and
+# PREP_SQL need the sqlite3 shell (Debian's sqlite3).
 # PERF=1 records a profile of each run (perf record -F 999, call graphs PERF_CG, default -g,
 # for PERF_SECS, default 8) to /tmp/peer-wrk-ab/perf-<n>.data.
 set -u
