@@ -318,6 +318,7 @@ mod tests {
     use crate::store::SqliteSync;
     use crate::store::crypto::CredentialCipher;
     use crate::store::entity::{messages, webhook_events};
+    use crate::store::turn::WriterTurn;
     use crate::tenancy::tenants::Tenants;
 
     const BUSINESS: &str = "+14155238886";
@@ -525,7 +526,7 @@ mod tests {
             answers.push(answer);
         }
         // One batch, as a writer task takes it.
-        commit_batch(&f.store, stats, queued).await;
+        commit_batch(&f.store, stats, queued, &mut WriterTurn::default()).await;
         let mut outcomes = Vec::new();
         for answer in answers {
             match answer.await.expect("every webhook is answered") {

@@ -8,6 +8,7 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 use crate::inbound::batch;
 use crate::inbound::job::{Job, Stored};
 use crate::store::Store;
+use crate::store::turn::WriterTurn;
 
 /// Most webhooks one group commit takes.
 const MAX_BATCH: usize = 128;
@@ -74,7 +75,7 @@ impl Batcher {
         }
         // The writers are gone (their runtime ended): nothing of this webhook is committed
         // unless it was answered, and storing is idempotent, so store it here.
-        let done = store_alone(&store, &self.stats, job).await?;
+        let done = store_alone(&store, &self.stats, job, &mut WriterTurn::default()).await?;
         count(&self.stats.batched, 1);
         Ok(done)
     }
@@ -115,11 +116,16 @@ fn write_on_thread(
     mut rx: mpsc::Receiver<Queued>,
 ) {
     let mut queued = Vec::with_capacity(MAX_BATCH);
+    let mut turn = WriterTurn::default();
     while rx.blocking_recv_many(&mut queued, MAX_BATCH) > 0 {
-        let batch = std::mem::take(&mut queued);
+        let batch = std::mem::replace(&mut queued, Vec::with_capacity(MAX_BATCH));
         // The batch's SQLite work runs right here; the runtime only serves sqlx's pool
-        // (taking the writer connection) and the answers.
-        runtime.block_on(commit_batch(store, stats, batch));
+        // (taking the writer connection) and the answers. The loop ends only after a batch
+        // that found the queue empty, so the turn is given back by then.
+        runtime.block_on(async {
+            commit_batch(store, stats, batch, &mut turn).await;
+            turn.pass_unless_queued(store, !rx.is_empty());
+        });
     }
 }
 
@@ -149,7 +155,7 @@ fn spawn_writer_tasks(
                         }
                     }
                 }
-                commit_batch(&store, &stats, queued).await;
+                commit_batch(&store, &stats, queued, &mut WriterTurn::default()).await;
             }
         });
     }
@@ -158,9 +164,14 @@ fn spawn_writer_tasks(
 /// Stores the queued webhooks as one batch and answers each. If the batch fails and holds
 /// several webhooks, each is stored again as a batch of one and answered with its own
 /// outcome; a failed batch of one answers its error.
-pub(crate) async fn commit_batch(store: &Store, stats: &BatchStats, queued: Vec<Queued>) {
+pub(crate) async fn commit_batch(
+    store: &Store,
+    stats: &BatchStats,
+    queued: Vec<Queued>,
+    turn: &mut WriterTurn,
+) {
     let (jobs, replies): (Vec<Job>, Vec<_>) = queued.into_iter().map(|q| (q.job, q.reply)).unzip();
-    let error = match store_batch(store, stats, &jobs).await {
+    let error = match store_batch(store, stats, &jobs, turn).await {
         Ok(results) => {
             count(&stats.batched, jobs.len());
             for (reply, done) in replies.into_iter().zip(results) {
@@ -181,7 +192,7 @@ pub(crate) async fn commit_batch(store: &Store, stats: &BatchStats, queued: Vec<
     metrics::counter!("switchboard_inbound_batch_splits_total").increment(1);
     tracing::debug!(error = %error, batch = jobs.len(), "Group commit failed; storing its webhooks one at a time.");
     for (job, reply) in jobs.iter().zip(replies) {
-        let done = store_alone(store, stats, job).await;
+        let done = store_alone(store, stats, job, turn).await;
         if done.is_ok() {
             count(&stats.retried_alone, 1);
         }
@@ -190,8 +201,13 @@ pub(crate) async fn commit_batch(store: &Store, stats: &BatchStats, queued: Vec<
 }
 
 /// Stores one webhook as a batch of one, in its own transaction.
-async fn store_alone(store: &Store, stats: &BatchStats, job: &Job) -> Result<Stored, DbErr> {
-    store_batch(store, stats, std::slice::from_ref(job))
+async fn store_alone(
+    store: &Store,
+    stats: &BatchStats,
+    job: &Job,
+    turn: &mut WriterTurn,
+) -> Result<Stored, DbErr> {
+    store_batch(store, stats, std::slice::from_ref(job), turn)
         .await?
         .pop()
         .ok_or_else(|| DbErr::Custom("a batch of one gave no result".into()))
@@ -217,14 +233,12 @@ async fn store_batch(
     store: &Store,
     stats: &BatchStats,
     jobs: &[Job],
+    turn: &mut WriterTurn,
 ) -> Result<Vec<Stored>, DbErr> {
-    if let Some((direct, sqlx_writer)) = store.direct_writer() {
+    if let Some((direct, _)) = store.direct_writer() {
         // The sqlx writer waits while this batch writes: the two writers take turns here,
         // not in SQLite's busy handler.
-        let _turn = sqlx_writer
-            .acquire()
-            .await
-            .map_err(|e| DbErr::Conn(sea_orm::RuntimeErr::SqlxError(Arc::new(e))))?;
+        turn.take(store).await?;
         direct.begin()?;
         let stored = batch::store_jobs(direct.as_ref(), jobs).await;
         let stored = stored.and_then(|r| fail_if_poisoned(stats, jobs).map(|()| r));

@@ -7,8 +7,9 @@
 //! (BENCHMARKS.md, Session 10: +19% webhooks/s for the thread, +22% for the journals).
 //! [`DirectSqlite`] is a sea-orm [`ConnectionTrait`], so the batch runs the very code and SQL
 //! it runs on PostgreSQL: one schema, one migration set, one write path. While it writes,
-//! the batch holds the store's sqlx writer connection (`Store::direct_writer`), so the two
-//! writers take turns in the process instead of in SQLite's busy handler.
+//! the group commit holds the store's sqlx writer connection (`Store::direct_writer`), so
+//! the two writers take turns in the process instead of in SQLite's busy handler
+//! ([`super::turn`]).
 //!
 //! Rows come back as the sea-orm values sqlx would decode: typed by each column's declared
 //! type, and, for SQLite's one `integer` type, by the width the entities give a column of
@@ -20,6 +21,7 @@
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
@@ -41,6 +43,9 @@ pub(crate) struct DirectSqlite {
     path: PathBuf,
     synchronous: &'static str,
     hook: Option<DirectConnectHook>,
+    /// How many times other code asked for the sqlx writer (`Store::write_conn`): the
+    /// inbound writer gives its turn back when this moves ([`super::turn`]).
+    sqlx_write_asks: AtomicU64,
 }
 
 impl std::fmt::Debug for DirectSqlite {
@@ -170,7 +175,18 @@ impl DirectSqlite {
             path,
             synchronous,
             hook,
+            sqlx_write_asks: AtomicU64::new(0),
         })
+    }
+
+    /// Counts an ask for the sqlx writer (see [`super::turn`]).
+    pub(crate) fn ask_for_sqlx_writer(&self) {
+        self.sqlx_write_asks.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How many times the sqlx writer was asked for.
+    pub(crate) fn sqlx_write_asks(&self) -> u64 {
+        self.sqlx_write_asks.load(Ordering::Relaxed)
     }
 
     /// Runs `f` on the connection (tests change its limits through this).

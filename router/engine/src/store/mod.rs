@@ -12,6 +12,7 @@ pub(crate) mod direct;
 pub mod entity;
 pub(crate) mod json_rows;
 pub(crate) mod queue;
+pub(crate) mod turn;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -272,12 +273,16 @@ impl Store {
     /// that is the writer's connection, so writes queue for it instead of sleeping in
     /// SQLite's busy handler while another connection holds the write lock.
     pub fn write_conn(&self) -> &DatabaseConnection {
+        if let Some(direct) = &self.direct {
+            // The inbound writer gives its turn back after its batch ([`turn`]).
+            direct.ask_for_sqlx_writer();
+        }
         self.writer.as_ref().unwrap_or(&self.db)
     }
 
     /// A SQLite file: the inbound group commit's own connection, and the sqlx writer
-    /// connection's pool (of one), which a batch holds while it writes so that the two
-    /// writers take turns ([`direct`]). `None` on PostgreSQL and in-memory SQLite.
+    /// connection's pool (of one), which the group commit holds while it writes so that the
+    /// two writers take turns ([`turn`]). `None` on PostgreSQL and in-memory SQLite.
     pub(crate) fn direct_writer(
         &self,
     ) -> Option<(&Arc<direct::DirectSqlite>, &sea_orm::sqlx::SqlitePool)> {
