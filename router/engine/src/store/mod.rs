@@ -12,7 +12,7 @@ pub(crate) mod direct;
 pub mod entity;
 pub(crate) mod json_rows;
 pub(crate) mod queue;
-pub(crate) mod turn;
+pub mod turn;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -73,6 +73,8 @@ pub struct Store {
     /// of in SQLite's busy handler, and its page cache stays valid (it made every change).
     /// PostgreSQL and in-memory SQLite write through `db`.
     writer: Option<DatabaseConnection>,
+    /// What `write_conn` hands out: `writer` (or `db`), asking for the turn ([`turn`]).
+    write: turn::WriteConnection,
     /// SQLite file: the inbound group commit's own connection ([`direct`]).
     direct: Option<Arc<direct::DirectSqlite>>,
     writes: Arc<WriteHealth>,
@@ -161,6 +163,7 @@ impl Store {
                 .test_before_acquire_if_idle_for(PG_PING_WHEN_IDLE);
             let db = Database::connect(opts).await?;
             return Ok(Self {
+                write: turn::WriteConnection::new(db.clone(), None),
                 db,
                 writer: None,
                 direct: None,
@@ -212,6 +215,7 @@ impl Store {
             // Every connection to `:memory:` is a database of its own: one does everything.
             let db = Database::connect(pool(1)).await?;
             return Ok(Self {
+                write: turn::WriteConnection::new(db.clone(), None),
                 db,
                 writer: None,
                 direct: None,
@@ -229,12 +233,16 @@ impl Store {
             SqliteSync::Full => "FULL",
             SqliteSync::Normal => "NORMAL",
         };
-        let direct =
-            direct::DirectSqlite::open(path, synchronous, on_sqlite_connect.map(|h| h.direct))?;
+        let direct = Arc::new(direct::DirectSqlite::open(
+            path,
+            synchronous,
+            on_sqlite_connect.map(|h| h.direct),
+        )?);
         Ok(Self {
+            write: turn::WriteConnection::new(writer.clone(), Some(direct.clone())),
             db,
             writer: Some(writer),
-            direct: Some(Arc::new(direct)),
+            direct: Some(direct),
             writes: Arc::default(),
         })
     }
@@ -271,13 +279,10 @@ impl Store {
 
     /// The connection for a write outside a transaction (one statement). On a SQLite file
     /// that is the writer's connection, so writes queue for it instead of sleeping in
-    /// SQLite's busy handler while another connection holds the write lock.
-    pub fn write_conn(&self) -> &DatabaseConnection {
-        if let Some(direct) = &self.direct {
-            // The inbound writer gives its turn back after its batch ([`turn`]).
-            direct.ask_for_sqlx_writer();
-        }
-        self.writer.as_ref().unwrap_or(&self.db)
+    /// SQLite's busy handler while another connection holds the write lock, and each of its
+    /// statements asks the inbound writer for its turn ([`turn`]).
+    pub fn write_conn(&self) -> &turn::WriteConnection {
+        &self.write
     }
 
     /// A SQLite file: the inbound group commit's own connection, and the sqlx writer
@@ -308,7 +313,8 @@ impl Store {
     /// # Errors
     /// The database error when the transaction cannot begin.
     pub async fn write_txn(&self) -> Result<DatabaseTransaction, DbErr> {
-        self.write_conn()
+        self.write
+            .for_transaction()
             .begin_with_options(TransactionOptions {
                 sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
                 ..Default::default()

@@ -10,18 +10,85 @@
 //! and the next `acquire` waits for both. Taken and given back per batch, that was 0.4–0.5
 //! ms of every 2.5-ms batch under load (BENCHMARKS.md, Session 12). So the inbound writer
 //! keeps its turn from one batch to the next while webhooks are queued and no other write
-//! has asked for the sqlx writer since it took the turn (`Store::write_conn` counts the
-//! asks, [`super::direct::DirectSqlite::sqlx_write_asks`]), and for at most [`MAX_TURN`]
-//! against a write that reaches the pool without asking. A write that asks waits for the
-//! batch in progress and at most one more, as it did when every batch gave the turn back.
+//! has asked for the sqlx writer since it took the turn, and for at most [`MAX_TURN`]
+//! against a write that reaches the pool without asking. Every statement and transaction
+//! through [`WriteConnection`] (`Store::write_conn`) asks first
+//! ([`super::direct::DirectSqlite::sqlx_write_asks`] counts the asks), so a write waits for
+//! the batch in progress and at most one more, as it did when every batch gave the turn back.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sea_orm::DbErr;
 use sea_orm::sqlx::Sqlite;
 use sea_orm::sqlx::pool::PoolConnection;
+use sea_orm::{
+    ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr, ExecResult, QueryResult, Statement,
+};
 
 use super::Store;
+use super::direct::DirectSqlite;
+
+/// The connection writes outside the group commit take (`Store::write_conn`): on a SQLite
+/// file the sqlx writer, whose every statement (and transaction) first asks the inbound
+/// writer for its turn; elsewhere the store's pool, as is.
+#[derive(Clone, Debug)]
+pub struct WriteConnection {
+    conn: DatabaseConnection,
+    direct: Option<Arc<DirectSqlite>>,
+}
+
+impl WriteConnection {
+    pub(crate) fn new(conn: DatabaseConnection, direct: Option<Arc<DirectSqlite>>) -> Self {
+        Self { conn, direct }
+    }
+
+    /// Asks for the turn, then gives the connection to begin a transaction on.
+    pub(crate) fn for_transaction(&self) -> &DatabaseConnection {
+        self.ask();
+        &self.conn
+    }
+
+    fn ask(&self) {
+        if let Some(direct) = &self.direct {
+            direct.ask_for_sqlx_writer();
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl ConnectionTrait for WriteConnection {
+    fn get_database_backend(&self) -> DatabaseBackend {
+        self.conn.get_database_backend()
+    }
+
+    async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
+        self.ask();
+        self.conn.execute_raw(stmt).await
+    }
+
+    async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
+        self.ask();
+        self.conn.execute_unprepared(sql).await
+    }
+
+    async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
+        self.ask();
+        self.conn.query_one_raw(stmt).await
+    }
+
+    async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
+        self.ask();
+        self.conn.query_all_raw(stmt).await
+    }
+
+    fn support_returning(&self) -> bool {
+        self.conn.support_returning()
+    }
+
+    fn is_mock_connection(&self) -> bool {
+        self.conn.is_mock_connection()
+    }
+}
 
 /// The longest the inbound writer keeps its turn across batches.
 pub(crate) const MAX_TURN: Duration = Duration::from_millis(50);
@@ -146,14 +213,12 @@ mod tests {
     async fn a_write_that_asks_for_the_sqlx_writer_gets_it_after_the_batch() {
         let dir = tempfile::tempdir().unwrap();
         let store = store(&dir).await;
+        // Taken before the turn: each statement asks, not taking the connection.
+        let db = store.write_conn().clone();
         let mut turn = WriterTurn::default();
         turn.take(&store).await.unwrap();
         // Another write asks (it waits for the pool while the turn is held)...
-        let asking = store.clone();
-        let write =
-            tokio::spawn(
-                async move { sqlx_write(asking.write_conn().execute_unprepared(WRITE)).await },
-            );
+        let write = tokio::spawn(async move { sqlx_write(db.execute_unprepared(WRITE)).await });
         while store.direct_writer().unwrap().0.sqlx_write_asks() == 0 {
             tokio::task::yield_now().await;
         }
@@ -165,6 +230,29 @@ mod tests {
         turn.take(&store).await.unwrap();
         turn.pass_unless_queued(&store, true);
         assert!(turn.is_held());
+    }
+
+    #[tokio::test]
+    async fn a_write_transaction_asks_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir).await;
+        let mut turn = WriterTurn::default();
+        turn.take(&store).await.unwrap();
+        let asking = store.clone();
+        let txn = tokio::spawn(async move {
+            let txn = tokio::time::timeout(Duration::from_secs(10), asking.write_txn())
+                .await
+                .expect("the sqlx writer is handed out")
+                .unwrap();
+            txn.execute_unprepared(WRITE).await.unwrap();
+            txn.commit().await.unwrap();
+        });
+        while store.direct_writer().unwrap().0.sqlx_write_asks() == 0 {
+            tokio::task::yield_now().await;
+        }
+        turn.pass_unless_queued(&store, true);
+        assert!(!turn.is_held());
+        txn.await.unwrap();
     }
 
     #[tokio::test]

@@ -12,7 +12,7 @@ use std::time::Duration;
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, TransactionTrait,
+    QueryOrder, QuerySelect,
 };
 use serde::Serialize;
 use switchboard_core::{
@@ -297,7 +297,7 @@ impl Templates {
                 },
                 _ => RouterError::Channel(e),
             })?;
-        let txn = self.store.write_conn().begin().await?;
+        let txn = self.store.write_txn().await?;
         self.upsert(&txn, &row, &created, now_ms()).await?;
         txn.commit().await?;
         let stored = templates::Entity::find()
@@ -333,7 +333,7 @@ impl Templates {
         listed: &[ProviderTemplate],
     ) -> Result<u64> {
         let now = now_ms();
-        let txn = self.store.write_conn().begin().await?;
+        let txn = self.store.write_txn().await?;
         let existing: HashMap<String, templates::Model> = templates::Entity::find()
             .filter(templates::Column::AccountId.eq(account.id.as_str()))
             .all(&txn)
