@@ -124,7 +124,9 @@ fn write_on_thread(
         // that found the queue empty, so the turn is given back by then.
         runtime.block_on(async {
             commit_batch(store, stats, batch, &mut turn).await;
-            turn.pass_unless_queued(store, !rx.is_empty());
+            if let Some((direct, _)) = store.direct_writer() {
+                turn.pass_unless_queued(direct, !rx.is_empty());
+            }
         });
     }
 }
@@ -235,10 +237,10 @@ async fn store_batch(
     jobs: &[Job],
     turn: &mut WriterTurn,
 ) -> Result<Vec<Stored>, DbErr> {
-    if let Some((direct, _)) = store.direct_writer() {
+    if let Some((direct, sqlx_writer)) = store.direct_writer() {
         // The sqlx writer waits while this batch writes: the two writers take turns here,
         // not in SQLite's busy handler.
-        turn.take(store).await?;
+        turn.take(direct, sqlx_writer).await?;
         direct.begin()?;
         let stored = batch::store_jobs(direct.as_ref(), jobs).await;
         let stored = stored.and_then(|r| fail_if_poisoned(stats, jobs).map(|()| r));

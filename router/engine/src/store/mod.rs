@@ -628,3 +628,120 @@ mod direct_writer_tests {
         assert_eq!(ids, ["a3"]);
     }
 }
+
+/// The inbound writer's turn ([`turn`]) on a SQLite file.
+#[cfg(test)]
+mod turn_tests {
+    use std::time::Duration;
+
+    use sea_orm::{ConnectionTrait, DbErr};
+
+    use super::direct::DirectSqlite;
+    use super::turn::WriterTurn;
+    use super::{SqliteSync, Store};
+
+    async fn store(dir: &tempfile::TempDir) -> Store {
+        let url = format!("sqlite://{}/turn.db?mode=rwc", dir.path().display());
+        let store = Store::connect(&url, SqliteSync::Full).await.unwrap();
+        store.migrate().await.unwrap();
+        store
+    }
+
+    /// A write through the sqlx writer, failing the test if it waits more than 10 s.
+    async fn sqlx_write(
+        write: impl std::future::Future<Output = Result<sea_orm::ExecResult, DbErr>>,
+    ) {
+        tokio::time::timeout(Duration::from_secs(10), write)
+            .await
+            .expect("the sqlx writer is handed out")
+            .expect("the write succeeds");
+    }
+
+    async fn take(turn: &mut WriterTurn, store: &Store) {
+        let (direct, pool) = store.direct_writer().unwrap();
+        turn.take(direct, pool).await.unwrap();
+    }
+
+    fn direct(store: &Store) -> &DirectSqlite {
+        store.direct_writer().unwrap().0
+    }
+
+    const WRITE: &str = "CREATE TABLE IF NOT EXISTS turn_probe (x INTEGER)";
+
+    #[tokio::test]
+    async fn the_turn_is_kept_while_webhooks_queue_and_given_back_when_none_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir).await;
+        let mut turn = WriterTurn::default();
+        take(&mut turn, &store).await;
+        assert!(turn.is_held());
+        // While it is held, the sqlx writer's only connection is taken.
+        let pool = store.direct_writer().unwrap().1;
+        assert!(pool.try_acquire().is_none());
+
+        turn.pass_unless_queued(direct(&store), true);
+        assert!(turn.is_held(), "more webhooks queued and nobody else asked");
+        take(&mut turn, &store).await; // held: no second acquire (it would wait forever)
+
+        turn.pass_unless_queued(direct(&store), false);
+        assert!(!turn.is_held(), "nothing queued: the turn goes back");
+        sqlx_write(store.write_conn().execute_unprepared(WRITE)).await;
+    }
+
+    #[tokio::test]
+    async fn a_write_that_asks_for_the_sqlx_writer_gets_it_after_the_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir).await;
+        // Taken before the turn: each statement asks, not taking the connection.
+        let db = store.write_conn().clone();
+        let mut turn = WriterTurn::default();
+        take(&mut turn, &store).await;
+        // Another write asks (it waits for the pool while the turn is held)...
+        let write = tokio::spawn(async move { sqlx_write(db.execute_unprepared(WRITE)).await });
+        while store.direct_writer().unwrap().0.sqlx_write_asks() == 0 {
+            tokio::task::yield_now().await;
+        }
+        // ...so the next batch's end gives the turn back although webhooks are queued.
+        turn.pass_unless_queued(direct(&store), true);
+        assert!(!turn.is_held());
+        write.await.unwrap();
+        // The next turn starts from the asks counted so far: kept again while nobody asks.
+        take(&mut turn, &store).await;
+        turn.pass_unless_queued(direct(&store), true);
+        assert!(turn.is_held());
+    }
+
+    #[tokio::test]
+    async fn a_write_transaction_asks_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir).await;
+        let mut turn = WriterTurn::default();
+        take(&mut turn, &store).await;
+        let asking = store.clone();
+        let txn = tokio::spawn(async move {
+            let txn = tokio::time::timeout(Duration::from_secs(10), asking.write_txn())
+                .await
+                .expect("the sqlx writer is handed out")
+                .unwrap();
+            txn.execute_unprepared(WRITE).await.unwrap();
+            txn.commit().await.unwrap();
+        });
+        while store.direct_writer().unwrap().0.sqlx_write_asks() == 0 {
+            tokio::task::yield_now().await;
+        }
+        turn.pass_unless_queued(direct(&store), true);
+        assert!(!turn.is_held());
+        txn.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_turn_older_than_its_limit_is_given_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir).await;
+        let mut turn = WriterTurn::with_limit(Duration::ZERO);
+        take(&mut turn, &store).await;
+        turn.pass_unless_queued(direct(&store), true);
+        assert!(!turn.is_held());
+        sqlx_write(store.write_conn().execute_unprepared(WRITE)).await;
+    }
+}

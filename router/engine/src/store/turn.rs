@@ -19,13 +19,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sea_orm::sqlx::Sqlite;
 use sea_orm::sqlx::pool::PoolConnection;
+use sea_orm::sqlx::{Sqlite, SqlitePool};
 use sea_orm::{
     ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr, ExecResult, QueryResult, Statement,
 };
 
-use super::Store;
 use super::direct::DirectSqlite;
 
 /// The connection writes outside the group commit take (`Store::write_conn`): on a SQLite
@@ -119,17 +118,18 @@ impl WriterTurn {
         Self { held: None, limit }
     }
 
-    /// Takes the turn, unless held already: waits for the sqlx writer's current work. A store
-    /// without a direct writer (PostgreSQL, in-memory SQLite) has no turns to take.
+    /// Takes the turn (`Store::direct_writer`'s two connections), unless held already: waits
+    /// for the sqlx writer's current work.
     ///
     /// # Errors
     /// sqlx's, when its pool cannot hand out the connection.
-    pub(crate) async fn take(&mut self, store: &Store) -> Result<(), DbErr> {
-        let Some((direct, pool)) = store.direct_writer() else {
-            return Ok(());
-        };
+    pub(crate) async fn take(
+        &mut self,
+        direct: &DirectSqlite,
+        sqlx_writer: &SqlitePool,
+    ) -> Result<(), DbErr> {
         if self.held.is_none() {
-            let conn = pool
+            let conn = sqlx_writer
                 .acquire()
                 .await
                 .map_err(|e| DbErr::Conn(sea_orm::RuntimeErr::SqlxError(e.into())))?;
@@ -145,13 +145,11 @@ impl WriterTurn {
     /// After a batch: gives the turn back, unless more webhooks are queued, no other write
     /// asked for the sqlx writer since the turn was taken, and the turn is younger than its
     /// limit. Must run inside the tokio runtime (sqlx returns the connection from a task).
-    pub(crate) fn pass_unless_queued(&mut self, store: &Store, more_queued: bool) {
+    pub(crate) fn pass_unless_queued(&mut self, direct: &DirectSqlite, more_queued: bool) {
         let Some(held) = &self.held else { return };
         let keep = more_queued
             && held.since.elapsed() < self.limit
-            && store
-                .direct_writer()
-                .is_some_and(|(direct, _)| direct.sqlx_write_asks() == held.asks_then);
+            && direct.sqlx_write_asks() == held.asks_then;
         if !keep {
             self.held = None;
         }
@@ -161,118 +159,5 @@ impl WriterTurn {
     #[cfg(test)]
     pub(crate) fn is_held(&self) -> bool {
         self.held.is_some()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::store::SqliteSync;
-    use sea_orm::ConnectionTrait;
-
-    async fn store(dir: &tempfile::TempDir) -> Store {
-        let url = format!("sqlite://{}/turn.db?mode=rwc", dir.path().display());
-        let store = Store::connect(&url, SqliteSync::Full).await.unwrap();
-        store.migrate().await.unwrap();
-        store
-    }
-
-    /// A write through the sqlx writer, failing the test if it waits more than 10 s.
-    async fn sqlx_write(
-        write: impl std::future::Future<Output = Result<sea_orm::ExecResult, DbErr>>,
-    ) {
-        tokio::time::timeout(Duration::from_secs(10), write)
-            .await
-            .expect("the sqlx writer is handed out")
-            .expect("the write succeeds");
-    }
-
-    const WRITE: &str = "CREATE TABLE IF NOT EXISTS turn_probe (x INTEGER)";
-
-    #[tokio::test]
-    async fn the_turn_is_kept_while_webhooks_queue_and_given_back_when_none_do() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = store(&dir).await;
-        let mut turn = WriterTurn::default();
-        turn.take(&store).await.unwrap();
-        assert!(turn.is_held());
-        // While it is held, the sqlx writer's only connection is taken.
-        let pool = store.direct_writer().unwrap().1;
-        assert!(pool.try_acquire().is_none());
-
-        turn.pass_unless_queued(&store, true);
-        assert!(turn.is_held(), "more webhooks queued and nobody else asked");
-        turn.take(&store).await.unwrap(); // held: no second acquire (it would wait forever)
-
-        turn.pass_unless_queued(&store, false);
-        assert!(!turn.is_held(), "nothing queued: the turn goes back");
-        sqlx_write(store.write_conn().execute_unprepared(WRITE)).await;
-    }
-
-    #[tokio::test]
-    async fn a_write_that_asks_for_the_sqlx_writer_gets_it_after_the_batch() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = store(&dir).await;
-        // Taken before the turn: each statement asks, not taking the connection.
-        let db = store.write_conn().clone();
-        let mut turn = WriterTurn::default();
-        turn.take(&store).await.unwrap();
-        // Another write asks (it waits for the pool while the turn is held)...
-        let write = tokio::spawn(async move { sqlx_write(db.execute_unprepared(WRITE)).await });
-        while store.direct_writer().unwrap().0.sqlx_write_asks() == 0 {
-            tokio::task::yield_now().await;
-        }
-        // ...so the next batch's end gives the turn back although webhooks are queued.
-        turn.pass_unless_queued(&store, true);
-        assert!(!turn.is_held());
-        write.await.unwrap();
-        // The next turn starts from the asks counted so far: kept again while nobody asks.
-        turn.take(&store).await.unwrap();
-        turn.pass_unless_queued(&store, true);
-        assert!(turn.is_held());
-    }
-
-    #[tokio::test]
-    async fn a_write_transaction_asks_too() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = store(&dir).await;
-        let mut turn = WriterTurn::default();
-        turn.take(&store).await.unwrap();
-        let asking = store.clone();
-        let txn = tokio::spawn(async move {
-            let txn = tokio::time::timeout(Duration::from_secs(10), asking.write_txn())
-                .await
-                .expect("the sqlx writer is handed out")
-                .unwrap();
-            txn.execute_unprepared(WRITE).await.unwrap();
-            txn.commit().await.unwrap();
-        });
-        while store.direct_writer().unwrap().0.sqlx_write_asks() == 0 {
-            tokio::task::yield_now().await;
-        }
-        turn.pass_unless_queued(&store, true);
-        assert!(!turn.is_held());
-        txn.await.unwrap();
-    }
-
-    #[tokio::test]
-    async fn a_turn_older_than_its_limit_is_given_back() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = store(&dir).await;
-        let mut turn = WriterTurn::with_limit(Duration::ZERO);
-        turn.take(&store).await.unwrap();
-        turn.pass_unless_queued(&store, true);
-        assert!(!turn.is_held());
-        sqlx_write(store.write_conn().execute_unprepared(WRITE)).await;
-    }
-
-    #[tokio::test]
-    async fn an_in_memory_store_has_no_turns() {
-        let store = Store::connect("sqlite::memory:", SqliteSync::Full)
-            .await
-            .unwrap();
-        let mut turn = WriterTurn::default();
-        turn.take(&store).await.unwrap();
-        assert!(!turn.is_held());
     }
 }
