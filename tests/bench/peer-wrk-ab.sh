@@ -4,7 +4,9 @@
 # /tmp/peer-data/requests.txt and installs wrk). Each run: a fresh SQLite file, `switchboard
 # migrate`, a tenant, the dataset's Twilio account, a 3-s warm-up, then 10 s measured; it
 # prints webhooks/s, p99, the server's CPU per webhook (utime+stime from /proc) and the bytes
-# it wrote per webhook (wchar from /proc: WAL frames and checkpoints).
+# it wrote per webhook (wchar from /proc: WAL frames and checkpoints), then its read and write
+# system calls and bytes read per webhook (syscr, syscw, rchar: exact counters, which
+# include the HTTP requests and answers).
 #   tests/bench/peer-wrk-ab.sh REPS /path/to/a/switchboard /path/to/b/switchboard ...
 # `fastpath` in place of a binary runs peer-bench's storage ceiling (SQLite FULL) the same way;
 # give it LOAD=400000 (requests loaded per run) so that it does not wrap the dataset.
@@ -43,12 +45,19 @@ for _ in $(seq 1 "$reps"); do
         -d "{\"channel\":\"twilio-whatsapp\",\"address\":\"$to\",\"credentials\":{\"account_sid\":\"$sid\",\"auth_token\":\"${TWILIO_AUTH_TOKEN:-12ab34cd56ef78ab90cd12ef34ab56cd}\"}}"
     fi
     wrk -t1 -c32 -d3s -s "$lua" http://127.0.0.1:8090/webhooks/twilio-whatsapp -- "$reqs" $start 20000 1 >/dev/null
-    t0=$(awk '{print $14+$15}' /proc/$pid/stat); w0=$(awk '/^wchar/{print $2}' /proc/$pid/io)
+    t0=$(awk '{print $14+$15}' /proc/$pid/stat); w0=$(awk '/^wchar/{print $2}' /proc/$pid/io); cp /proc/$pid/io $out/io0
     [ -n "${PERF:-}" ] && { perf record -F 999 ${PERF_CG:--g} -o $out/perf-$n.data -p $pid -- sleep ${PERF_SECS:-8} >/dev/null 2>&1 & }
     wrk -t1 -c32 -d10s --latency -s "$lua" http://127.0.0.1:8090/webhooks/twilio-whatsapp -- "$reqs" $((start + 20000)) ${LOAD:-100000} 1 >$out/wrk-$n.txt
-    t1=$(awk '{print $14+$15}' /proc/$pid/stat); w1=$(awk '/^wchar/{print $2}' /proc/$pid/io); sleep 1
+    t1=$(awk '{print $14+$15}' /proc/$pid/stat); w1=$(awk '/^wchar/{print $2}' /proc/$pid/io); cp /proc/$pid/io $out/io1; sleep 1
     rate=$(awk '/Requests\/sec/{print $2}' $out/wrk-$n.txt); p99=$(awk '$1=="99%"{print $2}' $out/wrk-$n.txt)
     echo "$bin: $rate/s p99 $p99 $(python3 -c "print(round(($t1-$t0)*10000/($rate*10)))") µs/webhook $(python3 -c "print(round(($w1-$w0)/($rate*10)))") bytes written/webhook"
+    python3 - "$out/io0" "$out/io1" "$rate" <<'PY'
+import sys
+io = [dict(line.split(": ") for line in open(f).read().splitlines()) for f in sys.argv[1:3]]
+webhooks = float(sys.argv[3]) * 10
+per = lambda k: (int(io[1][k]) - int(io[0][k])) / webhooks
+print(f"   per webhook: {per('syscr'):.1f} reads, {per('syscw'):.1f} writes (system calls), {per('rchar'):.0f} bytes read")
+PY
     kill $pid; wait $pid 2>/dev/null
     start=$(( (start + 130000) % 450000 ))
   done
