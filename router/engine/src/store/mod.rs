@@ -666,6 +666,13 @@ mod turn_tests {
         store.direct_writer().unwrap().0
     }
 
+    /// Until a write through `write_conn` has asked for the turn.
+    async fn until_asked(store: &Store) {
+        while direct(store).sqlx_write_asks() == 0 {
+            tokio::task::yield_now().await;
+        }
+    }
+
     const WRITE: &str = "CREATE TABLE IF NOT EXISTS turn_probe (x INTEGER)";
 
     #[tokio::test]
@@ -698,9 +705,7 @@ mod turn_tests {
         take(&mut turn, &store).await;
         // Another write asks (it waits for the pool while the turn is held)...
         let write = tokio::spawn(async move { sqlx_write(db.execute_unprepared(WRITE)).await });
-        while store.direct_writer().unwrap().0.sqlx_write_asks() == 0 {
-            tokio::task::yield_now().await;
-        }
+        until_asked(&store).await;
         // ...so the next batch's end gives the turn back although webhooks are queued.
         turn.pass_unless_queued(direct(&store), true);
         assert!(!turn.is_held());
@@ -726,9 +731,7 @@ mod turn_tests {
             txn.execute_unprepared(WRITE).await.unwrap();
             txn.commit().await.unwrap();
         });
-        while store.direct_writer().unwrap().0.sqlx_write_asks() == 0 {
-            tokio::task::yield_now().await;
-        }
+        until_asked(&store).await;
         turn.pass_unless_queued(direct(&store), true);
         assert!(!turn.is_held());
         txn.await.unwrap();
