@@ -69,11 +69,10 @@ pub struct SqliteConnectHook {
 #[derive(Clone, Debug)]
 pub struct Store {
     db: DatabaseConnection,
-    /// SQLite file: the one connection write transactions take, so they queue here instead
-    /// of in SQLite's busy handler, and its page cache stays valid (it made every change).
-    /// PostgreSQL and in-memory SQLite write through `db`.
-    writer: Option<DatabaseConnection>,
-    /// What `write_conn` hands out: `writer` (or `db`), asking for the turn ([`turn`]).
+    /// What writes take (`write_conn`, `write_txn`). On a SQLite file its own pool of one
+    /// connection, so writes queue here instead of in SQLite's busy handler and its page
+    /// cache stays valid (it made every change), asking the inbound writer for the turn
+    /// ([`turn`]); PostgreSQL and in-memory SQLite write through `db`.
     write: turn::WriteConnection,
     /// SQLite file: the inbound group commit's own connection ([`direct`]).
     direct: Option<Arc<direct::DirectSqlite>>,
@@ -165,7 +164,6 @@ impl Store {
             return Ok(Self {
                 write: turn::WriteConnection::new(db.clone(), None),
                 db,
-                writer: None,
                 direct: None,
                 writes: Arc::default(),
             });
@@ -217,7 +215,6 @@ impl Store {
             return Ok(Self {
                 write: turn::WriteConnection::new(db.clone(), None),
                 db,
-                writer: None,
                 direct: None,
                 writes: Arc::default(),
             });
@@ -239,9 +236,8 @@ impl Store {
             on_sqlite_connect.map(|h| h.direct),
         )?);
         Ok(Self {
-            write: turn::WriteConnection::new(writer.clone(), Some(direct.clone())),
+            write: turn::WriteConnection::new(writer, Some(direct.clone())),
             db,
-            writer: Some(writer),
             direct: Some(direct),
             writes: Arc::default(),
         })
@@ -293,7 +289,7 @@ impl Store {
     ) -> Option<(&Arc<direct::DirectSqlite>, &sea_orm::sqlx::SqlitePool)> {
         Some((
             self.direct.as_ref()?,
-            self.writer.as_ref()?.get_sqlite_connection_pool(),
+            self.write.connection().get_sqlite_connection_pool(),
         ))
     }
 
@@ -354,8 +350,9 @@ impl Store {
     /// # Errors
     /// The database error while closing.
     pub async fn close(self) -> Result<(), DbErr> {
-        if let Some(writer) = self.writer {
-            writer.close().await?;
+        if self.direct.is_some() {
+            // A SQLite file's writer pool of its own (elsewhere `write` is `db`).
+            self.write.into_connection().close().await?;
         }
         self.db.close().await
     }
@@ -666,11 +663,16 @@ mod turn_tests {
         store.direct_writer().unwrap().0
     }
 
-    /// Until a write through `write_conn` has asked for the turn.
+    /// Until a write through `write_conn` has asked for the turn (failing after 10 s).
     async fn until_asked(store: &Store) {
-        while direct(store).sqlx_write_asks() == 0 {
-            tokio::task::yield_now().await;
-        }
+        let asked = async {
+            while direct(store).sqlx_write_asks() == 0 {
+                tokio::task::yield_now().await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), asked)
+            .await
+            .expect("the write asks for the turn");
     }
 
     const WRITE: &str = "CREATE TABLE IF NOT EXISTS turn_probe (x INTEGER)";

@@ -47,6 +47,15 @@ impl WriteConnection {
         &self.conn
     }
 
+    /// The connection, asking nothing: the store's own use (its pool, closing it).
+    pub(crate) fn connection(&self) -> &DatabaseConnection {
+        &self.conn
+    }
+
+    pub(crate) fn into_connection(self) -> DatabaseConnection {
+        self.conn
+    }
+
     fn ask(&self) {
         if let Some(direct) = &self.direct {
             direct.ask_for_sqlx_writer();
