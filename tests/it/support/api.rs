@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use reqwest::Method;
 use sea_orm::{EntityTrait, PaginatorTrait};
 use serde_json::{Value, json};
@@ -26,6 +26,8 @@ pub const ALICE: &str = "+31612345678";
 pub const BOB: &str = "+31612345679";
 
 pub const CAROL: &str = "+31612345670";
+
+pub const DAVE: &str = "+31612345671";
 
 /// The app on a loopback port, one tenant with an admin key and a connected fake account.
 pub struct Api {
@@ -143,6 +145,11 @@ impl Api {
 
     /// A person writes to the business through a signed webhook (opens the 24-hour window).
     pub async fn inbound(&self, event_key: &str, from: &str, text: &str) {
+        self.inbound_at(event_key, from, text, Utc::now()).await;
+    }
+
+    /// [`Api::inbound`], with the provider's timestamp `at`.
+    pub async fn inbound_at(&self, event_key: &str, from: &str, text: &str, at: DateTime<Utc>) {
         let ident = ContactIdentity {
             profile_name: Some(format!("person {from}")),
             ..ContactIdentity::from_phone(PhoneNumber::parse(from).unwrap())
@@ -154,7 +161,7 @@ impl Api {
                 provider_message_id: event_key.into(),
                 direction: Direction::Inbound,
                 contact: ident,
-                timestamp: Utc::now(),
+                timestamp: at,
                 content: Content::text(text),
                 reply_to: None,
                 forwarded: None,

@@ -666,15 +666,20 @@ async fn store_messages<C: ConnectionTrait>(
                     account,
                     &t.channel,
                     t.last_message_at,
+                    conversations::minute_of(t.last_message_at),
                     t.last_inbound_at,
                     now,
                 )
             })
             .collect();
-        // The timestamps only move forward, whatever order batches commit in.
+        // The timestamps only move forward, whatever order batches commit in. The update
+        // leaves `last_message_minute` out: a column it assigns would rewrite that column's
+        // index entry for every message, even to the same value (SQLite maintains an index
+        // whose columns an UPDATE assigns). The few conversations whose minute moved are
+        // updated next.
         let sql = format!(
             "INSERT INTO conversations (id, tenant_id, contact_id, account_id, channel, \
-             last_message_at, last_inbound_at, created_at) {} \
+             last_message_at, last_message_minute, last_inbound_at, created_at) {} \
              ON CONFLICT (tenant_id, contact_id, account_id) DO UPDATE SET \
              last_message_at = CASE WHEN excluded.last_message_at > conversations.last_message_at \
              THEN excluded.last_message_at ELSE conversations.last_message_at END, \
@@ -684,14 +689,20 @@ async fn store_messages<C: ConnectionTrait>(
              RETURNING *",
             json_rows::select(
                 backend,
-                &[Text, Text, Text, Text, Text, BigInt, BigInt, BigInt]
+                &[Text, Text, Text, Text, Text, BigInt, BigInt, BigInt, BigInt]
             )
         );
-        for row in entity::conversations::Entity::find()
+        let mut new_minutes: Vec<(String, i64)> = Vec::new();
+        for mut row in entity::conversations::Entity::find()
             .from_raw_sql(json_rows::statement(backend, &sql, &values)?)
             .all(db)
             .await?
         {
+            let minute = conversations::minute_of(row.last_message_at);
+            if row.last_message_minute != minute {
+                row.last_message_minute = minute;
+                new_minutes.push((row.id.clone(), minute));
+            }
             convs.insert(
                 (
                     row.tenant_id.clone(),
@@ -700,6 +711,15 @@ async fn store_messages<C: ConnectionTrait>(
                 ),
                 row,
             );
+        }
+        if !new_minutes.is_empty() {
+            let sql = format!(
+                "UPDATE conversations SET last_message_minute = k.c1 FROM ({}) AS k \
+                 WHERE conversations.id = k.c0",
+                json_rows::select(backend, &[Text, BigInt])
+            );
+            db.execute_raw(json_rows::statement(backend, &sql, &new_minutes)?)
+                .await?;
         }
     }
 

@@ -245,7 +245,10 @@ async fn merge<C: ConnectionTrait>(db: &C, keep: &str, other: &str) -> Result<()
                     .exec(db)
                     .await?;
                 let mut am: conversations::ActiveModel = ours.clone().into();
-                am.last_message_at = Set(ours.last_message_at.max(conv.last_message_at));
+                let last_message_at = ours.last_message_at.max(conv.last_message_at);
+                am.last_message_at = Set(last_message_at);
+                am.last_message_minute =
+                    Set(crate::records::conversations::minute_of(last_message_at));
                 am.last_inbound_at = Set(ours.last_inbound_at.max(conv.last_inbound_at));
                 sea_orm::ActiveModelTrait::update(am, db).await?;
                 conversations::Entity::delete_by_id(conv.id)

@@ -6,6 +6,13 @@ use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait
 use crate::ids::{self, now_ms};
 use crate::store::entity::conversations;
 
+/// The minute of a conversation's `last_message_at`, kept in `last_message_minute`
+/// beside it (migration `m20261209_000001_conversation_minute`): the inbox's index is on
+/// the minute, so a message moves it only when it starts a new minute for its conversation.
+pub(crate) fn minute_of(last_message_at: i64) -> i64 {
+    last_message_at.div_euclid(switchboard_migrations::MESSAGE_MINUTE_MS)
+}
+
 /// The conversation of `contact_id` with `account_id`, created if new; its activity
 /// timestamps moved to `at` (and `last_inbound_at` too for inbound messages).
 pub(crate) async fn touch<C: ConnectionTrait>(
@@ -33,6 +40,12 @@ pub(crate) async fn touch<C: ConnectionTrait>(
         conversations::Entity::update_many().filter(conversations::Column::Id.eq(row.id.as_str()));
     if newer_message {
         update = update.col_expr(conversations::Column::LastMessageAt, Expr::value(at));
+        if minute_of(at) != row.last_message_minute {
+            update = update.col_expr(
+                conversations::Column::LastMessageMinute,
+                Expr::value(minute_of(at)),
+            );
+        }
     }
     if newer_inbound {
         update = update.col_expr(conversations::Column::LastInboundAt, Expr::value(at));
@@ -40,6 +53,7 @@ pub(crate) async fn touch<C: ConnectionTrait>(
     update.exec(db).await?;
     Ok(conversations::Model {
         last_message_at: row.last_message_at.max(at),
+        last_message_minute: minute_of(row.last_message_at.max(at)),
         last_inbound_at: if newer_inbound {
             Some(at)
         } else {
@@ -81,6 +95,7 @@ async fn create<C: ConnectionTrait>(
         account_id: Set(account_id.to_owned()),
         channel: Set(channel.to_owned()),
         last_message_at: Set(at),
+        last_message_minute: Set(minute_of(at)),
         last_inbound_at: Set(inbound.then_some(at)),
         opted_out_at: Set(None),
         created_at: Set(now_ms()),

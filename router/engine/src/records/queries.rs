@@ -17,6 +17,7 @@ use crate::error::{Result, RouterError};
 use crate::ids;
 use crate::media::library::MediaLibrary;
 use crate::records::contacts::{self, ContactView};
+use crate::records::conversations::minute_of as conversations_minute_of;
 use crate::store::entity;
 use crate::store::entity::{conversations, message_status_events, messages, send_attempts};
 use crate::tenancy::registry::AdapterRegistry;
@@ -426,15 +427,21 @@ impl Records {
             query = query.filter(C::ContactId.is_in(contact_ids));
         }
         if let Some(c) = cursor {
-            query = query.filter(
-                Condition::any().add(C::LastMessageAt.lt(c.at)).add(
-                    Condition::all()
-                        .add(C::LastMessageAt.eq(c.at))
-                        .add(C::Id.lt(c.id)),
-                ),
-            );
+            // The minute bound lets the index (`ix_conversations_recent_minute`) start at
+            // the cursor; the exact bound follows.
+            query = query
+                .filter(C::LastMessageMinute.lte(conversations_minute_of(c.at)))
+                .filter(
+                    Condition::any().add(C::LastMessageAt.lt(c.at)).add(
+                        Condition::all()
+                            .add(C::LastMessageAt.eq(c.at))
+                            .add(C::Id.lt(c.id)),
+                    ),
+                );
         }
+        // The minute is `last_message_at`'s, so this is (`last_message_at`, `id`) order.
         let rows = query
+            .order_by_desc(C::LastMessageMinute)
             .order_by_desc(C::LastMessageAt)
             .order_by_desc(C::Id)
             .limit(limit + 1)

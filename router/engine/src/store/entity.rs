@@ -128,6 +128,9 @@ pub mod conversations {
         pub account_id: String,
         pub channel: String,
         pub last_message_at: i64,
+        /// `last_message_at`'s minute ([`crate::records::conversations::minute_of`]): what
+        /// the inbox's index orders by, so that it moves once a minute, not per message.
+        pub last_message_minute: i64,
         pub last_inbound_at: Option<i64>,
         pub opted_out_at: Option<i64>,
         pub created_at: i64,
