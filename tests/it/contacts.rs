@@ -2,9 +2,10 @@
 //! channels are one contact; contacts named together merge; the API finds a contact by any
 //! spelling. On SQLite and PostgreSQL.
 
+use chrono::Utc;
 use sea_orm::{EntityTrait, PaginatorTrait};
 use serde_json::json;
-use switchboard_core::{Bsuid, ContactIdentity, PhoneNumber};
+use switchboard_core::{Bsuid, ContactIdentity, EventKind, PhoneNumber};
 use switchboard_router::store::entity::{contact_identities, contacts, conversations, messages};
 
 use crate::support::api::{ALICE, BOB, encode, start};
@@ -109,10 +110,19 @@ async fn two_contacts_merge_when_one_event_names_both_identities() {
             bsuid: Some(bsuid),
             ..phone("+5511987654321")
         };
-        receive(&router, &[inbound("a", first, "1")]).await;
-        receive(&router, &[inbound("b", second, "2")]).await;
+        // Minutes apart, the merged-away conversation's the newest: the kept one takes its
+        // last message time, and that time's minute (the inbox's index).
+        let minutes_ago = |key: &str, who: ContactIdentity, text: &str, minutes: i64| {
+            let mut ev = inbound(key, who, text);
+            if let EventKind::Message(m) = &mut ev.kind {
+                m.timestamp = Utc::now() - chrono::Duration::minutes(minutes);
+            }
+            ev
+        };
+        receive(&router, &[minutes_ago("a", first, "1", 10)]).await;
+        receive(&router, &[minutes_ago("b", second, "2", 5)]).await;
         assert_eq!(count(&router, contacts::Entity).await, 2);
-        receive(&router, &[inbound("c", both, "3")]).await;
+        receive(&router, &[minutes_ago("c", both, "3", 8)]).await;
         assert_eq!(count(&router, contacts::Entity).await, 1, "merged");
         assert_eq!(
             count(&router, conversations::Entity).await,
@@ -132,6 +142,16 @@ async fn two_contacts_merge_when_one_event_names_both_identities() {
             .filter(|m| m.conversation_id == conv.id)
             .count();
         assert_eq!(in_conv, 3, "every message moved to the kept conversation");
+        let newest = messages::Entity::find()
+            .all(router.store().conn())
+            .await
+            .unwrap()
+            .into_iter()
+            .filter_map(|m| m.provider_timestamp)
+            .max()
+            .unwrap();
+        assert_eq!(conv.last_message_at, newest);
+        assert_eq!(conv.last_message_minute, newest / 60_000);
         let c = router
             .records()
             .find_contact(&tenant, "BR.98765")
