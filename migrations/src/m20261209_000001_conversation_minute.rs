@@ -8,7 +8,7 @@
 //! update that changes an indexed column, so a new entry in every index of the table
 //! (BENCHMARKS.md, Session 13). The minute moves at most once a minute per conversation,
 //! and the inbox lists conversations by (minute, `last_message_at`, `id`), which is the
-//! same order: the index finds the newest minutes, the few rows of a minute are sorted.
+//! same order: the index finds the newest minutes, and their rows are sorted.
 
 use sea_orm_migration::prelude::*;
 

@@ -1,6 +1,6 @@
 //! Conversations: one per contact and business account (sender).
 
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
 
 use crate::ids::{self, now_ms};
@@ -36,24 +36,41 @@ pub(crate) async fn touch<C: ConnectionTrait>(
     if !newer_message && !newer_inbound {
         return Ok(row);
     }
-    let mut update =
-        conversations::Entity::update_many().filter(conversations::Column::Id.eq(row.id.as_str()));
+    use conversations::Column as C;
+    let mut update = conversations::Entity::update_many().filter(C::Id.eq(row.id.as_str()));
+    // Forward only, in the statement itself: on PostgreSQL another writer may have moved
+    // the row since `row` was read. The minute moves with the time it is the minute of.
     if newer_message {
-        update = update.col_expr(conversations::Column::LastMessageAt, Expr::value(at));
-        if minute_of(at) != row.last_message_minute {
-            update = update.col_expr(
-                conversations::Column::LastMessageMinute,
-                Expr::value(minute_of(at)),
+        let newer = Expr::col(C::LastMessageAt).lt(at);
+        update = update
+            .col_expr(
+                C::LastMessageAt,
+                Expr::case(newer.clone(), at)
+                    .finally(Expr::col(C::LastMessageAt))
+                    .into(),
+            )
+            .col_expr(
+                C::LastMessageMinute,
+                Expr::case(newer, minute_of(at))
+                    .finally(Expr::col(C::LastMessageMinute))
+                    .into(),
             );
-        }
     }
     if newer_inbound {
-        update = update.col_expr(conversations::Column::LastInboundAt, Expr::value(at));
+        let newer = Expr::col(C::LastInboundAt)
+            .is_null()
+            .or(Expr::col(C::LastInboundAt).lt(at));
+        update = update.col_expr(
+            C::LastInboundAt,
+            Expr::case(newer, at)
+                .finally(Expr::col(C::LastInboundAt))
+                .into(),
+        );
     }
     update.exec(db).await?;
     Ok(conversations::Model {
-        last_message_at: row.last_message_at.max(at),
-        last_message_minute: minute_of(row.last_message_at.max(at)),
+        last_message_at: std::cmp::max(row.last_message_at, at),
+        last_message_minute: minute_of(std::cmp::max(row.last_message_at, at)),
         last_inbound_at: if newer_inbound {
             Some(at)
         } else {
