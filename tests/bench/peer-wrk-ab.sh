@@ -6,12 +6,16 @@
 # prints webhooks/s, p99, the server's CPU per webhook (utime+stime from /proc) and the bytes
 # it wrote per webhook (wchar from /proc: WAL frames and checkpoints), then its read and write
 # system calls and bytes read per webhook (syscr, syscw, rchar: exact counters, which
-# include the HTTP requests and answers).
+# include the HTTP requests and answers), and the CPU of the inbound writer thread per webhook
+# (SQLite; the serial part of the path, so steadier than webhooks/s on a noisy machine).
 #   tests/bench/peer-wrk-ab.sh REPS /path/to/a/switchboard /path/to/b/switchboard ...
 # `fastpath` in place of a binary runs peer-bench's storage ceiling (SQLite FULL) the same way;
 # give it LOAD=400000 (requests loaded per run) so that it does not wrap the dataset.
 # PREP_SQL runs on Switchboard's database after `migrate` (schema experiments). `fastpath` and
 # PREP_SQL need the sqlite3 shell (Debian's sqlite3).
+# PG=1 runs Switchboard on a fresh PostgreSQL database (`sbab` on 127.0.0.1:5432, user postgres) per
+# run instead of a SQLite file; the bytes and system calls then are the server's alone, not
+# PostgreSQL's, and PERF=1 also records PostgreSQL's backends (perf record -a).
 # PERF=1 records a profile of each run (perf record -F 999, call graphs PERF_CG, default -g,
 # for PERF_SECS, default 8) to /tmp/peer-wrk-ab/perf-<n>.data.
 set -u
@@ -31,6 +35,10 @@ for _ in $(seq 1 "$reps"); do
   for bin in "$@"; do
     n=$((n + 1)); d=$out/data; rm -rf $d; mkdir -p $d; cd $d
     export SWITCHBOARD_DATABASE_URL="sqlite://$d/sb.db?mode=rwc"
+    if [ -n "${PG:-}" ]; then
+      psql -q -U postgres -h 127.0.0.1 -c 'DROP DATABASE IF EXISTS sbab' -c 'CREATE DATABASE sbab' >/dev/null
+      export SWITCHBOARD_DATABASE_URL=postgres://postgres:postgres@127.0.0.1:5432/sbab
+    fi
     if [ "$bin" = fastpath ]; then
       # peer-bench's storage ceiling, as its run.sh builds it, on peer-bench's schema.
       sqlite3 $d/fp.db < /tmp/peer-bench/schema/sqlite.sql >/dev/null
@@ -46,17 +54,24 @@ for _ in $(seq 1 "$reps"); do
     fi
     wrk -t1 -c32 -d3s -s "$lua" http://127.0.0.1:8090/webhooks/twilio-whatsapp -- "$reqs" $start 20000 1 >/dev/null
     t0=$(awk '{print $14+$15}' /proc/$pid/stat); w0=$(awk '/^wchar/{print $2}' /proc/$pid/io); cp /proc/$pid/io $out/io0
-    [ -n "${PERF:-}" ] && { perf record -F 999 ${PERF_CG:--g} -o $out/perf-$n.data -p $pid -- sleep ${PERF_SECS:-8} >/dev/null 2>&1 & }
+    # The inbound writer thread's own CPU (SQLite): the serial part of the inbound path.
+    wt=$(grep -lx inbound-writer /proc/$pid/task/*/comm 2>/dev/null | head -1 | xargs -r dirname)
+    wt0=$([ -n "$wt" ] && awk '{print $14+$15}' $wt/stat || echo 0)
+    # PostgreSQL's own CPU (every postgres process: backends, WAL writer, checkpointer).
+    pg_cpu() { for p in $(pgrep -x postgres); do cat /proc/$p/stat; done 2>/dev/null | awk '{s+=$14+$15} END {print s+0}'; }
+    pg0=$(pg_cpu)
+    [ -n "${PERF:-}" ] && { perf record -F 999 ${PERF_CG:--g} -o $out/perf-$n.data $([ -n "${PG:-}" ] && echo -a || echo -p $pid) -- sleep ${PERF_SECS:-8} >/dev/null 2>&1 & }
     wrk -t1 -c32 -d10s --latency -s "$lua" http://127.0.0.1:8090/webhooks/twilio-whatsapp -- "$reqs" $((start + 20000)) ${LOAD:-100000} 1 >$out/wrk-$n.txt
-    t1=$(awk '{print $14+$15}' /proc/$pid/stat); w1=$(awk '/^wchar/{print $2}' /proc/$pid/io); cp /proc/$pid/io $out/io1; sleep 1
+    t1=$(awk '{print $14+$15}' /proc/$pid/stat); w1=$(awk '/^wchar/{print $2}' /proc/$pid/io); cp /proc/$pid/io $out/io1
+    wt1=$([ -n "$wt" ] && awk '{print $14+$15}' $wt/stat || echo 0); pg1=$(pg_cpu); sleep 1
     rate=$(awk '/Requests\/sec/{print $2}' $out/wrk-$n.txt); p99=$(awk '$1=="99%"{print $2}' $out/wrk-$n.txt)
     echo "$bin: $rate/s p99 $p99 $(python3 -c "print(round(($t1-$t0)*10000/($rate*10)))") µs/webhook $(python3 -c "print(round(($w1-$w0)/($rate*10)))") bytes written/webhook"
-    python3 - "$out/io0" "$out/io1" "$rate" <<'PY'
+    python3 - "$out/io0" "$out/io1" "$rate" "$((wt1 - wt0))" "$((pg1 - pg0))" <<'PY'
 import sys
 io = [dict(line.split(": ") for line in open(f).read().splitlines()) for f in sys.argv[1:3]]
 webhooks = float(sys.argv[3]) * 10
 per = lambda k: (int(io[1][k]) - int(io[0][k])) / webhooks
-print(f"   per webhook: {per('syscr'):.1f} reads, {per('syscw'):.1f} writes (system calls), {per('rchar'):.0f} bytes read")
+print(f"   per webhook: {per('syscr'):.1f} reads, {per('syscw'):.1f} writes (system calls), {per('rchar'):.0f} bytes read, writer thread {float(sys.argv[4]) * 10000 / webhooks:.0f} µs, PostgreSQL {float(sys.argv[5]) * 10000 / webhooks:.0f} µs")
 PY
     kill $pid; wait $pid 2>/dev/null
     start=$(( (start + 130000) % 450000 ))
