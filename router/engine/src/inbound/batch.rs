@@ -778,31 +778,33 @@ async fn store_messages<C: ConnectionTrait>(
     let mut inserted: HashSet<String> = HashSet::new();
     if !planned.is_empty() {
         let backend = db.get_database_backend();
-        let values: Vec<_> = planned
-            .iter()
-            .map(|(it, m, conv, id, at, _)| {
-                (
-                    id,
-                    &it.account.ctx.tenant_id,
-                    *conv,
-                    &it.account.ctx.account_id,
-                    &it.account.channel,
-                    m.direction.as_str(),
-                    MessageStatus::Received.as_str(),
-                    MessageStatus::Received.rank(),
-                    &m.provider_message_id,
-                    serde_json::to_string(&m.content).unwrap_or_else(|_| "{}".into()),
-                    &m.reply_to,
-                    it.event.raw.to_string(),
-                    *at,
-                    now,
-                    now,
-                    m.referral
-                        .as_ref()
-                        .and_then(|r| serde_json::to_string(r).ok()),
-                )
-            })
-            .collect();
+        let mut values = Vec::with_capacity(planned.len());
+        for (it, m, conv, id, at, _) in &planned {
+            // Rendered when the job was made (`Job::new`), off this serial path.
+            let texts = jobs[it.job]
+                .texts
+                .get(it.index)
+                .and_then(Option::as_ref)
+                .ok_or_else(|| DbErr::Custom("a message event without its texts".into()))?;
+            values.push((
+                id,
+                &it.account.ctx.tenant_id,
+                *conv,
+                &it.account.ctx.account_id,
+                &it.account.channel,
+                m.direction.as_str(),
+                MessageStatus::Received.as_str(),
+                MessageStatus::Received.rank(),
+                &m.provider_message_id,
+                &texts.content,
+                &m.reply_to,
+                &texts.raw,
+                *at,
+                now,
+                now,
+                &texts.referral,
+            ));
+        }
         let sql = format!(
             "INSERT INTO messages (id, tenant_id, conversation_id, account_id, channel, direction, \
              status, status_rank, provider_message_id, content, reply_to, raw, provider_timestamp, \

@@ -2,7 +2,8 @@
 
 use std::sync::Arc;
 
-use switchboard_core::{ChannelAdapter, ParsedWebhook};
+use serde_json::value::RawValue;
+use switchboard_core::{ChannelAdapter, EventKind, InboundEvent, InboundMessage, ParsedWebhook};
 
 use crate::events::RouterEvent;
 use crate::tenancy::accounts::Account;
@@ -30,4 +31,56 @@ pub(crate) struct Job {
     pub(crate) adapter: Arc<dyn ChannelAdapter>,
     pub(crate) accounts: Vec<Arc<Account>>,
     pub(crate) parsed: Arc<ParsedWebhook>,
+    /// Per event of `parsed`, in order: a message's columns that are JSON texts.
+    pub(crate) texts: Arc<Vec<Option<MessageTexts>>>,
+}
+
+/// The JSON texts a message's row stores, each already a JSON string literal as the batch's
+/// rows array carries it (`json_rows`): rendered and escaped before the webhook queues, on
+/// the request's own task, so that the group commit's one writer, the inbound path's serial
+/// part, does neither (BENCHMARKS.md, Session 14).
+pub(crate) struct MessageTexts {
+    pub(crate) content: Box<RawValue>,
+    pub(crate) raw: Box<RawValue>,
+    pub(crate) referral: Option<Box<RawValue>>,
+}
+
+impl MessageTexts {
+    fn of(event: &InboundEvent, m: &InboundMessage) -> serde_json::Result<Self> {
+        let literal = |json: String| serde_json::value::to_raw_value(&json);
+        Ok(Self {
+            content: literal(serde_json::to_string(&m.content)?)?,
+            raw: literal(event.raw.to_string())?,
+            referral: match &m.referral {
+                Some(r) => Some(literal(serde_json::to_string(r)?)?),
+                None => None,
+            },
+        })
+    }
+}
+
+impl Job {
+    pub(crate) fn new(
+        channel: &str,
+        adapter: Arc<dyn ChannelAdapter>,
+        accounts: Vec<Arc<Account>>,
+        parsed: ParsedWebhook,
+    ) -> Self {
+        let texts = parsed
+            .events
+            .iter()
+            .map(|event| match &event.kind {
+                // Rendering these cannot fail; if it did, the batch refuses the message.
+                EventKind::Message(m) => MessageTexts::of(event, m).ok(),
+                _ => None,
+            })
+            .collect();
+        Self {
+            channel: channel.to_owned(),
+            adapter,
+            accounts,
+            parsed: Arc::new(parsed),
+            texts: Arc::new(texts),
+        }
+    }
 }

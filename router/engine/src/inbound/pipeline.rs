@@ -204,12 +204,7 @@ impl Inbound {
         if request.may_carry_nul() {
             parsed.strip_nul_chars();
         }
-        let job = Job {
-            channel: channel.to_owned(),
-            adapter: adapter.clone(),
-            accounts,
-            parsed: Arc::new(parsed),
-        };
+        let job = Job::new(channel, adapter.clone(), accounts, parsed);
         Ok((adapter, job))
     }
 
