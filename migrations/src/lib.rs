@@ -22,9 +22,11 @@ mod m20261207_000003_templates;
 mod m20261207_000004_accounts;
 mod m20261208_000001_console;
 mod m20261209_000001_conversation_minute;
+mod m20261210_000001_idempotency_partial;
 
 pub use m20261207_000004_accounts::UNPRICED;
 pub use m20261209_000001_conversation_minute::MESSAGE_MINUTE_MS;
+pub use m20261210_000001_idempotency_partial::IDEMPOTENCY_KEYED;
 
 /// Outbound messages handed to the provider (status `accepted` .. `sent`, ranks 20..40 of
 /// `MessageStatus::rank`) and not settled yet: the predicate of the partial index
@@ -49,6 +51,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000004_accounts::Migration),
             Box::new(m20261208_000001_console::Migration),
             Box::new(m20261209_000001_conversation_minute::Migration),
+            Box::new(m20261210_000001_idempotency_partial::Migration),
         ]
     }
 }

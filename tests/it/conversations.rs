@@ -148,7 +148,7 @@ async fn upgrading_fills_each_conversations_minute() {
             api.inbound(key, who, "hello").await;
         }
         let conn = api.router.store().conn();
-        Migrator::down(conn, Some(1)).await.unwrap();
+        crate::migrations::undo_down_to(conn, "m20261209_000001_conversation_minute").await;
         // Before the migration: Bob's minute-old message is the newest, then Alice, Carol.
         let backend = conn.get_database_backend();
         for (who, at) in [(BOB, 1_700_000_123_456_i64), (ALICE, 1_700_000_060_000), (CAROL, 1_699_999_999_999)] {

@@ -241,6 +241,50 @@ async fn free_form_outside_the_window_is_422_and_nothing_is_stored_or_sent_but_a
     .await;
 }
 
+/// Sends racing with one idempotency key store one message and all answer with it; sends
+/// without a key never conflict with each other (the key's unique index holds keyed
+/// messages only, `m20261210_000001_idempotency_partial`, and a send's insert names its
+/// predicate).
+#[tokio::test]
+async fn sends_racing_with_one_idempotency_key_store_one_message_and_keyless_sends_never_conflict()
+{
+    on_each_backend(|db| async move {
+        let api = start(&db).await;
+        api.inbound("in-1", ALICE, "hi").await;
+        let body = json!({"to": ALICE, "text": "once", "idempotency_key": "race-1"});
+        let answers = futures::future::join_all(
+            (0..8).map(|_| api.post("/v1/messages", &api.admin, body.clone())),
+        )
+        .await;
+        let ids: std::collections::BTreeSet<String> = answers
+            .into_iter()
+            .map(|a| a.expect(202, None).body["id"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(
+            ids.len(),
+            1,
+            "every racing send answers the one message: {ids:?}"
+        );
+
+        let keyless = futures::future::join_all((0..4).map(|i| {
+            api.post(
+                "/v1/messages",
+                &api.admin,
+                text_message(ALICE, &format!("free {i}")),
+            )
+        }))
+        .await;
+        let keyless: std::collections::BTreeSet<String> = keyless
+            .into_iter()
+            .map(|a| a.expect(202, None).body["id"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(keyless.len(), 4);
+        assert_eq!(api.deliver_all().await, 5);
+        assert_eq!(api.message_count().await, 6, "one inbound, five outbound");
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn an_idempotency_key_in_the_body_or_the_header_returns_the_first_message_and_sends_once() {
     on_each_backend(|db| async move {

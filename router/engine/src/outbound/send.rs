@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
 };
@@ -485,10 +486,8 @@ impl Sending {
                 referral: Set(None),
                 pricing: Set(None),
             })
-            .on_conflict_do_nothing_on([
-                messages::Column::TenantId,
-                messages::Column::IdempotencyKey,
-            ])
+            .on_conflict(idempotency_conflict())
+            .try_insert()
             .exec_without_returning(&txn)
             .await?;
             if conflicted(&inserted) {
@@ -976,6 +975,17 @@ fn refuse_nul_chars(request: &SendRequest) -> Result<()> {
 }
 
 /// Whether an `ON CONFLICT DO NOTHING` insert inserted nothing.
+/// A send whose idempotency key another send of the tenant has is not inserted. The key's
+/// unique index holds keyed messages only, and both backends take a partial index as the
+/// conflict's target only when the target names its predicate.
+fn idempotency_conflict() -> OnConflict {
+    let mut on =
+        OnConflict::columns([messages::Column::TenantId, messages::Column::IdempotencyKey]);
+    on.target_and_where(Expr::cust(switchboard_migrations::IDEMPOTENCY_KEYED))
+        .do_nothing();
+    on
+}
+
 fn conflicted(result: &sea_orm::TryInsertResult<u64>) -> bool {
     matches!(
         result,
