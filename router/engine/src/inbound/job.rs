@@ -46,15 +46,20 @@ pub(crate) struct MessageTexts {
 }
 
 impl MessageTexts {
+    /// The texts as the row stores them: content that will not render is `{}` and a
+    /// referral that will not is left out, as the batch stored them before; only quoting a
+    /// text as a JSON string can fail, and it does not.
     fn of(event: &InboundEvent, m: &InboundMessage) -> serde_json::Result<Self> {
         let literal = |json: String| serde_json::value::to_raw_value(&json);
+        let content = serde_json::to_string(&m.content).unwrap_or_else(|_| "{}".into());
+        let referral = m
+            .referral
+            .as_ref()
+            .and_then(|r| serde_json::to_string(r).ok());
         Ok(Self {
-            content: literal(serde_json::to_string(&m.content)?)?,
+            content: literal(content)?,
             raw: literal(event.raw.to_string())?,
-            referral: match &m.referral {
-                Some(r) => Some(literal(serde_json::to_string(r)?)?),
-                None => None,
-            },
+            referral: referral.map(literal).transpose()?,
         })
     }
 }
@@ -70,7 +75,7 @@ impl Job {
             .events
             .iter()
             .map(|event| match &event.kind {
-                // Rendering these cannot fail; if it did, the batch refuses the message.
+                // Cannot fail (above); if it did, the batch would refuse the message.
                 EventKind::Message(m) => MessageTexts::of(event, m).ok(),
                 _ => None,
             })
