@@ -54,7 +54,6 @@ async fn two_processes_migrating_one_postgres_database_both_succeed() {
 
 /// Undoes every migration from `name` (included) to the newest, whatever came after it.
 pub async fn undo_down_to(conn: &sea_orm::DatabaseConnection, name: &str) {
-    use switchboard_migrations::MigrationName;
     let migrations = switchboard_migrations::Migrator::migrations();
     let from = migrations
         .iter()
