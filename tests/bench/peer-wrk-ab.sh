@@ -6,8 +6,8 @@
 # prints webhooks/s, p99, the server's CPU per webhook (utime+stime from /proc) and the bytes
 # it wrote per webhook (wchar from /proc: WAL frames and checkpoints), then its read and write
 # system calls and bytes read per webhook (syscr, syscw, rchar: exact counters, which
-# include the HTTP requests and answers), and the CPU of the inbound writer thread per webhook
-# (SQLite; the serial part of the path, so steadier than webhooks/s on a noisy machine).
+# include the HTTP requests and answers), the CPU of the inbound writer thread per webhook
+# (SQLite: the path's serial part) and PostgreSQL's CPU per webhook (every postgres process).
 #   tests/bench/peer-wrk-ab.sh REPS /path/to/a/switchboard /path/to/b/switchboard ...
 # `fastpath` in place of a binary runs peer-bench's storage ceiling (SQLite FULL) the same way;
 # give it LOAD=400000 (requests loaded per run) so that it does not wrap the dataset.
@@ -15,7 +15,7 @@
 # PREP_SQL need the sqlite3 shell (Debian's sqlite3).
 # PG=1 runs Switchboard on a fresh PostgreSQL database (`sbab` on 127.0.0.1:5432, user postgres) per
 # run instead of a SQLite file; the bytes and system calls then are the server's alone, not
-# PostgreSQL's, and PERF=1 also records PostgreSQL's backends (perf record -a).
+# PostgreSQL's (whose CPU is printed), and PERF=1 records the whole box (perf record -a).
 # PERF=1 records a profile of each run (perf record -F 999, call graphs PERF_CG, default -g,
 # for PERF_SECS, default 8) to /tmp/peer-wrk-ab/perf-<n>.data.
 set -u

@@ -1,4 +1,5 @@
-//! Migrations run by several processes at once.
+//! Migrations: run by several processes at once, and undone and redone on a database that
+//! holds messages.
 
 use sea_orm::ConnectionTrait;
 use switchboard_migrations::MigratorTrait;
