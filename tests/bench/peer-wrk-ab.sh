@@ -30,6 +30,8 @@ field() { python3 -c "import urllib.parse,sys;print(urllib.parse.parse_qs(sys.ar
 sid=$(field AccountSid); to=$(field To)
 export SWITCHBOARD_LISTEN=127.0.0.1:8090 SWITCHBOARD_PUBLIC_URL=http://127.0.0.1:8090 SWITCHBOARD_LOG=warn
 export SWITCHBOARD_ENCRYPTION_KEY=$(head -c32 /dev/urandom | base64)
+# PostgreSQL's own CPU ticks (every postgres process: backends, WAL writer, checkpointer).
+pg_cpu() { for p in $(pgrep -x postgres); do cat /proc/$p/stat; done 2>/dev/null | awk '{s+=$14+$15} END {print s+0}'; }
 start=0; n=0
 for _ in $(seq 1 "$reps"); do
   for bin in "$@"; do
@@ -57,8 +59,6 @@ for _ in $(seq 1 "$reps"); do
     # The inbound writer thread's own CPU (SQLite): the serial part of the inbound path.
     wt=$(grep -lx inbound-writer /proc/$pid/task/*/comm 2>/dev/null | head -1 | xargs -r dirname)
     wt0=$([ -n "$wt" ] && awk '{print $14+$15}' $wt/stat || echo 0)
-    # PostgreSQL's own CPU (every postgres process: backends, WAL writer, checkpointer).
-    pg_cpu() { for p in $(pgrep -x postgres); do cat /proc/$p/stat; done 2>/dev/null | awk '{s+=$14+$15} END {print s+0}'; }
     pg0=$(pg_cpu)
     [ -n "${PERF:-}" ] && { perf record -F 999 ${PERF_CG:--g} -o $out/perf-$n.data $([ -n "${PG:-}" ] && echo -a || echo -p $pid) -- sleep ${PERF_SECS:-8} >/dev/null 2>&1 & }
     wrk -t1 -c32 -d10s --latency -s "$lua" http://127.0.0.1:8090/webhooks/twilio-whatsapp -- "$reqs" $((start + 20000)) ${LOAD:-100000} 1 >$out/wrk-$n.txt
@@ -66,12 +66,17 @@ for _ in $(seq 1 "$reps"); do
     wt1=$([ -n "$wt" ] && awk '{print $14+$15}' $wt/stat || echo 0); pg1=$(pg_cpu); sleep 1
     rate=$(awk '/Requests\/sec/{print $2}' $out/wrk-$n.txt); p99=$(awk '$1=="99%"{print $2}' $out/wrk-$n.txt)
     echo "$bin: $rate/s p99 $p99 $(python3 -c "print(round(($t1-$t0)*10000/($rate*10)))") µs/webhook $(python3 -c "print(round(($w1-$w0)/($rate*10)))") bytes written/webhook"
-    python3 - "$out/io0" "$out/io1" "$rate" "$((wt1 - wt0))" "$((pg1 - pg0))" <<'PY'
+    python3 - "$out/io0" "$out/io1" "$rate" "${wt:+$((wt1 - wt0))}" "${PG:+$((pg1 - pg0))}" <<'PY'
 import sys
 io = [dict(line.split(": ") for line in open(f).read().splitlines()) for f in sys.argv[1:3]]
 webhooks = float(sys.argv[3]) * 10
 per = lambda k: (int(io[1][k]) - int(io[0][k])) / webhooks
-print(f"   per webhook: {per('syscr'):.1f} reads, {per('syscw'):.1f} writes (system calls), {per('rchar'):.0f} bytes read, writer thread {float(sys.argv[4]) * 10000 / webhooks:.0f} µs, PostgreSQL {float(sys.argv[5]) * 10000 / webhooks:.0f} µs")
+line = f"   per webhook: {per('syscr'):.1f} reads, {per('syscw'):.1f} writes (system calls), {per('rchar'):.0f} bytes read"
+# CPU ticks are 10 ms: ticks * 10,000 µs / webhooks. Printed only where measured.
+for name, ticks in (("writer thread", sys.argv[4]), ("PostgreSQL", sys.argv[5])):
+    if ticks:
+        line += f", {name} {float(ticks) * 10000 / webhooks:.0f} µs"
+print(line)
 PY
     kill $pid; wait $pid 2>/dev/null
     start=$(( (start + 130000) % 450000 ))
