@@ -6,7 +6,7 @@
 # prints webhooks/s, p99, the server's CPU per webhook (utime+stime from /proc) and the bytes
 # it wrote per webhook (wchar from /proc: WAL frames and checkpoints), then its read and write
 # system calls and bytes read per webhook (syscr, syscw, rchar: exact counters, which
-# include the HTTP requests and answers), the CPU of the inbound writer thread per webhook
+# include the HTTP requests and answers), the CPU of the SQLite writer thread per webhook
 # (SQLite: the path's serial part) and PostgreSQL's CPU per webhook (every postgres process).
 #   tests/bench/peer-wrk-ab.sh REPS /path/to/a/switchboard /path/to/b/switchboard ...
 # `fastpath` in place of a binary runs peer-bench's storage ceiling (SQLite FULL) the same way;
@@ -56,8 +56,9 @@ for _ in $(seq 1 "$reps"); do
     fi
     wrk -t1 -c32 -d3s -s "$lua" http://127.0.0.1:8090/webhooks/twilio-whatsapp -- "$reqs" $start 20000 1 >/dev/null
     t0=$(awk '{print $14+$15}' /proc/$pid/stat); w0=$(awk '/^wchar/{print $2}' /proc/$pid/io); cp /proc/$pid/io $out/io0
-    # The inbound writer thread's own CPU (SQLite): the serial part of the inbound path.
-    wt=$(grep -lx inbound-writer /proc/$pid/task/*/comm 2>/dev/null | head -1 | xargs -r dirname)
+    # The SQLite writer thread's own CPU, the serial part of the inbound path: Switchboard's
+    # `inbound-writer`, fastpath's `sqlite-writer` (absent on PostgreSQL).
+    wt=$(grep -lxE 'inbound-writer|sqlite-writer' /proc/$pid/task/*/comm 2>/dev/null | head -1 | xargs -r dirname)
     wt0=$([ -n "$wt" ] && awk '{print $14+$15}' $wt/stat || echo 0)
     pg0=$(pg_cpu)
     [ -n "${PERF:-}" ] && { perf record -F 999 ${PERF_CG:--g} -o $out/perf-$n.data $([ -n "${PG:-}" ] && echo -a || echo -p $pid) -- sleep ${PERF_SECS:-8} >/dev/null 2>&1 & }
