@@ -94,7 +94,7 @@ pub(crate) async fn move_on<C: ConnectionTrait>(
     else {
         return Ok(None);
     };
-    let conversation = conversations::touch(
+    let conversation_id = conversations::touch(
         db,
         &message.tenant_id,
         &old_conversation.contact_id,
@@ -109,7 +109,7 @@ pub(crate) async fn move_on<C: ConnectionTrait>(
         .col_expr(messages::Column::Channel, Expr::value(&target.channel))
         .col_expr(
             messages::Column::ConversationId,
-            Expr::value(&conversation.id),
+            Expr::value(&conversation_id),
         )
         .col_expr(
             messages::Column::Status,
@@ -167,7 +167,7 @@ pub(crate) async fn move_on<C: ConnectionTrait>(
         &message.id,
         &message.tenant_id,
         &target.account_id,
-        &conversation.id,
+        &conversation_id,
         now,
     )
     .await?;
@@ -181,7 +181,7 @@ pub(crate) async fn move_on<C: ConnectionTrait>(
     Ok(Some(RouterEvent::MessageFallback {
         tenant_id: message.tenant_id.clone(),
         message_id: message.id.clone(),
-        conversation_id: conversation.id,
+        conversation_id,
         from_channel: message.channel.clone(),
         to_channel: target.channel,
         error_code: failure.error.code.clone(),

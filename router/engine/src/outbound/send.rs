@@ -397,7 +397,7 @@ impl Sending {
             Some(i) => (&targets[i].account, &targets[i + 1..]),
             None => (first, targets),
         };
-        let conv = conversations::touch(
+        let conversation_id = conversations::touch(
             &txn,
             tenant_id,
             &contact_id,
@@ -412,7 +412,7 @@ impl Sending {
             events.push(RouterEvent::MessageFallback {
                 tenant_id: tenant_id.to_owned(),
                 message_id: String::new(),
-                conversation_id: conv.id.clone(),
+                conversation_id: conversation_id.clone(),
                 from_channel: first.channel.clone(),
                 to_channel: account.channel.clone(),
                 error_code: RouterError::OutsideServiceWindow.code().to_owned(),
@@ -465,7 +465,7 @@ impl Sending {
             let inserted = messages::Entity::insert(messages::ActiveModel {
                 id: Set(id.clone()),
                 tenant_id: Set(tenant_id.to_owned()),
-                conversation_id: Set(conv.id.clone()),
+                conversation_id: Set(conversation_id.clone()),
                 account_id: Set(account.ctx.account_id.clone()),
                 channel: Set(account.channel.clone()),
                 direction: Set("outbound".into()),
@@ -527,7 +527,7 @@ impl Sending {
                 &id,
                 tenant_id,
                 &account.ctx.account_id,
-                &conv.id,
+                &conversation_id,
                 now,
             )
             .await?;
@@ -544,7 +544,7 @@ impl Sending {
             id: ids_iter.next().unwrap_or_default(),
             status: MessageStatus::Queued.as_str().to_owned(),
             channel: account.channel.clone(),
-            conversation_id: conv.id,
+            conversation_id,
             parts: ids_iter.collect(),
             segments: None,
         };

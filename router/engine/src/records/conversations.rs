@@ -13,8 +13,10 @@ pub(crate) fn minute_of(last_message_at: i64) -> i64 {
     last_message_at.div_euclid(switchboard_migrations::MESSAGE_MINUTE_MS)
 }
 
-/// The conversation of `contact_id` with `account_id`, created if new; its activity
-/// timestamps moved to `at` (and `last_inbound_at` too for inbound messages).
+/// The id of the conversation of `contact_id` with `account_id`, created if new; its
+/// activity timestamps moved forward to `at` (and `last_inbound_at` too for inbound
+/// messages). Only the id is returned: the row's other columns are whatever the forward-only
+/// update left, which another writer may have moved after this one read them.
 pub(crate) async fn touch<C: ConnectionTrait>(
     db: &C,
     tenant_id: &str,
@@ -23,7 +25,7 @@ pub(crate) async fn touch<C: ConnectionTrait>(
     channel: &str,
     at: i64,
     inbound: bool,
-) -> Result<conversations::Model, DbErr> {
+) -> Result<String, DbErr> {
     // Most messages belong to an existing conversation: look first, insert only if absent
     // (one statement fewer per message than insert-then-read).
     let existing = find(db, tenant_id, contact_id, account_id).await?;
@@ -34,7 +36,7 @@ pub(crate) async fn touch<C: ConnectionTrait>(
     let newer_message = at > row.last_message_at;
     let newer_inbound = inbound && row.last_inbound_at.is_none_or(|t| at > t);
     if !newer_message && !newer_inbound {
-        return Ok(row);
+        return Ok(row.id);
     }
     use conversations::Column as C;
     let mut update = conversations::Entity::update_many().filter(C::Id.eq(row.id.as_str()));
@@ -68,16 +70,7 @@ pub(crate) async fn touch<C: ConnectionTrait>(
         );
     }
     update.exec(db).await?;
-    Ok(conversations::Model {
-        last_message_at: std::cmp::max(row.last_message_at, at),
-        last_message_minute: minute_of(std::cmp::max(row.last_message_at, at)),
-        last_inbound_at: if newer_inbound {
-            Some(at)
-        } else {
-            row.last_inbound_at
-        },
-        ..row
-    })
+    Ok(row.id)
 }
 
 /// The conversation of `contact_id` with `account_id`, when there is one.
