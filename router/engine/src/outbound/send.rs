@@ -974,7 +974,6 @@ fn refuse_nul_chars(request: &SendRequest) -> Result<()> {
     Ok(())
 }
 
-/// Whether an `ON CONFLICT DO NOTHING` insert inserted nothing.
 /// A send whose idempotency key another send of the tenant has is not inserted. The key's
 /// unique index holds keyed messages only, and both backends take a partial index as the
 /// conflict's target only when the target names its predicate.
@@ -986,6 +985,7 @@ fn idempotency_conflict() -> OnConflict {
     on
 }
 
+/// Whether an `ON CONFLICT DO NOTHING` insert inserted nothing.
 fn conflicted(result: &sea_orm::TryInsertResult<u64>) -> bool {
     matches!(
         result,
