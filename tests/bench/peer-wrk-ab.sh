@@ -11,8 +11,8 @@
 #   tests/bench/peer-wrk-ab.sh REPS /path/to/a/switchboard /path/to/b/switchboard ...
 # `fastpath` in place of a binary runs peer-bench's storage ceiling (SQLite FULL) the same way;
 # give it LOAD=400000 (requests loaded per run) so that it does not wrap the dataset.
-# PREP_SQL runs on Switchboard's database after `migrate` (schema experiments). `fastpath` and
-# PREP_SQL need the sqlite3 shell (Debian's sqlite3).
+# PREP_SQL runs on Switchboard's database after `migrate` (schema experiments; through psql
+# with PG=1). `fastpath` and PREP_SQL on SQLite need the sqlite3 shell (Debian's sqlite3).
 # PG=1 runs Switchboard on a fresh PostgreSQL database (`sbab` on 127.0.0.1:5432, user postgres) per
 # run instead of a SQLite file; the bytes and system calls then are the server's alone, not
 # PostgreSQL's (whose CPU is printed), and PERF=1 records the whole box (perf record -a).
@@ -47,7 +47,12 @@ for _ in $(seq 1 "$reps"); do
       STORE=sqlite SYNC=FULL SQLITE_PATH=$d/fp.db PORT=8090 TWILIO_AUTH_TOKEN=${TWILIO_AUTH_TOKEN:-12ab34cd56ef78ab90cd12ef34ab56cd} /tmp/peer-target/release/peer-fastpath >$d/server.log 2>&1 & pid=$!
       sleep 1
     else
-      "$bin" migrate >/dev/null; [ -n "${PREP_SQL:-}" ] && sqlite3 $d/sb.db "$PREP_SQL"; key=$("$bin" tenant create ab)
+      "$bin" migrate >/dev/null
+      if [ -n "${PREP_SQL:-}" ]; then
+        if [ -n "${PG:-}" ]; then psql -q -U postgres -h 127.0.0.1 -d sbab -c "$PREP_SQL" >/dev/null
+        else sqlite3 $d/sb.db "$PREP_SQL"; fi
+      fi
+      key=$("$bin" tenant create ab)
       "$bin" serve >$d/server.log 2>&1 & pid=$!
       for _ in $(seq 1 100); do curl -fs http://127.0.0.1:8090/health >/dev/null && break; sleep 0.1; done
       curl -fs -o /dev/null -X POST http://127.0.0.1:8090/v1/accounts -H "Authorization: Bearer $key" \
@@ -79,6 +84,8 @@ for name, ticks in (("writer thread", sys.argv[4]), ("PostgreSQL", sys.argv[5]))
         line += f", {name} {float(ticks) * 10000 / webhooks:.0f} µs"
 print(line)
 PY
+    # PostgreSQL: how many of the conversations' updates were HOT (no new index entries).
+    [ -n "${PG:-}" ] && psql -qtA -U postgres -h 127.0.0.1 -d sbab -c "SELECT '   conversations: ' || n_tup_upd || ' updates, ' || n_tup_hot_upd || ' HOT' FROM pg_stat_user_tables WHERE relname = 'conversations'"
     kill $pid; wait $pid 2>/dev/null
     start=$(( (start + 130000) % 450000 ))
   done

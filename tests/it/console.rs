@@ -612,6 +612,199 @@ async fn the_event_stream_carries_the_tenants_changes_only() {
     .await;
 }
 
+/// The next named event of an event stream within `wait` (keep-alives skipped): its name and
+/// data; `None` when none came.
+async fn next_event(stream: &mut reqwest::Response, wait: Duration) -> Option<(String, String)> {
+    let mut text = String::new();
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        if let Some(end) = text.find("\n\n") {
+            let block: String = text.drain(..end + 2).collect();
+            let field = |name: &str| {
+                block
+                    .lines()
+                    .find_map(|l| l.strip_prefix(name))
+                    .map(|v| v.trim().to_owned())
+            };
+            if let Some(event) = field("event:") {
+                return Some((event, field("data:").unwrap_or_default()));
+            }
+            continue;
+        }
+        let chunk = tokio::time::timeout_at(deadline, stream.chunk())
+            .await
+            .ok()?;
+        text.push_str(&String::from_utf8_lossy(&chunk.unwrap()?));
+    }
+}
+
+/// Scale-out: with two processes on one PostgreSQL database, a console page served by one
+/// hears what the other stored, once; stray notifications are ignored, and a lost
+/// listening connection tells the page to reload. PostgreSQL only (`events::relay`).
+#[tokio::test]
+async fn a_console_page_hears_what_another_process_on_the_database_stored() {
+    use sea_orm::ConnectionTrait;
+    if !crate::support::backends().contains(&crate::support::Backend::Postgres) {
+        eprintln!(
+            "SWITCHBOARD_TEST_POSTGRES_URL is not set: this PostgreSQL-only test checks nothing here"
+        );
+        return;
+    }
+    let db = crate::support::fresh_db(crate::support::Backend::Postgres).await;
+    let first = site(&db).await;
+    let cipher = CredentialCipher::from_base64(&CredentialCipher::generate_key()).unwrap();
+    let mut second = crate::support::http_site::serve(
+        Router::builder(db.store().await, cipher)
+            .public_url(PUBLIC)
+            .build(),
+    )
+    .await;
+    second.tenant.clone_from(&first.tenant);
+    second.admin.clone_from(&first.admin);
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let workers: Vec<_> = [first.router.clone(), second.router.clone()]
+        .into_iter()
+        .map(|router| {
+            let stopped = stopped.clone();
+            tokio::spawn(async move { router.run_workers(stopped).await })
+        })
+        .collect();
+    // Both relays listen before anything is stored (a notification reaches only listeners).
+    let conn = second.router.store().conn().clone();
+    let listening = "SELECT count(*) AS n FROM pg_stat_activity \
+                     WHERE datname = current_database() AND query LIKE 'LISTEN%'";
+    for _ in 0..100 {
+        let row = conn.query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DatabaseBackend::Postgres,
+            listening,
+        ));
+        let n: i64 = row.await.unwrap().unwrap().try_get("", "n").unwrap();
+        if n >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let open = |b: &Browser| {
+        b.client
+            .get(format!("{}/console/events", b.base))
+            .header(COOKIE, b.cookie_header())
+            .send()
+    };
+    let mut here = Browser::new(&first);
+    here.sign_in(&first.admin).await;
+    let mut there = Browser::new(&second);
+    there.sign_in(&first.admin).await;
+    let mut here_stream = open(&here).await.unwrap();
+    let mut there_stream = open(&there).await.unwrap();
+
+    // The first process stores a message: both pages hear it, about the same conversation.
+    twilio_inbound(
+        &first,
+        "+16505550031",
+        "Remy",
+        "relayed",
+        "SMa0000000000000000000000000000031",
+    )
+    .await;
+    let heard_here = next_event(&mut here_stream, Duration::from_secs(10)).await;
+    let heard_there = next_event(&mut there_stream, Duration::from_secs(10)).await;
+    let heard_here = heard_here.expect("the storing process's page hears the message");
+    assert_eq!(heard_here.0, "message");
+    assert!(
+        heard_here.1.contains("\"conversation_id\":\"cnv_"),
+        "{heard_here:?}"
+    );
+    assert_eq!(
+        heard_there,
+        Some(heard_here),
+        "the other process's page hears the same"
+    );
+    // Once: the storing process ignores its own notification coming back.
+    let echo = next_event(&mut here_stream, Duration::from_millis(500)).await;
+    assert_eq!(echo, None);
+
+    // Stray notifications on the channel (not a change, another tenant's) reach nobody.
+    let admin = first.router.store().conn();
+    for payload in [
+        "not json",
+        r#"{"o":"prc_elsewhere","c":[{"t":"ten_other","k":"message","s":"cnv_x"}]}"#,
+    ] {
+        admin
+            .execute_raw(sea_orm::Statement::from_sql_and_values(
+                sea_orm::DatabaseBackend::Postgres,
+                "SELECT pg_notify($1, $2)",
+                [
+                    switchboard_router::events::relay::CHANNEL.into(),
+                    payload.into(),
+                ],
+            ))
+            .await
+            .unwrap();
+    }
+    let stray = next_event(&mut there_stream, Duration::from_millis(500)).await;
+    assert_eq!(stray, None);
+
+    // The second process's listening connection is lost: its page is told to reload.
+    admin
+        .execute_unprepared(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = current_database() AND query LIKE 'LISTEN%' \
+             AND pid <> pg_backend_pid()",
+        )
+        .await
+        .unwrap();
+    let mut resynced = false;
+    while let Some((event, _)) = next_event(&mut there_stream, Duration::from_secs(10)).await {
+        if event == "resync" {
+            resynced = true;
+            break;
+        }
+    }
+    assert!(resynced, "a page that may have missed changes reloads");
+    // And hears the first process again once its relay listens again.
+    for _ in 0..100 {
+        let row = conn.query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DatabaseBackend::Postgres,
+            listening,
+        ));
+        let n: i64 = row.await.unwrap().unwrap().try_get("", "n").unwrap();
+        if n >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    twilio_inbound(
+        &first,
+        "+16505550032",
+        "Sam",
+        "relayed again",
+        "SMa0000000000000000000000000000032",
+    )
+    .await;
+    let mut again = None;
+    while let Some(heard) = next_event(&mut there_stream, Duration::from_secs(10)).await {
+        if heard.0 == "message" {
+            again = Some(heard);
+            break;
+        }
+    }
+    assert!(
+        again.is_some(),
+        "the relay listens again after a lost connection"
+    );
+
+    stop.send_replace(true);
+    for worker in workers {
+        tokio::time::timeout(Duration::from_secs(30), worker)
+            .await
+            .expect("the workers stop")
+            .unwrap();
+    }
+    drop((first, second));
+    db.cleanup().await;
+}
+
 /// A multipart body by hand: text fields, then one file.
 fn multipart(fields: &[(&str, &str)], file: Option<(&str, &str, &[u8])>) -> (String, Vec<u8>) {
     let boundary = "----switchboard-test-boundary";

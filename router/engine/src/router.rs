@@ -9,7 +9,8 @@ use tokio::sync::{Notify, broadcast, watch};
 
 use crate::config::DeliveryConfig;
 use crate::error::Result;
-use crate::events::{EventBus, RouterEvent};
+use crate::events::relay::Relay;
+use crate::events::{Change, EventBus, RouterEvent};
 use crate::inbound::pipeline::{Inbound, WebhookAck};
 use crate::media::config::MediaConfig;
 use crate::media::fetch::MediaFetcher;
@@ -36,6 +37,7 @@ struct Components {
     adapters: AdapterRegistry,
     phones: PhoneParser,
     events: Arc<EventBus>,
+    relay: Relay,
     accounts: Arc<Accounts>,
     tenants: Tenants,
     sessions: OperatorSessions,
@@ -247,6 +249,7 @@ impl RouterBuilder {
                 worker_id,
                 wake_notify,
             ),
+            relay: Relay::new(self.store.clone(), events.clone()),
             store: self.store,
             adapters: self.adapters,
             phones: self.phones,
@@ -289,10 +292,12 @@ impl Router {
     }
 
     /// Runs the background workers until `shutdown` turns true: delivery, status
-    /// reconciliation, notifications and media fetching. In-flight work finishes first.
+    /// reconciliation, notifications, media fetching, template syncs and, on PostgreSQL, the
+    /// relay of changes between processes. In-flight work finishes first.
     pub async fn run_workers(&self, shutdown: watch::Receiver<bool>) {
         let p = &self.parts;
         tokio::join!(
+            p.relay.run(shutdown.clone()),
             p.delivery.run(shutdown.clone()),
             p.reconciler.run(shutdown.clone()),
             p.notifier.run(shutdown.clone()),
@@ -306,6 +311,14 @@ impl Router {
     /// from the API.
     pub fn subscribe(&self) -> broadcast::Receiver<RouterEvent> {
         self.parts.events.subscribe()
+    }
+
+    /// What changed, for live views: this process's committed events and, on PostgreSQL
+    /// while [`Router::run_workers`] runs, every other process's on the same database
+    /// ([`crate::events::relay`]). A subscriber that falls more than 4,096 changes behind
+    /// sees `Lagged` and should reload what it shows.
+    pub fn changes(&self) -> broadcast::Receiver<Change> {
+        self.parts.events.changes()
     }
 
     pub fn store(&self) -> &Store {

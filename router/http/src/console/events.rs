@@ -1,8 +1,9 @@
 //! `GET /console/events`: the session tenant's committed events as Server-Sent Events,
 //! which the page's script turns into a re-fetch of what changed.
 //!
-//! Only this process's events reach its streams: with several processes behind a load
-//! balancer, a page hears the webhooks its own process stored (a reload shows all).
+//! A page hears every process's changes: this process's as they commit and, on PostgreSQL,
+//! the other processes' on the same database through the engine's relay
+//! (`switchboard_router::events::relay`, running with the workers).
 //! Streams end when the server begins to stop ([`StreamCloser`]), so a graceful shutdown
 //! does not wait for browsers to leave.
 
@@ -14,7 +15,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::{Stream, StreamExt};
 use serde::Deserialize;
-use switchboard_router::events::RouterEvent;
+use switchboard_router::events::{Change, ChangeKind};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::watch;
 
@@ -55,22 +56,27 @@ pub(super) struct StreamQuery {
     conversation: Option<String>,
 }
 
-/// The event's name and data for the page, when it concerns `conversation` (or any
+/// The change's name and data for the page, when it concerns `conversation` (or any
 /// conversation when `None`).
-fn to_event(event: &RouterEvent, conversation: Option<&str>) -> Option<Event> {
-    let name = match event {
-        RouterEvent::MessageReceived { .. } => "message",
-        RouterEvent::StatusChanged { .. } | RouterEvent::MessageFallback { .. } => "status",
-        RouterEvent::AccountStateChanged { .. } => "account",
-        _ => "change",
+fn to_event(change: &Change, conversation: Option<&str>) -> Option<Event> {
+    let name = match change.kind {
+        ChangeKind::Message => "message",
+        ChangeKind::Status => "status",
+        ChangeKind::Account => "account",
+        ChangeKind::Resync => return Some(resync()),
     };
     if let Some(wanted) = conversation
-        && (name == "account" || event.conversation_id() != wanted)
+        && (change.kind == ChangeKind::Account || change.subject != wanted)
     {
         return None;
     }
-    let data = serde_json::json!({"conversation_id": event.conversation_id()});
+    let data = serde_json::json!({"conversation_id": change.subject});
     Some(Event::default().event(name).data(data.to_string()))
+}
+
+/// Tells the page it may have missed changes: it reloads what it shows.
+fn resync() -> Event {
+    Event::default().event("resync").data("{}")
 }
 
 /// `GET /console/events`.
@@ -80,7 +86,7 @@ pub(super) async fn stream(
     Query(q): Query<StreamQuery>,
 ) -> Response {
     let tenant = session.principal.tenant_id;
-    let events = state.router.subscribe();
+    let events = state.router.changes();
     let closed = StreamCloser::closed(state.stream_closer.closed.subscribe());
     let stream = futures::stream::unfold(events, move |mut events| {
         let tenant = tenant.clone();
@@ -88,7 +94,7 @@ pub(super) async fn stream(
         async move {
             loop {
                 match events.recv().await {
-                    Ok(e) if e.tenant_id() == tenant => {
+                    Ok(e) if e.concerns(&tenant) => {
                         if let Some(event) = to_event(&e, conversation.as_deref()) {
                             return Some((Ok::<_, Infallible>(event), events));
                         }
@@ -96,7 +102,7 @@ pub(super) async fn stream(
                     Ok(_) => {}
                     // Missed events: the page reloads what it shows.
                     Err(RecvError::Lagged(_)) => {
-                        return Some((Ok(Event::default().event("resync").data("{}")), events));
+                        return Some((Ok(resync()), events));
                     }
                     Err(RecvError::Closed) => return None,
                 }

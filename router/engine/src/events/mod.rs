@@ -1,8 +1,14 @@
 //! What subscribers hear after a change is committed.
+//!
+//! Two streams leave the bus: [`RouterEvent`]s, the committed changes in full, heard only in
+//! the process that committed them; and [`Change`]s, what live views (the console) need to
+//! re-fetch, heard in every process on one PostgreSQL database through the [`relay`].
+
+pub mod relay;
 
 use std::sync::Arc;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use switchboard_core::{Direction, MessageStatus, Referral};
 use tokio::sync::{Notify, broadcast};
 
@@ -97,8 +103,70 @@ impl RouterEvent {
 
 /// Hands committed events to subscribers and wakes the workers that may have work from
 /// them. Components that commit events publish them here after their commit.
+/// What changed, for a live view to re-fetch: a conversation of a tenant, or an account.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Change {
+    /// Empty for a [`ChangeKind::Resync`] of every tenant.
+    #[serde(rename = "t")]
+    pub tenant_id: String,
+    #[serde(rename = "k")]
+    pub kind: ChangeKind,
+    /// The conversation; the account for [`ChangeKind::Account`]; empty for a resync.
+    #[serde(rename = "s")]
+    pub subject: String,
+}
+
+/// How a [`Change`] changed its subject.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeKind {
+    /// A message was stored (received, or an echo of one sent elsewhere).
+    Message,
+    /// A message's status moved, or it fell back to another channel.
+    Status,
+    /// An account's quality, limit or restrictions changed.
+    Account,
+    /// Changes may have been missed: reload what is shown.
+    Resync,
+}
+
+impl Change {
+    /// The change a committed event makes to what live views show.
+    pub fn of(event: &RouterEvent) -> Self {
+        let kind = match event {
+            RouterEvent::MessageReceived { .. } => ChangeKind::Message,
+            RouterEvent::StatusChanged { .. } | RouterEvent::MessageFallback { .. } => {
+                ChangeKind::Status
+            }
+            RouterEvent::AccountStateChanged { .. } => ChangeKind::Account,
+        };
+        Self {
+            tenant_id: event.tenant_id().to_owned(),
+            kind,
+            subject: event.conversation_id().to_owned(),
+        }
+    }
+
+    /// Changes were missed, for every tenant.
+    pub(crate) fn resync_all() -> Self {
+        Self {
+            tenant_id: String::new(),
+            kind: ChangeKind::Resync,
+            subject: String::new(),
+        }
+    }
+
+    /// Whether a view of `tenant`'s data must hear it.
+    pub fn concerns(&self, tenant: &str) -> bool {
+        self.tenant_id == tenant || (self.kind == ChangeKind::Resync && self.tenant_id.is_empty())
+    }
+}
+
 pub(crate) struct EventBus {
     subscribers: broadcast::Sender<RouterEvent>,
+    /// Every process's changes: this one's as they are published, the others' as the relay
+    /// hears them.
+    changes: broadcast::Sender<Change>,
     /// Woken by events that may have queued notifications (any, unless the publisher
     /// knows: [`EventBus::publish_queued`]).
     on_any: Arc<Notify>,
@@ -118,8 +186,10 @@ impl EventBus {
         on_requeued: Arc<Notify>,
     ) -> Self {
         let (subscribers, _) = broadcast::channel(Self::CAPACITY);
+        let (changes, _) = broadcast::channel(Self::CAPACITY);
         Self {
             subscribers,
+            changes,
             on_any,
             on_received,
             on_requeued,
@@ -128,6 +198,20 @@ impl EventBus {
 
     pub(crate) fn subscribe(&self) -> broadcast::Receiver<RouterEvent> {
         self.subscribers.subscribe()
+    }
+
+    pub(crate) fn changes(&self) -> broadcast::Receiver<Change> {
+        self.changes.subscribe()
+    }
+
+    /// Another process's changes, heard by the relay.
+    pub(crate) fn publish_changes(&self, changes: impl IntoIterator<Item = Change>) {
+        for change in changes {
+            // An error only means nobody watches right now.
+            if self.changes.send(change).is_err() {
+                break;
+            }
+        }
     }
 
     pub(crate) fn publish(&self, events: Vec<RouterEvent>) {
@@ -168,6 +252,9 @@ impl EventBus {
         }
         if requeued {
             self.on_requeued.notify_one();
+        }
+        if self.changes.receiver_count() > 0 {
+            self.publish_changes(events.iter().map(Change::of));
         }
         for e in events {
             // An error only means nobody subscribes right now.
