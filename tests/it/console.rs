@@ -612,6 +612,91 @@ async fn the_event_stream_carries_the_tenants_changes_only() {
     .await;
 }
 
+/// The `href` of the link with id `id` in `html`, if any.
+fn link(html: &str, id: &str) -> Option<String> {
+    let needle = format!("id=\"{id}\" href=\"");
+    let rest = &html[html.find(&needle)? + needle.len()..];
+    Some(rest[..rest.find('"')?].replace("&amp;", "&"))
+}
+
+/// A long thread pages back: the newest 100 messages, then the earlier ones a page at a
+/// time, each page refreshed live as itself; a `before` that names no message is no error.
+#[tokio::test]
+async fn a_long_thread_shows_its_earlier_messages_a_page_at_a_time() {
+    on_each_backend(|db| async move {
+        let site = site(&db).await;
+        let mut browser = Browser::new(&site);
+        browser.sign_in(&site.admin).await;
+        for i in 0..130 {
+            twilio_inbound(
+                &site,
+                "+16505550041",
+                "Lena",
+                &format!("msg-text-{i:03}"),
+                &format!("SMb{i:031}"),
+            )
+            .await;
+        }
+        let conversation = listed(&browser.get("/console/").await.body)[0].clone();
+        let count = |html: &str| html.matches("class=\"message").count();
+        let shows = |html: &str, i: usize| html.contains(&format!("msg-text-{i:03}"));
+
+        let newest = browser
+            .get(&format!("/console/conversations/{conversation}"))
+            .await;
+        assert_eq!(newest.status, 200);
+        assert_eq!(count(&newest.body), 100);
+        assert!(shows(&newest.body, 129) && shows(&newest.body, 30) && !shows(&newest.body, 29));
+        assert!(link(&newest.body, "newest").is_none());
+        let earlier = link(&newest.body, "earlier").expect("a link to the earlier messages");
+        assert!(
+            earlier.starts_with(&format!(
+                "/console/conversations/{conversation}?before=msg_"
+            )),
+            "{earlier}"
+        );
+
+        let page = browser.get(&earlier).await;
+        assert_eq!(page.status, 200);
+        assert_eq!(count(&page.body), 30);
+        assert!(shows(&page.body, 0) && shows(&page.body, 29) && !shows(&page.body, 30));
+        assert!(
+            link(&page.body, "earlier").is_none(),
+            "nothing before the first"
+        );
+        assert_eq!(
+            link(&page.body, "newest").as_deref(),
+            Some(format!("/console/conversations/{conversation}").as_str())
+        );
+        // The live refresh reads the same page again, not the newest messages.
+        let before = earlier.split_once('?').unwrap().1;
+        let fragment_url = format!("/console/conversations/{conversation}/messages?{before}");
+        assert!(
+            page.body
+                .contains(&format!("data-fragment=\"{fragment_url}\""))
+        );
+        let fragment = browser.get(&fragment_url).await;
+        assert_eq!((fragment.status, count(&fragment.body)), (200, 30));
+
+        // A `before` that names no message bounds the page all the same; none is the newest.
+        for (before, expected) in [("zzzz", 100), ("", 100), ("'; DROP TABLE messages; --", 0)] {
+            let url = format!(
+                "/console/conversations/{conversation}?{}",
+                form_urlencoded::Serializer::new(String::new())
+                    .append_pair("before", before)
+                    .finish()
+            );
+            let page = browser.get(&url).await;
+            assert_eq!(
+                (page.status, count(&page.body)),
+                (200, expected),
+                "{before:?}"
+            );
+        }
+    })
+    .await;
+}
+
 /// The next named event of an event stream within `wait` (keep-alives skipped): its name and
 /// data; `None` when none came.
 async fn next_event(stream: &mut reqwest::Response, wait: Duration) -> Option<(String, String)> {

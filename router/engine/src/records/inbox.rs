@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr, OnConflict};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, DbBackend, EntityTrait, FromQueryResult, QueryFilter,
-    QueryOrder, QuerySelect, Statement,
+    QueryOrder, QuerySelect, QueryTrait, Statement,
 };
 
 use super::queries::{ConversationView, MessageView, Page, PageRequest, Records, message_view};
@@ -197,8 +197,9 @@ impl Records {
             .collect())
     }
 
-    /// The newest `limit` messages of one of the tenant's conversations, oldest first
-    /// (what a thread shows), and whether older ones exist.
+    /// The newest `limit` messages of one of the tenant's conversations (of those before the
+    /// message `before`, when given), oldest first (what a thread shows), and whether older
+    /// ones exist.
     ///
     /// # Errors
     /// `not_found` for an unknown id or another tenant's; a database error.
@@ -206,6 +207,7 @@ impl Records {
         &self,
         tenant_id: &str,
         conversation_id: &str,
+        before: Option<&str>,
         limit: u64,
     ) -> Result<(Vec<MessageView>, bool)> {
         let db = self.store.conn();
@@ -217,6 +219,9 @@ impl Records {
         let mut rows = messages::Entity::find()
             .filter(messages::Column::TenantId.eq(tenant_id))
             .filter(messages::Column::ConversationId.eq(conversation_id))
+            .apply_if(before, |q, before| {
+                q.filter(messages::Column::Id.lt(before.to_owned()))
+            })
             .order_by_desc(messages::Column::Id)
             .limit(limit + 1)
             .all(db)

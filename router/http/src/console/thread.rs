@@ -1,11 +1,12 @@
 //! A conversation: its messages, and the reply box (free text and attachments inside the
 //! service window; the account's approved templates outside it).
 
-use axum::extract::{Multipart, Path, State};
+use axum::extract::{Multipart, Path, Query, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use bytes::{Bytes, BytesMut};
 use maud::{Markup, html};
+use serde::Deserialize;
 use switchboard_core::{Content, MediaItem, MediaKind};
 use switchboard_router::outbound::send::SendRequest;
 use switchboard_router::records::queries::{ConversationView, MessageView};
@@ -17,13 +18,41 @@ use super::render;
 use super::session::{ConsoleForm, Signed, csrf_refusal};
 use crate::AppState;
 
-/// Messages a thread shows: the newest ones (older ones stay in the API).
+/// Messages a thread page shows: the newest ones, or those before `?before=`.
 const THREAD_MESSAGES: u64 = 100;
+
+/// A thread page's query: `before`, a message id, shows the messages before it (a page of
+/// earlier messages).
+#[derive(Deserialize, Default)]
+pub(super) struct ThreadQuery {
+    before: Option<String>,
+}
+
+impl ThreadQuery {
+    fn before(&self) -> Option<&str> {
+        self.before.as_deref().filter(|b| !b.is_empty())
+    }
+}
+
+/// The thread page of conversation `id`, before message `before` when given.
+fn thread_url(path: &str, before: Option<&str>) -> String {
+    match before {
+        Some(before) => {
+            let query = form_urlencoded::Serializer::new(String::new())
+                .append_pair("before", before)
+                .finish();
+            format!("{path}?{query}")
+        }
+        None => path.to_owned(),
+    }
+}
 
 /// Everything a thread page shows.
 struct Thread {
     conversation: ConversationView,
     messages: Vec<MessageView>,
+    /// The page shows the messages before this one.
+    before: Option<String>,
     older: bool,
     /// Delivery attempts of the failed messages shown, by message id.
     attempts: Vec<(
@@ -32,13 +61,18 @@ struct Thread {
     )>,
 }
 
-async fn read(state: &AppState, session: &OperatorSession, id: &str) -> Result<Thread, Response> {
+async fn read(
+    state: &AppState,
+    session: &OperatorSession,
+    id: &str,
+    before: Option<&str>,
+) -> Result<Thread, Response> {
     let tenant = &session.principal.tenant_id;
     let records = state.router.records();
     let fail = |e: switchboard_router::error::RouterError| layout::router_error(&e);
     let conversation = records.get_conversation(tenant, id).await.map_err(fail)?;
     let (messages, older) = records
-        .recent_messages(tenant, id, THREAD_MESSAGES)
+        .recent_messages(tenant, id, before, THREAD_MESSAGES)
         .await
         .map_err(fail)?;
     let mut attempts = Vec::new();
@@ -53,6 +87,7 @@ async fn read(state: &AppState, session: &OperatorSession, id: &str) -> Result<T
     Ok(Thread {
         conversation,
         messages,
+        before: before.map(str::to_owned),
         older,
         attempts,
     })
@@ -97,11 +132,13 @@ async fn see(state: &AppState, session: &OperatorSession, conversation: &Convers
 
 fn messages(thread: &Thread) -> Markup {
     let c = &thread.conversation;
+    let before = thread.before.as_deref();
+    let path = format!("/console/conversations/{}", c.id);
     html! {
-        section #thread-messages data-fragment=(format!("/console/conversations/{}/messages", c.id))
+        section #thread-messages data-fragment=(thread_url(&format!("{path}/messages"), before))
             data-window=(if c.service_window_open { "open" } else { "closed" }) aria-live="polite" {
-            @if thread.older {
-                p.older { "Older messages are in the API (GET /v1/conversations/" (c.id) "/messages)." }
+            @if let (true, Some(first)) = (thread.older, thread.messages.first()) {
+                p.older { a #earlier href=(thread_url(&path, Some(&first.id))) { "Earlier messages" } }
             }
             @if thread.messages.is_empty() {
                 p #no-messages { "No messages yet." }
@@ -111,6 +148,9 @@ fn messages(thread: &Thread) -> Markup {
                     @let attempts = thread.attempts.iter().find(|(id, _)| *id == m.id).map(|(_, a)| a.as_slice());
                     (render::message(m, attempts))
                 }
+            }
+            @if before.is_some() {
+                p.newer { a #newest href=(path) { "Newest messages" } }
             }
         }
     }
@@ -227,8 +267,9 @@ pub(super) async fn page(
     State(state): State<AppState>,
     Signed(session): Signed,
     Path(id): Path<String>,
+    Query(q): Query<ThreadQuery>,
 ) -> Response {
-    let thread = match read(&state, &session, &id).await {
+    let thread = match read(&state, &session, &id, q.before()).await {
         Ok(t) => t,
         Err(refused) => return with_session(refused, &session),
     };
@@ -279,8 +320,9 @@ pub(super) async fn fragment(
     State(state): State<AppState>,
     Signed(session): Signed,
     Path(id): Path<String>,
+    Query(q): Query<ThreadQuery>,
 ) -> Response {
-    match read(&state, &session, &id).await {
+    match read(&state, &session, &id, q.before()).await {
         Ok(thread) => {
             let mut response = layout::fragment_response(&messages(&thread));
             let window = if thread.conversation.service_window_open {
