@@ -723,6 +723,28 @@ async fn next_event(stream: &mut reqwest::Response, wait: Duration) -> Option<(S
     }
 }
 
+/// Waits (up to 5 s) until two connections to `conn`'s database listen: both processes'
+/// relays.
+async fn both_relays_listen(conn: &sea_orm::DatabaseConnection) {
+    use sea_orm::ConnectionTrait;
+    let listening = sea_orm::Statement::from_string(
+        sea_orm::DatabaseBackend::Postgres,
+        "SELECT count(*) AS n FROM pg_stat_activity \
+         WHERE datname = current_database() AND query LIKE 'LISTEN%'",
+    );
+    for _ in 0..100 {
+        let row = conn
+            .query_one_raw(listening.clone())
+            .await
+            .unwrap()
+            .unwrap();
+        if row.try_get::<i64>("", "n").unwrap() >= 2 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Scale-out: with two processes on one PostgreSQL database, a console page served by one
 /// hears what the other stored, once; stray notifications are ignored, and a lost
 /// listening connection tells the page to reload. PostgreSQL only (`events::relay`).
@@ -756,19 +778,7 @@ async fn a_console_page_hears_what_another_process_on_the_database_stored() {
         .collect();
     // Both relays listen before anything is stored (a notification reaches only listeners).
     let conn = second.router.store().conn().clone();
-    let listening = "SELECT count(*) AS n FROM pg_stat_activity \
-                     WHERE datname = current_database() AND query LIKE 'LISTEN%'";
-    for _ in 0..100 {
-        let row = conn.query_one_raw(sea_orm::Statement::from_string(
-            sea_orm::DatabaseBackend::Postgres,
-            listening,
-        ));
-        let n: i64 = row.await.unwrap().unwrap().try_get("", "n").unwrap();
-        if n >= 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    both_relays_listen(&conn).await;
 
     let open = |b: &Browser| {
         b.client
@@ -830,7 +840,7 @@ async fn a_console_page_hears_what_another_process_on_the_database_stored() {
     let stray = next_event(&mut there_stream, Duration::from_millis(500)).await;
     assert_eq!(stray, None);
 
-    // The second process's listening connection is lost: its page is told to reload.
+    // The relays' listening connections are lost: the second process's page is told to reload.
     admin
         .execute_unprepared(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
@@ -848,17 +858,7 @@ async fn a_console_page_hears_what_another_process_on_the_database_stored() {
     }
     assert!(resynced, "a page that may have missed changes reloads");
     // And hears the first process again once its relay listens again.
-    for _ in 0..100 {
-        let row = conn.query_one_raw(sea_orm::Statement::from_string(
-            sea_orm::DatabaseBackend::Postgres,
-            listening,
-        ));
-        let n: i64 = row.await.unwrap().unwrap().try_get("", "n").unwrap();
-        if n >= 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    both_relays_listen(&conn).await;
     twilio_inbound(
         &first,
         "+16505550032",
