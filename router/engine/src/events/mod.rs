@@ -101,8 +101,6 @@ impl RouterEvent {
     }
 }
 
-/// Hands committed events to subscribers and wakes the workers that may have work from
-/// them. Components that commit events publish them here after their commit.
 /// What changed, for a live view to re-fetch: a conversation of a tenant, or an account.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Change {
@@ -162,6 +160,8 @@ impl Change {
     }
 }
 
+/// Hands committed events to subscribers and wakes the workers that may have work from
+/// them. Components that commit events publish them here after their commit.
 pub(crate) struct EventBus {
     subscribers: broadcast::Sender<RouterEvent>,
     /// Every process's changes: this one's as they are published, the others' as the relay
@@ -204,7 +204,8 @@ impl EventBus {
         self.changes.subscribe()
     }
 
-    /// Another process's changes, heard by the relay.
+    /// Hands changes to live views: this process's (from its events) and other processes'
+    /// (heard by the relay).
     pub(crate) fn publish_changes(&self, changes: impl IntoIterator<Item = Change>) {
         for change in changes {
             // An error only means nobody watches right now.

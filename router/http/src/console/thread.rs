@@ -34,7 +34,8 @@ impl ThreadQuery {
     }
 }
 
-/// The thread page of conversation `id`, before message `before` when given.
+/// `path` (a thread page or its messages), showing the messages before message `before`
+/// when given.
 fn thread_url(path: &str, before: Option<&str>) -> String {
     match before {
         Some(before) => {
