@@ -973,9 +973,23 @@ async fn a_reply_with_an_attachment_is_sent_and_opening_a_meta_thread_marks_it_r
         };
         let res = post(form.clone()).await.unwrap();
         assert_eq!(res.status(), 303, "{}", res.text().await.unwrap());
-        // The same form sent twice (a double click) is one message.
+        // The same form sent twice (a double click) is one message, and one upload: the
+        // second copy of the file is not kept beside it.
         let res = post(form).await.unwrap();
         assert_eq!(res.status(), 303);
+        let uploads = |site: &Site| {
+            let conn = site.router.store().conn().clone();
+            async move {
+                switchboard_router::store::entity::media::Entity::find()
+                    .all(&conn)
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .filter(|m| m.origin == "upload")
+                    .count()
+            }
+        };
+        assert_eq!(uploads(&site).await, 1);
         // A form without the CSRF token stores and sends nothing.
         let (_, forged) = multipart(&[("text", "forged")], Some(("x.png", "image/png", png)));
         let res = post(forged).await.unwrap();

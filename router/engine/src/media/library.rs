@@ -214,6 +214,24 @@ impl MediaLibrary {
         Ok(view(&row))
     }
 
+    /// Forgets an upload that no message took: its row, while it is an unattached upload.
+    /// Only for an id its caller never handed out (the console's reply form, whose send was
+    /// refused or was a resent form's), since messages name uploads by id. The bytes stay:
+    /// they are stored by their SHA-256, which another upload may share.
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn discard_unsent_upload(&self, tenant_id: &str, media_id: &str) -> Result<()> {
+        media::Entity::delete_many()
+            .filter(media::Column::Id.eq(media_id))
+            .filter(media::Column::TenantId.eq(tenant_id))
+            .filter(media::Column::Origin.eq("upload"))
+            .filter(media::Column::MessageId.is_null())
+            .exec(self.store.write_conn())
+            .await?;
+        Ok(())
+    }
+
     /// One of the tenant's media items.
     ///
     /// # Errors

@@ -341,14 +341,37 @@ pub(super) async fn fragment(
 }
 
 /// Sends `content` in the conversation, from its account to its contact, and goes back to
-/// the thread; a refusal is a page saying why.
+/// the thread; a refusal is a page saying why. `upload`, the form's attachment stored for
+/// this send, is discarded unless the send took it.
 async fn send(
     state: &AppState,
     session: &OperatorSession,
     conversation_id: &str,
     content: Content,
     idempotency: Option<String>,
+    upload: Option<&str>,
 ) -> Response {
+    let (sent, response) = try_send(state, session, conversation_id, content, idempotency).await;
+    if let (false, Some(upload)) = (sent, upload)
+        && let Err(e) = state
+            .router
+            .media()
+            .discard_unsent_upload(&session.principal.tenant_id, upload)
+            .await
+    {
+        tracing::warn!(error = %e, "Could not discard the attachment of a reply not sent.");
+    }
+    response
+}
+
+/// [`send`]: whether the message was accepted, and the answer.
+async fn try_send(
+    state: &AppState,
+    session: &OperatorSession,
+    conversation_id: &str,
+    content: Content,
+    idempotency: Option<String>,
+) -> (bool, Response) {
     let tenant = &session.principal.tenant_id;
     let refused = |e: switchboard_router::error::RouterError| refusal(session, conversation_id, &e);
     let conversation = match state
@@ -358,7 +381,7 @@ async fn send(
         .await
     {
         Ok(c) => c,
-        Err(e) => return with_session(layout::router_error(&e), session),
+        Err(e) => return (false, with_session(layout::router_error(&e), session)),
     };
     let account = match state
         .router
@@ -367,7 +390,7 @@ async fn send(
         .await
     {
         Ok(a) => a,
-        Err(e) => return refused(e),
+        Err(e) => return (false, refused(e)),
     };
     let request = SendRequest {
         to: conversation.contact.id.clone(),
@@ -378,14 +401,14 @@ async fn send(
         idempotency_key: idempotency.filter(|k| !k.is_empty()),
         fallback: Vec::new(),
     };
+    let thread =
+        || Redirect::to(&format!("/console/conversations/{conversation_id}")).into_response();
     match state.router.send(tenant, request).await {
-        Ok(_) => Redirect::to(&format!("/console/conversations/{conversation_id}")).into_response(),
+        Ok(_) => (true, thread()),
         // Each form carries its own key: a key used already means this form was sent
         // before (a double click, a resent page), and that first message stands.
-        Err(e) if e.code() == "idempotency_key_reused" => {
-            Redirect::to(&format!("/console/conversations/{conversation_id}")).into_response()
-        }
-        Err(e) => refused(e),
+        Err(e) if e.code() == "idempotency_key_reused" => (false, thread()),
+        Err(e) => (false, refused(e)),
     }
 }
 
@@ -495,6 +518,7 @@ pub(super) async fn reply(
     }
     let text = text.trim();
     let mut content = Content::default();
+    let mut upload = None;
     if let Some(a) = attachment {
         let stored = match state
             .router
@@ -513,6 +537,7 @@ pub(super) async fn reply(
         // Kind and type come from the stored upload (checked by `send`).
         let mut item = MediaItem::from_url(MediaKind::Document, String::new());
         item.url = None;
+        upload = Some(stored.id.clone());
         item.media_id = Some(stored.id);
         item.filename = a.filename;
         item.mime_type = Some(a.mime);
@@ -523,7 +548,15 @@ pub(super) async fn reply(
     if !text.is_empty() {
         content.text = Some(text.to_owned());
     }
-    send(&state, &session, &id, content, idempotency).await
+    send(
+        &state,
+        &session,
+        &id,
+        content,
+        idempotency,
+        upload.as_deref(),
+    )
+    .await
 }
 
 /// `POST /console/conversations/{id}/template`: sends an approved template with the
@@ -575,7 +608,7 @@ pub(super) async fn send_template(
         template: Some(template),
         ..Content::default()
     };
-    send(&state, &session, &id, content, field("idempotency")).await
+    send(&state, &session, &id, content, field("idempotency"), None).await
 }
 
 /// `GET /console/media/{id}`: a stored file of the session's tenant (images in a thread).
