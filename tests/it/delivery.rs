@@ -1514,10 +1514,7 @@ mod real_binary {
     /// message go once. PostgreSQL only (SQLite is one process).
     #[tokio::test]
     async fn two_processes_on_one_postgres_deliver_each_message_once_within_each_senders_rate() {
-        if !crate::support::backends().contains(&crate::support::Backend::Postgres) {
-            eprintln!(
-                "SWITCHBOARD_TEST_POSTGRES_URL is not set: this PostgreSQL-only test checks nothing here"
-            );
+        if !crate::support::postgres_configured() {
             return;
         }
         const SENDERS: usize = 4;

@@ -8,10 +8,7 @@ use crate::support::{self, Backend, binary};
 
 #[tokio::test]
 async fn two_processes_migrating_one_postgres_database_both_succeed() {
-    if !support::backends().contains(&Backend::Postgres) {
-        eprintln!(
-            "SWITCHBOARD_TEST_POSTGRES_URL is not set: this PostgreSQL-only test checks nothing here"
-        );
+    if !support::postgres_configured() {
         return;
     }
     for round in 0..3 {

@@ -148,6 +148,16 @@ pub async fn fresh_db(backend: Backend) -> TestDb {
     }
 }
 
+/// Whether PostgreSQL is configured, for a PostgreSQL-only test; says so when it is not
+/// (the test then checks nothing).
+pub fn postgres_configured() -> bool {
+    let configured = backends().contains(&Backend::Postgres);
+    if !configured {
+        eprintln!("{POSTGRES_ENV} is not set: this PostgreSQL-only test checks nothing here");
+    }
+    configured
+}
+
 /// Runs `scenario` once per backend, each time on a fresh database.
 pub async fn on_each_backend<F, Fut>(scenario: F)
 where

@@ -17,8 +17,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sea_orm::sqlx::PgPool;
-use sea_orm::sqlx::postgres::{PgListener, PgPoolOptions};
+use sea_orm::sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use sea_orm::{ConnectionTrait, DatabaseBackend, Statement};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
@@ -70,8 +69,12 @@ impl Relay {
         if self.store.backend() != DatabaseBackend::Postgres {
             return;
         }
-        let pool = self.store.conn().get_postgres_connection_pool().clone();
-        tokio::join!(self.send(shutdown.clone()), self.listen(&pool, shutdown));
+        let options = self
+            .store
+            .conn()
+            .get_postgres_connection_pool()
+            .connect_options();
+        tokio::join!(self.send(shutdown.clone()), self.listen(&options, shutdown));
     }
 
     /// Sends this process's changes, [`GATHER`]ed, until shutdown.
@@ -115,11 +118,12 @@ impl Relay {
 
     /// Hears the other processes' changes until shutdown, connecting again whenever the
     /// connection is lost.
-    async fn listen(&self, pool: &PgPool, mut shutdown: watch::Receiver<bool>) {
-        // A pool of one connection of its own: listening holds it for good.
+    async fn listen(&self, options: &PgConnectOptions, mut shutdown: watch::Receiver<bool>) {
+        // A pool of one connection of its own (the store's options, outside its pool):
+        // listening holds it for good.
         let own = PgPoolOptions::new()
             .max_connections(1)
-            .connect_lazy_with((*pool.connect_options()).clone());
+            .connect_lazy_with(options.clone());
         let mut backoff = Duration::from_millis(100);
         let mut connected_before = false;
         loop {
