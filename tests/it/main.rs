@@ -30,6 +30,7 @@ mod migrations;
 mod notifications;
 mod openapi;
 mod provider_errors;
+mod send_batching;
 mod sending;
 mod sending_content_meta;
 mod sending_content_twilio;

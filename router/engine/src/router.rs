@@ -368,6 +368,11 @@ impl Router {
         &self.parts.inbound
     }
 
+    /// `send()` itself (its group commit's statistics: [`Sending::commit_stats`]).
+    pub fn sending(&self) -> &Sending {
+        &self.parts.sending
+    }
+
     pub fn delivery(&self) -> &Delivery {
         &self.parts.delivery
     }

@@ -3,6 +3,7 @@
 //! and records the outcome; reconciliation asks providers about outcomes that never came,
 //! and about prices they fill in after the fact (`prices.rs`).
 
+mod accept;
 mod claimed;
 pub mod delivery;
 pub(crate) mod fallback;
@@ -13,5 +14,8 @@ pub(crate) mod queue;
 pub mod read_receipts;
 pub mod reconcile;
 pub mod send;
+mod send_commit;
+
+pub use send_commit::SendCommitStats;
 mod sender_leases;
 mod sender_rate;

@@ -6,26 +6,25 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sea_orm::sea_query::{Expr, OnConflict};
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use switchboard_core::{
     Bsuid, Capabilities, ChannelAdapter, ContactCard, ContactIdentity, Content, ErrorKind,
-    MessageStatus, PhoneNumber, PhoneParser, TemplateButton,
+    PhoneNumber, PhoneParser, TemplateButton,
 };
 use tokio::sync::Notify;
 
 use crate::error::{Result, RouterError};
-use crate::events::{EventBus, RouterEvent};
-use crate::ids::{self, now_ms};
+use crate::events::EventBus;
+use crate::ids;
 use crate::media::library::MediaLibrary;
-use crate::outbound::fallback::{Fallback, Target};
-use crate::records::{contacts, conversations};
+use crate::outbound::accept::{AcceptRules, Acceptance, Written};
+use crate::outbound::send_commit::{SendCommit, SendCommitStats};
+use crate::records::contacts;
 use crate::store::Store;
 use crate::store::entity;
-use crate::store::entity::{channel_accounts, message_status_events, messages};
+use crate::store::entity::{channel_accounts, messages};
 use crate::templates::{SendCheck, Templates};
 use crate::tenancy::accounts::{Account, Accounts};
 use crate::tenancy::registry::AdapterRegistry;
@@ -64,9 +63,9 @@ pub struct FallbackTarget {
 
 /// A fallback target resolved at `send()`: its account, and what each part of the message
 /// sends on it when that is not the part itself (the plain text alternative).
-struct Resolved {
-    account: Arc<Account>,
-    contents: Vec<Option<Content>>,
+pub(crate) struct Resolved {
+    pub(crate) account: Arc<Account>,
+    pub(crate) contents: Vec<Option<Content>>,
 }
 
 /// What `send()` accepted.
@@ -94,12 +93,12 @@ pub struct Sending {
     phones: PhoneParser,
     media: Arc<MediaLibrary>,
     events: Arc<EventBus>,
-    /// `DeliveryConfig::fallback_window`.
-    fallback_window: Duration,
     /// Wakes the delivery engine.
     wake: Arc<Notify>,
     /// The catalog a template send is checked against.
     templates: Arc<Templates>,
+    /// Writes and commits what a send accepted.
+    commit: SendCommit,
 }
 
 impl Sending {
@@ -115,17 +114,26 @@ impl Sending {
         wake: Arc<Notify>,
         templates: Arc<Templates>,
     ) -> Self {
+        let rules = AcceptRules {
+            adapters: adapters.clone(),
+            fallback_window,
+        };
         Self {
+            commit: SendCommit::new(store.clone(), rules),
             store,
             adapters,
             accounts,
             phones,
             media,
             events,
-            fallback_window,
             wake,
             templates,
         }
+    }
+
+    /// How sends' group commit went (SQLite).
+    pub fn commit_stats(&self) -> &SendCommitStats {
+        self.commit.stats()
     }
 
     /// Accepts a message for delivery.
@@ -216,30 +224,43 @@ impl Sending {
             )
             .await?;
 
-        // Two concurrent first messages to one new number race to create its contact; on
-        // PostgreSQL the loser's unique violation rolls its transaction back, and a retry
-        // finds the contact (SQLite serializes write transactions, so it never races).
-        let (mut accepted, events) = self
-            .store
-            .retry_conflicts("send", || {
-                self.accept(
-                    tenant_id,
-                    &request,
-                    &recipient,
-                    &account,
-                    &parts,
-                    &targets,
-                    unchecked_template,
-                )
-            })
-            .await?;
-        self.events.publish(events);
+        let first_part = parts.first().cloned();
+        let idempotency = request
+            .idempotency_key
+            .clone()
+            .map(|key| (request_hash(&request, &recipient), key));
+        let acceptance = Acceptance {
+            tenant_id: tenant_id.to_owned(),
+            request,
+            recipient,
+            first: account,
+            parts,
+            targets,
+            unchecked_template,
+        };
+        let mut accepted = match self.commit.write(acceptance).await? {
+            Written::Accepted(accepted, events) => {
+                self.wake.notify_one();
+                self.events.publish(events);
+                accepted
+            }
+            Written::KeyTaken => {
+                // A concurrent request with the same key won: answer with its message.
+                let (hash, key) = idempotency.unwrap_or_default();
+                self.find_idempotent(tenant_id, &key, &hash)
+                    .await?
+                    .ok_or_else(|| RouterError::Conflict {
+                        code: "idempotency_conflict",
+                        message: "a concurrent request with this idempotency key failed".into(),
+                    })?
+            }
+        };
         // Counted on the channel that took the message (a fallback target when the first
         // channel's window was closed).
         accepted.segments = self
             .adapters
             .get(&accepted.channel)
-            .and_then(|a| parts.first().and_then(|p| a.text_segments(p)));
+            .and_then(|a| first_part.as_ref().and_then(|p| a.text_segments(p)));
         Ok(accepted)
     }
 
@@ -325,230 +346,6 @@ impl Sending {
             resolved.push(Resolved { account, contents });
         }
         Ok(resolved)
-    }
-
-    /// Stores the message(s) and their outbox entries in one transaction; returns the
-    /// events to publish once committed.
-    #[allow(clippy::too_many_arguments)]
-    async fn accept(
-        &self,
-        tenant_id: &str,
-        request: &SendRequest,
-        recipient: &ContactIdentity,
-        first: &Arc<Account>,
-        parts: &[Content],
-        targets: &[Resolved],
-        unchecked_template: bool,
-    ) -> Result<(SendAccepted, Vec<RouterEvent>)> {
-        let txn = self.store.write_txn().await?;
-        let contact_id = contacts::upsert(&txn, tenant_id, recipient)
-            .await?
-            .ok_or_else(|| {
-                RouterError::invalid(
-                    "invalid_recipient",
-                    "the recipient names no phone number or BSUID",
-                )
-            })?;
-        let now = now_ms();
-        let hash = request
-            .idempotency_key
-            .as_ref()
-            .map(|_| request_hash(request, recipient));
-        let first_conv =
-            conversations::find(&txn, tenant_id, &contact_id, &first.ctx.account_id).await?;
-        if first_conv
-            .as_ref()
-            .is_some_and(|c| c.opted_out_at.is_some())
-        {
-            return Err(RouterError::OptedOut);
-        }
-        // The window is the channel's (`Capabilities::service_window`); none: always open.
-        let window_open = |channel: &str, conv: Option<&entity::conversations::Model>| {
-            self.adapters.get(channel).is_some_and(|a| {
-                a.capabilities()
-                    .service_window_open(conv.and_then(|c| c.last_inbound_at), now)
-            })
-        };
-        // Outside the first channel's window, the first fallback channel that can take the
-        // message now sends it instead.
-        let mut chosen = None;
-        if request.content.is_free_form() && !window_open(&first.channel, first_conv.as_ref()) {
-            for (i, target) in targets.iter().enumerate() {
-                let conv = conversations::find(
-                    &txn,
-                    tenant_id,
-                    &contact_id,
-                    &target.account.ctx.account_id,
-                )
-                .await?;
-                if conv.as_ref().is_some_and(|c| c.opted_out_at.is_some()) {
-                    continue;
-                }
-                if window_open(&target.account.channel, conv.as_ref()) {
-                    chosen = Some(i);
-                    break;
-                }
-            }
-            if chosen.is_none() {
-                return Err(RouterError::OutsideServiceWindow);
-            }
-        }
-        let (account, rest) = match chosen {
-            Some(i) => (&targets[i].account, &targets[i + 1..]),
-            None => (first, targets),
-        };
-        let conversation_id = conversations::touch(
-            &txn,
-            tenant_id,
-            &contact_id,
-            &account.ctx.account_id,
-            &account.channel,
-            now,
-            false,
-        )
-        .await?;
-        let mut events = Vec::new();
-        if chosen.is_some() {
-            events.push(RouterEvent::MessageFallback {
-                tenant_id: tenant_id.to_owned(),
-                message_id: String::new(),
-                conversation_id: conversation_id.clone(),
-                from_channel: first.channel.clone(),
-                to_channel: account.channel.clone(),
-                error_code: RouterError::OutsideServiceWindow.code().to_owned(),
-            });
-        }
-        let window_ms = i64::try_from(self.fallback_window.as_millis()).unwrap_or(i64::MAX);
-        let reply_to = match &request.reply_to {
-            Some(id) => Some(
-                messages::Entity::find_by_id(id.clone())
-                    .filter(messages::Column::TenantId.eq(tenant_id))
-                    .one(&txn)
-                    .await?
-                    .ok_or(RouterError::NotFound("reply_to message"))?
-                    .provider_message_id
-                    .ok_or_else(|| {
-                        RouterError::invalid(
-                            "invalid_reply_to",
-                            "the message replied to has no provider id yet",
-                        )
-                    })?,
-            ),
-            None => None,
-        };
-
-        let mut ids_out = Vec::with_capacity(parts.len());
-        for (i, part) in parts.iter().enumerate() {
-            let id = ids::new_id(ids::MESSAGE);
-            let content = match chosen {
-                Some(c) => targets[c].contents[i].as_ref().unwrap_or(part),
-                None => part,
-            };
-            let fallback = Fallback {
-                window_ms,
-                until: now.saturating_add(window_ms),
-                targets: rest
-                    .iter()
-                    .map(|t| Target {
-                        channel: t.account.channel.clone(),
-                        account_id: t.account.ctx.account_id.clone(),
-                        content: t.contents[i].clone(),
-                    })
-                    .collect(),
-            };
-            // Only the first part carries the key; the others are found through it.
-            let (idempotency_key, request_hash) = if i == 0 {
-                (request.idempotency_key.clone(), hash.clone())
-            } else {
-                (None, None)
-            };
-            let inserted = messages::Entity::insert(messages::ActiveModel {
-                id: Set(id.clone()),
-                tenant_id: Set(tenant_id.to_owned()),
-                conversation_id: Set(conversation_id.clone()),
-                account_id: Set(account.ctx.account_id.clone()),
-                channel: Set(account.channel.clone()),
-                direction: Set("outbound".into()),
-                status: Set(MessageStatus::Queued.as_str().to_owned()),
-                status_rank: Set(MessageStatus::Queued.rank()),
-                provider_message_id: Set(None),
-                content: Set(serde_json::to_string(content).unwrap_or_else(|_| "{}".into())),
-                reply_to: Set(if i == 0 { reply_to.clone() } else { None }),
-                error_code: Set(None),
-                error_message: Set(None),
-                raw: Set(None),
-                idempotency_key: Set(idempotency_key),
-                request_hash: Set(request_hash),
-                provider_timestamp: Set(None),
-                fallback: Set(fallback.column()),
-                created_at: Set(now),
-                updated_at: Set(now),
-                referral: Set(None),
-                pricing: Set(None),
-            })
-            .on_conflict(idempotency_conflict())
-            .try_insert()
-            .exec_without_returning(&txn)
-            .await?;
-            if conflicted(&inserted) {
-                // A concurrent request with the same key won: answer with its message.
-                drop(txn);
-                let key = request.idempotency_key.as_deref().unwrap_or_default();
-                let hash = hash.as_deref().unwrap_or_default();
-                return self
-                    .find_idempotent(tenant_id, key, hash)
-                    .await?
-                    .map(|accepted| (accepted, Vec::new()))
-                    .ok_or_else(|| RouterError::Conflict {
-                        code: "idempotency_conflict",
-                        message: "a concurrent request with this idempotency key failed".into(),
-                    });
-            }
-            if i == 0 && unchecked_template {
-                message_status_events::Entity::insert(message_status_events::ActiveModel {
-                    message_id: Set(id.clone()),
-                    status: Set(MessageStatus::Queued.as_str().to_owned()),
-                    error_code: Set(Some(TEMPLATE_UNCHECKED.to_owned())),
-                    error_message: Set(Some(
-                        "sent without checking the template: the account's template catalog \
-                         was never synced (POST /v1/accounts/{id}/templates/sync)"
-                            .to_owned(),
-                    )),
-                    raw: Set(None),
-                    provider_timestamp: Set(None),
-                    received_at: Set(now),
-                    ..Default::default()
-                })
-                .exec_without_returning(&txn)
-                .await?;
-            }
-            crate::outbound::queue::enqueue(
-                &txn,
-                &id,
-                tenant_id,
-                &account.ctx.account_id,
-                &conversation_id,
-                now,
-            )
-            .await?;
-            ids_out.push(id);
-        }
-        if let Some(RouterEvent::MessageFallback { message_id, .. }) = events.first_mut() {
-            message_id.clone_from(&ids_out[0]);
-        }
-        crate::notify::queue::enqueue(&txn, &events).await?;
-        txn.commit().await?;
-        self.wake.notify_one();
-        let mut ids_iter = ids_out.into_iter();
-        let accepted = SendAccepted {
-            id: ids_iter.next().unwrap_or_default(),
-            status: MessageStatus::Queued.as_str().to_owned(),
-            channel: account.channel.clone(),
-            conversation_id,
-            parts: ids_iter.collect(),
-            segments: None,
-        };
-        Ok((accepted, events))
     }
 
     /// The message first sent with idempotency key `key`, when its request had the hash
@@ -755,7 +552,7 @@ impl Sending {
 /// The SHA-256 (hex) of what a request asks for, less its idempotency key: a key reused
 /// with another request is refused rather than answered with the first message. The JSON
 /// is canonical: object keys sorted (`serde_json::Value` keeps them in a sorted map).
-fn request_hash(request: &SendRequest, recipient: &ContactIdentity) -> String {
+pub(crate) fn request_hash(request: &SendRequest, recipient: &ContactIdentity) -> String {
     // The recipient as parsed: the same number in another spelling is the same request.
     let mut canonical = serde_json::json!({
         "to": recipient,
@@ -977,7 +774,7 @@ fn refuse_nul_chars(request: &SendRequest) -> Result<()> {
 /// A send whose idempotency key another send of the tenant has is not inserted. The key's
 /// unique index holds keyed messages only, and both backends take a partial index as the
 /// conflict's target only when the target names its predicate.
-fn idempotency_conflict() -> OnConflict {
+pub(crate) fn idempotency_conflict() -> OnConflict {
     let mut on =
         OnConflict::columns([messages::Column::TenantId, messages::Column::IdempotencyKey]);
     on.target_and_where(Expr::cust(switchboard_migrations::IDEMPOTENCY_KEYED))
@@ -986,7 +783,7 @@ fn idempotency_conflict() -> OnConflict {
 }
 
 /// Whether an `ON CONFLICT DO NOTHING` insert inserted nothing.
-fn conflicted(result: &sea_orm::TryInsertResult<u64>) -> bool {
+pub(crate) fn conflicted(result: &sea_orm::TryInsertResult<u64>) -> bool {
     matches!(
         result,
         sea_orm::TryInsertResult::Conflicted | sea_orm::TryInsertResult::Inserted(0)

@@ -1,0 +1,194 @@
+//! Sends' group commit (`outbound/send_commit.rs`): on SQLite, sends queued together are
+//! written in one transaction, each in a savepoint. A send refused while writing, a taken
+//! idempotency key and a database error each stay the one send's own outcome.
+//!
+//! To queue sends together, the test holds SQLite's one writer connection in a transaction
+//! of its own until every send has reached the writer task's queue, then lets go.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter};
+use switchboard_router::store::entity::{contacts, messages, outbox};
+use switchboard_router::{Router, RouterError, SendAccepted, SendRequest};
+
+use crate::support::fake::{inbound_from, receive, template_to, text_to};
+use crate::support::{TestDb, count, fake_setup, on_each_backend};
+
+const ALICE: &str = "+31612345001";
+const BOB: &str = "+31612345002";
+const STOPPED: &str = "+31612345003";
+const COLD: &str = "+31612345004";
+const NEVER_WROTE: &str = "+31612345005";
+
+/// Holds the store's writer (on SQLite its only write connection) until dropped.
+async fn hold_the_writer(router: &Router) -> Option<DatabaseTransaction> {
+    if router.store().backend() != sea_orm::DatabaseBackend::Sqlite {
+        return None;
+    }
+    let txn = router.store().write_txn().await.unwrap();
+    // A write takes SQLite's write lock at once, not at the commit.
+    txn.execute_unprepared("UPDATE tenants SET name = name WHERE 0 = 1")
+        .await
+        .unwrap();
+    Some(txn)
+}
+
+/// Sends `requests` concurrently; on SQLite, once all are queued for the writer task (which
+/// `writer` holds up), lets the writer go. Answers in the requests' order.
+async fn send_together(
+    router: &Router,
+    tenant: &str,
+    writer: Option<DatabaseTransaction>,
+    requests: Vec<SendRequest>,
+) -> Vec<Result<SendAccepted, RouterError>> {
+    let stats = router.sending().commit_stats();
+    let queued_before = stats.queued.load(Relaxed);
+    let n = requests.len() as u64;
+    let sends = futures::future::join_all(requests.into_iter().map(|r| router.send(tenant, r)));
+    let release = async {
+        if let Some(writer) = writer {
+            for _ in 0..600 {
+                if stats.queued.load(Relaxed) >= queued_before + n {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            assert_eq!(
+                stats.queued.load(Relaxed),
+                queued_before + n,
+                "every send reached the writer's queue while it was held"
+            );
+            writer.rollback().await.unwrap();
+        }
+    };
+    let (answers, ()) = futures::join!(sends, release);
+    answers
+}
+
+#[tokio::test]
+async fn sends_committed_together_each_get_their_own_answer_and_only_accepted_ones_are_kept() {
+    on_each_backend(|db| async move {
+        let (router, fake, tenant) = fake_setup(&db).await;
+        receive(&router, &[inbound_from("in-a", ALICE, "hi")]).await;
+        receive(&router, &[inbound_from("in-b", BOB, "hi")]).await;
+        receive(&router, &[inbound_from("in-s", STOPPED, "STOP")]).await;
+        let contacts_before = count(&router, contacts::Entity).await;
+        let keyed = |text: &str| SendRequest {
+            idempotency_key: Some("batch-key-1".into()),
+            ..text_to(BOB, text)
+        };
+        let requests = vec![
+            text_to(ALICE, "one"),
+            text_to(STOPPED, "to someone who opted out"),
+            keyed("once"),
+            text_to(NEVER_WROTE, "free-form to a number that never wrote"),
+            text_to(ALICE, "two"),
+            keyed("once"),
+            SendRequest {
+                reply_to: Some("msg_0000000000000000000000000000".into()),
+                ..text_to(ALICE, "a reply to nothing")
+            },
+            template_to(COLD),
+            text_to(ALICE, "three"),
+        ];
+        let stats = router.sending().commit_stats();
+        let writer = hold_the_writer(&router).await;
+        let answers = send_together(&router, &tenant, writer, requests).await;
+
+        let ok = |i: usize| -> &SendAccepted {
+            answers[i]
+                .as_ref()
+                .unwrap_or_else(|e| panic!("send {i} is accepted: {e}"))
+        };
+        let code = |i: usize| answers[i].as_ref().map(|_| ()).unwrap_err().code();
+        assert_eq!(code(1), "opted_out");
+        assert_eq!(code(3), "outside_service_window");
+        assert_eq!(code(6), "not_found");
+        assert_eq!(
+            ok(2).id,
+            ok(5).id,
+            "two sends with one idempotency key, in one batch, answer one message"
+        );
+        let accepted: std::collections::BTreeSet<&str> = [0, 2, 4, 7, 8]
+            .into_iter()
+            .map(|i| ok(i).id.as_str())
+            .collect();
+        assert_eq!(accepted.len(), 5);
+
+        // What was refused left nothing behind; what was accepted is stored and queued.
+        let outbound = messages::Entity::find()
+            .filter(messages::Column::Direction.eq("outbound"))
+            .all(router.store().conn())
+            .await
+            .unwrap();
+        let stored: std::collections::BTreeSet<&str> =
+            outbound.iter().map(|m| m.id.as_str()).collect();
+        assert_eq!(stored, accepted);
+        assert_eq!(count(&router, outbox::Entity).await, 5);
+        assert_eq!(
+            count(&router, contacts::Entity).await,
+            contacts_before + 1,
+            "the template's new contact is kept, the refused text's is not"
+        );
+
+        if router.store().backend() == sea_orm::DatabaseBackend::Sqlite {
+            assert!(
+                stats.batched.load(Relaxed) >= 2,
+                "sends were committed together: {stats:?}"
+            );
+            assert_eq!(stats.split_batches.load(Relaxed), 0, "{stats:?}");
+        }
+        let mut delivered = 0;
+        for _ in 0..10 {
+            delivered += router.delivery().deliver_due().await.unwrap();
+        }
+        assert_eq!(delivered, 5);
+        assert_eq!(fake.sent().len(), 5, "each accepted send goes out once");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_database_error_in_a_group_commit_fails_its_own_send_alone() {
+    let db = TestDb::sqlite().await;
+    let (router, fake, tenant) = fake_setup(&db).await;
+    receive(&router, &[inbound_from("in-a", ALICE, "hi")]).await;
+    // A real database error for one send's row, whichever transaction writes it.
+    router
+        .store()
+        .write_conn()
+        .execute_unprepared(
+            "CREATE TRIGGER refuse_poison BEFORE INSERT ON outbox \
+             WHEN (SELECT content FROM messages WHERE id = NEW.message_id) LIKE '%poison%' \
+             BEGIN SELECT RAISE(ABORT, 'poisoned send'); END",
+        )
+        .await
+        .unwrap();
+    let requests = (0..6)
+        .map(|i| text_to(ALICE, if i == 3 { "poison" } else { "fine" }))
+        .collect();
+    let stats = router.sending().commit_stats();
+    let writer = hold_the_writer(&router).await;
+    let answers = send_together(&router, &tenant, writer, requests).await;
+
+    for (i, answer) in answers.iter().enumerate() {
+        match (i, answer) {
+            (3, Err(e)) => assert_eq!(e.http_status(), 503, "a failed write is a 503: {e}"),
+            (3, Ok(a)) => panic!("the poisoned send was accepted: {a:?}"),
+            (_, Err(e)) => panic!("send {i} failed with the poisoned one: {e}"),
+            (_, Ok(_)) => {}
+        }
+    }
+    assert!(
+        stats.split_batches.load(Relaxed) >= 1,
+        "the batch holding the poisoned send was rolled back and split: {stats:?}"
+    );
+    assert_eq!(count(&router, outbox::Entity).await, 5);
+    let mut delivered = 0;
+    for _ in 0..10 {
+        delivered += router.delivery().deliver_due().await.unwrap();
+    }
+    assert_eq!(delivered, 5);
+    assert_eq!(fake.sent().len(), 5);
+}
