@@ -212,7 +212,10 @@ async fn write_each<C: ConnectionTrait>(
     Ok(outcomes)
 }
 
-/// Writes one send in its own transaction, again when it lost a race to a concurrent one.
+/// Writes one send in its own transaction, again when it lost a race to a concurrent one:
+/// two concurrent first messages to one new number race to create its contact, and on
+/// PostgreSQL the loser's unique violation rolls its transaction back; a retry finds the
+/// contact (SQLite serializes write transactions, so it never races).
 async fn write_alone(
     store: &Store,
     rules: &AcceptRules,
