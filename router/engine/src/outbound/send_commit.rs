@@ -40,7 +40,7 @@ pub struct SendCommitStats {
     pub batched: AtomicU64,
     /// Batches rolled back for a database error, whose sends were then written one by one.
     pub split_batches: AtomicU64,
-    /// Sends handed to the writer task so far.
+    /// Sends handed to the writer so far (SQLite).
     pub queued: AtomicU64,
 }
 
@@ -94,9 +94,7 @@ impl SendCommit {
             }),
         }
     }
-}
 
-impl SendCommit {
     /// Starts the writer. A SQLite file's is a thread of its own that writes on the inbound
     /// writer's connection, taking turns with it ([`crate::store::direct`]), so that a batch's
     /// statements are no hand-offs between threads; in-memory SQLite's is a task.
