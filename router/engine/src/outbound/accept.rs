@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 use switchboard_core::{ContactIdentity, Content, MessageStatus};
 
@@ -12,15 +13,23 @@ use crate::error::{Result, RouterError};
 use crate::events::RouterEvent;
 use crate::ids::{self, now_ms};
 use crate::outbound::fallback::{Fallback, Target};
-use crate::outbound::send::{
-    Resolved, SendAccepted, SendRequest, TEMPLATE_UNCHECKED, conflicted, idempotency_conflict,
-    request_hash,
-};
+use crate::outbound::request::{SendAccepted, SendRequest, request_hash};
 use crate::records::{contacts, conversations};
 use crate::store::entity;
 use crate::store::entity::{message_status_events, messages};
 use crate::tenancy::accounts::Account;
 use crate::tenancy::registry::AdapterRegistry;
+
+/// The history note (`error_code` of a `queued` entry) of a template sent without a check
+/// because the account's catalog was never synced.
+pub const TEMPLATE_UNCHECKED: &str = "template_not_checked";
+
+/// A fallback target resolved at `send()`: its account, and what each part of the message
+/// sends on it when that is not the part itself (the plain text alternative).
+pub(crate) struct Resolved {
+    pub(crate) account: Arc<Account>,
+    pub(crate) contents: Vec<Option<Content>>,
+}
 
 /// A send checked and ready to write. It owns its parts, so that it can wait in the group
 /// commit's queue.
@@ -267,4 +276,23 @@ impl Acceptance {
         };
         Ok(Written::Accepted(accepted, events))
     }
+}
+
+/// A send whose idempotency key another send of the tenant has is not inserted. The key's
+/// unique index holds keyed messages only, and both backends take a partial index as the
+/// conflict's target only when the target names its predicate.
+pub(crate) fn idempotency_conflict() -> OnConflict {
+    let mut on =
+        OnConflict::columns([messages::Column::TenantId, messages::Column::IdempotencyKey]);
+    on.target_and_where(Expr::cust(switchboard_migrations::IDEMPOTENCY_KEYED))
+        .do_nothing();
+    on
+}
+
+/// Whether an `ON CONFLICT DO NOTHING` insert inserted nothing.
+pub(crate) fn conflicted(result: &sea_orm::TryInsertResult<u64>) -> bool {
+    matches!(
+        result,
+        sea_orm::TryInsertResult::Conflicted | sea_orm::TryInsertResult::Inserted(0)
+    )
 }

@@ -13,6 +13,7 @@ mod prices;
 pub(crate) mod queue;
 pub mod read_receipts;
 pub mod reconcile;
+mod request;
 pub mod send;
 mod send_commit;
 

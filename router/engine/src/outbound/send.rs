@@ -5,10 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
-use serde::Serialize;
-use sha2::{Digest, Sha256};
 use switchboard_core::{
     Bsuid, Capabilities, ChannelAdapter, ContactCard, ContactIdentity, Content, ErrorKind,
     PhoneNumber, PhoneParser, TemplateButton,
@@ -19,7 +16,10 @@ use crate::error::{Result, RouterError};
 use crate::events::EventBus;
 use crate::ids;
 use crate::media::library::MediaLibrary;
-use crate::outbound::accept::{AcceptRules, Acceptance, Written};
+pub use crate::outbound::accept::TEMPLATE_UNCHECKED;
+use crate::outbound::accept::{AcceptRules, Acceptance, Resolved, Written};
+use crate::outbound::request::request_hash;
+pub use crate::outbound::request::{FallbackTarget, SendAccepted, SendRequest};
 use crate::outbound::send_commit::{SendCommit, SendCommitStats};
 use crate::records::contacts;
 use crate::store::Store;
@@ -28,62 +28,6 @@ use crate::store::entity::{channel_accounts, messages};
 use crate::templates::{SendCheck, Templates};
 use crate::tenancy::accounts::{Account, Accounts};
 use crate::tenancy::registry::AdapterRegistry;
-
-/// The history note (`error_code` of a `queued` entry) of a template sent without a check
-/// because the account's catalog was never synced.
-pub const TEMPLATE_UNCHECKED: &str = "template_not_checked";
-
-/// A message the product wants sent.
-#[derive(Clone, Debug, Default)]
-pub struct SendRequest {
-    /// The recipient: a phone number in any spelling, or a BSUID.
-    pub to: String,
-    /// The channel to send on; when absent, the channel the contact last wrote to.
-    pub channel: Option<String>,
-    /// The business number to send from; when absent, the one the contact last wrote to.
-    pub from: Option<String>,
-    pub content: Content,
-    /// Switchboard id of the message this one replies to.
-    pub reply_to: Option<String>,
-    /// Makes a repeated request return the first message instead of sending again.
-    pub idempotency_key: Option<String>,
-    /// Channels to send on next, in order, when the recipient cannot be reached on the
-    /// first (see `outbound::fallback`).
-    pub fallback: Vec<FallbackTarget>,
-}
-
-/// A channel a message falls back to: the channel and, optionally, the business number to
-/// send from (as for `SendRequest::from`; absent: the tenant's account on that channel the
-/// contact last wrote to, or its only one).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct FallbackTarget {
-    pub channel: String,
-    pub from: Option<String>,
-}
-
-/// A fallback target resolved at `send()`: its account, and what each part of the message
-/// sends on it when that is not the part itself (the plain text alternative).
-pub(crate) struct Resolved {
-    pub(crate) account: Arc<Account>,
-    pub(crate) contents: Vec<Option<Content>>,
-}
-
-/// What `send()` accepted.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct SendAccepted {
-    pub id: String,
-    pub status: String,
-    pub channel: String,
-    pub conversation_id: String,
-    /// When the channel carries fewer media items per message than were given, the further
-    /// messages the request was split into, in the order they will be delivered.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub parts: Vec<String>,
-    /// The SMS segments the (first) message is billed as, where its channel counts so
-    /// (`ChannelAdapter::text_segments`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub segments: Option<u32>,
-}
 
 /// Accepts messages for delivery: `send()`.
 pub struct Sending {
@@ -549,25 +493,6 @@ impl Sending {
     }
 }
 
-/// The SHA-256 (hex) of what a request asks for, less its idempotency key: a key reused
-/// with another request is refused rather than answered with the first message. The JSON
-/// is canonical: object keys sorted (`serde_json::Value` keeps them in a sorted map).
-pub(crate) fn request_hash(request: &SendRequest, recipient: &ContactIdentity) -> String {
-    // The recipient as parsed: the same number in another spelling is the same request.
-    let mut canonical = serde_json::json!({
-        "to": recipient,
-        "channel": request.channel,
-        "from": request.from,
-        "content": request.content,
-        "reply_to": request.reply_to,
-    });
-    // Only when given, so requests without one hash as they did before fallback existed.
-    if !request.fallback.is_empty() {
-        canonical["fallback"] = serde_json::json!(request.fallback);
-    }
-    hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
-}
-
 /// Validates content against the channel and splits it when the channel carries fewer media
 /// items per message than were given: the first message keeps the text and the first items.
 fn split(content: &Content, caps: &Capabilities, channel: &str) -> Result<Vec<Content>> {
@@ -769,25 +694,6 @@ fn refuse_nul_chars(request: &SendRequest) -> Result<()> {
         ));
     }
     Ok(())
-}
-
-/// A send whose idempotency key another send of the tenant has is not inserted. The key's
-/// unique index holds keyed messages only, and both backends take a partial index as the
-/// conflict's target only when the target names its predicate.
-pub(crate) fn idempotency_conflict() -> OnConflict {
-    let mut on =
-        OnConflict::columns([messages::Column::TenantId, messages::Column::IdempotencyKey]);
-    on.target_and_where(Expr::cust(switchboard_migrations::IDEMPOTENCY_KEYED))
-        .do_nothing();
-    on
-}
-
-/// Whether an `ON CONFLICT DO NOTHING` insert inserted nothing.
-pub(crate) fn conflicted(result: &sea_orm::TryInsertResult<u64>) -> bool {
-    matches!(
-        result,
-        sea_orm::TryInsertResult::Conflicted | sea_orm::TryInsertResult::Inserted(0)
-    )
 }
 
 #[cfg(test)]
