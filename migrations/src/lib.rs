@@ -23,6 +23,7 @@ mod m20261207_000004_accounts;
 mod m20261208_000001_console;
 mod m20261209_000001_conversation_minute;
 mod m20261210_000001_idempotency_partial;
+mod m20261211_000001_message_part_of;
 
 pub use m20261207_000004_accounts::UNPRICED;
 pub use m20261209_000001_conversation_minute::MESSAGE_MINUTE_MS;
@@ -52,6 +53,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261208_000001_console::Migration),
             Box::new(m20261209_000001_conversation_minute::Migration),
             Box::new(m20261210_000001_idempotency_partial::Migration),
+            Box::new(m20261211_000001_message_part_of::Migration),
         ]
     }
 }

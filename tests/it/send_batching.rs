@@ -192,3 +192,46 @@ async fn a_database_error_in_a_group_commit_fails_its_own_send_alone() {
     assert_eq!(delivered, 5);
     assert_eq!(fake.sent().len(), 5);
 }
+
+/// A replay of a keyed send answers with its own parts only. A send written in the same
+/// millisecond to the same contact (likely when sends are committed together) is not one of
+/// them: it is put there by hand here, so that the test does not depend on the clock.
+#[tokio::test]
+async fn a_replayed_send_lists_its_own_parts_not_another_send_of_the_same_millisecond() {
+    on_each_backend(|db| async move {
+        let (router, _fake, tenant) = fake_setup(&db).await;
+        receive(&router, &[inbound_from("in-b", BOB, "hi")]).await;
+        let keyed = SendRequest {
+            idempotency_key: Some("replay-1".into()),
+            ..text_to(BOB, "once")
+        };
+        let first = router.send(&tenant, keyed.clone()).await.unwrap();
+        assert!(first.parts.is_empty());
+        let stored = messages::Entity::find_by_id(first.id.clone())
+            .one(router.store().conn())
+            .await
+            .unwrap()
+            .unwrap();
+        let neighbour = messages::Model {
+            id: format!("{}z", first.id),
+            idempotency_key: None,
+            request_hash: None,
+            content: r#"{"text":"another send"}"#.into(),
+            part_of: None,
+            ..stored
+        };
+        messages::Entity::insert(messages::ActiveModel::from(neighbour))
+            .exec_without_returning(router.store().write_conn())
+            .await
+            .unwrap();
+
+        let replay = router.send(&tenant, keyed).await.unwrap();
+        assert_eq!(replay.id, first.id);
+        assert_eq!(
+            replay.parts,
+            Vec::<String>::new(),
+            "the other send of the same millisecond is not a part"
+        );
+    })
+    .await;
+}

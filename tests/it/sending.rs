@@ -352,9 +352,9 @@ async fn media_beyond_the_channel_limit_are_split_into_parts_in_order() {
             {"url": "https://cdn.test/photo.jpg", "caption": "the house"},
             {"url": "https://cdn.test/contract.pdf?sig=abc", "filename": "contract.pdf"},
             {"url": "https://cdn.test/tour", "kind": "video"}
-        ]});
+        ], "idempotency_key": "split-1"});
         let accepted = api
-            .post("/v1/messages", &api.admin, body)
+            .post("/v1/messages", &api.admin, body.clone())
             .await
             .expect(202, None);
         let parts = accepted.body["parts"].as_array().unwrap().clone();
@@ -363,6 +363,13 @@ async fn media_beyond_the_channel_limit_are_split_into_parts_in_order() {
             2,
             "the fake channel carries one media item per message"
         );
+        // A replay of the key answers the same message with the same parts.
+        let replay = api
+            .post("/v1/messages", &api.admin, body)
+            .await
+            .expect(202, None);
+        assert_eq!(replay.body["id"], accepted.body["id"]);
+        assert_eq!(replay.body["parts"], accepted.body["parts"]);
         let first = api
             .get(
                 &format!("/v1/messages/{}", accepted.body["id"].as_str().unwrap()),

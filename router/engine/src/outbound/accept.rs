@@ -177,6 +177,8 @@ impl Acceptance {
         let mut ids_out = Vec::with_capacity(parts.len());
         for (i, part) in parts.iter().enumerate() {
             let id = ids::new_id(ids::MESSAGE);
+            // Every part names the send's first message, so a replay finds its parts.
+            let part_of = ids_out.first().unwrap_or(&id).clone();
             let content = match chosen {
                 Some(c) => targets[c].contents[i].as_ref().unwrap_or(part),
                 None => part,
@@ -222,6 +224,7 @@ impl Acceptance {
                 updated_at: Set(now),
                 referral: Set(None),
                 pricing: Set(None),
+                part_of: Set(Some(part_of)),
             })
             .on_conflict(idempotency_conflict())
             .try_insert()

@@ -259,6 +259,7 @@ mod tests {
             updated_at: 0,
             referral: None,
             pricing: None,
+            part_of: None,
         }
     }
 

@@ -320,16 +320,21 @@ impl Sending {
                 message: "this idempotency key was used for a different request".into(),
             });
         }
-        // Parts were written in the same transaction right after the first.
-        let parts = messages::Entity::find()
+        // Parts were written in the same transaction right after the first: the same
+        // conversation and millisecond narrow the search to the thread index. Since
+        // `m20261211_000001` each names its first message; before, a send of that
+        // millisecond without a key could not be told from a part.
+        let mut parts = messages::Entity::find()
             .filter(messages::Column::ConversationId.eq(first.conversation_id.as_str()))
             .filter(messages::Column::CreatedAt.eq(first.created_at))
             .filter(messages::Column::Direction.eq("outbound"))
             .filter(messages::Column::Id.gt(first.id.as_str()))
-            .filter(messages::Column::IdempotencyKey.is_null())
-            .order_by_asc(messages::Column::Id)
-            .all(db)
-            .await?;
+            .filter(messages::Column::IdempotencyKey.is_null());
+        parts = match &first.part_of {
+            Some(_) => parts.filter(messages::Column::PartOf.eq(first.id.as_str())),
+            None => parts,
+        };
+        let parts = parts.order_by_asc(messages::Column::Id).all(db).await?;
         Ok(Some(SendAccepted {
             id: first.id,
             status: first.status,

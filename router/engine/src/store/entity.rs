@@ -177,6 +177,9 @@ pub mod messages {
         /// How the provider says an outbound message is billed, as JSON
         /// (`switchboard_core::Pricing`).
         pub pricing: Option<String>,
+        /// The first message of the send this one is part of (its own id for the first);
+        /// null for inbound messages and sends stored before `m20261211_000001`.
+        pub part_of: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
