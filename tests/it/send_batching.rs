@@ -12,6 +12,9 @@ use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, Qu
 use switchboard_router::store::entity::{contacts, messages, outbox};
 use switchboard_router::{Router, RouterError, SendAccepted, SendRequest};
 
+use serde_json::json;
+
+use crate::support::api::{ALICE as API_ALICE, start};
 use crate::support::fake::{inbound_from, receive, template_to, text_to};
 use crate::support::{TestDb, count, fake_setup, on_each_backend};
 
@@ -232,6 +235,38 @@ async fn a_replayed_send_lists_its_own_parts_not_another_send_of_the_same_millis
             Vec::<String>::new(),
             "the other send of the same millisecond is not a part"
         );
+    })
+    .await;
+}
+
+/// A send stored before `messages.part_of` existed (its rows' `part_of` null) still replays
+/// with its parts, found the old way.
+#[tokio::test]
+async fn a_send_stored_before_part_of_still_replays_with_its_parts() {
+    on_each_backend(|db| async move {
+        let api = start(&db).await;
+        api.inbound("in-1", API_ALICE, "send the documents").await;
+        let body = json!({"to": API_ALICE, "text": "here you go", "idempotency_key": "old-split", "media": [
+            {"url": "https://cdn.test/photo.jpg"},
+            {"url": "https://cdn.test/contract.pdf", "filename": "contract.pdf"}
+        ]});
+        let accepted = api
+            .post("/v1/messages", &api.admin, body.clone())
+            .await
+            .expect(202, None);
+        assert_eq!(accepted.body["parts"].as_array().unwrap().len(), 1);
+        api.router
+            .store()
+            .write_conn()
+            .execute_unprepared("UPDATE messages SET part_of = NULL")
+            .await
+            .unwrap();
+        let replay = api
+            .post("/v1/messages", &api.admin, body)
+            .await
+            .expect(202, None);
+        assert_eq!(replay.body["id"], accepted.body["id"]);
+        assert_eq!(replay.body["parts"], accepted.body["parts"]);
     })
     .await;
 }
