@@ -7,7 +7,7 @@
 //! belonged to two contacts (first seen by BSUID, later with the phone number), the two
 //! are merged into the older one, conversations and messages included.
 
-use sea_orm::sea_query::{Expr, Query};
+use sea_orm::sea_query::{Expr, OnConflict, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
     QueryOrder,
@@ -85,24 +85,43 @@ pub(crate) async fn upsert_tracked<C: ConnectionTrait>(
         // identity rows and we merge into it below instead of failing the transaction.
         // The row starts filled in, so a sole winner needs no refresh.
         let id = ids::new_id(ids::CONTACT);
-        contacts::Entity::insert(contacts::ActiveModel {
+        let e164 = ident
+            .phone
+            .as_ref()
+            .or(ident.wa_id.as_ref())
+            .map(ToString::to_string);
+        let bsuid = ident.bsuid.as_ref().map(ToString::to_string);
+        // A concurrent creator's committed row holds the number (or BSUID) already: its
+        // unique index would fail this whole transaction, so the insert does nothing and
+        // that contact is the owner (PostgreSQL waits for the creator to commit first).
+        let inserted = contacts::Entity::insert(contacts::ActiveModel {
             id: Set(id.clone()),
             tenant_id: Set(tenant_id.to_owned()),
-            e164: Set(ident
-                .phone
-                .as_ref()
-                .or(ident.wa_id.as_ref())
-                .map(ToString::to_string)),
-            bsuid: Set(ident.bsuid.as_ref().map(ToString::to_string)),
+            e164: Set(e164.clone()),
+            bsuid: Set(bsuid.clone()),
             profile_name: Set(ident.profile_name.clone()),
             username: Set(ident.username.clone()),
             created_at: Set(now),
             updated_at: Set(now),
         })
+        .on_conflict(OnConflict::new().do_nothing().to_owned())
+        .try_insert()
         .exec_without_returning(db)
         .await?;
-        created = Some(id.clone());
-        owners.push(id);
+        if matches!(
+            inserted,
+            sea_orm::TryInsertResult::Conflicted | sea_orm::TryInsertResult::Inserted(0)
+        ) {
+            owners = holders_of(db, tenant_id, e164.as_deref(), bsuid.as_deref()).await?;
+            if owners.is_empty() {
+                return Err(DbErr::RecordNotFound(
+                    "the contact a concurrent insert created".into(),
+                ));
+            }
+        } else {
+            created = Some(id.clone());
+            owners.push(id);
+        }
     }
     let keep = if owners.len() == 1 {
         owners[0].clone()
@@ -168,6 +187,31 @@ async fn owners_of_counted<C: ConnectionTrait>(
     owners.sort();
     owners.dedup();
     Ok((owners, known))
+}
+
+/// The contacts whose own columns hold `e164` or `bsuid` (what the unique indexes on
+/// `contacts` guard), oldest first.
+async fn holders_of<C: ConnectionTrait>(
+    db: &C,
+    tenant_id: &str,
+    e164: Option<&str>,
+    bsuid: Option<&str>,
+) -> Result<Vec<String>, DbErr> {
+    let mut any = Condition::any();
+    if let Some(e164) = e164 {
+        any = any.add(contacts::Column::E164.eq(e164));
+    }
+    if let Some(bsuid) = bsuid {
+        any = any.add(contacts::Column::Bsuid.eq(bsuid));
+    }
+    let rows = contacts::Entity::find()
+        .filter(contacts::Column::TenantId.eq(tenant_id))
+        .filter(any)
+        .order_by_asc(contacts::Column::CreatedAt)
+        .order_by_asc(contacts::Column::Id)
+        .all(db)
+        .await?;
+    Ok(rows.into_iter().map(|r| r.id).collect())
 }
 
 /// The contact created first (ids are time-ordered).
