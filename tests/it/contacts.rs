@@ -235,3 +235,55 @@ async fn a_contact_is_found_by_any_spelling_of_its_number() {
     })
     .await;
 }
+
+/// A webhook from a number whose contact another transaction is creating at that moment
+/// (a send, another process's batch) joins that contact: the batch's insert does nothing on
+/// the number's unique index instead of failing, and its transaction is not rolled back and
+/// written again (`Store::transactions_retried`; PostgreSQL, as SQLite serializes writers).
+#[tokio::test]
+async fn a_webhook_from_a_number_being_created_elsewhere_joins_that_contact_without_a_rollback() {
+    use sea_orm::{ConnectionTrait, TransactionTrait};
+    if !crate::support::postgres_configured() {
+        return;
+    }
+    let db = crate::support::fresh_db(crate::support::Backend::Postgres).await;
+    let (router, _fake, tenant) = fake_setup(&db).await;
+    let retried = || router.store().transactions_retried();
+    let before = retried();
+    // Another writer's contact for the number, inserted and not yet committed.
+    let elsewhere = router.store().conn().begin().await.unwrap();
+    elsewhere
+        .execute_unprepared(&format!(
+            "INSERT INTO contacts (id, tenant_id, e164, created_at, updated_at) \
+             VALUES ('ctc_elsewhere', '{tenant}', '+31612345077', 1, 1); \
+             INSERT INTO contact_identities (tenant_id, kind, value, contact_id, created_at) \
+             VALUES ('{tenant}', 'phone', '+31612345077', 'ctc_elsewhere', 1)"
+        ))
+        .await
+        .unwrap();
+    let webhook = tokio::spawn({
+        let router = router.clone();
+        async move { receive(&router, &[inbound("W1", phone("+31612345077"), "hi")]).await }
+    });
+    // The webhook's batch reaches the contact's insert and waits for that transaction.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    elsewhere.commit().await.unwrap();
+    let ack = webhook.await.unwrap();
+    assert_eq!(ack.stored, 1);
+    let stored = messages::Entity::find()
+        .all(router.store().conn())
+        .await
+        .unwrap();
+    let conversation = conversations::Entity::find_by_id(stored[0].conversation_id.clone())
+        .one(router.store().conn())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(conversation.contact_id, "ctc_elsewhere");
+    assert_eq!(count(&router, contacts::Entity).await, 1);
+    assert_eq!(
+        retried() - before,
+        0,
+        "the batch was not rolled back and written again"
+    );
+}

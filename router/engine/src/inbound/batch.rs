@@ -392,8 +392,9 @@ async fn resolve_contacts<C: ConnectionTrait>(
 /// those first gives the same result as creating them in batch order, because no earlier
 /// message touches their identities. Returns, per message, the contact created for it.
 ///
-/// A concurrent writer (PostgreSQL) may claim one of those identities first; such a message
-/// gets `None` here, its unused contact row is removed, and it goes through
+/// A concurrent writer (PostgreSQL) may create a contact with the same number or BSUID, or
+/// claim one of those identities, first; such a message gets `None` here, its contact row
+/// is not inserted or its unused row is removed, and it goes through
 /// [`contacts::upsert_tracked`] like any other.
 async fn create_new_contacts<C: ConnectionTrait>(
     db: &C,
@@ -453,15 +454,27 @@ async fn create_new_contacts<C: ConnectionTrait>(
             )
         })
         .collect();
+    // A row whose number (or BSUID) another transaction's contact took since the look-up
+    // is not inserted: its unique index would fail the whole batch. Upsert settles it.
     let sql = format!(
-        "INSERT INTO contacts (id, tenant_id, e164, bsuid, profile_name, username, created_at, updated_at) {}",
+        "INSERT INTO contacts (id, tenant_id, e164, bsuid, profile_name, username, created_at, updated_at) {} \
+         ON CONFLICT DO NOTHING RETURNING id",
         json_rows::select(
             backend,
             &[Text, Text, Text, Text, Text, Text, BigInt, BigInt]
         )
     );
-    db.execute_raw(json_rows::statement(backend, &sql, &contact_values)?)
-        .await?;
+    let mut inserted: HashSet<String> = HashSet::with_capacity(new_rows.len());
+    for r in db
+        .query_all_raw(json_rows::statement(backend, &sql, &contact_values)?)
+        .await?
+    {
+        inserted.insert(r.try_get::<String>("", "id")?);
+    }
+    let planned: Vec<Option<entity::contacts::Model>> = planned
+        .into_iter()
+        .map(|row| row.filter(|r| inserted.contains(&r.id)))
+        .collect();
     let links: Vec<(&str, &str, &str, &str, i64)> = planned
         .iter()
         .zip(keys)

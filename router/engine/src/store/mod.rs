@@ -15,7 +15,7 @@ pub(crate) mod queue;
 pub mod turn;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
@@ -87,6 +87,8 @@ pub struct Store {
 pub struct WriteHealth {
     last_failure_ms: AtomicI64,
     last_success_ms: AtomicI64,
+    /// Write transactions run again after losing a race to a concurrent one.
+    retried: AtomicU64,
 }
 
 /// How long a write failure keeps `/health` unhealthy when no write follows it.
@@ -326,6 +328,12 @@ impl Store {
         )
     }
 
+    /// How many write transactions ran again after losing a race to a concurrent one
+    /// (`retry_conflicts`): work done twice, for tests and operators.
+    pub fn transactions_retried(&self) -> u64 {
+        self.writes.retried.load(Ordering::Relaxed)
+    }
+
     /// Whether writes currently fail (see [`WriteHealth`]).
     pub fn writes_failing(&self) -> bool {
         self.writes.failing()
@@ -340,7 +348,7 @@ impl Store {
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, E>>,
     {
-        let outcome = retry_conflicts(what, op).await;
+        let outcome = retry_conflicts(what, op, &self.writes.retried).await;
         self.writes.record(&outcome);
         outcome
     }
@@ -462,7 +470,7 @@ impl DbFailure for DbErr {
 /// Runs the write transaction `op`, again (up to `TXN_ATTEMPTS` in all) when it lost a race
 /// to a concurrent one (`is_retryable_db`). `op` must be idempotent as a whole: a failed
 /// attempt rolled back everything it wrote.
-async fn retry_conflicts<T, E, F, Fut>(what: &str, mut op: F) -> Result<T, E>
+async fn retry_conflicts<T, E, F, Fut>(what: &str, mut op: F, retried: &AtomicU64) -> Result<T, E>
 where
     E: DbFailure,
     F: FnMut() -> Fut,
@@ -473,6 +481,7 @@ where
         match op().await {
             Err(e) if attempt < TXN_ATTEMPTS && e.db_err().is_some_and(is_retryable_db) => {
                 tracing::debug!(error = %e, attempt, "Retrying the transaction of a {what}.");
+                retried.fetch_add(1, Ordering::Relaxed);
                 attempt += 1;
             }
             done => return done,
