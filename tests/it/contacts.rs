@@ -243,11 +243,9 @@ async fn a_contact_is_found_by_any_spelling_of_its_number() {
 #[tokio::test]
 async fn a_webhook_from_a_number_being_created_elsewhere_joins_that_contact_without_a_rollback() {
     use sea_orm::{ConnectionTrait, TransactionTrait};
-    if !crate::support::postgres_configured() {
+    let Some((_db, router, _fake, tenant)) = crate::support::postgres_fake_setup().await else {
         return;
-    }
-    let db = crate::support::fresh_db(crate::support::Backend::Postgres).await;
-    let (router, _fake, tenant) = fake_setup(&db).await;
+    };
     let retried = || router.store().transactions_retried();
     let before = retried();
     // Another writer's contact for the number, inserted and not yet committed.

@@ -277,11 +277,9 @@ async fn a_send_stored_before_part_of_still_replays_with_its_parts() {
 /// them).
 #[tokio::test]
 async fn sends_racing_to_a_new_number_share_one_contact_without_rolling_back() {
-    if !crate::support::postgres_configured() {
+    let Some((_db, router, _fake, tenant)) = crate::support::postgres_fake_setup().await else {
         return;
-    }
-    let db = crate::support::fresh_db(crate::support::Backend::Postgres).await;
-    let (router, _fake, tenant) = fake_setup(&db).await;
+    };
     let retried = || router.store().transactions_retried();
     let before = retried();
     let answers = futures::future::join_all(

@@ -240,6 +240,18 @@ pub async fn fake_setup(db: &TestDb) -> (Router, FakeAdapter, String) {
     (site.router, site.fake, site.tenant)
 }
 
+/// A fresh PostgreSQL database with [`fake_setup`] on it, or `None` when PostgreSQL is not
+/// configured (which [`postgres_configured`] reports): for PostgreSQL-only tests. Keep the
+/// database alive as long as the router.
+pub async fn postgres_fake_setup() -> Option<(TestDb, Router, FakeAdapter, String)> {
+    if !postgres_configured() {
+        return None;
+    }
+    let db = fresh_db(Backend::Postgres).await;
+    let (router, fake, tenant) = fake_setup(&db).await;
+    Some((db, router, fake, tenant))
+}
+
 /// How many rows `_entity`'s table holds.
 pub async fn count<E>(router: &Router, _entity: E) -> u64
 where
