@@ -1,6 +1,7 @@
 //! `send()`: the product's entry point. Validate and normalize, pick the sender, enforce the
 //! channel's service window and opt-outs, then write the message and its outbox entry in one
-//! transaction and return at once; the delivery engine does the rest.
+//! transaction (`accept.rs`; on SQLite shared with the sends queued beside it,
+//! `send_commit.rs`) and return once it committed; the delivery engine does the rest.
 
 use std::sync::Arc;
 use std::time::Duration;
