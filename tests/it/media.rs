@@ -452,6 +452,27 @@ async fn a_stored_image_goes_to_twilio_by_signed_url_and_to_meta_by_uploaded_id(
         // A tampered or expired link serves nothing.
         let tampered = fetched[0].url.replace("sig=", "sig=0");
         assert_eq!(e.http.get(tampered).send().await.unwrap().status().as_u16(), 404);
+
+        // A send naming stored media by id, with an idempotency key, answers its replay
+        // with the same message (the request is compared as the client sent it).
+        let keyed = json!({"to": PERSON, "channel": "twilio-whatsapp",
+            "media": [{"media_id": id}], "idempotency_key": "media-once"});
+        let mut answers = Vec::new();
+        for _ in 0..2 {
+            let r = e
+                .http
+                .post(format!("{}/v1/messages", e.base))
+                .bearer_auth(&e.key)
+                .json(&keyed)
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            let body: serde_json::Value = r.json().await.unwrap();
+            assert_eq!(status, 202, "{body}");
+            answers.push(body["id"].clone());
+        }
+        assert_eq!(answers[0], answers[1]);
     })
     .await;
 }

@@ -13,7 +13,7 @@ use crate::error::{Result, RouterError};
 use crate::events::RouterEvent;
 use crate::ids::{self, now_ms};
 use crate::outbound::fallback::{Fallback, Target};
-use crate::outbound::request::{SendAccepted, SendRequest, request_hash};
+use crate::outbound::request::{SendAccepted, SendRequest};
 use crate::records::{contacts, conversations};
 use crate::store::entity;
 use crate::store::entity::{message_status_events, messages};
@@ -36,6 +36,8 @@ pub(crate) struct Resolved {
 pub(crate) struct Acceptance {
     pub(crate) tenant_id: String,
     pub(crate) request: SendRequest,
+    /// `request_hash` of the request as the client sent it, when it has an idempotency key.
+    pub(crate) request_hash: Option<String>,
     pub(crate) recipient: ContactIdentity,
     /// The account `send()` chose to send from.
     pub(crate) first: Arc<Account>,
@@ -75,6 +77,7 @@ impl Acceptance {
         let Self {
             tenant_id,
             request,
+            request_hash: hash,
             recipient,
             first,
             parts,
@@ -91,10 +94,6 @@ impl Acceptance {
                 )
             })?;
         let now = now_ms();
-        let hash = request
-            .idempotency_key
-            .as_ref()
-            .map(|_| request_hash(request, recipient));
         let first_conv =
             conversations::find(db, tenant_id, &contact_id, &first.ctx.account_id).await?;
         if first_conv

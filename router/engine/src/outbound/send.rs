@@ -90,17 +90,20 @@ impl Sending {
         refuse_nul_chars(&request)?;
         check_content(&request.content, !request.fallback.is_empty())?;
         let recipient = self.recipient(tenant_id, &request.to).await?;
-        if let Some(key) = &request.idempotency_key {
+        // The request as the client sent it, hashed once: what is stored with the key and
+        // what a replay is compared with (media named by id are resolved further down).
+        let hash = request
+            .idempotency_key
+            .as_ref()
+            .map(|_| request_hash(&request, &recipient));
+        if let (Some(key), Some(hash)) = (&request.idempotency_key, &hash) {
             if key.is_empty() || key.len() > 200 || key.contains('\0') {
                 return Err(RouterError::invalid(
                     "invalid_idempotency_key",
                     "idempotency_key must have 1 to 200 characters, none of them U+0000",
                 ));
             }
-            if let Some(existing) = self
-                .find_idempotent(tenant_id, key, &request_hash(&request, &recipient))
-                .await?
-            {
+            if let Some(existing) = self.find_idempotent(tenant_id, key, hash).await? {
                 return Ok(existing);
             }
         }
@@ -170,13 +173,11 @@ impl Sending {
             .await?;
 
         let first_part = parts.first().cloned();
-        let idempotency = request
-            .idempotency_key
-            .clone()
-            .map(|key| (request_hash(&request, &recipient), key));
+        let idempotency = request.idempotency_key.clone().zip(hash.clone());
         let acceptance = Acceptance {
             tenant_id: tenant_id.to_owned(),
             request,
+            request_hash: hash,
             recipient,
             first: account,
             parts,
@@ -191,7 +192,7 @@ impl Sending {
             }
             Written::KeyTaken => {
                 // A concurrent request with the same key won: answer with its message.
-                let (hash, key) = idempotency.unwrap_or_default();
+                let (key, hash) = idempotency.unwrap_or_default();
                 self.find_idempotent(tenant_id, &key, &hash)
                     .await?
                     .ok_or_else(|| RouterError::Conflict {
